@@ -1,0 +1,95 @@
+"""Lava backends: the netx file itself, run by Lava's CPU simulator (or Loihi 2 hardware).
+
+All samples stream through one compiled network. netx's `reset_interval=T` zeroes each layer
+every T steps, staggered by one step per layer to follow the one-step delay of every Dense
+synapse. With `reset_offset=1` (netx adds one, as chip time starts at 1) layer l's window for sample k spans chip timesteps
+kT + 2 + l ... kT + 1 + l + T, which is exactly where its inputs for sample k arrive (the
+source sends row t-1 at step t; each Dense delays by one). A run therefore takes N*T + L steps
+(L = number of layers: the pipeline drains at the end) and the backend maps chip time back to
+window time. Spikes enter and leave through memmap-backed processes (see lavaproc/).
+"""
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.compat import import_lava, running
+from neurodeploy.errors import UserError
+from neurodeploy.netx import read_netx
+
+RESET_OFFSET = 1            # netx resets layer l when step % T == RESET_OFFSET + 1 + l
+_LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
+
+
+def loihi2_missing() -> str | None:
+    """None when Loihi 2 can be used here, else what exactly is missing."""
+    import_lava()
+    try:
+        found = importlib.util.find_spec(_LOIHI2_COMPILER) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        return (f"the Loihi 2 backend needs Intel's non-public lava-loihi extension "
+                f"(module {_LOIHI2_COMPILER} is not importable) and a Loihi 2 system; "
+                "use --backend lava for the CPU simulation")
+    return None
+
+
+def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
+                  chunks: int = 20, progress: bool = True) -> SpikeRecord:
+    """Stream input spikes [N, T, n_in] through the netx network on Lava."""
+    lava = import_lava()
+    if hardware and (missing := loihi2_missing()):
+        raise UserError(missing)
+    from neurodeploy.backends.lavaproc.memmap_io import MemmapSpikeSink, MemmapSpikeSource
+
+    net_spec, _ = read_netx(netx_path)   # validates the file and gives the layer sizes
+    n, t, width = spikes.shape
+    if width != net_spec.input_size:
+        raise UserError(f"{netx_path}: inputs have {width} channels, the network expects "
+                        f"{net_spec.input_size}")
+    depth = len(net_spec.layers)
+    steps = n * t + depth
+    with tempfile.TemporaryDirectory(prefix="neurodeploy-lava-") as tmp:
+        src_path = Path(tmp) / "input.u8"
+        rows = np.memmap(src_path, dtype=np.uint8, mode="w+", shape=(steps, width))
+        rows[: n * t] = spikes.reshape(n * t, width)
+        rows.flush()
+        del rows
+        net = lava.netx.hdf5.Network(net_config=str(netx_path), reset_interval=t,
+                                     reset_offset=RESET_OFFSET)
+        source = MemmapSpikeSource(path=str(src_path), steps=steps, size=width)
+        source.s_out.connect(net.inp)
+        sink_paths = []
+        for i, (layer, spec) in enumerate(zip(net.layers, net_spec.layers)):
+            path = Path(tmp) / f"layer{i}.u8"
+            np.memmap(path, dtype=np.uint8, mode="w+", shape=(steps, spec.size)).flush()
+            sink = MemmapSpikeSink(path=str(path), steps=steps, size=spec.size)
+            layer.out.connect(sink.a_in)
+            sink_paths.append(path)
+        cfg = (lava.Loihi2HwCfg() if hardware else lava.Loihi2SimCfg(select_tag="fixed_pt"))
+        per_run = max(1, -(-n // chunks)) * t
+        with running(net), tqdm(total=n, unit="sample", desc="lava", disable=not progress,
+                                leave=False) as bar:
+            done = 0
+            while done < steps:
+                todo = min(per_run, steps - done)
+                net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
+                done += todo
+                bar.update(min(n, done // t) - bar.n)
+        layers = []
+        for i, (path, spec) in enumerate(zip(sink_paths, net_spec.layers)):
+            out = np.memmap(path, dtype=np.uint8, mode="r", shape=(steps, spec.size))
+            start = RESET_OFFSET + i   # chip step kT + 2 + i + j is memmap row kT + 1 + i + j
+            layers.append(np.array(out[start:start + n * t]).reshape(n, t, spec.size) != 0)
+            del out
+    return SpikeRecord(backend="loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)",
+                       inputs=spikes.astype(bool), layers=layers,
+                       layer_names=[layer.name for layer in net_spec.layers],
+                       info={"chip_steps": steps, "reset_interval": t,
+                             "reset_offset": RESET_OFFSET})

@@ -1,0 +1,106 @@
+"""Importing and running Lava safely on Python 3.11.
+
+lava-nc 0.10.0 and lava-dl 0.6.0 (the final releases) need two shims on Python >= 3.11:
+
+1. `lava.magma.compiler.var_model` declares dataclass fields whose defaults are other
+   dataclasses (`ByteEncoder()`); Python 3.11 rejects unhashable defaults. While Lava is
+   imported we make Lava's own dataclasses hashable (`unsafe_hash=True`), then restore
+   `dataclasses.dataclass` for everyone else.
+2. `lava.lib.dl.netx` imports slayer, whose `object_detection` subpackage needs OpenCV and
+   torchvision (neither is used by netx). A stub module stands in for it.
+
+Call `import_lava()` instead of importing Lava directly: it applies both shims once.
+
+Lifecycle: a Lava runtime left alive makes the interpreter hang at exit and leaks worker
+processes and /dev/shm segments. `running(process)` stops the runtime on success, error, or
+interrupt (SIGINT/SIGTERM become exceptions), and `stop_all()` is registered at exit as a
+last safety net (the test session calls it too).
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import signal
+import sys
+import threading
+import types
+from typing import Iterator
+
+_SLAYER_STUB = "lava.lib.dl.slayer.object_detection"
+_live: list = []         # processes whose runtime may still be running
+_lava = None
+
+
+def _lava_dataclass_patch():
+    original = dataclasses.dataclass
+
+    def dataclass(cls=None, /, **options):
+        def wrap(klass):
+            opts = dict(options)
+            if klass.__module__.startswith("lava."):
+                opts.setdefault("unsafe_hash", True)
+            return original(klass, **opts)
+        return wrap if cls is None else wrap(cls)
+    return original, dataclass
+
+
+def import_lava() -> types.SimpleNamespace:
+    """Import the parts of Lava we use, with the Python 3.11 shims applied exactly once."""
+    global _lava
+    if _lava is not None:
+        return _lava
+    if _SLAYER_STUB not in sys.modules:
+        sys.modules[_SLAYER_STUB] = types.ModuleType(_SLAYER_STUB)
+    original, patched = _lava_dataclass_patch()
+    dataclasses.dataclass = patched
+    try:
+        import lava.magma.compiler.compiler  # noqa: F401  (imports var_model under the patch)
+        from lava.lib.dl import netx
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+    finally:
+        dataclasses.dataclass = original
+    _lava = types.SimpleNamespace(netx=netx, RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg,
+                                  Loihi2HwCfg=Loihi2HwCfg)
+    return _lava
+
+
+def _stop(process) -> None:
+    """Stop once; also after a failed compile or start, which can leave shared memory behind."""
+    if process not in _live:
+        return
+    _live.remove(process)
+    if getattr(process, "runtime", None) is not None:
+        process.stop()
+
+
+def stop_all() -> None:
+    """Stop every runtime this interpreter started and did not stop yet."""
+    for process in list(_live):
+        with contextlib.suppress(Exception):
+            _stop(process)
+
+
+def _raise_interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def running(process) -> Iterator[None]:
+    """Context for a Lava process that will be run: its runtime is always stopped on exit."""
+    _live.append(process)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        try:
+            _stop(process)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+atexit.register(stop_all)

@@ -1,0 +1,135 @@
+"""Loihi's current-based LIF neuron, defined once, in two modes.
+
+`exact_step` follows Lava's bit-accurate fixed-point model (lava-nc 0.10.0,
+`lava/proc/lif/models.py::AbstractPyLifModelFixed`) bit for bit:
+
+    u <- rtz(u * (4096 - i_decay), 12) + (a << 6)         current, then 24-bit wrap
+    v <- rtz(v * (4096 - v_decay), 12) + u + (bias << 6)  voltage, then saturate to +-(2**23 - 1)
+    spike where v > (threshold << 6); there v <- 0        strict threshold, reset to zero, u kept
+
+`float_step` is the same recurrence without the shifts, rounding, wrap and clip, in units where
+one weight step is one integer; its spike has a surrogate gradient so it can be trained. The
+two differ only by sub-integer rounding, which is why a student trained in float mode deploys
+with nearly the same accuracy, and why the deployed (exact) accuracy is the one we report.
+All arithmetic is integer (weights times binary spikes are summed in float64, which is exact
+below 2**53), so the exact mode gives the same integers on CPU and CUDA.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+DECAY_UNITY = 4096          # 12-bit decays: 4096 means "lose everything each step"
+STATE_SHIFT = 6             # Loihi MSB-aligns input, bias and threshold by 6 bits
+U_WRAP = 2 ** 23            # current is a 24-bit two's-complement register
+V_LIMIT = 2 ** 23 - 1       # voltage saturates instead of wrapping
+THRESHOLD_MAX = 2 ** 17 - 1
+WEIGHT_MIN, WEIGHT_MAX = -256, 254   # 8-bit signed mantissa x 2: the grid slayer and netx use
+WEIGHT_STEP = 2
+
+
+@dataclass(frozen=True)
+class CubaParams:
+    """Per-layer neuron constants as Loihi stores them (netx's iDecay, vDecay, vThMant)."""
+
+    i_decay: int
+    v_decay: int
+    threshold: int
+
+    def __post_init__(self):
+        for name, value, lo, hi in (("i_decay", self.i_decay, 0, DECAY_UNITY),
+                                    ("v_decay", self.v_decay, 0, DECAY_UNITY),
+                                    ("threshold", self.threshold, 1, THRESHOLD_MAX)):
+            if int(value) != value or not lo <= value <= hi:
+                raise ValueError(f"{name}={value} is outside Loihi's integer range [{lo}, {hi}]")
+
+
+def _rtz_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Arithmetic right shift rounding toward zero, as Loihi's decay multiplier does."""
+    return torch.sign(x) * (x.abs() >> bits)
+
+
+def exact_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
+               bias: torch.Tensor | int = 0):
+    """One fixed-point step on int64 state; `a` is the integer synaptic input of this step."""
+    decayed = _rtz_shift(u * (DECAY_UNITY - p.i_decay), 12) + (a << STATE_SHIFT)
+    # Lava wraps once (not modulo): the second test reads the already-wrapped value but
+    # corrects the unwrapped one, exactly as lava/proc/lif/models.py does.
+    wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
+    u = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
+    v = _rtz_shift(v * (DECAY_UNITY - p.v_decay), 12) + u + (bias << STATE_SHIFT)
+    v = v.clamp(-V_LIMIT, V_LIMIT)
+    spikes = v > (p.threshold << STATE_SHIFT)
+    v = torch.where(spikes, torch.zeros_like(v), v)
+    return u, v, spikes
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward, fast-sigmoid surrogate backward (Zenke & Ganguli 2018)."""
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1 + ctx.slope * x.abs()) ** 2, None
+
+
+def float_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
+               bias: torch.Tensor | float = 0.0, slope: float = 10.0):
+    """The training-mode step: exact_step's recurrence in float, with a surrogate spike."""
+    u = u * (1 - p.i_decay / DECAY_UNITY) + a
+    v = v * (1 - p.v_decay / DECAY_UNITY) + u + bias
+    spikes = _Spike.apply((v - p.threshold) / p.threshold, slope)
+    v = v * (1 - spikes.detach())   # reset to zero; no gradient through the reset
+    return u, v, spikes
+
+
+def quantize_weight(w: torch.Tensor) -> torch.Tensor:
+    """Round to Loihi's weight grid (even integers in [-256, 254])."""
+    return (torch.round(w / WEIGHT_STEP) * WEIGHT_STEP).clamp(WEIGHT_MIN, WEIGHT_MAX)
+
+
+class QuantDense(nn.Module):
+    """Bias-free dense synapse whose weights are trained on Loihi's 8-bit grid (STE).
+
+    The parameter lives in threshold units (1.0 = one threshold) so ordinary initialisation
+    and learning rates apply; `scale` (the target layer's integer threshold) maps it to integers.
+    """
+
+    def __init__(self, in_features: int, out_features: int, scale: int):
+        super().__init__()
+        self.scale = float(scale)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+
+    def integer_weight(self) -> torch.Tensor:
+        return quantize_weight(self.weight.detach() * self.scale).to(torch.int64)
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        w = self.weight * self.scale
+        w_q = w + (quantize_weight(w) - w).detach()   # straight-through estimator
+        return spikes @ w_q.t()
+
+
+class CubaLIF(nn.Module):
+    """A layer of training-mode CUBA-LIF neurons over a [batch, time, neurons] input current."""
+
+    def __init__(self, params: CubaParams, slope: float = 10.0):
+        super().__init__()
+        self.params = params
+        self.slope = slope
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        u = v = torch.zeros_like(current[:, 0])
+        out = []
+        for t in range(current.shape[1]):
+            u, v, s = float_step(u, v, current[:, t], self.params, slope=self.slope)
+            out.append(s)
+        return torch.stack(out, dim=1)
