@@ -9,6 +9,10 @@ lava-nc 0.10.0 and lava-dl 0.6.0 (the final releases) need two shims on Python >
 2. `lava.lib.dl.netx` imports slayer, whose `object_detection` subpackage needs OpenCV and
    torchvision (neither is used by netx). A stub module stands in for it.
 
+A third fix is not about 3.11: Lava calls `multiprocessing.set_start_method('fork')` when
+imported, which raises if anything already fixed the start method (tqdm's lock does, by
+creating a multiprocessing RLock). During the import we let that call force 'fork'.
+
 Call `import_lava()` instead of importing Lava directly: it applies both shims once.
 
 Lifecycle: a Lava runtime left alive makes the interpreter hang at exit and leaks worker
@@ -21,6 +25,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import functools
+import multiprocessing
 import signal
 import sys
 import threading
@@ -54,6 +60,8 @@ def import_lava() -> types.SimpleNamespace:
         sys.modules[_SLAYER_STUB] = types.ModuleType(_SLAYER_STUB)
     original, patched = _lava_dataclass_patch()
     dataclasses.dataclass = patched
+    set_start_method = multiprocessing.set_start_method
+    multiprocessing.set_start_method = functools.partial(set_start_method, force=True)
     try:
         import lava.magma.compiler.compiler  # noqa: F401  (imports var_model under the patch)
         from lava.lib.dl import netx
@@ -61,6 +69,7 @@ def import_lava() -> types.SimpleNamespace:
         from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
     finally:
         dataclasses.dataclass = original
+        multiprocessing.set_start_method = set_start_method
     _lava = types.SimpleNamespace(netx=netx, RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg,
                                   Loihi2HwCfg=Loihi2HwCfg)
     return _lava

@@ -121,7 +121,7 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
                                         _scalar(neuron, "vThMant", where))
                     bias = g["bias"][()].astype(np.int64) if "bias" in g else None
                     layers.append(IntLayer(weight=g["weight"][()].astype(np.int64),
-                                           params=params, bias=bias, name=f"layer{i}"))
+                                           params=params, bias=bias, name=f"fc{len(layers)}"))
                 except ValueError as e:
                     raise UserError(f"{where}: {e}") from None
             else:

@@ -111,6 +111,6 @@ class SpikingMLP(nn.Module):
 
     def to_integer(self) -> IntNetwork:
         layers = tuple(IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
-                                name=f"layer{i}")
+                                name=f"fc{i}")
                        for i, (syn, neu) in enumerate(zip(self.synapses, self.neurons)))
         return IntNetwork(input_size=self.sizes[0], layers=layers)

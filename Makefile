@@ -1,0 +1,33 @@
+# Two commands for a fresh machine with Python 3.10+ and the package registries:
+#   make demo   set everything up, then run the default recipe end to end
+#   make test   set everything up, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+.PHONY: setup demo test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a bare requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	# Lava's final releases declare Python < 3.11 and stale pins (torch 2.3, pytest < 8, ...);
+	# they run fine here without those pins, so install them without their metadata deps.
+	$(BIN)/pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	# Lava's wheels ship a top-level `tests` package that shadows ours: remove it.
+	rm -rf "$(SITE)/tests"
+	$(BIN)/pip install -q --no-deps norse==1.1.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/neurodeploy run digits
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,202 @@
+"""The `neurodeploy` command: the pipeline's verbs, a one-screen summary, JSON next to it.
+
+User mistakes (bad files, recipes, parameters) end with one line on stderr and exit code 2;
+no traceback. Ctrl-C stops any Lava runtime and exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from neurodeploy.errors import UserError, write_json
+
+EXAMPLES = """examples:
+  neurodeploy run                      # default recipe (models/digits.yaml) end to end
+  neurodeploy run models/digits.yaml --runs-dir /tmp/runs
+  neurodeploy distill digits --out runs/digits
+  neurodeploy export runs/digits/checkpoint.pt --out runs/digits
+  neurodeploy simulate export/digits/network.net --backend lava --samples 100
+  neurodeploy parity export/digits/network.net
+  neurodeploy inspect export/digits/student.nir
+"""
+
+
+def _fmt_pj(pj: float) -> str:
+    for unit, scale in (("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
+        if pj >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
+def summarize(report: dict, out_dir: Path) -> str:
+    acc, par, energy = report["accuracy"], report["parity"], report["energy"]
+    sizes = "-".join(str(s) for s in report["network"]["sizes"])
+    lines = [
+        f"neurodeploy run: {report['recipe']}  ->  {out_dir}/",
+        f"  teacher   test accuracy {acc['teacher']:.4f}",
+        f"  student   CUBA-LIF {sizes}, T={report['timesteps']}, "
+        f"{report['network']['synapses']} synapses",
+        f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "
+        f"{acc['student_lava']:.4f}   ({report['samples']} test samples)",
+        f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
+        f"(every layer, every step); predictions agree {100 * par['prediction_agreement']:.1f}%",
+        f"  energy    {_fmt_pj(energy['per_inference_pj'])} per inference, dynamic "
+        f"[{energy['preset']}: {energy['source'].split(',')[0]}]",
+        f"  speed     {report['timing']['simulate_samples_per_s']:.1f} samples/s on "
+        f"{report['backend']}",
+        f"  files     checkpoint.pt student.nir network.net manifest.json report.json",
+    ]
+    return "\n".join(lines)
+
+
+def _samples(spikes, labels, n: int | None):
+    return (spikes, labels) if not n else (spikes[:n], labels[:n])
+
+
+def cmd_run(args) -> int:
+    from neurodeploy.pipeline import run
+    result, out = run(args.recipe, args.runs_dir, progress=not args.quiet, backend=args.backend)
+    print(summarize(result, out))
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from neurodeploy.pipeline import distill
+    from neurodeploy.recipe import load_recipe
+    recipe = load_recipe(args.recipe)
+    path = distill(recipe, Path(args.out or f"runs/{recipe.name}"), progress=not args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from neurodeploy.pipeline import export
+    out = Path(args.out or Path(args.checkpoint).parent)
+    manifest = export(args.checkpoint, out)
+    print(f"wrote {out}/student.nir, network.net, manifest.json; deployed (exact) test accuracy "
+          f"{manifest['accuracy']['deployed_exact']:.4f}")
+    return 0
+
+
+def _network_inputs(network: str, n: int | None):
+    from neurodeploy.netx import read_netx
+    from neurodeploy.pipeline import test_inputs
+    net, meta = read_netx(network)
+    spikes, labels = test_inputs(meta)
+    return net, *_samples(spikes, labels, n)
+
+
+def cmd_simulate(args) -> int:
+    from neurodeploy.pipeline import simulate
+    _, spikes, labels = _network_inputs(args.network, args.samples)
+    record = simulate(args.network, spikes, args.backend, progress=not args.quiet)
+    result = {"backend": record.backend, "samples": record.samples,
+              "timesteps": record.timesteps, "accuracy": record.accuracy(labels),
+              "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
+                                                                    record.layers)},
+              "predictions": record.predictions.tolist()}
+    out = Path(args.out)
+    write_json(out / "simulate.json", result)
+    print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples; "
+          f"wrote {out / 'simulate.json'}")
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from neurodeploy.parity import compare
+    from neurodeploy.pipeline import simulate
+    _, spikes, labels = _network_inputs(args.network, args.samples)
+    a, b = (simulate(args.network, spikes, name, progress=not args.quiet)
+            for name in args.backends.split(","))
+    result = compare(a, b, labels)
+    write_json(Path(args.out) / "parity.json", result)
+    print(f"{a.backend} vs {b.backend}: {result['spike_mismatches']} spike mismatches in "
+          f"{result['spikes_compared']}; predictions agree "
+          f"{100 * result['prediction_agreement']:.1f}%; first mismatch: "
+          f"{result['first_mismatch']}")
+    return 0 if result["spike_mismatches"] == 0 else 1
+
+
+def cmd_inspect(args) -> int:
+    path = Path(args.file)
+    if path.suffix == ".nir":
+        from neurodeploy.graph import from_nir, read_nir
+        graph = read_nir(path)
+        print(f"{path}: NIR graph, {len(graph.nodes)} nodes, metadata {dict(graph.metadata)}")
+        for name, node in graph.nodes.items():
+            shapes = {k: getattr(node, k).shape for k in ("weight", "v_threshold")
+                      if hasattr(node, k)}
+            print(f"  {name:8s} {type(node).__name__:8s} {shapes}")
+        net = from_nir(graph, str(path))
+    elif path.suffix == ".pt":
+        from neurodeploy.pipeline import load_checkpoint
+        student, recipe, ckpt = load_checkpoint(path)
+        print(f"{path}: checkpoint of recipe {recipe.name!r}; metrics "
+              f"{json.dumps({k: v for k, v in ckpt['metrics'].items() if k != 'student_val_curve'})}")
+        net = student.to_integer()
+    else:
+        from neurodeploy.netx import read_netx
+        net, meta = read_netx(path)
+        print(f"{path}: netx network; metadata {json.dumps(meta)}")
+    for layer in net.layers:
+        w = layer.weight
+        print(f"  {layer.name:6s} dense {w.shape[1]:>5d} -> {w.shape[0]:<5d} weights "
+              f"[{w.min()}, {w.max()}], {int((w != 0).sum())} non-zero; iDecay "
+              f"{layer.params.i_decay} vDecay {layer.params.v_decay} vThMant "
+              f"{layer.params.threshold}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="neurodeploy", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Distill spiking students in PyTorch, export through NIR to lava-dl netx, "
+                    "and run them on Lava (Loihi 2) with spikes, energy and parity.")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    def verb(name, fn, help_):
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = verb("run", cmd_run, "whole pipeline for a recipe: distill, export, simulate, report")
+    p.add_argument("recipe", nargs="?", default="digits",
+                   help="recipe name in models/ or a YAML path (default: digits)")
+    p.add_argument("--runs-dir", default="runs", help="where runs/<name>/ goes (default: runs)")
+    p.add_argument("--backend", default="lava", choices=("lava", "loihi2"))
+    p = verb("distill", cmd_distill, "train the teacher and distill the student")
+    p.add_argument("recipe", nargs="?", default="digits")
+    p.add_argument("--out", help="output directory (default: runs/<recipe name>)")
+    p = verb("export", cmd_export, "checkpoint -> student.nir -> network.net + manifest.json")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
+    p = verb("simulate", cmd_simulate, "run a netx network on a backend over its test split")
+    p.add_argument("network")
+    p.add_argument("--backend", default="lava", choices=("torch", "lava", "loihi2"))
+    p.add_argument("--samples", type=int, help="only the first N test samples")
+    p.add_argument("--out", default=".", help="directory for simulate.json")
+    p = verb("parity", cmd_parity, "compare two backends spike for spike (exit 1 on mismatch)")
+    p.add_argument("network")
+    p.add_argument("--backends", default="torch,lava")
+    p.add_argument("--samples", type=int, help="only the first N test samples")
+    p.add_argument("--out", default=".", help="directory for parity.json")
+    p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file")
+    p.add_argument("file")
+
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"neurodeploy: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neurodeploy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

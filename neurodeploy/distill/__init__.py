@@ -1,0 +1,1 @@
+"""Distillation: loss registry, teachers and the trainer."""

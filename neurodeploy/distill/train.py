@@ -1,0 +1,121 @@
+"""Training loops: the teacher on labels, the student by distillation from the teacher.
+
+Both select the epoch with the best *validation* accuracy (the student's measured in exact
+integer mode, i.e. as deployed) and never look at the test split. The student's loop writes a
+resumable checkpoint after every epoch; a killed run continues where it stopped, and a NaN
+loss stops training with the last good checkpoint kept.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.neurons import SpikingMLP, run_exact
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_accuracy: float = 0.0
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(n, generator=generator)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: int, lr: float,
+                  batch_size: int, seed: int, progress: bool = True) -> tuple[nn.Module, History]:
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    xv, yv = torch.as_tensor(x_val), torch.as_tensor(y_val)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    hist, best = History(), None
+    for epoch in tqdm(range(epochs), desc="teacher", disable=not progress, leave=False):
+        model.train()
+        losses = []
+        for idx in _batches(len(x), batch_size, gen):
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            acc = (model(xv).argmax(1) == yv).float().mean().item()
+        hist.train_loss.append(float(np.mean(losses)))
+        hist.val_accuracy.append(acc)
+        if acc > hist.best_val_accuracy or best is None:
+            hist.best_epoch, hist.best_val_accuracy, best = epoch, acc, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best)
+    return model.eval(), hist
+
+
+def exact_accuracy(student: SpikingMLP, spikes: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy as deployed: exact integer mode, argmax of output spike counts."""
+    with torch.no_grad():
+        out = run_exact(student.to_integer(), torch.as_tensor(spikes))[-1]
+    return float((out.sum(1).argmax(1).numpy() == labels).mean())
+
+
+def distill_student(student: SpikingMLP, teacher: nn.Module, loss_fn, *, train_spikes,
+                    train_x, train_y, val_spikes, val_y, epochs: int, lr: float,
+                    batch_size: int, seed: int, weight_decay: float = 0.0,
+                    checkpoint: Path | None = None, progress: bool = True) -> History:
+    """Distill `teacher` (reads analog features) into `student` (reads spikes)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    hist, best, start = History(), copy.deepcopy(student.state_dict()), 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        hist, best, start = state["history"], state["best"], state["epoch"] + 1
+    s_train = torch.as_tensor(train_spikes, dtype=torch.float32)
+    y_train = torch.as_tensor(train_y)
+    with torch.no_grad():
+        teacher_logits = teacher(torch.as_tensor(train_x))
+    bar = tqdm(range(start, epochs), desc="distill", disable=not progress, leave=False)
+    for epoch in bar:
+        student.train()
+        losses = []
+        for idx in _batches(len(s_train), batch_size, gen):
+            logits = student(s_train[idx])[-1].sum(dim=1)   # output spike counts
+            loss = loss_fn(student=logits, teacher=teacher_logits[idx], labels=y_train[idx])
+            if not torch.isfinite(loss):
+                raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "
+                                f"the last good checkpoint is kept"
+                                f"{f' in {checkpoint}' if checkpoint else ''}: lower distill.lr")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        sched.step()
+        acc = exact_accuracy(student, val_spikes, val_y)
+        hist.train_loss.append(float(np.mean(losses)))
+        hist.val_accuracy.append(acc)
+        if acc > hist.best_val_accuracy:
+            hist.best_epoch, hist.best_val_accuracy = epoch, acc
+            best = copy.deepcopy(student.state_dict())
+        bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{acc:.3f}")
+        if checkpoint is not None:
+            with atomic_path(checkpoint) as tmp:
+                torch.save({"epoch": epoch, "student": student.state_dict(), "best": best,
+                            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                            "generator": gen.get_state(), "history": hist}, tmp)
+    student.load_state_dict(best)
+    return hist

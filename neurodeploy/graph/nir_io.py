@@ -1,0 +1,176 @@
+"""Our networks as NIR graphs, and NIR graphs back into deployable integer networks.
+
+Export convention (recorded in the graph's metadata, stated here once):
+- Units are Loihi's integers: an Affine weight of 2.0 is weight mantissa 2; a CubaLIF
+  v_threshold of 128.0 is vThMant 128. Biases and v_leak, v_reset are zero.
+- Forward Euler with dt = 1e-4 s (the ecosystem's usual choice), current first:
+      I[t] = I[t-1] * (1 - dt/tau_syn) + (dt/tau_syn) * w_in * S[t]
+      v[t] = v[t-1] * (1 - dt/tau_mem) + (dt/tau_mem) * r * I[t]     (the *updated* I)
+      spike if v[t] > v_threshold, then v[t] = v_reset (reset to zero, not subtraction)
+  with tau_syn = dt * 4096 / iDecay, tau_mem = dt * 4096 / vDecay, w_in = tau_syn / dt and
+  r = tau_mem / dt, so that I and v follow Lava's recurrence exactly (before fixed-point
+  rounding). Neuron parameters are per-neuron arrays; shapes exclude the batch dimension.
+Import accepts graphs that follow this convention and refuses, naming the node, anything
+whose Loihi integers would not be exact.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
+from neurodeploy.neurons.cuba import DECAY_UNITY
+
+DT = 1e-4
+SUPPORTED = ("Input", "Affine", "Linear", "CubaLIF", "Output")
+
+
+def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array([net.input_size]))}
+    chain = ["input"]
+    for i, layer in enumerate(net.layers):
+        p, n = layer.params, layer.size
+        full = lambda value: np.full(n, value, dtype=np.float64)  # noqa: E731
+        tau_syn = DT * DECAY_UNITY / p.i_decay if p.i_decay else np.inf
+        tau_mem = DT * DECAY_UNITY / p.v_decay if p.v_decay else np.inf
+        nodes[f"fc{i}"] = nir.Affine(weight=layer.weight.astype(np.float32),
+                                     bias=(layer.bias if layer.bias is not None
+                                           else np.zeros(n)).astype(np.float32))
+        nodes[f"lif{i}"] = nir.CubaLIF(
+            tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
+            v_leak=full(0.0), v_threshold=full(float(p.threshold)), v_reset=full(0.0),
+            w_in=full(tau_syn / DT))
+        chain += [f"fc{i}", f"lif{i}"]
+    nodes["output"] = nir.Output(output_type=np.array([net.layers[-1].size]))
+    chain.append("output")
+    meta = {"dt": DT, "units": "loihi-integer", "reset": "zero",
+            "neurodeploy": json.dumps({"discretization": "forward-euler, current first, "
+                                       "v uses updated I", **(metadata or {})})}
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])), metadata=meta)
+
+
+def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        nir.write(tmp, graph)
+
+
+def read_nir(path: str | Path) -> nir.NIRGraph:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such NIR file; run `neurodeploy export` first")
+    try:
+        return nir.read(path)
+    except Exception as e:   # nir raises many types for a corrupt or foreign file
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path}: not a readable NIR graph ({reason}); re-export it") from None
+
+
+def graph_metadata(graph: nir.NIRGraph) -> dict:
+    raw = (graph.metadata or {}).get("neurodeploy")
+    try:
+        return json.loads(raw) if raw else {}
+    except (TypeError, json.JSONDecodeError):
+        return {}
+
+
+def _uniform(node_name: str, field: str, values, source: str) -> float:
+    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if not np.all(arr == arr.flat[0]):
+        raise UserError(f"{source}: node '{node_name}': {field} differs between neurons; Loihi "
+                        "holds one value per layer: make it uniform")
+    return float(arr.flat[0])
+
+
+def _integer(node_name: str, field: str, value: float, lo: int, hi: int, source: str) -> int:
+    if not np.isfinite(value) or abs(value - round(value)) > 1e-6 * max(1.0, abs(value)):
+        raise UserError(f"{source}: node '{node_name}': {field} = {value:.6g} is not an integer "
+                        "on Loihi's grid; quantize the graph before lowering")
+    if not lo <= round(value) <= hi:
+        raise UserError(f"{source}: node '{node_name}': {field} = {round(value)} is outside "
+                        f"Loihi's range [{lo}, {hi}]")
+    return int(round(value))
+
+
+def _neuron(name: str, node: nir.CubaLIF, dt: float, source: str) -> CubaParams:
+    for field in ("v_leak", "v_reset"):
+        if np.any(np.asarray(getattr(node, field)) != 0):
+            raise UserError(f"{source}: node '{name}': {field} must be 0 (Loihi resets to zero "
+                            "and has no leak target)")
+    tau_syn = _uniform(name, "tau_syn", node.tau_syn, source)
+    tau_mem = _uniform(name, "tau_mem", node.tau_mem, source)
+    du = dt / tau_syn            # inf tau -> 0: no decay
+    dv = dt / tau_mem
+    for field, scale, value in (("w_in", du, node.w_in), ("r", dv, node.r)):
+        gain = _uniform(name, field, value, source) * scale if scale else 1.0
+        if abs(gain - 1.0) > 1e-6:
+            raise UserError(f"{source}: node '{name}': {field} * dt / tau = {gain:.6g}; this "
+                            f"importer needs 1 ({field} = tau/dt), see neurodeploy/graph/nir_io.py")
+    try:
+        return CubaParams(
+            _integer(name, "iDecay (4096*dt/tau_syn)", DECAY_UNITY * du, 0, DECAY_UNITY, source),
+            _integer(name, "vDecay (4096*dt/tau_mem)", DECAY_UNITY * dv, 0, DECAY_UNITY, source),
+            _integer(name, "v_threshold", _uniform(name, "v_threshold", node.v_threshold,
+                                                   source), 1, 2 ** 17 - 1, source))
+    except ValueError as e:
+        raise UserError(f"{source}: node '{name}': {e}") from None
+
+
+def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
+    """Lower a NIR chain Input -> (Affine|Linear -> CubaLIF)+ -> Output to Loihi integers."""
+    bad = [f"'{k}' ({type(v).__name__})" for k, v in graph.nodes.items()
+           if type(v).__name__ not in SUPPORTED]
+    if bad:
+        raise UserError(f"{source}: unsupported NIR node(s) {', '.join(bad)}; this lowering "
+                        f"supports {', '.join(SUPPORTED)}")
+    successor: dict[str, str] = {}
+    for pre, post in graph.edges:
+        if pre not in graph.nodes or post not in graph.nodes:
+            raise UserError(f"{source}: edge ({pre!r}, {post!r}) names a node that does not exist")
+        if pre in successor:
+            raise UserError(f"{source}: node '{pre}' fans out to several nodes; only chains "
+                            "lower to netx")
+        successor[pre] = post
+    inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    if len(inputs) != 1:
+        raise UserError(f"{source}: expected exactly one Input node, found {len(inputs)}")
+    dt = float((graph.metadata or {}).get("dt", DT))
+    input_size = int(np.prod(graph.nodes[inputs[0]].output_type["output"]))
+    layers, name, seen = [], successor.get(inputs[0]), {inputs[0]}
+    while name is not None and not isinstance(graph.nodes[name], nir.Output):
+        synapse = graph.nodes[name]
+        neuron_name = successor.get(name)
+        if not isinstance(synapse, (nir.Affine, nir.Linear)) or neuron_name is None \
+                or not isinstance(graph.nodes[neuron_name], nir.CubaLIF):
+            raise UserError(f"{source}: node '{name}' must be an Affine/Linear followed by a "
+                            "CubaLIF (the Dense + neuron blocks netx runs)")
+        if neuron_name in seen:
+            raise UserError(f"{source}: the graph has a cycle through '{neuron_name}'")
+        seen |= {name, neuron_name}
+        w = np.asarray(synapse.weight, dtype=np.float64)
+        if np.any(np.abs(w - np.round(w)) > 1e-6):
+            raise UserError(f"{source}: node '{name}': weights are not integers; quantize the "
+                            "graph to Loihi's 8-bit grid before lowering")
+        bias = getattr(synapse, "bias", None)
+        if bias is not None and np.any(np.asarray(bias) != 0):
+            raise UserError(f"{source}: node '{name}': a non-zero Affine bias is an input "
+                            "current Loihi cannot add; fold it into the neuron or drop it")
+        try:
+            layers.append(IntLayer(weight=np.round(w).astype(np.int64),
+                                   params=_neuron(neuron_name, graph.nodes[neuron_name], dt,
+                                                  source),
+                                   name=name))
+        except ValueError as e:
+            raise UserError(f"{source}: node '{name}': {e}") from None
+        name = successor.get(neuron_name)
+    if name is None:
+        raise UserError(f"{source}: the chain from '{inputs[0]}' never reaches an Output node")
+    if not layers:
+        raise UserError(f"{source}: the graph has no Affine + CubaLIF layer to deploy")
+    try:
+        return IntNetwork(input_size=input_size, layers=tuple(layers))
+    except ValueError as e:
+        raise UserError(f"{source}: {e}") from None

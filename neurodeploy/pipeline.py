@@ -1,0 +1,234 @@
+"""The pipeline's verbs as functions: distill -> export -> simulate -> parity/energy -> report.
+
+Each verb reads and writes files in a run directory, so any stage can be rerun alone:
+    checkpoint.pt   student (+ teacher) weights, the recipe and training history
+    student.nir     the NIR graph (the boundary: everything downstream reads only this)
+    network.net     netx HDF5 lowered from student.nir, integers only
+    manifest.json   versions, hashes, quantization, timesteps, encoding, deployed accuracy
+    report.json     accuracy per backend, parity, per-timestep events and energy
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurodeploy import parity as parity_mod
+from neurodeploy.backends.lava import simulate_lava
+from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.torch_exact import simulate_torch
+from neurodeploy.data import load_dataset, rate_encode
+from neurodeploy.distill.losses import build_loss
+from neurodeploy.distill.teachers import mlp_teacher
+from neurodeploy.distill.train import distill_student, exact_accuracy, train_teacher
+from neurodeploy.energy import energy_report, get_preset
+from neurodeploy.errors import UserError, atomic_path, write_json
+from neurodeploy.graph import from_nir, read_nir, to_nir, write_nir
+from neurodeploy.graph.nir_io import graph_metadata
+from neurodeploy.netx import read_netx, write_netx
+from neurodeploy.neurons import CubaParams, IntNetwork, SpikingMLP
+from neurodeploy.recipe import Recipe, load_recipe
+
+CHECKPOINT_FORMAT = "neurodeploy-checkpoint/1"
+BACKENDS = ("torch", "lava", "loihi2")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _versions() -> dict:
+    out = {}
+    for pkg in ("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _student(recipe: Recipe, features: int, classes: int) -> SpikingMLP:
+    n = recipe.student.neuron
+    sizes = [features, *recipe.student.hidden, classes]
+    try:
+        params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(sizes) - 1)
+    except ValueError as e:
+        raise UserError(f"recipe {recipe.name}: student.neuron: {e}") from None
+    return SpikingMLP(sizes, params)
+
+
+def _teacher(recipe: Recipe, features: int, classes: int):
+    return mlp_teacher(features, recipe.teacher.hidden, classes)
+
+
+def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
+    """Train the teacher, distill the student, write out_dir/checkpoint.pt (resumable)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(recipe.dataset.name, recipe.dataset.split_seed)
+    loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill")
+    t0 = time.perf_counter()
+    tc = recipe.teacher
+    torch.manual_seed(tc.seed)
+    teacher, teacher_hist = train_teacher(
+        _teacher(recipe, data.features, data.num_classes), data.train.x, data.train.y,
+        data.val.x, data.val.y, epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size,
+        seed=tc.seed, progress=progress)
+    dc, steps = recipe.distill, recipe.encoding.timesteps
+    torch.manual_seed(dc.seed)
+    student = _student(recipe, data.features, data.num_classes)
+    state_path = out_dir / "distill_state.pt"
+    hist = distill_student(
+        student, teacher, loss_fn, train_spikes=rate_encode(data.train.x, steps),
+        train_x=data.train.x, train_y=data.train.y, val_spikes=rate_encode(data.val.x, steps),
+        val_y=data.val.y, epochs=dc.epochs, lr=dc.lr, batch_size=dc.batch_size, seed=dc.seed,
+        weight_decay=dc.weight_decay, checkpoint=state_path, progress=progress)
+    with torch.no_grad():
+        teacher_test = float((teacher(torch.as_tensor(data.test.x)).argmax(1).numpy()
+                              == data.test.y).mean())
+    path = out_dir / "checkpoint.pt"
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
+                    "sizes": student.sizes, "student": student.state_dict(),
+                    "teacher": teacher.state_dict(),
+                    "metrics": {"teacher_test_accuracy": teacher_test,
+                                "teacher_best_val_accuracy": teacher_hist.best_val_accuracy,
+                                "student_best_val_accuracy": hist.best_val_accuracy,
+                                "student_best_epoch": hist.best_epoch,
+                                "student_val_curve": hist.val_accuracy,
+                                "train_seconds": time.perf_counter() - t0}}, tmp)
+    state_path.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[SpikingMLP, Recipe, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint; run `neurodeploy distill` first")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}); "
+                        "re-run `neurodeploy distill`") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a neurodeploy checkpoint (format "
+                        f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'!r}); "
+                        "re-run `neurodeploy distill`")
+    from neurodeploy.recipe import Recipe as _R, _build
+    recipe = _build(_R, ckpt["recipe"], f"{path}: recipe")
+    student = _student(recipe, ckpt["sizes"][0], ckpt["sizes"][-1])
+    student.load_state_dict(ckpt["student"])
+    return student.eval(), recipe, ckpt
+
+
+def test_inputs(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded test split a network was exported for (from its own metadata)."""
+    try:
+        data = load_dataset(metadata["dataset"]["name"], metadata["dataset"]["split_seed"])
+        steps = int(metadata["timesteps"])
+    except (KeyError, TypeError):
+        raise UserError("the network carries no dataset/timesteps metadata; pass --data "
+                        "explicitly or re-export it with `neurodeploy export`") from None
+    return rate_encode(data.test.x, steps), data.test.y
+
+
+def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
+    """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json."""
+    out_dir = Path(out_dir)
+    student, recipe, ckpt = load_checkpoint(checkpoint)
+    meta = {"recipe": recipe.name, "timesteps": recipe.encoding.timesteps,
+            "encoding": {"name": recipe.encoding.name, "timesteps": recipe.encoding.timesteps},
+            "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed}}
+    nir_path, net_path = out_dir / "student.nir", out_dir / "network.net"
+    write_nir(to_nir(student.to_integer(), meta), nir_path)
+    graph = read_nir(nir_path)                    # NIR is the boundary: lower what was written
+    net = from_nir(graph, str(nir_path))
+    write_netx(net, net_path, graph_metadata(graph))
+    spikes, labels = test_inputs(meta)
+    deployed = simulate_torch(net, spikes)
+    n = recipe.student.neuron
+    manifest = {
+        **meta,
+        "versions": _versions(),
+        "files": {"student.nir": _sha256(nir_path), "network.net": _sha256(net_path)},
+        "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
+                    "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
+        "quantization": {"weights": "even integers in [-256, 254] (8-bit mantissa x 2)",
+                         "i_decay": n.i_decay, "v_decay": n.v_decay, "threshold": n.threshold,
+                         "state": "24-bit current (wraps), 24-bit voltage (saturates)"},
+        "execution": {"reset_interval": recipe.encoding.timesteps, "netx_reset_offset": 1,
+                      "pipeline_delay_steps": len(net.layers)},
+        "accuracy": {"split": "test", "samples": int(len(labels)),
+                     "deployed_exact": deployed.accuracy(labels),
+                     "teacher": ckpt["metrics"]["teacher_test_accuracy"]},
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def simulate(network: str | Path, spikes: np.ndarray, backend: str,
+             progress: bool = True) -> SpikeRecord:
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        net, _ = read_netx(network)
+        return simulate_torch(net, spikes)
+    return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress)
+
+
+def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
+           preset_name: str, extra: dict | None = None) -> dict:
+    """report.json: accuracy, parity and per-timestep events/energy of the deployed record."""
+    par = parity_mod.compare(reference, deployed, labels)
+    counted = energy_report(deployed, net, get_preset(preset_name))
+    return {
+        **(extra or {}),
+        "timesteps": deployed.timesteps,
+        "samples": deployed.samples,
+        "accuracy": {"student_torch": reference.accuracy(labels),
+                     "student_lava": deployed.accuracy(labels),
+                     **(extra or {}).get("accuracy", {})},
+        "parity": {k: par[k] for k in ("spike_mismatches", "prediction_agreement",
+                                       "spike_mismatches_per_layer_timestep", "first_mismatch",
+                                       "spikes_compared", "backends")},
+        **counted,
+    }
+
+
+def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
+        progress: bool = True, backend: str = "lava") -> tuple[dict, Path]:
+    """The whole pipeline for one recipe; returns the report and the run directory."""
+    recipe = load_recipe(recipe_name)
+    out = Path(runs_dir) / recipe.name
+    timing = {}
+    t0 = time.perf_counter()
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.exists():
+        distill(recipe, out, progress)
+    else:
+        _, saved, _ = load_checkpoint(ckpt)
+        if saved != recipe:
+            distill(recipe, out, progress)
+    timing["distill_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    manifest = export(ckpt, out)
+    timing["export_s"] = time.perf_counter() - t0
+    net, _ = read_netx(out / "network.net")
+    spikes, labels = test_inputs(manifest)
+    reference = simulate_torch(net, spikes)
+    t0 = time.perf_counter()
+    deployed = simulate(out / "network.net", spikes, backend, progress)
+    timing["simulate_s"] = time.perf_counter() - t0
+    timing["simulate_samples_per_s"] = len(labels) / timing["simulate_s"]
+    result = report(net, reference, deployed, labels, recipe.energy.preset, extra={
+        "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
+        "network": manifest["network"], "backend": deployed.backend,
+        "accuracy": {"teacher": manifest["accuracy"]["teacher"]}, "timing": timing,
+        "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
+                      "netx": "network.net", "manifest": "manifest.json"}})
+    write_json(out / "report.json", result)
+    return result, out

@@ -1,0 +1,127 @@
+"""Recipes: one YAML file per model in models/, parsed strictly into typed settings.
+
+Unknown keys are errors (a typo must not silently fall back to a default). Every message
+names the file and the key path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from neurodeploy.errors import UserError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class DatasetCfg:
+    name: str = "digits"
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class EncodingCfg:
+    name: str = "rate"
+    timesteps: int = 16
+
+
+@dataclass(frozen=True)
+class TeacherCfg:
+    hidden: list[int] = field(default_factory=lambda: [256])
+    epochs: int = 40
+    lr: float = 2e-3
+    batch_size: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NeuronCfg:
+    i_decay: int = 1024
+    v_decay: int = 256
+    threshold: int = 128
+
+
+@dataclass(frozen=True)
+class StudentCfg:
+    hidden: list[int] = field(default_factory=lambda: [128])
+    neuron: NeuronCfg = field(default_factory=NeuronCfg)
+
+
+@dataclass(frozen=True)
+class DistillCfg:
+    epochs: int = 40
+    lr: float = 2e-3
+    batch_size: int = 64
+    seed: int = 0
+    weight_decay: float = 0.0
+    losses: list[dict] = field(default_factory=lambda: [
+        {"name": "ce", "weight": 0.5}, {"name": "logit_kd", "weight": 0.5, "temperature": 4.0}])
+
+
+@dataclass(frozen=True)
+class EnergyCfg:
+    preset: str = "loihi1-davies2018"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "digits"
+    dataset: DatasetCfg = field(default_factory=DatasetCfg)
+    encoding: EncodingCfg = field(default_factory=EncodingCfg)
+    teacher: TeacherCfg = field(default_factory=TeacherCfg)
+    student: StudentCfg = field(default_factory=StudentCfg)
+    distill: DistillCfg = field(default_factory=DistillCfg)
+    energy: EnergyCfg = field(default_factory=EnergyCfg)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    values = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, f"{where}.{key}")
+            continue
+        expected = typing.get_origin(hint) or hint
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise UserError(f"{where}.{key}: expected {getattr(expected, '__name__', expected)}, "
+                            f"got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def resolve(name_or_path: str | None) -> Path:
+    """A recipe name from models/ ('digits') or a path to a YAML file."""
+    if name_or_path is None:
+        name_or_path = "digits"
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return MODELS_DIR / f"{name_or_path}.yaml"
+
+
+def load_recipe(name_or_path: str | None = None) -> Recipe:
+    path = resolve(name_or_path)
+    if not path.is_file():
+        available = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
+        raise UserError(f"{path}: no such recipe; available in models/: {available}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return _build(Recipe, data, str(path))
