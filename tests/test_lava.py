@@ -1,0 +1,155 @@
+"""Lava is the referee: exact mode vs Lava's fixed_pt simulation, spike for spike.
+
+These tests really run Lava (Loihi2SimCfg, fixed_pt) and also cover the 3.11 shims and the
+runtime's lifecycle (stopped on success, error and interrupt).
+"""
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.backends.lava import loihi2_missing, simulate_lava
+from neurodeploy.backends.torch_exact import simulate_torch
+from neurodeploy.compat import import_lava, running
+from neurodeploy.errors import UserError
+from neurodeploy.netx import read_netx, write_netx
+from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, exact_step
+from neurodeploy.neurons.cuba import U_WRAP, V_LIMIT
+
+
+def random_net(rng, sizes, params, weight_range=(-128, 128), even=True):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.integers(*weight_range, size=(n_out, n_in))
+        layers.append(IntLayer(w * 2 if even else w, params[i], name=f"fc{i}"))
+    return IntNetwork(sizes[0], tuple(layers))
+
+
+def stress_counts(net, spikes):
+    """How often the exact mode hit current wrap-around and voltage saturation."""
+    wraps = sats = 0
+    x = torch.as_tensor(spikes, dtype=torch.float64)
+    for layer in net.layers:
+        a = (x @ torch.as_tensor(layer.weight, dtype=torch.float64).t()).long()
+        u = v = torch.zeros_like(a[:, 0])
+        out = []
+        for t in range(a.shape[1]):
+            pre = torch.sign(u * (4096 - layer.params.i_decay)) * (
+                (u * (4096 - layer.params.i_decay)).abs() >> 12) + (a[:, t] << 6)
+            wraps += int(((pre > U_WRAP) | (pre <= -U_WRAP)).sum())
+            u, v, s = exact_step(u, v, a[:, t], layer.params)
+            sats += int((v.abs() == V_LIMIT).sum())
+            out.append(s)
+        x = torch.stack(out, 1).double()
+    return wraps, sats
+
+
+CASES = {
+    "leaky": ([24, 32, 10], [CubaParams(1024, 256, 128), CubaParams(2048, 512, 64)], 0.3, True),
+    "odd-weights-no-decay": ([20, 16, 8], [CubaParams(0, 0, 300), CubaParams(4096, 4096, 50)],
+                             0.3, False),
+    # i_decay = 0 lets the current grow until it wraps; a huge threshold with v_decay = 0 lets
+    # the voltage run into saturation
+    "wrap-and-saturate": ([64, 12, 6], [CubaParams(0, 0, 2 ** 17 - 1), CubaParams(1, 0, 2000)],
+                          0.9, True),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_exact_mode_matches_lava_bit_for_bit(case, tmp_path):
+    sizes, params, rate, even = CASES[case]
+    rng = np.random.default_rng(len(case))
+    weight_range = (0, 128) if case == "wrap-and-saturate" else (-128, 128)
+    net = random_net(rng, sizes, params, weight_range, even)
+    spikes = (rng.random((12, 24, sizes[0])) < rate).astype(np.uint8)
+    write_netx(net, tmp_path / "net.net")
+    lava = simulate_lava(tmp_path / "net.net", spikes, progress=False)
+    exact = simulate_torch(read_netx(tmp_path / "net.net")[0], spikes)
+    if case == "wrap-and-saturate":
+        wraps, sats = stress_counts(net, spikes)
+        assert wraps > 0 and sats > 0, "the stress case must exercise wrap and saturation"
+    for a, b in zip(lava.layers, exact.layers):
+        assert a.any(), "a test without spikes proves nothing"
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inhibitory_only_layer_with_bias_matches_lava(tmp_path):
+    """netx re-scales single-sign weight matrices differently; the bias enters as bias_mant."""
+    rng = np.random.default_rng(5)
+    net = IntNetwork(16, (
+        IntLayer(rng.integers(-128, 128, (12, 16)) * 2, CubaParams(512, 128, 100), name="fc0"),
+        IntLayer(rng.integers(-40, 0, (6, 12)) * 2, CubaParams(4096, 1024, 150),
+                 bias=rng.integers(100, 300, 6), name="fc1")))
+    spikes = (rng.random((10, 16, 16)) < 0.4).astype(np.uint8)
+    write_netx(net, tmp_path / "inh.net")
+    lava = simulate_lava(tmp_path / "inh.net", spikes, progress=False)
+    exact = simulate_torch(read_netx(tmp_path / "inh.net")[0], spikes)
+    for a, b in zip(lava.layers, exact.layers):
+        assert a.any()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stock_lava_dl_loads_our_netx_file(tmp_path):
+    lava = import_lava()
+    rng = np.random.default_rng(1)
+    net = random_net(rng, [10, 7, 3], [CubaParams(100, 200, 90)] * 2)
+    write_netx(net, tmp_path / "n.net")
+    loaded = lava.netx.hdf5.Network(net_config=str(tmp_path / "n.net"))
+    assert len(loaded) == 2
+    assert loaded.inp.shape == (10,) and loaded.out.shape == (3,)
+    neuron = loaded.layers[0].neuron
+    assert int(neuron.vth.init) == 90 and int(neuron.du.init) == 99 and int(neuron.dv.init) == 200
+
+
+def test_shims_are_scoped_to_lava():
+    import_lava()
+    assert dataclasses.dataclass.__module__ == "dataclasses"   # restored for everyone else
+    assert "lava.lib.dl.slayer.object_detection" in sys.modules
+
+    @dataclasses.dataclass
+    class Plain:
+        x: int = 0
+    assert Plain.__hash__ is None                               # ordinary semantics kept
+
+
+def _tiny(tmp_path):
+    lava = import_lava()
+    net = IntNetwork(4, (IntLayer(np.full((3, 4), 40), CubaParams(0, 0, 50), name="fc0"),))
+    write_netx(net, tmp_path / "t.net")
+    return lava, lava.netx.hdf5.Network(net_config=str(tmp_path / "t.net"))
+
+
+def test_runtime_is_stopped_when_the_body_raises(tmp_path):
+    lava, proc = _tiny(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        with running(proc):
+            proc.run(condition=lava.RunSteps(num_steps=3),
+                     run_cfg=lava.Loihi2SimCfg(select_tag="fixed_pt"))
+            raise RuntimeError("boom")
+    assert not proc.runtime._is_started
+
+
+def test_runtime_is_stopped_on_interrupt(tmp_path):
+    lava, proc = _tiny(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        with running(proc):
+            proc.run(condition=lava.RunSteps(num_steps=2),
+                     run_cfg=lava.Loihi2SimCfg(select_tag="fixed_pt"))
+            raise KeyboardInterrupt
+    assert not proc.runtime._is_started
+
+
+def test_wrong_input_width_is_a_user_error(tmp_path):
+    rng = np.random.default_rng(2)
+    write_netx(random_net(rng, [5, 3], [CubaParams(1, 1, 10)]), tmp_path / "n.net")
+    with pytest.raises(UserError, match="inputs have 4 channels, the network expects 5"):
+        simulate_lava(tmp_path / "n.net", np.zeros((2, 3, 4), np.uint8), progress=False)
+
+
+def test_loihi2_backend_says_what_is_missing():
+    missing = loihi2_missing()
+    if missing is None:
+        pytest.skip("lava-loihi is installed: hardware_tests/ exercise it")
+    assert "lava-loihi" in missing and "ncproc_compiler" in missing

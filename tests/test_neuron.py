@@ -1,0 +1,95 @@
+"""The fixed-point neuron rules, one property at a time, and the training mode's closeness."""
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, SpikingMLP, exact_step, run_exact
+from neurodeploy.neurons.cuba import U_WRAP, V_LIMIT, quantize_weight
+
+
+def step(u, v, a, p, bias=0):
+    t = lambda x: torch.tensor([x], dtype=torch.int64)  # noqa: E731
+    u, v, s = exact_step(t(u), t(v), t(a), p, bias)
+    return int(u), int(v), bool(s)
+
+
+def test_decay_rounds_toward_zero():
+    p = CubaParams(i_decay=1, v_decay=4096, threshold=1000)
+    # -4097 * 4095 / 4096 = -4095.9998: toward zero gives -4095, floor would give -4096
+    u, _, _ = step(-4097, 0, 0, p)
+    assert u == -4095
+    u, _, _ = step(4097, 0, 0, p)
+    assert u == 4095
+
+
+def test_current_wraps_at_24_bits():
+    p = CubaParams(i_decay=0, v_decay=4096, threshold=100_000)
+    u, _, _ = step(U_WRAP - 64, 0, 2, p)          # (2 << 6) pushes past 2**23
+    assert u == U_WRAP - 64 + 128 - 2 * U_WRAP
+    u, _, _ = step(-U_WRAP + 64, 0, -1, p)        # exactly -2**23 wraps to +2**23, as in Lava
+    assert u == U_WRAP
+
+
+def test_voltage_saturates_instead_of_wrapping():
+    p = CubaParams(i_decay=0, v_decay=0, threshold=2 ** 17 - 1)
+    _, v, _ = step(-U_WRAP + 1, -V_LIMIT + 5, 0, p)
+    assert v == -V_LIMIT
+    # the largest threshold (2**17 - 1) << 6 is below the positive limit: a saturated neuron fires
+    _, v, s = step(U_WRAP - 1, V_LIMIT - 5, 0, p)
+    assert s and v == 0
+
+
+def test_threshold_is_strict_and_reset_is_to_zero_keeping_current():
+    p = CubaParams(i_decay=4096, v_decay=4096, threshold=10)
+    u, v, s = step(0, 0, 10, p)                   # v == 10 << 6: not above threshold
+    assert (u, v, s) == (640, 640, False)
+    u, v, s = step(0, 0, 11, p)
+    assert s and v == 0 and u == 704
+
+
+def test_bias_enters_the_voltage_shifted():
+    p = CubaParams(i_decay=4096, v_decay=4096, threshold=100)
+    assert step(0, 0, 0, p, bias=3)[1] == 3 << 6
+
+
+def test_params_are_validated():
+    with pytest.raises(ValueError, match="i_decay"):
+        CubaParams(i_decay=5000, v_decay=0, threshold=1)
+    with pytest.raises(ValueError, match="threshold"):
+        CubaParams(i_decay=0, v_decay=0, threshold=2 ** 17)
+
+
+def test_weights_land_on_loihis_grid():
+    w = quantize_weight(torch.tensor([-1000.0, -3.0, -1.0, 0.4, 1.0, 3.1, 253.0, 999.0]))
+    assert w.tolist() == [-256, -4, 0, 0, 0, 4, 252, 254]   # halves round to even
+
+
+def test_training_mode_tracks_exact_mode():
+    torch.manual_seed(0)
+    p = CubaParams(1024, 256, 128)
+    model = SpikingMLP([32, 64, 10], [p, p])
+    x = (torch.rand(16, 16, 32) < 0.3).float()
+    with torch.no_grad():
+        floats = model(x)
+    exact = run_exact(model.to_integer(), x)
+    for f, e in zip(floats, exact):
+        assert (f.bool() != e).float().mean() < 0.01
+
+
+def test_network_shapes_are_checked():
+    p = CubaParams(1, 1, 1)
+    with pytest.raises(ValueError, match="expects 3 inputs"):
+        IntNetwork(4, (IntLayer(np.ones((2, 3), np.int64), p, name="fc0"),))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_exact_mode_is_identical_on_cuda():
+    rng = np.random.default_rng(0)
+    p = CubaParams(300, 100, 60)
+    net = IntNetwork(40, (IntLayer(rng.integers(-128, 128, (50, 40)) * 2, p, name="fc0"),
+                          IntLayer(rng.integers(-128, 128, (10, 50)) * 2, p, name="fc1")))
+    x = torch.as_tensor(rng.random((64, 32, 40)) < 0.3)
+    cpu = run_exact(net, x)
+    gpu = run_exact(net, x.cuda())
+    for a, b in zip(cpu, gpu):
+        assert torch.equal(a, b.cpu())
