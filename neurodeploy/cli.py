@@ -82,9 +82,9 @@ def cmd_export(args) -> int:
 
 def _network_inputs(network: str, n: int | None):
     from neurodeploy.netx import read_netx
-    from neurodeploy.pipeline import test_inputs
+    from neurodeploy.pipeline import encoded_test_split
     net, meta = read_netx(network)
-    spikes, labels = test_inputs(meta)
+    spikes, labels = encoded_test_split(meta)
     return net, *_samples(spikes, labels, n)
 
 

@@ -17,8 +17,10 @@ Call `import_lava()` instead of importing Lava directly: it applies both shims o
 
 Lifecycle: a Lava runtime left alive makes the interpreter hang at exit and leaks worker
 processes and /dev/shm segments. `running(process)` stops the runtime on success, error, or
-interrupt (SIGINT/SIGTERM become exceptions), and `stop_all()` is registered at exit as a
-last safety net (the test session calls it too).
+interrupt (SIGINT/SIGTERM are deferred to the next `interruption_point()` between bounded run
+chunks, because a signal inside a blocking run leaves workers mid-step), kills the workers
+and frees the shared memory if a stop does not finish in STOP_TIMEOUT_S, and `stop_all()` is
+registered at exit as a last safety net (the test session calls it too).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ from typing import Iterator
 
 _SLAYER_STUB = "lava.lib.dl.slayer.object_detection"
 _live: list = []         # processes whose runtime may still be running
+_pending: list = []      # signals received while a Lava run was in progress
+STOP_TIMEOUT_S = 30.0
 _lava = None
 
 
@@ -75,13 +79,29 @@ def import_lava() -> types.SimpleNamespace:
     return _lava
 
 
-def _stop(process) -> None:
-    """Stop once; also after a failed compile or start, which can leave shared memory behind."""
+def _force_stop(process) -> None:
+    """Kill the runtime's worker processes and free its shared memory, without its cooperation."""
+    infra = getattr(process.runtime, "_messaging_infrastructure", None)
+    for actor in getattr(infra, "actors", []):
+        with contextlib.suppress(Exception):
+            actor.kill()
+            actor.join()
+    with contextlib.suppress(Exception):
+        infra.smm.shutdown()
+
+
+def _stop(process, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop once, also after a failed compile or start; force it if Lava does not answer."""
     if process not in _live:
         return
     _live.remove(process)
-    if getattr(process, "runtime", None) is not None:
-        process.stop()
+    if getattr(process, "runtime", None) is None:
+        return
+    stopper = threading.Thread(target=process.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    if stopper.is_alive():
+        _force_stop(process)
 
 
 def stop_all() -> None:
@@ -91,25 +111,42 @@ def stop_all() -> None:
             _stop(process)
 
 
-def _raise_interrupt(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+def _defer(signum, _frame):
+    _pending.append(signum)
+
+
+def interruption_point() -> None:
+    """Raise KeyboardInterrupt here if SIGINT/SIGTERM arrived while Lava was running.
+
+    A signal delivered inside a blocking Lava run would leave its workers mid-step, and a
+    stop request then waits forever; so `running` defers signals to points between runs.
+    """
+    if _pending:
+        signum = _pending.pop()
+        _pending.clear()
+        raise KeyboardInterrupt(f"signal {signum}")
 
 
 @contextlib.contextmanager
 def running(process) -> Iterator[None]:
-    """Context for a Lava process that will be run: its runtime is always stopped on exit."""
+    """Context for a Lava process that will be run: its runtime is always stopped on exit.
+
+    Run in bounded chunks and call `interruption_point()` between them to honour Ctrl-C and
+    SIGTERM promptly; the runtime is stopped on success, error or interrupt.
+    """
     _live.append(process)
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = {sig: signal.signal(sig, _defer) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         try:
             _stop(process)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            _pending.clear()
 
 
 atexit.register(stop_all)

@@ -125,7 +125,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingMLP, Recipe, dict]:
     return student.eval(), recipe, ckpt
 
 
-def test_inputs(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
+def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
     """The encoded test split a network was exported for (from its own metadata)."""
     try:
         data = load_dataset(metadata["dataset"]["name"], metadata["dataset"]["split_seed"])
@@ -148,7 +148,7 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     graph = read_nir(nir_path)                    # NIR is the boundary: lower what was written
     net = from_nir(graph, str(nir_path))
     write_netx(net, net_path, graph_metadata(graph))
-    spikes, labels = test_inputs(meta)
+    spikes, labels = encoded_test_split(meta)
     deployed = simulate_torch(net, spikes)
     n = recipe.student.neuron
     manifest = {
@@ -218,7 +218,7 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     manifest = export(ckpt, out)
     timing["export_s"] = time.perf_counter() - t0
     net, _ = read_netx(out / "network.net")
-    spikes, labels = test_inputs(manifest)
+    spikes, labels = encoded_test_split(manifest)
     reference = simulate_torch(net, spikes)
     t0 = time.perf_counter()
     deployed = simulate(out / "network.net", spikes, backend, progress)

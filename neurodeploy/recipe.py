@@ -124,4 +124,23 @@ def load_recipe(name_or_path: str | None = None) -> Recipe:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return _build(Recipe, data, str(path))
+    recipe = _build(Recipe, data, str(path))
+    validate(recipe, str(path))
+    return recipe
+
+
+def validate(recipe: Recipe, where: str) -> None:
+    """Check values against what they feed (Loihi's ranges, the loss registry) before any work."""
+    from neurodeploy.distill.losses import build_loss
+    from neurodeploy.neurons import CubaParams
+    n = recipe.student.neuron
+    try:
+        CubaParams(n.i_decay, n.v_decay, n.threshold)
+    except ValueError as e:
+        raise UserError(f"{where}: student.neuron: {e}") from None
+    build_loss(recipe.distill.losses, f"{where}: distill")
+    if recipe.encoding.name != "rate":
+        raise UserError(f"{where}: encoding.name: unknown encoding {recipe.encoding.name!r}; "
+                        "available: rate")
+    if recipe.encoding.timesteps < 1:
+        raise UserError(f"{where}: encoding.timesteps must be >= 1")

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord
-from neurodeploy.compat import import_lava, running
+from neurodeploy.compat import import_lava, interruption_point, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
 
@@ -41,7 +41,7 @@ def loihi2_missing() -> str | None:
 
 
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
-                  chunks: int = 20, progress: bool = True) -> SpikeRecord:
+                  chunk_steps: int = 2048, progress: bool = True) -> SpikeRecord:
     """Stream input spikes [N, T, n_in] through the netx network on Lava."""
     lava = import_lava()
     if hardware and (missing := loihi2_missing()):
@@ -73,7 +73,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             layer.out.connect(sink.a_in)
             sink_paths.append(path)
         cfg = (lava.Loihi2HwCfg() if hardware else lava.Loihi2SimCfg(select_tag="fixed_pt"))
-        per_run = max(1, -(-n // chunks)) * t
+        per_run = max(1, chunk_steps // t) * t   # bounded runs: interrupts are honoured between
         with running(net), tqdm(total=n, unit="sample", desc="lava", disable=not progress,
                                 leave=False) as bar:
             done = 0
@@ -81,6 +81,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                 todo = min(per_run, steps - done)
                 net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
                 done += todo
+                interruption_point()
                 bar.update(min(n, done // t) - bar.n)
         layers = []
         for i, (path, spec) in enumerate(zip(sink_paths, net_spec.layers)):

@@ -1,0 +1,44 @@
+"""Deploy the committed export/ artifacts on every available backend.
+
+Lava's CPU simulation always runs; Loihi 2 runs where Intel's lava-loihi extension is
+installed (elsewhere the test is skipped with the exact reason). Each deployment must
+reproduce the accuracy recorded in the manifest and match the exact mode spike for spike.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from neurodeploy.backends.lava import loihi2_missing
+from neurodeploy.netx import read_netx
+from neurodeploy.parity import compare
+from neurodeploy.pipeline import simulate, encoded_test_split
+
+EXPORTS = sorted(p.parent for p in (Path(__file__).parent.parent / "export").glob("*/manifest.json"))
+
+
+def _backends():
+    yield "lava"
+    missing = loihi2_missing()
+    yield pytest.param("loihi2", marks=pytest.mark.skipif(missing is not None, reason=missing or ""))
+
+
+@pytest.mark.parametrize("backend", list(_backends()))
+@pytest.mark.parametrize("export", EXPORTS, ids=[p.name for p in EXPORTS])
+def test_exported_network_deploys_with_manifest_accuracy(export, backend):
+    manifest = json.loads((export / "manifest.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((export / name).read_bytes()).hexdigest() == digest, name
+    net, meta = read_netx(export / "network.net")
+    spikes, labels = encoded_test_split(meta)
+    assert len(labels) == manifest["accuracy"]["samples"]
+    deployed = simulate(export / "network.net", spikes, backend, progress=False)
+    exact = simulate(export / "network.net", spikes, "torch")
+    assert deployed.accuracy(labels) == manifest["accuracy"]["deployed_exact"]
+    result = compare(exact, deployed, labels)
+    assert result["spike_mismatches"] == 0, result["first_mismatch"]
+
+
+def test_there_is_something_to_deploy():
+    assert any(p.name == "digits" for p in EXPORTS)

@@ -1,0 +1,53 @@
+"""Every user mistake: one line naming the file, the problem and the fix; exit 2; no traceback."""
+import pytest
+import torch
+
+from neurodeploy.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
+    torch.save({"format": "something-else"}, tmp_path / "foreign.pt")
+    (tmp_path / "corrupt.nir").write_bytes(b"garbage")
+    (tmp_path / "corrupt.net").write_bytes(b"garbage")
+    (tmp_path / "typo.yaml").write_text("name: x\nstudent:\n  hiden: [10]\n")
+    (tmp_path / "badloss.yaml").write_text("distill:\n  losses: [{name: kd_magic}]\n")
+    (tmp_path / "badparam.yaml").write_text(
+        "distill:\n  losses: [{name: logit_kd, temprature: 3}]\n")
+    (tmp_path / "badneuron.yaml").write_text("student:\n  neuron: {threshold: 999999}\n")
+    (tmp_path / "notyaml.yaml").write_text("a: [unclosed\n")
+    return tmp_path
+
+
+CASES = [
+    (("export", "{d}/missing.pt"), "missing.pt: no such checkpoint"),
+    (("export", "{d}/corrupt.pt"), "corrupt.pt: not a readable checkpoint"),
+    (("export", "{d}/foreign.pt"), "foreign.pt: not a neurodeploy checkpoint"),
+    (("inspect", "{d}/missing.nir"), "missing.nir: no such NIR file"),
+    (("inspect", "{d}/corrupt.nir"), "corrupt.nir: not a readable NIR graph"),
+    (("inspect", "{d}/corrupt.net"), "corrupt.net: not a readable HDF5 netx file"),
+    (("simulate", "{d}/corrupt.net", "--backend", "lava"), "corrupt.net: not a readable HDF5"),
+    (("run", "{d}/typo.yaml"), "typo.yaml.student: unknown key 'hiden'"),
+    (("run", "{d}/badloss.yaml"), "unknown loss 'kd_magic'; available: ce, logit_kd"),
+    (("run", "{d}/badparam.yaml"), "unknown parameter(s) temprature; allowed: temperature"),
+    (("run", "{d}/badneuron.yaml"), "threshold=999999 is outside Loihi's integer range"),
+    (("run", "{d}/notyaml.yaml"), "notyaml.yaml: not valid YAML"),
+    (("run", "no-such-recipe"), "no such recipe; available in models/: digits"),
+]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a[:1]) + ":" + m.split(":")[0]
+                                                      for a, m in CASES])
+def test_bad_input_gives_one_clear_line(files, capsys, args, message):
+    code, err = run_cli(capsys, *(a.format(d=files) for a in args))
+    assert code == 2
+    assert err.startswith("neurodeploy: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not list(files.glob("**/*.tmp")) and not (files / "runs").exists()
