@@ -31,7 +31,7 @@ from neurodeploy.graph import from_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingMLP
-from neurodeploy.recipe import Recipe, load_recipe
+from neurodeploy.recipe import Recipe, load_recipe, recipe_from_dict
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/1"
 BACKENDS = ("torch", "lava", "loihi2")
@@ -118,8 +118,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingMLP, Recipe, dict]:
         raise UserError(f"{path}: not a neurodeploy checkpoint (format "
                         f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'!r}); "
                         "re-run `neurodeploy distill`")
-    from neurodeploy.recipe import Recipe as _R, _build
-    recipe = _build(_R, ckpt["recipe"], f"{path}: recipe")
+    recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
     student = _student(recipe, ckpt["sizes"][0], ckpt["sizes"][-1])
     student.load_state_dict(ckpt["student"])
     return student.eval(), recipe, ckpt

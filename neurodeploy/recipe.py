@@ -105,6 +105,12 @@ def _build(cls, data, where: str):
     return cls(**values)
 
 
+def recipe_from_dict(data: dict, where: str) -> Recipe:
+    recipe = _build(Recipe, data, where)
+    validate(recipe, where)
+    return recipe
+
+
 def resolve(name_or_path: str | None) -> Path:
     """A recipe name from models/ ('digits') or a path to a YAML file."""
     if name_or_path is None:
@@ -124,9 +130,7 @@ def load_recipe(name_or_path: str | None = None) -> Recipe:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    recipe = _build(Recipe, data, str(path))
-    validate(recipe, str(path))
-    return recipe
+    return recipe_from_dict(data, str(path))
 
 
 def validate(recipe: Recipe, where: str) -> None:

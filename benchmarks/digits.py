@@ -1,0 +1,95 @@
+"""Digits benchmark: deployed accuracy over seeds, parity, energy, and backend speed.
+
+For each seed, trains the default recipe's teacher and student from scratch (seeded), exports
+through NIR to netx, runs the full test split on Lava and on the exact torch mode in the same
+process, and records accuracy (validation-selected epoch; test split used once at the end),
+spike mismatches, energy per inference and samples/s of both backends side by side.
+
+    .venv/bin/python benchmarks/digits.py            # writes benchmarks/results/digits.json
+    .venv/bin/python benchmarks/render.py            # refreshes the README tables
+"""
+from __future__ import annotations
+
+import dataclasses
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from neurodeploy.backends.torch_exact import simulate_torch
+from neurodeploy.errors import write_json
+from neurodeploy.netx import read_netx
+from neurodeploy.pipeline import distill, encoded_test_split, export, report, simulate
+from neurodeploy.recipe import load_recipe
+
+SEEDS = (0, 1, 2)
+OUT = Path(__file__).parent / "results" / "digits.json"
+
+
+def _timed(fn, repeats: int = 3):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return result, statistics.median(times)
+
+
+def main() -> int:
+    base = load_recipe("digits")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in SEEDS:
+            recipe = dataclasses.replace(
+                base, teacher=dataclasses.replace(base.teacher, seed=seed),
+                distill=dataclasses.replace(base.distill, seed=seed))
+            out = Path(tmp) / f"seed{seed}"
+            t0 = time.perf_counter()
+            distill(recipe, out, progress=False)
+            train_s = time.perf_counter() - t0
+            manifest = export(out / "checkpoint.pt", out)
+            net, meta = read_netx(out / "network.net")
+            spikes, labels = encoded_test_split(meta)
+            exact, torch_s = _timed(lambda: simulate_torch(net, spikes))
+            t0 = time.perf_counter()
+            lava = simulate(out / "network.net", spikes, "lava", progress=False)
+            lava_s = time.perf_counter() - t0
+            rep = report(net, exact, lava, labels, recipe.energy.preset)
+            runs.append({
+                "seed": seed, "T": recipe.encoding.timesteps, "samples": len(labels),
+                "teacher_accuracy": manifest["accuracy"]["teacher"],
+                "accuracy_deployed": rep["accuracy"]["student_lava"],
+                "accuracy_torch_exact": rep["accuracy"]["student_torch"],
+                "spike_mismatches": rep["parity"]["spike_mismatches"],
+                "energy_per_inference_uj": rep["energy"]["per_inference_pj"] / 1e6,
+                "synaptic_ops_per_inference": sum(e["synaptic_ops"] for e in rep["per_timestep"]),
+                "train_s": train_s,
+                "torch_exact_samples_per_s": len(labels) / torch_s,
+                "lava_samples_per_s": len(labels) / lava_s,
+            })
+            print(runs[-1], flush=True)
+
+    def stat(key):
+        values = [r[key] for r in runs]
+        return {"mean": statistics.mean(values), "std": statistics.stdev(values)}
+
+    write_json(OUT, {
+        "benchmark": "digits", "recipe": "models/digits.yaml", "seeds": list(SEEDS),
+        "machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "selection": "validation-selected epoch; test split evaluated once",
+        "runs": runs,
+        "summary": {k: stat(k) for k in ("teacher_accuracy", "accuracy_deployed",
+                                         "energy_per_inference_uj", "torch_exact_samples_per_s",
+                                         "lava_samples_per_s")},
+    })
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
