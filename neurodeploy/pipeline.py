@@ -139,26 +139,30 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json."""
     out_dir = Path(out_dir)
     student, recipe, ckpt = load_checkpoint(checkpoint)
+    integer = student.to_integer()
     meta = {"recipe": recipe.name, "timesteps": recipe.encoding.timesteps,
             "encoding": {"name": recipe.encoding.name, "timesteps": recipe.encoding.timesteps},
-            "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed}}
+            "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed},
+            "quantization": {
+                "weights": "even integers in [-256, 254] (8-bit mantissa x 2)",
+                "state": "24-bit current (wraps), 24-bit voltage (saturates), decays /4096",
+                "layers": {layer.name: {"iDecay": layer.params.i_decay,
+                                        "vDecay": layer.params.v_decay,
+                                        "vThMant": layer.params.threshold}
+                           for layer in integer.layers}}}
     nir_path, net_path = out_dir / "student.nir", out_dir / "network.net"
-    write_nir(to_nir(student.to_integer(), meta), nir_path)
+    write_nir(to_nir(integer, meta), nir_path)
     graph = read_nir(nir_path)                    # NIR is the boundary: lower what was written
     net = from_nir(graph, str(nir_path))
     write_netx(net, net_path, graph_metadata(graph))
     spikes, labels = encoded_test_split(meta)
     deployed = simulate_torch(net, spikes)
-    n = recipe.student.neuron
     manifest = {
         **meta,
         "versions": _versions(),
         "files": {"student.nir": _sha256(nir_path), "network.net": _sha256(net_path)},
         "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
                     "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
-        "quantization": {"weights": "even integers in [-256, 254] (8-bit mantissa x 2)",
-                         "i_decay": n.i_decay, "v_decay": n.v_decay, "threshold": n.threshold,
-                         "state": "24-bit current (wraps), 24-bit voltage (saturates)"},
         "execution": {"reset_interval": recipe.encoding.timesteps, "netx_reset_offset": 1,
                       "pipeline_delay_steps": len(net.layers)},
         "accuracy": {"split": "test", "samples": int(len(labels)),

@@ -109,6 +109,17 @@ class SpikingMLP(nn.Module):
             out.append(x)
         return out
 
+    @classmethod
+    def from_integer(cls, net: IntNetwork) -> "SpikingMLP":
+        """The float (training) mode of a deployed network: same weights, same constants."""
+        if any(layer.bias is not None and np.any(layer.bias) for layer in net.layers):
+            raise ValueError("the training mode has no bias; this network uses one")
+        model = cls(net.sizes, [layer.params for layer in net.layers])
+        with torch.no_grad():
+            for synapse, layer in zip(model.synapses, net.layers):
+                synapse.weight.copy_(torch.as_tensor(layer.weight / synapse.scale))
+        return model
+
     def to_integer(self) -> IntNetwork:
         layers = tuple(IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
                                 name=f"fc{i}")
