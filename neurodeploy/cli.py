@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   neurodeploy simulate export/digits/network.net --backend lava --samples 100
   neurodeploy parity export/digits/network.net
   neurodeploy inspect export/digits/student.nir
+  neurodeploy energy runs/digits/report.json --preset loihi2-proxy
 """
 
 
@@ -28,6 +29,10 @@ def _fmt_pj(pj: float) -> str:
         if pj >= scale:
             return f"{pj / scale:.3g} {unit}"
     return f"{pj:.3g} pJ"
+
+
+def _latency(energy: dict) -> str:
+    return f", {energy['latency_us']:.3g} us" if energy.get("latency_us") else ""
 
 
 def summarize(report: dict, out_dir: Path) -> str:
@@ -42,11 +47,14 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"{acc['student_lava']:.4f}   ({report['samples']} test samples)",
         f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
         f"(every layer, every step); predictions agree {100 * par['prediction_agreement']:.1f}%",
-        f"  energy    {_fmt_pj(energy['per_inference_pj'])} per inference, dynamic "
-        f"[{energy['preset']}: {energy['source'].split(',')[0]}]",
+        f"  energy    {_fmt_pj(energy['per_inference_pj'])} per inference "
+        f"(dynamic {_fmt_pj(energy['dynamic_pj'])}, static {_fmt_pj(energy['static_pj'])})"
+        f"{_latency(energy)} [{energy['preset']}: {energy['source'].split(',')[0]}]",
+        f"  loihi 2   {report['resources']['verdict']}",
         f"  speed     {report['timing']['simulate_samples_per_s']:.1f} samples/s on "
         f"{report['backend']}",
-        f"  files     checkpoint.pt student.nir network.net manifest.json report.json",
+        f"  files     checkpoint.pt student.nir network.net manifest.json report.json "
+        f"report.html",
     ]
     return "\n".join(lines)
 
@@ -119,6 +127,19 @@ def cmd_parity(args) -> int:
     return 0 if result["spike_mismatches"] == 0 else 1
 
 
+def cmd_energy(args) -> int:
+    from neurodeploy.pipeline import reprice
+    result = reprice(args.report, args.preset, args.network)
+    e = result["energy"]
+    out = Path(args.out or Path(args.report).parent) / f"energy-{Path(e['preset']).stem}.json"
+    write_json(out, {k: result[k] for k in ("energy", "per_timestep", "timestep_sweep",
+                                            "resources")})
+    print(f"{e['preset']}: {_fmt_pj(e['per_inference_pj'])} per inference (dynamic "
+          f"{_fmt_pj(e['dynamic_pj'])}, static {_fmt_pj(e['static_pj'])}){_latency(e)}\n"
+          f"  source: {e['source']}\n  wrote {out}")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     path = Path(args.file)
     if path.suffix == ".nir":
@@ -184,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default="torch,lava")
     p.add_argument("--samples", type=int, help="only the first N test samples")
     p.add_argument("--out", default=".", help="directory for parity.json")
+    p = verb("energy", cmd_energy, "reprice a run's report.json with another energy preset "
+             "(no simulation)")
+    p.add_argument("report", help="a report.json written by `neurodeploy run`")
+    p.add_argument("--preset", default="loihi2-proxy",
+                   help="a built-in preset name or a preset YAML file (default: loihi2-proxy)")
+    p.add_argument("--network", help="check that the record was made with this .net file")
+    p.add_argument("--out", help="directory for energy-<preset>.json (default: the report's)")
     p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file")
     p.add_argument("file")
 

@@ -25,12 +25,14 @@ from neurodeploy.data import load_dataset, rate_encode
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teachers import mlp_teacher
 from neurodeploy.distill.train import distill_student, exact_accuracy, train_teacher
-from neurodeploy.energy import energy_report, get_preset
+from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, layer_table,
+                                load_preset, price)
 from neurodeploy.errors import UserError, atomic_path, write_json
 from neurodeploy.graph import from_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingMLP
+from neurodeploy.report import write_html
 from neurodeploy.recipe import Recipe, load_recipe, recipe_from_dict
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/1"
@@ -184,22 +186,66 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str,
 
 
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
-           preset_name: str, extra: dict | None = None) -> dict:
-    """report.json: accuracy, parity and per-timestep events/energy of the deployed record."""
+           preset_name: str, teacher_sizes: list[int] | None = None,
+           extra: dict | None = None) -> dict:
+    """report.json: accuracy, parity, counted events and their price, resources, baselines.
+
+    The counts (means per inference, per layer and timestep) are kept in the report, so
+    `reprice` can apply another preset without simulating again.
+    """
     par = parity_mod.compare(reference, deployed, labels)
-    counted = energy_report(deployed, net, get_preset(preset_name))
-    return {
+    counts = count_events(deployed, net)
+    result = {
         **(extra or {}),
         "timesteps": deployed.timesteps,
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
                      "student_lava": deployed.accuracy(labels),
                      **(extra or {}).get("accuracy", {})},
+        "accuracy_by_timestep": accuracy_by_timestep(deployed, labels),
         "parity": {k: par[k] for k in ("spike_mismatches", "prediction_agreement",
                                        "spike_mismatches_per_layer_timestep", "first_mismatch",
                                        "spikes_compared", "backends")},
-        **counted,
+        "layers": layer_table(net),
+        "counts": {"layers": deployed.layer_names, "counted_from": deployed.backend,
+                   **{k: v.tolist() for k, v in counts.items()}},
+        "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
+                   for name, s in zip(deployed.layer_names, deployed.layers)},
+        "ann_baselines": (ann_baselines("student architecture as", net.sizes)
+                          + (ann_baselines("teacher", teacher_sizes) if teacher_sizes else [])),
     }
+    return {**result, **priced(result, load_preset(preset_name))}
+
+
+def priced(result: dict, preset) -> dict:
+    """The sections of a report that depend on the energy preset."""
+    counts = {k: result["counts"][k] for k in ("synaptic_ops", "neuron_active",
+                                                "neuron_inactive", "spikes")}
+    out = price(counts, result["layers"], preset, result["accuracy_by_timestep"])
+    out["energy"]["ann_baselines"] = result["ann_baselines"]
+    return out
+
+
+def reprice(report_path: str | Path, preset_name: str, network: str | Path | None = None) -> dict:
+    """Apply another energy preset to a saved report.json; no simulation."""
+    import json
+    report_path = Path(report_path)
+    try:
+        result = json.loads(report_path.read_text())
+        result["counts"], result["layers"]
+    except FileNotFoundError:
+        raise UserError(f"{report_path}: no such report; run `neurodeploy run` first") from None
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{report_path}: not a neurodeploy report.json with counted events; "
+                        "re-run `neurodeploy run`") from None
+    if network is not None:
+        digest = _sha256(Path(network)) if Path(network).is_file() else None
+        if digest is None:
+            raise UserError(f"{network}: no such network file")
+        if digest != result.get("network", {}).get("sha256"):
+            raise UserError(f"{report_path}: this record was made with a different network than "
+                            f"{network} (sha256 differs); simulate {network} to get its record")
+    return {**result, **priced(result, load_preset(preset_name))}
 
 
 def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
@@ -227,11 +273,14 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     deployed = simulate(out / "network.net", spikes, backend, progress)
     timing["simulate_s"] = time.perf_counter() - t0
     timing["simulate_samples_per_s"] = len(labels) / timing["simulate_s"]
-    result = report(net, reference, deployed, labels, recipe.energy.preset, extra={
+    teacher_sizes = [net.input_size, *recipe.teacher.hidden, net.layers[-1].size]
+    result = report(net, reference, deployed, labels, recipe.energy.preset, teacher_sizes, extra={
         "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
-        "network": manifest["network"], "backend": deployed.backend,
+        "network": {**manifest["network"], "sha256": manifest["files"]["network.net"]},
+        "backend": deployed.backend,
         "accuracy": {"teacher": manifest["accuracy"]["teacher"]}, "timing": timing,
         "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
                       "netx": "network.net", "manifest": "manifest.json"}})
     write_json(out / "report.json", result)
+    write_html(result, out)
     return result, out

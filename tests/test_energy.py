@@ -1,35 +1,131 @@
-"""Event counting on a record small enough to count by hand."""
+"""Energy: counting by hand, presets, repricing, resources, baselines, NeuroBench cross-check."""
+import json
+
 import numpy as np
 import pytest
+import torch
 
 from neurodeploy.backends.record import SpikeRecord
-from neurodeploy.energy import count_events, energy_report, get_preset
+from neurodeploy.cli import main
+from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, layer_table,
+                                load_preset, price, resource_estimate)
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 
+P = CubaParams(1, 1, 1)
 
-def test_counts_follow_fan_out_and_activity():
+
+@pytest.fixture
+def hand():
     w0 = np.array([[2, 0, 4], [0, 0, 2]])          # input fan-out: 1, 0, 2
     w1 = np.array([[2, 2]])
-    p = CubaParams(1, 1, 1)
-    net = IntNetwork(3, (IntLayer(w0, p, name="fc0"), IntLayer(w1, p, name="fc1")))
+    net = IntNetwork(3, (IntLayer(w0, P, name="fc0"), IntLayer(w1, P, name="fc1")))
     inputs = np.array([[[1, 1, 0], [0, 0, 1]]], bool)      # 1 sample, 2 steps
     hidden = np.array([[[1, 0], [1, 1]]], bool)
     out = np.array([[[0], [1]]], bool)
-    rec = SpikeRecord("hand", inputs, [hidden, out], ["fc0", "fc1"])
+    return net, SpikeRecord("hand", inputs, [hidden, out], ["fc0", "fc1"])
+
+
+def test_counts_follow_fan_out_and_activity(hand):
+    net, rec = hand
     c = count_events(rec, net)
     np.testing.assert_array_equal(c["synaptic_ops"], [[1, 2], [1, 2]])
     np.testing.assert_array_equal(c["neuron_active"], [[1, 2], [1, 1]])
     np.testing.assert_array_equal(c["neuron_inactive"], [[1, 0], [0, 0]])
     np.testing.assert_array_equal(c["spikes"], [[1, 2], [0, 1]])
-    preset = get_preset("loihi1-davies2018")
-    rep = energy_report(rec, net, preset)
-    t0 = 2 * 23.6 + 2 * 81 + 1 * 52 + 1 * 1.7
-    assert rep["per_timestep"][0]["energy_pj"] == pytest.approx(t0)
-    assert rep["per_timestep"][0]["synaptic_ops"] == 2
-    assert rep["energy"]["source"].startswith("Davies et al.")
 
 
-def test_unknown_preset_is_a_user_error():
+def test_pricing_is_counts_times_cited_figures(hand):
+    net, rec = hand
+    preset = load_preset("loihi2-proxy")
+    out = price(count_events(rec, net), layer_table(net), preset, [0.0, 1.0])
+    step0 = out["per_timestep"][0]
+    assert step0["dynamic_pj"] == pytest.approx(2 * 23.6 + 2 * 81 + 1 * 52 + 1 * 1.7)
+    # one core per layer; the slowest layer's work plus the barrier sets the step time
+    fc0_ns = 1 * 3.5 + 1 * 8.4 + 1 * 5.3 + 1 * 2.1
+    assert step0["step_us"] == pytest.approx((fc0_ns + 113) / 1e3)
+    assert step0["static_pj"] == pytest.approx(0.232 * (fc0_ns + 113) * 1e3)
+    e = out["energy"]
+    assert e["per_inference_pj"] == pytest.approx(e["dynamic_pj"] + e["static_pj"])
+    assert "PROXY" in e["note"] and "Davies" in e["source"] and "PilotNet" in e["source"]
+    assert [s["T"] for s in out["timestep_sweep"]] == [1, 2]
+    assert out["timestep_sweep"][-1]["energy_pj"] == pytest.approx(e["per_inference_pj"])
+
+
+def test_accuracy_by_timestep_reads_the_output_early(hand):
+    _, rec = hand
+    assert accuracy_by_timestep(rec, np.array([0])) == [1.0, 1.0]
+
+
+def test_resource_estimate_says_when_a_network_does_not_fit():
+    small = resource_estimate([{"name": "a", "neurons": 100, "synapses": 1000, "fan_in": 10}])
+    assert small["fits_one_chip"] and small["cores"] == 1
+    huge = resource_estimate([{"name": "big", "neurons": 2_000_000, "synapses": 10**9,
+                               "fan_in": 500}])
+    assert not huge["fits_one_chip"] and "does NOT fit" in huge["verdict"]
+    assert huge["layers"][0]["cores"] == 1067 and huge["layers"][0]["bound_by"] == "synapses"
+
+
+def test_ann_baselines_price_macs_and_memory():
+    rows = {r["name"]: r for r in ann_baselines("x", [64, 256, 10])}
+    macs = 64 * 256 + 256 * 10
+    assert rows["x ANN, FP32 compute only"]["per_inference_pj"] == pytest.approx(macs * 4.6)
+    assert rows["x ANN, INT8 compute only"]["per_inference_pj"] == pytest.approx(macs * 0.23)
+    assert rows["x ANN, INT8 memory-aware"]["per_inference_pj"] > macs * 0.23
+    assert all("Horowitz" in r["source"] or "Lemaire" in r["source"] for r in rows.values())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: mine\nsource: me\n", "missing field 'synaptic_op_pj'"),
+    ("name: mine\nsource: me\nsynaptic_op_pj: -1\n", "synaptic_op_pj must be a number >= 0"),
+    ("name: mine\nsource: me\nsynaptic_op_pj: 1\nfoo: 2\n", "unknown field 'foo'"),
+])
+def test_user_presets_are_validated(tmp_path, text, message):
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_preset(str(tmp_path / "p.yaml"))
+
+
+def test_a_valid_user_preset_and_unknown_names(tmp_path):
+    (tmp_path / "p.yaml").write_text("name: mine\nsource: my lab, 2026\nsynaptic_op_pj: 5\n")
+    assert load_preset(str(tmp_path / "p.yaml")).synaptic_op_pj == 5
     with pytest.raises(UserError, match="unknown energy preset 'loihi9'"):
-        get_preset("loihi9")
+        load_preset("loihi9")
+
+
+def test_neurobench_counts_the_same_synaptic_operations():
+    """NeuroBench's SynapticOperations counter (effective ACs) on the same activity."""
+    from neurobench.metrics.utils.layers.macs import single_layer_MACs
+
+    rng = np.random.default_rng(0)
+    w0 = rng.integers(-128, 128, (20, 12)) * 2 * (rng.random((20, 12)) < 0.6)
+    w1 = rng.integers(-128, 128, (5, 20)) * 2
+    net = IntNetwork(12, (IntLayer(w0, P, name="fc0"), IntLayer(w1, P, name="fc1")))
+    spikes = [rng.random((7, 6, n)) < 0.3 for n in (12, 20, 5)]
+    rec = SpikeRecord("random", spikes[0], spikes[1:], ["fc0", "fc1"])
+    ours = count_events(rec, net, totals=True)["synaptic_ops"]
+    for i, layer in enumerate(net.layers):
+        linear = torch.nn.Linear(layer.weight.shape[1], layer.size, bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(torch.as_tensor(layer.weight, dtype=torch.float32))
+        for t in range(6):
+            acs, spiking = single_layer_MACs(torch.as_tensor(spikes[i][:, t], dtype=torch.float32),
+                                             linear)
+            assert spiking and acs == ours[i, t]
+
+
+def test_energy_verb_reprices_a_saved_report(tmp_path, capsys):
+    from neurodeploy.pipeline import report
+    net = IntNetwork(3, (IntLayer(np.array([[2, 2, 2]]), P, name="fc0"),))
+    rec = SpikeRecord("x", np.ones((2, 3, 3), bool), [np.ones((2, 3, 1), bool)], ["fc0"])
+    saved = report(net, rec, rec, np.zeros(2, int), "loihi1-davies2018",
+                   extra={"network": {"sha256": "abc"}})
+    (tmp_path / "report.json").write_text(json.dumps(saved))
+    assert main(["energy", str(tmp_path / "report.json"), "--preset", "loihi2-proxy"]) == 0
+    repriced = json.loads((tmp_path / "energy-loihi2-proxy.json").read_text())
+    assert repriced["energy"]["static_pj"] > 0 == saved["energy"]["static_pj"]
+    assert repriced["energy"]["dynamic_pj"] == pytest.approx(saved["energy"]["dynamic_pj"])
+    (tmp_path / "other.net").write_bytes(b"x")
+    assert main(["energy", str(tmp_path / "report.json"), "--network",
+                 str(tmp_path / "other.net")]) == 2
+    assert "made with a different network" in capsys.readouterr().err

@@ -32,7 +32,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_run_writes_every_artifact(tiny_run):
-    for name in ("checkpoint.pt", "student.nir", "network.net", "manifest.json", "report.json"):
+    for name in ("checkpoint.pt", "student.nir", "network.net", "manifest.json", "report.json",
+                 "report.html"):
         assert (tiny_run / name).is_file(), name
     assert not list(tiny_run.glob(".*.tmp")), "no temporary files may remain"
 
@@ -52,8 +53,26 @@ def test_report_contract(tiny_run):
     assert energy["preset"] == "loihi1-davies2018" and "Davies" in energy["source"]
     assert energy["per_inference_pj"] == pytest.approx(
         sum(e["energy_pj"] for e in report["per_timestep"]))
+    assert energy["dynamic_pj"] > 0 and energy["static_pj"] == 0     # Davies: no static figure
+    assert energy["latency_us"] > 0
+    names = [b["name"] for b in energy["ann_baselines"]]
+    assert any("teacher" in n for n in names) and any("student" in n for n in names)
+    assert all({"name", "source", "per_inference_pj"} <= set(b) for b in energy["ann_baselines"])
+    assert len(report["timestep_sweep"]) == 8 and report["timestep_sweep"][-1]["accuracy"] == \
+        report["accuracy"]["student_lava"]
+    assert report["resources"]["fits_one_chip"]
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["accuracy"]["deployed_exact"] == report["accuracy"]["student_lava"]
+
+
+def test_html_report_shows_every_section_with_its_sources(tiny_run):
+    page = (tiny_run / "report.html").read_text()
+    for text in ("Where the energy comes from", "Davies et al.", "Spiking activity",
+                 "reading out early", "Against a conventional accelerator", "Horowitz",
+                 "Parity", "Loihi 2 resources", "data:image/png;base64,"):
+        assert text in page, text
+    for png in ("spikes_per_layer", "raster", "energy_per_timestep", "tradeoff"):
+        assert (tiny_run / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _distill(student, loss, tmp_path, epochs=3):

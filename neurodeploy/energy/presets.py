@@ -1,39 +1,120 @@
-"""Per-operation energy figures, each with the source it comes from."""
+"""Per-operation energy and time figures, each with the source it comes from.
+
+No per-operation table for Loihi 2 has been published (see the project's energy references):
+`loihi2-proxy` prices operations with Loihi 1's figures and adds Loihi 2's measured static
+power, and says so. The literature rows are whole-chip "pJ per synaptic operation" figures of
+other chips: they price synaptic ops only, all-in, and are not comparable one to one.
+A user preset is a YAML file with the same fields (`neurodeploy energy ... --preset my.yaml`).
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from neurodeploy.errors import UserError
+
+DAVIES = ("Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', "
+          "IEEE Micro 38(1), 2018, Table 2 (pre-silicon, 0.75 V)")
+SANAFE = ("Boyle et al., 'SANA-FE: Simulating Advanced Neuromorphic Architectures for Fast "
+          "Exploration', IEEE TCAD 2025, arch/loihi.yaml (silicon-calibrated Loihi 1)")
+PILOTNET = ("lava-dl PilotNet LIF benchmark notebook, Loihi 2 Oheo Gulch single chip, 2023: "
+            "0.232 W static of 0.679 W total")
+SENECA = "Tang et al., 'SENECA', Frontiers in Neuroscience 2023, Table 3"
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
     source: str
-    synaptic_op_pj: float        # one presynaptic spike delivered over one non-zero synapse
-    neuron_active_pj: float      # neuron update in a step where it received input
-    neuron_inactive_pj: float    # neuron update in a step without input (still serviced)
-    spike_out_pj: float          # one output spike leaving a neuron
+    synaptic_op_pj: float            # one spike delivered over one non-zero synapse
+    neuron_active_pj: float = 0.0    # neuron update in a step in which it received input
+    neuron_inactive_pj: float = 0.0  # neuron update without input (Loihi services every neuron)
+    spike_out_pj: float = 0.0        # one output spike leaving its neuron (and core)
+    synaptic_op_ns: float = 0.0      # times, for the latency estimate (0: not modelled)
+    neuron_active_ns: float = 0.0
+    neuron_inactive_ns: float = 0.0
+    spike_out_ns: float = 0.0
+    barrier_ns: float = 0.0          # end-of-step synchronisation
+    static_w: float = 0.0            # static power while running (0: not modelled)
+    kind: str = "per-operation"      # or "all-in per synaptic op" for the literature rows
     note: str = ""
 
     def __post_init__(self):
-        for field in ("synaptic_op_pj", "neuron_active_pj", "neuron_inactive_pj", "spike_out_pj"):
-            if getattr(self, field) < 0:
-                raise ValueError(f"preset {self.name}: {field} must be >= 0")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{f.name} must be a number >= 0, got {value!r}")
 
+    @property
+    def models_latency(self) -> bool:
+        return self.synaptic_op_ns > 0
+
+
+_LOIHI1 = dict(synaptic_op_pj=23.6, neuron_active_pj=81.0, neuron_inactive_pj=52.0,
+               spike_out_pj=1.7, synaptic_op_ns=3.5, neuron_active_ns=8.4,
+               neuron_inactive_ns=5.3, spike_out_ns=2.1, barrier_ns=113.0)
 
 PRESETS = {p.name: p for p in (
-    Preset(
-        name="loihi1-davies2018",
-        source="Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip "
-               "Learning', IEEE Micro 38(1), 2018, Table 2 (pre-silicon, 0.75 V)",
-        synaptic_op_pj=23.6, neuron_active_pj=81.0, neuron_inactive_pj=52.0, spike_out_pj=1.7,
-        note="Loihi 1 figures; synaptic op is the table's minimum; spike out is the "
-             "within-tile spike energy; dynamic energy only (no static power figure)."),
+    Preset(name="loihi1-davies2018", source=DAVIES, **_LOIHI1,
+           note="Loihi 1 pre-silicon figures: synaptic op at the table's minimum energy and "
+                "maximum time, spike out = within-tile spike, barrier = 1-32 tiles; "
+                "dynamic energy only (the table gives no static power)."),
+    Preset(name="loihi1-sanafe", source=SANAFE,
+           synaptic_op_pj=35.5, synaptic_op_ns=3.8,              # dense synapse per spike
+           neuron_active_pj=51.2 + 21.6, neuron_active_ns=6.0 + 3.7,   # access + update
+           neuron_inactive_pj=51.2, neuron_inactive_ns=6.0,      # access only
+           spike_out_pj=69.3 + 111.0, spike_out_ns=30.0 + 5.1,   # spike out + message out
+           barrier_ns=113.0,
+           note="Silicon-calibrated Loihi 1 figures; our mapping: active neuron = access + "
+                "update, inactive = access, spike = spike out + one message (feed-forward "
+                "layers sit on different cores); barrier from Davies 2018; no static power."),
+    Preset(name="loihi2-proxy", source=f"{DAVIES}; static power: {PILOTNET}", **_LOIHI1,
+           static_w=0.232,
+           note="PROXY, not a Loihi 2 measurement: Loihi 1 per-operation energies and times "
+                "plus the measured static power of a whole Loihi 2 chip (charged for the "
+                "estimated step time)."),
+    Preset(name="truenorth-merolla2014", kind="all-in per synaptic op", synaptic_op_pj=26.0,
+           source="Merolla et al., Science 345(6197), 2014 (all-in, whole chip)"),
+    Preset(name="spinnaker2", kind="all-in per synaptic op", synaptic_op_pj=10.0,
+           source=f"SpiNNaker2 as tabulated in {SENECA}"),
+    Preset(name="odin", kind="all-in per synaptic op", synaptic_op_pj=12.7,
+           source=f"ODIN (Frenkel et al. 2019) as tabulated in {SENECA}"),
+    Preset(name="reckon", kind="all-in per synaptic op", synaptic_op_pj=5.3,
+           source=f"ReckOn (Frenkel & Indiveri 2022) as tabulated in {SENECA}"),
+    Preset(name="tianjic", kind="all-in per synaptic op", synaptic_op_pj=1.54,
+           source=f"Tianjic (Pei et al. 2019) as tabulated in {SENECA}"),
+    Preset(name="seneca", kind="all-in per synaptic op", synaptic_op_pj=2.8, source=SENECA),
 )}
 
 
-def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise UserError(f"unknown energy preset {name!r}; available: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+def load_preset(name_or_path: str) -> Preset:
+    """A built-in preset by name, or a user preset from a YAML file (validated)."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        raise UserError(f"unknown energy preset {name_or_path!r}; available: "
+                        f"{', '.join(PRESETS)}, or a preset YAML file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such preset file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a preset is a mapping of fields to values")
+    fields = {f.name for f in dataclasses.fields(Preset)}
+    if unknown := sorted(set(data) - fields):
+        raise UserError(f"{path}: unknown field {unknown[0]!r}; known: {', '.join(sorted(fields))}")
+    if missing := [f for f in ("name", "source", "synaptic_op_pj") if f not in data]:
+        raise UserError(f"{path}: missing field {missing[0]!r} (every preset needs name, "
+                        "source and synaptic_op_pj)")
+    try:
+        return Preset(**data)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{path}: {e}") from None
+
+

@@ -1,0 +1,50 @@
+"""Where a network goes on Loihi 2: cores per layer, and whether it fits one chip.
+
+Loihi 2 per chip: 128 neuromorphic cores, up to 1 million neurons and 120 million synapses
+(Intel, "Taking Neuromorphic Computing to the Next Level with Loihi 2", technology brief,
+2021; Orchard et al., IEEE SiPS 2021). We divide the chip totals by the core count to get
+per-core budgets; real limits depend on weight precision and connectivity compression, so
+this is an estimate that errs on the side of using dense (uncompressed) synapse storage.
+"""
+from __future__ import annotations
+
+import math
+
+from neurodeploy.neurons import IntNetwork
+
+CORES_PER_CHIP = 128
+NEURONS_PER_CORE = 2 ** 20 // CORES_PER_CHIP          # 8192: the brief's "1M" is 2**20
+SYNAPSES_PER_CORE = 120_000_000 // CORES_PER_CHIP     # 937,500
+SOURCE = ("Intel Loihi 2 technology brief (2021) and Orchard et al., IEEE SiPS 2021: 128 "
+          "cores, 1M neurons, 120M synapses per chip; per-core budgets = chip totals / 128")
+
+
+def layer_table(net: IntNetwork) -> list[dict]:
+    """Per layer: neurons, stored synapses (dense), non-zero synapses, max fan-in."""
+    return [{"name": layer.name, "neurons": layer.size,
+             "synapses": int(layer.weight.size),
+             "nonzero_synapses": int((layer.weight != 0).sum()),
+             "fan_in": int((layer.weight != 0).sum(1).max())} for layer in net.layers]
+
+
+def resource_estimate(layers: list[dict]) -> dict:
+    rows = []
+    for layer in layers:
+        cores = max(math.ceil(layer["neurons"] / NEURONS_PER_CORE),
+                    math.ceil(layer["synapses"] / SYNAPSES_PER_CORE), 1)
+        rows.append({**layer, "cores": cores,
+                     "neurons_per_core": math.ceil(layer["neurons"] / cores),
+                     "synapses_per_core": math.ceil(layer["synapses"] / cores),
+                     "bound_by": ("neurons" if layer["neurons"] / NEURONS_PER_CORE
+                                  >= layer["synapses"] / SYNAPSES_PER_CORE else "synapses")})
+    total = sum(r["cores"] for r in rows)
+    chips = math.ceil(total / CORES_PER_CHIP)
+    return {
+        "cores": total, "chips": chips, "fits_one_chip": chips == 1,
+        "verdict": (f"fits one Loihi 2 chip ({total} of {CORES_PER_CHIP} cores)" if chips == 1
+                    else f"does NOT fit one Loihi 2 chip: needs {total} cores = {chips} chips"),
+        "layers": rows,
+        "limits": {"cores_per_chip": CORES_PER_CHIP, "neurons_per_core": NEURONS_PER_CORE,
+                   "synapses_per_core": SYNAPSES_PER_CORE},
+        "source": SOURCE,
+    }

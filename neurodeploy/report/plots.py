@@ -1,0 +1,83 @@
+"""The report's figures, drawn from report.json alone (matplotlib, Agg)."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def spikes_per_layer(report: dict) -> bytes:
+    counts = np.asarray(report["counts"]["spikes"])
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    steps = np.arange(counts.shape[1])
+    for name, row, layer in zip(report["counts"]["layers"], counts, report["layers"]):
+        ax.plot(steps, row, marker="o", ms=3, label=f"{name} ({layer['neurons']} neurons)")
+    ax.set(xlabel="timestep t", ylabel="spikes per inference",
+           title="Spikes per layer and timestep (mean over samples)")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def raster(report: dict) -> bytes:
+    names = list(report["raster"])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+    for ax, name, layer in zip(axes[0], names, report["layers"]):
+        events = np.asarray(report["raster"][name]).reshape(-1, 2)
+        ax.scatter(events[:, 0], events[:, 1], s=6, marker="|", color="k")
+        ax.set(xlim=(-0.5, report["timesteps"] - 0.5), ylim=(-0.5, layer["neurons"] - 0.5),
+               xlabel="timestep t", ylabel="neuron", title=f"{name}: {len(events)} spikes")
+    fig.suptitle("Spike raster of the first test sample", y=1.02)
+    return _png(fig)
+
+
+def energy_per_timestep(report: dict) -> bytes:
+    steps = report["per_timestep"]
+    per_layer = np.asarray([s["energy_pj_per_layer"] for s in steps]).T / 1e3   # nJ
+    static = np.asarray([s["static_pj"] for s in steps]) / 1e3
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bottom = np.zeros(len(steps))
+    for name, row in zip(report["counts"]["layers"], per_layer):
+        ax.bar(range(len(steps)), row, bottom=bottom, label=f"{name} (dynamic)")
+        bottom += row
+    if static.any():
+        ax.bar(range(len(steps)), static, bottom=bottom, label="static", color="0.75")
+    ax.set(xlabel="timestep t", ylabel="nJ per inference",
+           title=f"Energy per timestep, stacked by layer ({report['energy']['preset']})")
+    ax.legend(frameon=False)
+    return _png(fig)
+
+
+def tradeoff(report: dict) -> bytes:
+    sweep = report["timestep_sweep"]
+    t = [s["T"] for s in sweep]
+    acc = [s["accuracy"] for s in sweep]
+    energy = [s["energy_pj"] / 1e6 for s in sweep]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a1.plot(t, acc, marker="o", ms=3)
+    a1.set(xlabel="read out after T' steps", ylabel="test accuracy", title="Accuracy vs T'")
+    a1.grid(alpha=0.3)
+    a2.plot(energy, acc, marker="o", ms=3)
+    for x, y, label in zip(energy, acc, t):
+        if label in (1, 2, 4, 8, 16, 32) or label == t[-1]:
+            a2.annotate(f"T'={label}", (x, y), textcoords="offset points", xytext=(4, -10),
+                        fontsize=8)
+    a2.set(xlabel="energy per inference (uJ)", ylabel="test accuracy",
+           title="Energy / accuracy trade-off")
+    a2.grid(alpha=0.3)
+    return _png(fig)
+
+
+FIGURES = {"spikes_per_layer": spikes_per_layer, "raster": raster,
+           "energy_per_timestep": energy_per_timestep, "tradeoff": tradeoff}
