@@ -19,7 +19,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 	# Lava's wheels ship a top-level `tests` package that shadows ours: remove it.
 	rm -rf "$(SITE)/tests"
-	$(BIN)/pip install -q --no-deps norse==1.1.0
+	# norse, snntorch (NIR interop) and neurobench (cross-check of our counts) declare
+	# torchvision or old pins they do not need here: install them without their metadata deps.
+	$(BIN)/pip install -q --no-deps norse==1.1.0 snntorch==1.0.0 neurobench==2.3.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

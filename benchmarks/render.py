@@ -32,10 +32,34 @@ def digits_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _pj(pj):
+    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if pj >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
+def energy_table(data: dict) -> str:
+    lines = [f"The committed digits student ({data['samples']} test samples, counted on "
+             f"{data['record_backend']}), priced by every preset; repricing a 10,000-sample "
+             f"record takes {1e3 * data['reprice_10000_samples_s_median']:.1f} ms (median of 5).",
+             "", "| preset | kind | per inference | dynamic | static | latency |",
+             "|---|---|---|---|---|---|"]
+    for r in data["presets"]:
+        latency = f"{r['latency_us']:.3g} µs" if r["latency_us"] else "—"
+        lines.append(f"| {r['preset']} | {r['kind']} | {_pj(r['per_inference_pj'])} | "
+                     f"{_pj(r['dynamic_pj'])} | {_pj(r['static_pj']) if r['static_pj'] else '—'} | "
+                     f"{latency} |")
+    lines += ["", "| conventional accelerator, same task | per inference |", "|---|---|"]
+    lines += [f"| {b['name']} | {_pj(b['per_inference_pj'])} |" for b in data["ann_baselines"]]
+    lines += ["", "— : not modelled by that preset."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    for name, render in (("digits", digits_table),):
+    for name, render in (("digits", digits_table), ("energy", energy_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue

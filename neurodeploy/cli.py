@@ -31,6 +31,11 @@ def _fmt_pj(pj: float) -> str:
     return f"{pj:.3g} pJ"
 
 
+def _static(energy: dict) -> str:
+    return (f"static {_fmt_pj(energy['static_pj'])}" if energy["figures"]["static_w"]
+            else "static not modelled")
+
+
 def _latency(energy: dict) -> str:
     return f", {energy['latency_us']:.3g} us" if energy.get("latency_us") else ""
 
@@ -48,7 +53,7 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
         f"(every layer, every step); predictions agree {100 * par['prediction_agreement']:.1f}%",
         f"  energy    {_fmt_pj(energy['per_inference_pj'])} per inference "
-        f"(dynamic {_fmt_pj(energy['dynamic_pj'])}, static {_fmt_pj(energy['static_pj'])})"
+        f"(dynamic {_fmt_pj(energy['dynamic_pj'])}, {_static(energy)})"
         f"{_latency(energy)} [{energy['preset']}: {energy['source'].split(',')[0]}]",
         f"  loihi 2   {report['resources']['verdict']}",
         f"  speed     {report['timing']['simulate_samples_per_s']:.1f} samples/s on "
@@ -135,7 +140,7 @@ def cmd_energy(args) -> int:
     write_json(out, {k: result[k] for k in ("energy", "per_timestep", "timestep_sweep",
                                             "resources")})
     print(f"{e['preset']}: {_fmt_pj(e['per_inference_pj'])} per inference (dynamic "
-          f"{_fmt_pj(e['dynamic_pj'])}, static {_fmt_pj(e['static_pj'])}){_latency(e)}\n"
+          f"{_fmt_pj(e['dynamic_pj'])}, {_static(e)}){_latency(e)}\n"
           f"  source: {e['source']}\n  wrote {out}")
     return 0
 

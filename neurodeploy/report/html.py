@@ -64,7 +64,8 @@ def render(report: dict, images: dict[str, bytes]) -> str:
     cards = [("student on " + _e(report["backend"].split(" ")[0]), f"{acc['student_lava']:.4f}",
               f"torch exact {acc['student_torch']:.4f} · teacher {acc['teacher']:.4f}"),
              ("energy per inference", _pj(energy["per_inference_pj"]),
-              f"dynamic {_pj(energy['dynamic_pj'])} · static {_pj(energy['static_pj'])}"),
+              f"dynamic {_pj(energy['dynamic_pj'])} · static "
+              f"{_pj(energy['static_pj']) if f['static_w'] else 'not modelled'}"),
              ("latency per inference", f"{energy['latency_us']:.3g} µs" if energy["latency_us"]
               else "not modelled", f"{steps} timesteps, estimated"),
              ("parity", f"{par['spike_mismatches']} mismatches",
