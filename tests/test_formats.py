@@ -95,8 +95,9 @@ def test_netx_refuses_what_netx_would_silently_change(weights, message, tmp_path
     object.__setattr__(layer, "params", CubaParams(1, 1, 1))
     object.__setattr__(layer, "bias", None)
     object.__setattr__(layer, "name", "fc0")
+    object.__setattr__(layer, "conv", None)
     net = IntNetwork.__new__(IntNetwork)
-    object.__setattr__(net, "input_size", 6)
+    object.__setattr__(net, "input_shape", (6,))
     object.__setattr__(net, "layers", (layer,))
     with pytest.raises(UserError, match=message):
         write_netx(net, tmp_path / "bad.net")

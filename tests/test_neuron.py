@@ -78,7 +78,7 @@ def test_training_mode_tracks_exact_mode():
 
 def test_network_shapes_are_checked():
     p = CubaParams(1, 1, 1)
-    with pytest.raises(ValueError, match="expects 3 inputs"):
+    with pytest.raises(ValueError, match=r"expects input \(3,\) but the previous layer gives \(4,\)"):
         IntNetwork(4, (IntLayer(np.ones((2, 3), np.int64), p, name="fc0"),))
 
 

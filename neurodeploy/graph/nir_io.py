@@ -171,6 +171,6 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     if not layers:
         raise UserError(f"{source}: the graph has no Affine + CubaLIF layer to deploy")
     try:
-        return IntNetwork(input_size=input_size, layers=tuple(layers))
+        return IntNetwork(input_shape=input_size, layers=tuple(layers))
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None

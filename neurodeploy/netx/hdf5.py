@@ -130,7 +130,7 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
     try:
-        net = IntNetwork(input_size=input_size or layers[0].weight.shape[1], layers=tuple(layers))
+        net = IntNetwork(input_shape=input_size or layers[0].weight.shape[1], layers=tuple(layers))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     check_deployable(net, str(path))
