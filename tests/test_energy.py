@@ -129,3 +129,24 @@ def test_energy_verb_reprices_a_saved_report(tmp_path, capsys):
     assert main(["energy", str(tmp_path / "report.json"), "--network",
                  str(tmp_path / "other.net")]) == 2
     assert "made with a different network" in capsys.readouterr().err
+
+
+def test_conv_synaptic_operations_match_neurobench():
+    from neurobench.metrics.utils.layers.macs import single_layer_MACs
+
+    from neurodeploy.neurons.network import Conv
+    rng = np.random.default_rng(3)
+    conv = Conv((2, 7, 6), stride=(2, 1), padding=(1, 1))
+    w = rng.integers(-128, 128, (3, 2, 3, 3)) * 2 * (rng.random((3, 2, 3, 3)) < 0.7)
+    layer = IntLayer(w, P, name="conv0", conv=conv)
+    net = IntNetwork((2, 7, 6), (layer,))
+    inputs = rng.random((4, 5, 2 * 7 * 6)) < 0.3
+    rec = SpikeRecord("random", inputs, [rng.random((4, 5, layer.size)) < 0.2], ["conv0"])
+    ours = count_events(rec, net, totals=True)["synaptic_ops"][0]
+    torch_conv = torch.nn.Conv2d(2, 3, 3, stride=(2, 1), padding=(1, 1), bias=False)
+    with torch.no_grad():
+        torch_conv.weight.copy_(torch.as_tensor(w, dtype=torch.float32))
+    for t in range(5):
+        x = torch.as_tensor(inputs[:, t].reshape(4, 2, 7, 6), dtype=torch.float32)
+        acs, _ = single_layer_MACs(x, torch_conv)
+        assert acs == ours[t]

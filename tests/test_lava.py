@@ -153,3 +153,32 @@ def test_loihi2_backend_says_what_is_missing():
     if missing is None:
         pytest.skip("lava-loihi is installed: hardware_tests/ exercise it")
     assert "lava-loihi" in missing and "ncproc_compiler" in missing
+
+
+def conv_net(rng, groups=1):
+    from neurodeploy.neurons.network import Conv
+    c0 = Conv((2, 9, 8), stride=(2, 1), padding=(1, 0))
+    l0 = IntLayer(rng.integers(-128, 128, (4, 2, 3, 3)) * 2, CubaParams(1024, 256, 100),
+                  name="conv0", conv=c0)
+    c1 = Conv(l0.shape, stride=(1, 2), padding=(1, 1), dilation=(1, 2) if groups == 1 else (1, 1),
+              groups=groups)
+    l1 = IntLayer(rng.integers(-128, 128, (6, 4 // groups, 3, 2)) * 2, CubaParams(2048, 512, 80),
+                  bias=rng.integers(0, 30, 6), name="conv1", conv=c1)
+    l2 = IntLayer(rng.integers(-128, 128, (5, l1.size)) * 2, CubaParams(512, 128, 150), name="fc2")
+    return IntNetwork((2, 9, 8), (l0, l1, l2))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_networks_match_lava_bit_for_bit(groups, tmp_path):
+    """Strided, padded, dilated or grouped conv -> conv (+bias) -> flatten -> dense."""
+    rng = np.random.default_rng(groups)
+    net = conv_net(rng, groups)
+    write_netx(net, tmp_path / "conv.net")
+    back, _ = read_netx(tmp_path / "conv.net")
+    assert [layer.shape for layer in back.layers] == [layer.shape for layer in net.layers]
+    spikes = (rng.random((8, 8, 2 * 9 * 8)) < 0.4).astype(np.uint8)
+    lava = simulate_lava(tmp_path / "conv.net", spikes, progress=False)
+    exact = simulate_torch(back, spikes)
+    for a, b in zip(lava.layers, exact.layers):
+        assert a.any()
+        np.testing.assert_array_equal(a, b)

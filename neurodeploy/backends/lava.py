@@ -49,7 +49,9 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     from neurodeploy.backends.lavaproc.memmap_io import MemmapSpikeSink, MemmapSpikeSource
 
     net_spec, _ = read_netx(netx_path)   # validates the file and gives the layer sizes
-    n, t, width = spikes.shape
+    n, t = spikes.shape[:2]
+    spikes = spikes.reshape(n, t, -1)
+    width = spikes.shape[2]
     if width != net_spec.input_size:
         raise UserError(f"{netx_path}: inputs have {width} channels, the network expects "
                         f"{net_spec.input_size}")
@@ -63,13 +65,13 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
         del rows
         net = lava.netx.hdf5.Network(net_config=str(netx_path), reset_interval=t,
                                      reset_offset=RESET_OFFSET)
-        source = MemmapSpikeSource(path=str(src_path), steps=steps, size=width)
+        source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape)
         source.s_out.connect(net.inp)
         sink_paths = []
         for i, (layer, spec) in enumerate(zip(net.layers, net_spec.layers)):
             path = Path(tmp) / f"layer{i}.u8"
             np.memmap(path, dtype=np.uint8, mode="w+", shape=(steps, spec.size)).flush()
-            sink = MemmapSpikeSink(path=str(path), steps=steps, size=spec.size)
+            sink = MemmapSpikeSink(path=str(path), steps=steps, shape=layer.out.shape)
             layer.out.connect(sink.a_in)
             sink_paths.append(path)
         cfg = (lava.Loihi2HwCfg() if hardware else lava.Loihi2SimCfg(select_tag="fixed_pt"))

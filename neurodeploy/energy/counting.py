@@ -11,6 +11,7 @@ pricing needs, so a report can be repriced without simulating again.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.neurons import IntNetwork
@@ -21,15 +22,18 @@ KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
 def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False) -> dict[str, np.ndarray]:
     """Event counts [layers, T]: means per inference, or exact totals over all samples."""
     counts = {k: [] for k in KINDS}
-    pre = record.inputs.astype(np.float64)      # float64 sums of integers stay exact
+    n, steps = record.samples, record.timesteps
+    pre = torch.as_tensor(record.inputs.reshape(n * steps, -1), dtype=torch.float64)
     for layer, post in zip(net.layers, record.layers):
-        connected = (layer.weight != 0).astype(np.float64)            # [out, in]
-        active = ((pre @ connected.T) > 0).sum(-1).sum(0)
-        counts["synaptic_ops"].append((pre @ connected.sum(0)).sum(0))
+        # events reaching each neuron: the layer's own synapse op with 0/1 weights (exact in
+        # float64), so dense and conv layers are counted by the same rule
+        events = layer.synapse(pre, weight=(layer.weight != 0)).reshape(n, steps, -1)
+        active = (events > 0).sum(-1).sum(0).numpy()
+        counts["synaptic_ops"].append(events.sum(-1).sum(0).numpy())
         counts["neuron_active"].append(active)
-        counts["neuron_inactive"].append(layer.size * record.samples - active)
-        counts["spikes"].append(post.sum(-1).sum(0))
-        pre = post.astype(np.float64)
+        counts["neuron_inactive"].append(layer.size * n - active)
+        counts["spikes"].append(post.reshape(n, steps, -1).sum(-1).sum(0))
+        pre = torch.as_tensor(post.reshape(n * steps, -1), dtype=torch.float64)
     scale = 1 if totals else record.samples
     return {k: np.array(v, dtype=np.float64) / scale for k, v in counts.items()}
 

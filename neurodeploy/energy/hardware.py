@@ -20,11 +20,16 @@ SOURCE = ("Intel Loihi 2 technology brief (2021) and Orchard et al., IEEE SiPS 2
 
 
 def layer_table(net: IntNetwork) -> list[dict]:
-    """Per layer: neurons, stored synapses (dense), non-zero synapses, max fan-in."""
-    return [{"name": layer.name, "neurons": layer.size,
-             "synapses": int(layer.weight.size),
+    """Per layer: neurons, stored synapses, non-zero synapses, max fan-in.
+
+    Dense layers store every weight; conv layers store their kernel once (Loihi 2's
+    convolutional connectivity shares weights), so their synapse memory is the kernel size.
+    """
+    return [{"name": layer.name, "kind": "conv" if layer.conv else "dense",
+             "neurons": layer.size, "synapses": int(layer.weight.size),
              "nonzero_synapses": int((layer.weight != 0).sum()),
-             "fan_in": int((layer.weight != 0).sum(1).max())} for layer in net.layers]
+             "fan_in": int((layer.weight != 0).reshape(layer.weight.shape[0], -1).sum(1).max())}
+            for layer in net.layers]
 
 
 def resource_estimate(layers: list[dict]) -> dict:

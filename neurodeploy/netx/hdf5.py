@@ -1,10 +1,13 @@
 """lava-dl netx HDF5: the one place that reads and writes the deployable network file.
 
 Layout written (what lava-dl 0.6.0's `netx.hdf5.Network` reads; see netx/README.md there):
-    layer/0            type='input', shape=[n_in]            (documents the input width)
-    layer/i (i >= 1)   type='dense', shape=[n], weight (n, n_prev) int,
-                       neuron/{type='CUBA', iDecay, vDecay, vThMant, refDelay, gradedSpike}
-                       optional bias (n,) int (netx feeds it to Lava's bias_mant, bias_exp=6)
+    layer/0     type='input', shape=[n] or [C, H, W]          (documents the input shape)
+    layer/i     type='dense', shape=[n], weight (n, n_prev) int, or
+                type='conv', shape=[C, H, W], weight (out, in, kH, kW) int, stride, padding,
+                dilation (each [H, W]), groups; both with
+                neuron/{type='CUBA', iDecay, vDecay, vThMant, refDelay, gradedSpike} and an
+                optional bias (netx feeds it to Lava's bias_mant with bias_exp=6)
+                type='flatten' between a conv and a dense layer (CHW order, as PyTorch)
 netx reads weights with `.astype(int)` and silently clips, truncates or zeroes what does not
 fit Loihi's synapse, so `check_deployable` refuses such networks before anything is written.
 """
@@ -18,6 +21,7 @@ import numpy as np
 
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
+from neurodeploy.neurons.network import Conv
 from neurodeploy.neurons.cuba import WEIGHT_MAX, WEIGHT_MIN
 
 BIAS_LIMIT = 2 ** 12        # Loihi's bias mantissa is a signed 13-bit number
@@ -51,12 +55,23 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
         root = f.create_group("layer")
         inp = root.create_group("0")
         inp.create_dataset("type", (1,), "S10", [b"input"])
-        inp.create_dataset("shape", data=np.array([net.input_size]))
-        for i, layer in enumerate(net.layers, start=1):
-            g = root.create_group(str(i))
-            g.create_dataset("type", (1,), "S10", [b"dense"])
-            g.create_dataset("shape", data=np.array([layer.size]))
+        inp.create_dataset("shape", data=np.array(net.input_shape))
+        shape, index = tuple(net.input_shape), 1
+        for layer in net.layers:
+            if len(shape) == 3 and not layer.conv:
+                flat = root.create_group(str(index))
+                flat.create_dataset("type", (1,), "S10", [b"flatten"])
+                index += 1
+            g = root.create_group(str(index))
+            index += 1
+            shape = layer.shape
+            g.create_dataset("type", (1,), "S10", [b"conv" if layer.conv else b"dense"])
+            g.create_dataset("shape", data=np.array(shape))
             g.create_dataset("weight", data=layer.weight.astype(np.int32))
+            if layer.conv:
+                for key in ("stride", "padding", "dilation"):
+                    g.create_dataset(key, data=np.array(getattr(layer.conv, key)))
+                g.create_dataset("groups", data=layer.conv.groups)
             if layer.bias is not None:
                 g.create_dataset("bias", data=layer.bias.astype(np.int32))
             p = layer.params
@@ -85,6 +100,37 @@ def _scalar(group, key: str, where: str) -> int:
     return int(value[0])
 
 
+def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
+    neuron = g["neuron"]
+    ntype = _text(neuron["type"]) if "type" in neuron else "?"
+    if ntype not in ("CUBA", "LOIHI"):
+        raise UserError(f"{where}: neuron type {ntype!r} is not supported (supported: CUBA, LOIHI)")
+    conv = None
+    if kind == "conv":
+        if in_shape is None or len(in_shape) != 3:
+            raise UserError(f"{where}: a conv layer needs a [C, H, W] input; give the file an "
+                            "'input' layer with that shape")
+        pair = lambda key, default: tuple(int(v) for v in np.broadcast_to(  # noqa: E731
+            np.atleast_1d(g[key][()]) if key in g else default, (2,)))
+        conv = Conv(input_shape=tuple(in_shape), stride=pair("stride", 1),
+                    padding=pair("padding", 0), dilation=pair("dilation", 1),
+                    groups=int(np.atleast_1d(g["groups"][()])[0]) if "groups" in g else 1)
+    try:
+        params = CubaParams(_scalar(neuron, "iDecay", where), _scalar(neuron, "vDecay", where),
+                            _scalar(neuron, "vThMant", where))
+        bias = g["bias"][()].astype(np.int64).reshape(-1) if "bias" in g else None
+        weight = g["weight"][()].astype(np.int64)
+        if conv is None and weight.ndim == 1:
+            weight = weight.reshape(int(np.prod(g["shape"][()])), -1)
+        layer = IntLayer(weight=weight, params=params, bias=bias, name=name, conv=conv)
+    except ValueError as e:
+        raise UserError(f"{where}: {e}") from None
+    if tuple(int(v) for v in np.atleast_1d(g["shape"][()])) != layer.shape:
+        raise UserError(f"{where}: declared shape {list(g['shape'][()])} does not match the "
+                        f"shape its weights and input give, {list(layer.shape)}")
+    return layer
+
+
 def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
     """Read a netx file into an `IntNetwork` plus the metadata we stored (empty if foreign)."""
     path = Path(path)
@@ -99,7 +145,7 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
             raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
         metadata = json.loads(f.attrs.get("neurodeploy", "{}"))
         groups = f["layer"]
-        input_size, layers = None, []
+        input_shape, layers, shape = None, [], None
         for i in range(len(groups)):
             if str(i) not in groups:
                 raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
@@ -108,29 +154,21 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
             where = f"{path}: layer {i}"
             kind = _text(g["type"]) if "type" in g else "?"
             if kind == "input" and "neuron" not in g and i == 0:
-                input_size = int(np.prod(g["shape"][()]))
-            elif kind == "dense" and "neuron" in g:
-                neuron = g["neuron"]
-                ntype = _text(neuron["type"]) if "type" in neuron else "?"
-                if ntype not in ("CUBA", "LOIHI"):
-                    raise UserError(f"{where}: neuron type {ntype!r} is not supported "
-                                    "(supported: CUBA, LOIHI)")
-                try:
-                    params = CubaParams(_scalar(neuron, "iDecay", where),
-                                        _scalar(neuron, "vDecay", where),
-                                        _scalar(neuron, "vThMant", where))
-                    bias = g["bias"][()].astype(np.int64) if "bias" in g else None
-                    layers.append(IntLayer(weight=g["weight"][()].astype(np.int64),
-                                           params=params, bias=bias, name=f"fc{len(layers)}"))
-                except ValueError as e:
-                    raise UserError(f"{where}: {e}") from None
+                input_shape = shape = tuple(int(v) for v in np.atleast_1d(g["shape"][()]))
+            elif kind == "flatten":
+                shape = (int(np.prod(shape)),) if shape else shape
+            elif kind in ("dense", "conv") and "neuron" in g:
+                name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
+                layers.append(_read_layer(g, kind, shape, name, where))
+                shape = layers[-1].shape
             else:
                 raise UserError(f"{where}: layer type {kind!r} is not supported yet "
-                                "(supported: input without neuron, dense with CUBA neurons)")
+                                "(supported: input without neuron, dense and conv with CUBA "
+                                "neurons, flatten)")
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
     try:
-        net = IntNetwork(input_shape=input_size or layers[0].weight.shape[1], layers=tuple(layers))
+        net = IntNetwork(input_shape=input_shape or (layers[0].in_size,), layers=tuple(layers))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     check_deployable(net, str(path))

@@ -3,6 +3,8 @@
 Lava's `Var.get` moves one element per message (~34 us each), so reading spikes back through
 RingBuffer sinks costs more than simulating them. These processes read and write one row per
 timestep of a file-backed memmap shared with the caller, which makes I/O nearly free.
+Rows are flat in CHW order (as PyTorch flattens); Lava's ports for conv layers are WHC, so a
+3-D port shape is converted on the way in and out.
 This folder holds nothing else: Lava executes every .py file next to a Process to find models.
 """
 import numpy as np
@@ -17,20 +19,30 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 
+def to_port(row: np.ndarray, shape: tuple) -> np.ndarray:
+    """Flat CHW row -> port layout (WHC for 3-D ports)."""
+    return row.reshape(shape[::-1]).transpose(2, 1, 0) if len(shape) == 3 else row
+
+
+def from_port(data: np.ndarray) -> np.ndarray:
+    """Port layout -> flat CHW row."""
+    return (data.transpose(2, 1, 0) if data.ndim == 3 else data).reshape(-1)
+
+
 class MemmapSpikeSource(AbstractProcess):
     """Sends row `t - 1` of a (steps, n) uint8 memmap at timestep t; zeros after the end."""
 
-    def __init__(self, *, path: str, steps: int, size: int):
-        super().__init__(path=path, steps=steps, size=size)
-        self.s_out = OutPort(shape=(size,))
+    def __init__(self, *, path: str, steps: int, shape: tuple):
+        super().__init__(path=path, steps=steps, shape=tuple(shape))
+        self.s_out = OutPort(shape=tuple(shape))
 
 
 class MemmapSpikeSink(AbstractProcess):
     """Writes what arrives at timestep t into row `t - 1` of a (steps, n) uint8 memmap."""
 
-    def __init__(self, *, path: str, steps: int, size: int):
-        super().__init__(path=path, steps=steps, size=size)
-        self.a_in = InPort(shape=(size,))
+    def __init__(self, *, path: str, steps: int, shape: tuple):
+        super().__init__(path=path, steps=steps, shape=tuple(shape))
+        self.a_in = InPort(shape=tuple(shape))
 
 
 @implements(proc=MemmapSpikeSource, protocol=LoihiProtocol)
@@ -42,12 +54,15 @@ class PyMemmapSpikeSourceModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         p = proc_params
-        self._rows = np.memmap(p["path"], dtype=np.uint8, mode="r", shape=(p["steps"], p["size"]))
-        self._zeros = np.zeros(p["size"], dtype=np.int32)
+        self._shape = p["shape"]
+        self._rows = np.memmap(p["path"], dtype=np.uint8, mode="r",
+                               shape=(p["steps"], int(np.prod(self._shape))))
+        self._zeros = np.zeros(self._shape, dtype=np.int32)
 
     def run_spk(self):
         t = self.time_step - 1
-        self.s_out.send(self._rows[t].astype(np.int32) if t < len(self._rows) else self._zeros)
+        self.s_out.send(to_port(self._rows[t].astype(np.int32), self._shape)
+                        if t < len(self._rows) else self._zeros)
 
 
 @implements(proc=MemmapSpikeSink, protocol=LoihiProtocol)
@@ -59,10 +74,11 @@ class PyMemmapSpikeSinkModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         p = proc_params
-        self._rows = np.memmap(p["path"], dtype=np.uint8, mode="r+", shape=(p["steps"], p["size"]))
+        self._rows = np.memmap(p["path"], dtype=np.uint8, mode="r+",
+                               shape=(p["steps"], int(np.prod(p["shape"]))))
 
     def run_spk(self):
         data = self.a_in.recv()
         t = self.time_step - 1
         if t < len(self._rows):
-            self._rows[t] = data != 0
+            self._rows[t] = from_port(data) != 0
