@@ -31,11 +31,11 @@ from neurodeploy.errors import UserError, atomic_path, write_json
 from neurodeploy.graph import from_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
-from neurodeploy.neurons import CubaParams, IntNetwork, SpikingMLP
+from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
 from neurodeploy.report import write_html
 from neurodeploy.recipe import Recipe, load_recipe, recipe_from_dict
 
-CHECKPOINT_FORMAT = "neurodeploy-checkpoint/1"
+CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
 BACKENDS = ("torch", "lava", "loihi2")
 
 
@@ -53,14 +53,10 @@ def _versions() -> dict:
     return out
 
 
-def _student(recipe: Recipe, features: int, classes: int) -> SpikingMLP:
-    n = recipe.student.neuron
-    sizes = [features, *recipe.student.hidden, classes]
-    try:
-        params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(sizes) - 1)
-    except ValueError as e:
-        raise UserError(f"recipe {recipe.name}: student.neuron: {e}") from None
-    return SpikingMLP(sizes, params)
+def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> SpikingNet:
+    n, s = recipe.student.neuron, recipe.student
+    params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(s.conv) + len(s.hidden) + 1)
+    return SpikingNet(input_shape, classes, params, conv=s.conv, hidden=s.hidden)
 
 
 def _teacher(recipe: Recipe, features: int, classes: int):
@@ -82,7 +78,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
         seed=tc.seed, progress=progress)
     dc, steps = recipe.distill, recipe.encoding.timesteps
     torch.manual_seed(dc.seed)
-    student = _student(recipe, data.features, data.num_classes)
+    student = _student(recipe, data.shape, data.num_classes)
     state_path = out_dir / "distill_state.pt"
     hist = distill_student(
         student, teacher, loss_fn, train_spikes=rate_encode(data.train.x, steps),
@@ -95,7 +91,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     path = out_dir / "checkpoint.pt"
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
-                    "sizes": student.sizes, "student": student.state_dict(),
+                    "input_shape": list(data.shape), "classes": data.num_classes,
+                    "student": student.state_dict(),
                     "teacher": teacher.state_dict(),
                     "metrics": {"teacher_test_accuracy": teacher_test,
                                 "teacher_best_val_accuracy": teacher_hist.best_val_accuracy,
@@ -107,7 +104,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[SpikingMLP, Recipe, dict]:
+def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint; run `neurodeploy distill` first")
@@ -121,7 +118,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingMLP, Recipe, dict]:
                         f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'!r}); "
                         "re-run `neurodeploy distill`")
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
-    student = _student(recipe, ckpt["sizes"][0], ckpt["sizes"][-1])
+    student = _student(recipe, tuple(ckpt["input_shape"]), ckpt["classes"])
     student.load_state_dict(ckpt["student"])
     return student.eval(), recipe, ckpt
 
@@ -256,12 +253,12 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     timing = {}
     t0 = time.perf_counter()
     ckpt = out / "checkpoint.pt"
-    if not ckpt.exists():
+    try:
+        reusable = ckpt.exists() and load_checkpoint(ckpt)[1] == recipe
+    except UserError:            # an older format or a damaged file: train again
+        reusable = False
+    if not reusable:
         distill(recipe, out, progress)
-    else:
-        _, saved, _ = load_checkpoint(ckpt)
-        if saved != recipe:
-            distill(recipe, out, progress)
     timing["distill_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     manifest = export(ckpt, out)

@@ -47,6 +47,7 @@ class NeuronCfg:
 
 @dataclass(frozen=True)
 class StudentCfg:
+    conv: list[dict] = field(default_factory=list)   # [{channels, kernel, stride, padding}]
     hidden: list[int] = field(default_factory=lambda: [128])
     neuron: NeuronCfg = field(default_factory=NeuronCfg)
 
@@ -143,6 +144,11 @@ def validate(recipe: Recipe, where: str) -> None:
     except ValueError as e:
         raise UserError(f"{where}: student.neuron: {e}") from None
     build_loss(recipe.distill.losses, f"{where}: distill")
+    for i, spec in enumerate(recipe.student.conv):
+        allowed = {"channels", "kernel", "stride", "padding"}
+        if not isinstance(spec, dict) or set(spec) - allowed or not {"channels", "kernel"} <= set(spec):
+            raise UserError(f"{where}: student.conv[{i}]: expected {{channels, kernel[, stride, "
+                            f"padding]}}, got {spec!r}")
     if recipe.encoding.name != "rate":
         raise UserError(f"{where}: encoding.name: unknown encoding {recipe.encoding.name!r}; "
                         "available: rate")

@@ -66,7 +66,7 @@ def test_unsupported_nodes_are_named(net):
     ({("lif1", "v_leak"): np.ones(3)}, "lif1': v_leak must be 0"),
     ({("lif0", "tau_syn"): np.full(5, 3.3e-4)}, "lif0': w_in \\* dt / tau"),
     ({("fc1", "weight"): np.full((3, 5), 300.0, np.float32)}, "outside Loihi's"),
-    ({("fc0", "bias"): np.ones(5, np.float32)}, "non-zero Affine bias"),
+    ({("fc0", "bias"): np.ones(5, np.float32)}, "non-zero bias is an input current"),
 ])
 def test_graphs_that_would_not_deploy_exactly_are_refused(net, change, message):
     with pytest.raises(UserError, match=message):
@@ -115,3 +115,21 @@ def test_corrupt_and_foreign_files_are_user_errors(tmp_path):
         f.create_dataset("layer/0/type", (1,), "S10", [b"pool"])
     with pytest.raises(UserError, match="layer 0: layer type 'pool' is not supported"):
         read_netx(tmp_path / "pool.net")
+
+
+def test_conv_network_round_trips_through_nir_and_netx(tmp_path):
+    from neurodeploy.neurons import Conv
+    rng = np.random.default_rng(4)
+    conv = IntLayer(rng.integers(-128, 128, (3, 1, 3, 3)) * 2, CubaParams(1024, 256, 100),
+                    name="conv0", conv=Conv((1, 8, 8), stride=(2, 2), padding=(1, 1)))
+    dense = IntLayer(rng.integers(-128, 128, (4, conv.size)) * 2, CubaParams(1024, 256, 90),
+                     name="fc1")
+    net = IntNetwork((1, 8, 8), (conv, dense))
+    write_nir(to_nir(net), tmp_path / "c.nir")
+    graph = nir.read(tmp_path / "c.nir")
+    assert {type(n).__name__ for n in graph.nodes.values()} >= {"Conv2d", "Flatten"}
+    back = from_nir(graph)
+    assert_same(back, net)
+    assert back.layers[0].conv == net.layers[0].conv
+    write_netx(back, tmp_path / "c.net")
+    assert_same(read_netx(tmp_path / "c.net")[0], net)

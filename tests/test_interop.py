@@ -7,7 +7,7 @@ import torch
 
 from neurodeploy.graph import DT, from_nir
 from neurodeploy.netx import read_netx
-from neurodeploy.neurons import SpikingMLP
+from neurodeploy.neurons import SpikingNet
 from neurodeploy.pipeline import encoded_test_split
 
 EXPORT = Path(__file__).parent.parent / "export" / "digits"
@@ -27,7 +27,7 @@ def test_exported_student_runs_in_norse_like_our_float_mode():
             out, state = module(x[:, t], state)
             steps.append(out)
         norse_counts = torch.stack(steps, 1).sum(1)
-        ours = SpikingMLP.from_integer(from_nir(graph))(x)[-1].sum(1)
+        ours = SpikingNet.from_integer(from_nir(graph))(x)[-1].sum(1)
     assert norse_counts.sum() > 0
     torch.testing.assert_close(norse_counts, ours)
     assert (norse_counts.argmax(1).numpy() == labels[:120]).mean() > 0.9

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, SpikingMLP, exact_step, run_exact
+from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, SpikingNet, exact_step, run_exact
 from neurodeploy.neurons.cuba import U_WRAP, V_LIMIT, quantize_weight
 
 
@@ -67,7 +67,7 @@ def test_weights_land_on_loihis_grid():
 def test_training_mode_tracks_exact_mode():
     torch.manual_seed(0)
     p = CubaParams(1024, 256, 128)
-    model = SpikingMLP([32, 64, 10], [p, p])
+    model = SpikingNet((32,), 10, [p, p], hidden=[64])
     x = (torch.rand(16, 16, 32) < 0.3).float()
     with torch.no_grad():
         floats = model(x)

@@ -11,7 +11,7 @@ from neurodeploy.cli import main
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.train import distill_student
 from neurodeploy.errors import UserError
-from neurodeploy.neurons import CubaParams, SpikingMLP
+from neurodeploy.neurons import CubaParams, SpikingNet
 
 TINY = """
 name: tiny
@@ -89,7 +89,7 @@ def _distill(student, loss, tmp_path, epochs=3):
 def _student():
     torch.manual_seed(0)
     p = CubaParams(1024, 256, 64)
-    return SpikingMLP([12, 16, 3], [p, p])
+    return SpikingNet((12,), 3, [p, p], hidden=[16])
 
 
 def test_a_killed_distillation_resumes_where_it_stopped(tmp_path):

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from neurodeploy.errors import UserError, atomic_path
-from neurodeploy.neurons import SpikingMLP, run_exact
+from neurodeploy.neurons import SpikingNet, run_exact
 
 
 @dataclass
@@ -61,14 +61,14 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
     return model.eval(), hist
 
 
-def exact_accuracy(student: SpikingMLP, spikes: np.ndarray, labels: np.ndarray) -> float:
+def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy as deployed: exact integer mode, argmax of output spike counts."""
     with torch.no_grad():
         out = run_exact(student.to_integer(), torch.as_tensor(spikes))[-1]
     return float((out.sum(1).argmax(1).numpy() == labels).mean())
 
 
-def distill_student(student: SpikingMLP, teacher: nn.Module, loss_fn, *, train_spikes,
+def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_spikes,
                     train_x, train_y, val_spikes, val_y, epochs: int, lr: float,
                     batch_size: int, seed: int, weight_decay: float = 0.0,
                     checkpoint: Path | None = None, progress: bool = True) -> History:

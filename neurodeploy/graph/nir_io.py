@@ -22,29 +22,43 @@ import nir
 import numpy as np
 
 from neurodeploy.errors import UserError, atomic_path
-from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
+from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY
 
 DT = 1e-4
-SUPPORTED = ("Input", "Affine", "Linear", "CubaLIF", "Output")
+SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "Flatten", "CubaLIF", "Output")
 
 
 def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
-    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array([net.input_size]))}
-    chain = ["input"]
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(net.input_shape))}
+    chain, shape = ["input"], tuple(net.input_shape)
     for i, layer in enumerate(net.layers):
-        p, n = layer.params, layer.size
-        full = lambda value: np.full(n, value, dtype=np.float64)  # noqa: E731
+        p = layer.params
+        full = lambda value: np.full(layer.shape, value, dtype=np.float64)  # noqa: E731
         tau_syn = DT * DECAY_UNITY / p.i_decay if p.i_decay else np.inf
         tau_mem = DT * DECAY_UNITY / p.v_decay if p.v_decay else np.inf
-        nodes[f"fc{i}"] = nir.Affine(weight=layer.weight.astype(np.float32),
-                                     bias=(layer.bias if layer.bias is not None
-                                           else np.zeros(n)).astype(np.float32))
+        bias = (layer.bias if layer.bias is not None
+                else np.zeros(layer.weight.shape[0])).astype(np.float32)
+        if len(shape) > 1 and not layer.conv:
+            nodes[f"flatten{i}"] = nir.Flatten(input_type={"input": np.array(shape)},
+                                               start_dim=0, end_dim=-1)
+            chain.append(f"flatten{i}")
+        if layer.conv:
+            c = layer.conv
+            nodes[f"conv{i}"] = nir.Conv2d(
+                input_shape=tuple(c.input_shape[1:]), weight=layer.weight.astype(np.float32),
+                stride=tuple(c.stride), padding=tuple(c.padding), dilation=tuple(c.dilation),
+                groups=c.groups, bias=bias)
+            chain.append(f"conv{i}")
+        else:
+            nodes[f"fc{i}"] = nir.Affine(weight=layer.weight.astype(np.float32), bias=bias)
+            chain.append(f"fc{i}")
         nodes[f"lif{i}"] = nir.CubaLIF(
             tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
             v_leak=full(0.0), v_threshold=full(float(p.threshold)), v_reset=full(0.0),
             w_in=full(tau_syn / DT))
-        chain += [f"fc{i}", f"lif{i}"]
+        chain.append(f"lif{i}")
+        shape = layer.shape
     nodes["output"] = nir.Output(output_type=np.array([net.layers[-1].size]))
     chain.append("output")
     meta = {"dt": DT, "units": "loihi-integer", "reset": "zero",
@@ -138,39 +152,53 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     if len(inputs) != 1:
         raise UserError(f"{source}: expected exactly one Input node, found {len(inputs)}")
     dt = float((graph.metadata or {}).get("dt", DT))
-    input_size = int(np.prod(graph.nodes[inputs[0]].output_type["output"]))
-    layers, name, seen = [], successor.get(inputs[0]), {inputs[0]}
+    input_shape = tuple(int(v) for v in graph.nodes[inputs[0]].output_type["output"])
+    layers, name, seen, shape = [], successor.get(inputs[0]), {inputs[0]}, input_shape
     while name is not None and not isinstance(graph.nodes[name], nir.Output):
+        if name in seen:
+            raise UserError(f"{source}: the graph has a cycle through '{name}'")
+        seen.add(name)
+        if isinstance(graph.nodes[name], nir.Flatten):
+            shape, name = (int(np.prod(shape)),), successor.get(name)
+            continue
         synapse = graph.nodes[name]
         neuron_name = successor.get(name)
-        if not isinstance(synapse, (nir.Affine, nir.Linear)) or neuron_name is None \
+        if not isinstance(synapse, (nir.Affine, nir.Linear, nir.Conv2d)) or neuron_name is None \
                 or not isinstance(graph.nodes[neuron_name], nir.CubaLIF):
-            raise UserError(f"{source}: node '{name}' must be an Affine/Linear followed by a "
-                            "CubaLIF (the Dense + neuron blocks netx runs)")
-        if neuron_name in seen:
-            raise UserError(f"{source}: the graph has a cycle through '{neuron_name}'")
-        seen |= {name, neuron_name}
+            raise UserError(f"{source}: node '{name}' must be an Affine/Linear/Conv2d followed "
+                            "by a CubaLIF (the synapse + neuron blocks netx runs)")
+        seen.add(neuron_name)
         w = np.asarray(synapse.weight, dtype=np.float64)
         if np.any(np.abs(w - np.round(w)) > 1e-6):
             raise UserError(f"{source}: node '{name}': weights are not integers; quantize the "
                             "graph to Loihi's 8-bit grid before lowering")
         bias = getattr(synapse, "bias", None)
         if bias is not None and np.any(np.asarray(bias) != 0):
-            raise UserError(f"{source}: node '{name}': a non-zero Affine bias is an input "
-                            "current Loihi cannot add; fold it into the neuron or drop it")
+            raise UserError(f"{source}: node '{name}': a non-zero bias is an input current "
+                            "Loihi cannot add; fold it into the neuron or drop it")
+        conv = None
+        if isinstance(synapse, nir.Conv2d):
+            if len(shape) != 3 or isinstance(synapse.padding, str):
+                raise UserError(f"{source}: node '{name}': Conv2d needs a [C, H, W] input and "
+                                "numeric padding")
+            pair = lambda v: tuple(int(x) for x in np.broadcast_to(np.atleast_1d(v), (2,)))  # noqa
+            conv = Conv(input_shape=shape, stride=pair(synapse.stride),
+                        padding=pair(synapse.padding), dilation=pair(synapse.dilation),
+                        groups=int(synapse.groups))
         try:
             layers.append(IntLayer(weight=np.round(w).astype(np.int64),
                                    params=_neuron(neuron_name, graph.nodes[neuron_name], dt,
                                                   source),
-                                   name=name))
+                                   name=name, conv=conv))
         except ValueError as e:
             raise UserError(f"{source}: node '{name}': {e}") from None
+        shape = layers[-1].shape
         name = successor.get(neuron_name)
     if name is None:
         raise UserError(f"{source}: the chain from '{inputs[0]}' never reaches an Output node")
     if not layers:
         raise UserError(f"{source}: the graph has no Affine + CubaLIF layer to deploy")
     try:
-        return IntNetwork(input_shape=input_size, layers=tuple(layers))
+        return IntNetwork(input_shape=input_shape, layers=tuple(layers))
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None

@@ -1,7 +1,7 @@
 """The one definition of Loihi's CUBA-LIF neuron: training mode and exact integer mode."""
 from neurodeploy.neurons.cuba import (CubaParams, CubaLIF, QuantDense, exact_step, float_step,
                                       WEIGHT_MIN, WEIGHT_MAX)
-from neurodeploy.neurons.network import IntLayer, IntNetwork, SpikingMLP, run_exact
+from neurodeploy.neurons.network import Conv, IntLayer, IntNetwork, SpikingNet, run_exact
 
 __all__ = ["CubaParams", "CubaLIF", "QuantDense", "exact_step", "float_step", "WEIGHT_MIN",
-           "WEIGHT_MAX", "IntLayer", "IntNetwork", "SpikingMLP", "run_exact"]
+           "WEIGHT_MAX", "Conv", "IntLayer", "IntNetwork", "SpikingNet", "run_exact"]

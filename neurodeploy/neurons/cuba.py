@@ -118,6 +118,29 @@ class QuantDense(nn.Module):
         return spikes @ w_q.t()
 
 
+class QuantConv2d(nn.Module):
+    """Bias-free conv synapse with weights on Loihi's grid (STE), over [B, T, C, H, W] spikes."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, scale: int,
+                 stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.scale = float(scale)
+        self.stride, self.padding = (stride, stride), (padding, padding)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel, kernel))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+
+    def integer_weight(self) -> torch.Tensor:
+        return quantize_weight(self.weight.detach() * self.scale).to(torch.int64)
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        w = self.weight * self.scale
+        w_q = w + (quantize_weight(w) - w).detach()
+        b, t = spikes.shape[:2]
+        out = nn.functional.conv2d(spikes.flatten(0, 1), w_q, stride=self.stride,
+                                   padding=self.padding)
+        return out.reshape(b, t, *out.shape[1:])
+
+
 class CubaLIF(nn.Module):
     """A layer of training-mode CUBA-LIF neurons over a [batch, time, neurons] input current."""
 
@@ -127,6 +150,7 @@ class CubaLIF(nn.Module):
         self.slope = slope
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """[B, T, ...] input current -> [B, T, ...] spikes."""
         u = v = torch.zeros_like(current[:, 0])
         out = []
         for t in range(current.shape[1]):

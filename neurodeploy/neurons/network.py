@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodeploy.neurons.cuba import (CubaLIF, CubaParams, QuantDense, WEIGHT_MAX, WEIGHT_MIN,
-                                      exact_step)
+from neurodeploy.neurons.cuba import (CubaLIF, CubaParams, QuantConv2d, QuantDense, WEIGHT_MAX,
+                                      WEIGHT_MIN, exact_step)
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
@@ -154,40 +154,76 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-class SpikingMLP(nn.Module):
-    """Trainable student: Dense -> CUBA-LIF blocks; output = spike counts of the last layer."""
+class SpikingNet(nn.Module):
+    """Trainable student: [Conv -> CUBA-LIF]* -> flatten -> [Dense -> CUBA-LIF]+.
 
-    def __init__(self, sizes: list[int], params: list[CubaParams], slope: float = 10.0):
+    Every layer spikes (no hidden ReLU); the output is the last layer's spike counts.
+    `conv` items are dicts {channels, kernel, stride, padding}; `hidden` are dense widths.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], classes: int, params: list[CubaParams],
+                 conv: list[dict] = (), hidden: list[int] = (), slope: float = 10.0):
         super().__init__()
-        if len(params) != len(sizes) - 1:
-            raise ValueError(f"{len(sizes) - 1} layers need {len(sizes) - 1} neuron settings, "
-                             f"got {len(params)}")
-        self.sizes = list(sizes)
-        self.synapses = nn.ModuleList(QuantDense(i, o, p.threshold)
-                                      for i, o, p in zip(sizes[:-1], sizes[1:], params))
+        self.input_shape = tuple(input_shape)
+        self.conv_specs, self.hidden, self.classes = [dict(c) for c in conv], list(hidden), classes
+        if len(params) != len(conv) + len(hidden) + 1:
+            raise ValueError(f"{len(conv) + len(hidden) + 1} layers need as many neuron "
+                             f"settings, got {len(params)}")
+        self.synapses, self.geometry = nn.ModuleList(), []
+        shape = self.input_shape
+        for spec, p in zip(conv, params):
+            syn = QuantConv2d(shape[0], spec["channels"], spec["kernel"], p.threshold,
+                              spec.get("stride", 1), spec.get("padding", 0))
+            geometry = Conv(input_shape=shape, stride=syn.stride, padding=syn.padding)
+            self.synapses.append(syn)
+            self.geometry.append(geometry)
+            shape = geometry.output_shape(syn.weight)
+        width = int(np.prod(shape))
+        for out, p in zip([*hidden, classes], params[len(conv):]):
+            self.synapses.append(QuantDense(width, out, p.threshold))
+            self.geometry.append(None)
+            width = out
         self.neurons = nn.ModuleList(CubaLIF(p, slope) for p in params)
 
     def forward(self, spikes: torch.Tensor) -> list[torch.Tensor]:
-        """Input spikes [B, T, in] -> per-layer spikes [B, T, n] (float, differentiable)."""
-        out, x = [], spikes
-        for synapse, neuron in zip(self.synapses, self.neurons):
+        """Input spikes [B, T, features] -> per-layer spikes [B, T, n] (float, differentiable)."""
+        b, t = spikes.shape[:2]
+        x = spikes.reshape(b, t, *self.input_shape)
+        out = []
+        for synapse, geometry, neuron in zip(self.synapses, self.geometry, self.neurons):
+            if geometry is None:
+                x = x.reshape(b, t, -1)
             x = neuron(synapse(x))
-            out.append(x)
+            out.append(x.reshape(b, t, -1))
         return out
 
+    def to_integer(self) -> IntNetwork:
+        layers = tuple(
+            IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
+                     name=f"{'conv' if geo else 'fc'}{i}", conv=geo)
+            for i, (syn, geo, neu) in enumerate(zip(self.synapses, self.geometry, self.neurons)))
+        return IntNetwork(input_shape=self.input_shape, layers=layers)
+
     @classmethod
-    def from_integer(cls, net: IntNetwork) -> "SpikingMLP":
+    def from_integer(cls, net: IntNetwork) -> "SpikingNet":
         """The float (training) mode of a deployed network: same weights, same constants."""
         if any(layer.bias is not None and np.any(layer.bias) for layer in net.layers):
             raise ValueError("the training mode has no bias; this network uses one")
-        model = cls(net.sizes, [layer.params for layer in net.layers])
+        conv, hidden = [], []
+        for layer in net.layers[:-1]:
+            if layer.conv:
+                c = layer.conv
+                if c.dilation != (1, 1) or c.groups != 1 or len(set(c.stride)) > 1 \
+                        or len(set(c.padding)) > 1 or layer.weight.shape[2] != layer.weight.shape[3]:
+                    raise ValueError(f"layer {layer.name}: the training mode supports square "
+                                     "kernels with equal strides/padding, no dilation or groups")
+                conv.append({"channels": layer.weight.shape[0], "kernel": layer.weight.shape[2],
+                             "stride": c.stride[0], "padding": c.padding[0]})
+            else:
+                hidden.append(layer.size)
+        model = cls(net.input_shape, net.layers[-1].size, [layer.params for layer in net.layers],
+                    conv, hidden)
         with torch.no_grad():
             for synapse, layer in zip(model.synapses, net.layers):
                 synapse.weight.copy_(torch.as_tensor(layer.weight / synapse.scale))
         return model
-
-    def to_integer(self) -> IntNetwork:
-        layers = tuple(IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
-                                name=f"fc{i}")
-                       for i, (syn, neu) in enumerate(zip(self.synapses, self.neurons)))
-        return IntNetwork(input_shape=self.sizes[0], layers=layers)
