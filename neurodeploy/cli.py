@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from neurodeploy.errors import UserError, write_json
 
 EXAMPLES = """examples:
@@ -18,7 +20,9 @@ EXAMPLES = """examples:
   neurodeploy distill digits --out runs/digits
   neurodeploy export runs/digits/checkpoint.pt --out runs/digits
   neurodeploy simulate export/digits/network.net --backend lava --samples 100
-  neurodeploy parity export/digits/network.net
+  neurodeploy simulate net.net --backend lava --data fashion-mnist --shard 0/4 --out s0
+  neurodeploy merge s0/chunks s1/chunks s2/chunks s3/chunks --out merged
+  neurodeploy parity export/digits/network.net --backends torch,emulator,lava
   neurodeploy inspect export/digits/student.nir
   neurodeploy energy runs/digits/report.json --preset loihi2-proxy
 """
@@ -93,42 +97,84 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _network_inputs(network: str, n: int | None):
+def _inputs(args):
     from neurodeploy.netx import read_netx
-    from neurodeploy.pipeline import encoded_test_split
-    net, meta = read_netx(network)
-    spikes, labels = encoded_test_split(meta)
-    return net, *_samples(spikes, labels, n)
+    from neurodeploy.pipeline import load_inputs
+    _, meta = read_netx(args.network)
+    return load_inputs(meta, args.data, args.samples)
+
+
+def _record_summary(record, labels, **extra) -> dict:
+    return {"backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
+            "accuracy": record.accuracy(labels), **extra,
+            "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
+                                                                  record.layers)},
+            "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()}
 
 
 def cmd_simulate(args) -> int:
+    from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
     from neurodeploy.pipeline import simulate
-    _, spikes, labels = _network_inputs(args.network, args.samples)
-    record = simulate(args.network, spikes, args.backend, progress=not args.quiet)
-    result = {"backend": record.backend, "samples": record.samples,
-              "timesteps": record.timesteps, "accuracy": record.accuracy(labels),
-              "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
-                                                                    record.layers)},
-              "predictions": record.predictions.tolist()}
+    spikes, labels = _inputs(args)
+    shard = parse_shard(args.shard)
     out = Path(args.out)
+    run = lambda x, timeout_s=None: simulate(args.network, x, args.backend,  # noqa: E731
+                                             progress=not args.quiet, timeout_s=timeout_s,
+                                             device=args.device)
+    if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
+        record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
+                                     args.timeout, progress=not args.quiet)
+        labels = labels[indices]
+    else:
+        lo, hi = shard_range(len(spikes), shard)
+        record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
+    result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}")
     write_json(out / "simulate.json", result)
-    print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples; "
-          f"wrote {out / 'simulate.json'}")
+    print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples "
+          f"(shard {result['shard']}); wrote {out / 'simulate.json'}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from neurodeploy.backends.shards import merge
+    record, _, labels = merge(args.dirs)
+    out = Path(args.out)
+    record.save(out / "record.npz", labels=labels)
+    write_json(out / "simulate.json", _record_summary(record, labels, merged=args.dirs))
+    print(f"merged {record.samples} samples from {len(args.dirs)} director(ies): accuracy "
+          f"{record.accuracy(labels):.4f}; wrote {out / 'record.npz'}, {out / 'simulate.json'}")
     return 0
 
 
 def cmd_parity(args) -> int:
     from neurodeploy.parity import compare
     from neurodeploy.pipeline import simulate
-    _, spikes, labels = _network_inputs(args.network, args.samples)
-    a, b = (simulate(args.network, spikes, name, progress=not args.quiet)
-            for name in args.backends.split(","))
-    result = compare(a, b, labels)
+    spikes, labels = _inputs(args)
+    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if len(names) < 2:
+        raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
+    records = [simulate(args.network, spikes, name, progress=not args.quiet,
+                        timeout_s=args.timeout) for name in names]
+    pairs = [compare(records[0], other, labels) for other in records[1:]]
+    result = {"network": args.network, "samples": len(labels),
+              "accuracy": {r.backend: r.accuracy(labels) for r in records},
+              "comparisons": pairs,
+              "spike_mismatches": sum(p["spike_mismatches"] for p in pairs)}
     write_json(Path(args.out) / "parity.json", result)
-    print(f"{a.backend} vs {b.backend}: {result['spike_mismatches']} spike mismatches in "
-          f"{result['spikes_compared']}; predictions agree "
-          f"{100 * result['prediction_agreement']:.1f}%; first mismatch: "
-          f"{result['first_mismatch']}")
+    print(f"parity of {args.network} on {len(labels)} samples "
+          f"({records[0].timesteps} steps, {len(records[0].layers)} layers)")
+    for r in records:
+        print(f"  {r.backend:32s} accuracy {r.accuracy(labels):.4f}")
+    for p in pairs:
+        a, b = p["backends"]
+        print(f"  {b} vs {a}: {p['spike_mismatches']} spike mismatches in "
+              f"{p['spikes_compared']}; predictions agree {100 * p['prediction_agreement']:.2f}%")
+        for layer, per_t in p["spike_mismatches_per_layer_timestep"].items():
+            if any(per_t):
+                print(f"    {layer}: per timestep {per_t}")
+        if p["first_mismatch"]:
+            print(f"    first mismatch: {p['first_mismatch']}")
+    print(f"  wrote {Path(args.out) / 'parity.json'}")
     return 0 if result["spike_mismatches"] == 0 else 1
 
 
@@ -200,15 +246,29 @@ def main(argv: list[str] | None = None) -> int:
     p = verb("export", cmd_export, "checkpoint -> student.nir -> network.net + manifest.json")
     p.add_argument("checkpoint")
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
-    p = verb("simulate", cmd_simulate, "run a netx network on a backend over its test split")
-    p.add_argument("network")
-    p.add_argument("--backend", default="lava", choices=("torch", "lava", "loihi2"))
-    p.add_argument("--samples", type=int, help="only the first N test samples")
-    p.add_argument("--out", default=".", help="directory for simulate.json")
-    p = verb("parity", cmd_parity, "compare two backends spike for spike (exit 1 on mismatch)")
-    p.add_argument("network")
-    p.add_argument("--backends", default="torch,lava")
-    p.add_argument("--samples", type=int, help="only the first N test samples")
+    def data_args(p):
+        p.add_argument("network", help="a netx .net file")
+        p.add_argument("--data", help="a dataset name (its test split) or a .npz with x, y "
+                                      "(default: the split the network was exported for)")
+        p.add_argument("--samples", type=int, help="only the first N samples")
+        p.add_argument("--timeout", type=float, help="stop a Lava run after this many seconds")
+
+    p = verb("simulate", cmd_simulate, "run a netx network on a backend; writes simulate.json")
+    data_args(p)
+    p.add_argument("--backend", default="lava", choices=("torch", "emulator", "lava", "loihi2"))
+    p.add_argument("--device", default="cpu", help="torch backend device (cpu, cuda)")
+    p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")
+    p.add_argument("--chunk", type=int, default=1000,
+                   help="samples per saved Lava chunk; a rerun resumes after the last one")
+    p.add_argument("--out", default=".", help="directory for simulate.json (and Lava chunks)")
+    p = verb("merge", cmd_merge, "join the Lava chunk records of several shards")
+    p.add_argument("dirs", nargs="+", help="the chunks/ directories of the shards")
+    p.add_argument("--out", default=".", help="directory for record.npz and simulate.json")
+    p = verb("parity", cmd_parity, "compare backends spike for spike (exit 1 on any mismatch)")
+    data_args(p)
+    p.add_argument("--backends", default="torch,emulator,lava",
+                   help="comma-separated; the first is the reference (default: "
+                        "torch,emulator,lava)")
     p.add_argument("--out", default=".", help="directory for parity.json")
     p = verb("energy", cmd_energy, "reprice a run's report.json with another energy preset "
              "(no simulation)")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neurodeploy import parity as parity_mod
+from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.torch_exact import simulate_torch
@@ -36,7 +37,7 @@ from neurodeploy.report import write_html
 from neurodeploy.recipe import Recipe, load_recipe, recipe_from_dict
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
-BACKENDS = ("torch", "lava", "loihi2")
+BACKENDS = ("torch", "emulator", "lava", "loihi2")
 
 
 def _sha256(path: Path) -> str:
@@ -134,6 +135,44 @@ def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
     return rate_encode(data.test.x, steps), data.test.y
 
 
+def load_inputs(metadata: dict, data: str | None = None,
+                samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Input spikes [N, T, ...] and labels for a network: its own test split by default, a
+    dataset's test split by name, or a .npz with `y` and either analog `x` (N, ...) in [0, 1]
+    (rate-encoded with the network's timesteps) or spike trains `x` (N, T, ...)."""
+    if data is None:
+        spikes, labels = encoded_test_split(metadata)
+    elif not data.endswith(".npz"):
+        steps = metadata.get("timesteps")
+        if not steps:
+            raise UserError("the network does not record its timesteps; use a .npz of spikes")
+        split = load_dataset(data).test
+        spikes, labels = rate_encode(split.x, int(steps)), split.y
+    else:
+        try:
+            with np.load(data, allow_pickle=False) as z:
+                x, labels = z["x"], z["y"]
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{data}: expected a .npz with arrays 'x' and 'y' "
+                            f"({type(e).__name__}: {e})") from None
+        if len(x) != len(labels):
+            raise UserError(f"{data}: x has {len(x)} samples but y has {len(labels)}")
+        if np.issubdtype(x.dtype, np.floating) and x.ndim >= 2 and (x.min() < 0 or x.max() > 1):
+            raise UserError(f"{data}: analog inputs must lie in [0, 1]; scale them first")
+        binary = x.dtype == bool or (np.issubdtype(x.dtype, np.integer) and x.max() <= 1)
+        if binary and x.ndim >= 3:
+            spikes = x.astype(np.uint8).reshape(len(x), x.shape[1], -1)
+        elif np.issubdtype(x.dtype, np.floating):
+            spikes = rate_encode(x.reshape(len(x), -1).astype(np.float32),
+                                 int(metadata.get("timesteps") or 16))
+        else:
+            raise UserError(f"{data}: x must be float intensities (N, ...) in [0, 1] or binary "
+                            f"spikes (N, T, ...); got {x.dtype} {x.shape}")
+    if samples:
+        spikes, labels = spikes[:samples], labels[:samples]
+    return spikes, np.asarray(labels)
+
+
 def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json."""
     out_dir = Path(out_dir)
@@ -172,14 +211,19 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     return manifest
 
 
-def simulate(network: str | Path, spikes: np.ndarray, backend: str,
-             progress: bool = True) -> SpikeRecord:
+def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
+             timeout_s: float | None = None, device: str = "cpu",
+             batch_size: int = 1000) -> SpikeRecord:
+    """Run input spikes [N, T, ...] through a netx file on one backend."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
         net, _ = read_netx(network)
-        return simulate_torch(net, spikes)
-    return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress)
+        return simulate_torch(net, spikes, device=device, batch_size=batch_size)
+    if backend == "emulator":
+        return simulate_emulator(network, spikes, batch_size=batch_size, progress=progress)
+    return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress,
+                         timeout_s=timeout_s)
 
 
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.compat import import_lava, interruption_point, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
+
+class LavaTimeout(UserError):
+    """A Lava run took longer than its timeout (it has been stopped and cleaned up)."""
+
 
 RESET_OFFSET = 1            # netx resets layer l when step % T == RESET_OFFSET + 1 + l
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
@@ -41,8 +46,13 @@ def loihi2_missing() -> str | None:
 
 
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
-                  chunk_steps: int = 2048, progress: bool = True) -> SpikeRecord:
-    """Stream input spikes [N, T, n_in] through the netx network on Lava."""
+                  chunk_steps: int = 2048, progress: bool = True,
+                  timeout_s: float | None = None) -> SpikeRecord:
+    """Stream input spikes [N, T, n_in] through the netx network on Lava.
+
+    `timeout_s` bounds the run: past it the runtime is stopped cleanly (between bounded run
+    chunks) and `LavaTimeout` is raised.
+    """
     lava = import_lava()
     if hardware and (missing := loihi2_missing()):
         raise UserError(missing)
@@ -76,10 +86,14 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             sink_paths.append(path)
         cfg = (lava.Loihi2HwCfg() if hardware else lava.Loihi2SimCfg(select_tag="fixed_pt"))
         per_run = max(1, chunk_steps // t) * t   # bounded runs: interrupts are honoured between
+        started = time.monotonic()
         with running(net), tqdm(total=n, unit="sample", desc="lava", disable=not progress,
                                 leave=False) as bar:
             done = 0
             while done < steps:
+                if timeout_s is not None and time.monotonic() - started > timeout_s:
+                    raise LavaTimeout(f"the Lava run exceeded its {timeout_s:g} s timeout after "
+                                      f"{min(n, done // t)} of {n} samples; it was stopped")
                 todo = min(per_run, steps - done)
                 net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
                 done += todo

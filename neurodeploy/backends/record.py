@@ -1,9 +1,13 @@
 """SpikeRecord: what every backend returns, and all that energy, parity and reports read."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from neurodeploy.errors import UserError, atomic_path
 
 
 @dataclass
@@ -47,3 +51,31 @@ class SpikeRecord:
 
     def accuracy(self, labels: np.ndarray) -> float:
         return float((self.predictions == np.asarray(labels)).mean())
+
+    def save(self, path: str | Path, **extra: np.ndarray) -> None:
+        """Bit-packed .npz, written atomically; `extra` arrays (e.g. sample indices) ride along."""
+        arrays = {"inputs": np.packbits(self.inputs, axis=-1)}
+        for i, layer in enumerate(self.layers):
+            arrays[f"layer{i}"] = np.packbits(layer, axis=-1)
+        meta = json.dumps({"backend": self.backend, "layer_names": self.layer_names,
+                           "widths": [self.inputs.shape[-1]] + [s.shape[-1] for s in self.layers],
+                           "info": self.info})
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, meta=np.array(meta), **arrays, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple["SpikeRecord", dict[str, np.ndarray]]:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                widths = meta["widths"]
+                unpack = lambda key, w: np.unpackbits(z[key], axis=-1, count=w).astype(bool)  # noqa
+                inputs = unpack("inputs", widths[0])
+                layers = [unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
+                extra = {k: z[k] for k in z.files if k not in ("meta", "inputs")
+                         and not k.startswith("layer")}
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
+                            "simulate again") from None
+        return cls(meta["backend"], inputs, layers, meta["layer_names"], meta["info"]), extra
