@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy.backends.lava import loihi2_missing, simulate_lava
+from neurodeploy.backends.emulator import simulate_emulator
+from neurodeploy.backends.lava import LavaTimeout, loihi2_missing, simulate_lava
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.compat import import_lava, running
 from neurodeploy.errors import UserError
@@ -67,6 +68,9 @@ def test_exact_mode_matches_lava_bit_for_bit(case, tmp_path):
     write_netx(net, tmp_path / "net.net")
     lava = simulate_lava(tmp_path / "net.net", spikes, progress=False)
     exact = simulate_torch(read_netx(tmp_path / "net.net")[0], spikes)
+    emulated = simulate_emulator(tmp_path / "net.net", spikes, batch_size=5)
+    for a, b in zip(emulated.layers, exact.layers):
+        np.testing.assert_array_equal(a, b)
     if case == "wrap-and-saturate":
         wraps, sats = stress_counts(net, spikes)
         assert wraps > 0 and sats > 0, "the stress case must exercise wrap and saturation"
@@ -179,6 +183,16 @@ def test_conv_networks_match_lava_bit_for_bit(groups, tmp_path):
     spikes = (rng.random((8, 8, 2 * 9 * 8)) < 0.4).astype(np.uint8)
     lava = simulate_lava(tmp_path / "conv.net", spikes, progress=False)
     exact = simulate_torch(back, spikes)
-    for a, b in zip(lava.layers, exact.layers):
+    emulated = simulate_emulator(tmp_path / "conv.net", spikes, batch_size=3)
+    for a, b, c in zip(lava.layers, exact.layers, emulated.layers):
+        np.testing.assert_array_equal(c, b)
         assert a.any()
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_lava_run_past_its_timeout_is_stopped_and_reported(tmp_path):
+    rng = np.random.default_rng(7)
+    write_netx(random_net(rng, [8, 4], [CubaParams(100, 100, 50)]), tmp_path / "n.net")
+    spikes = (rng.random((400, 16, 8)) < 0.3).astype(np.uint8)
+    with pytest.raises(LavaTimeout, match=r"exceeded its 0\.5 s timeout after \d+ of 400 samples"):
+        simulate_lava(tmp_path / "n.net", spikes, progress=False, timeout_s=0.5, chunk_steps=16)
