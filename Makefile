@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-.PHONY: setup demo test clean
+.PHONY: setup data demo test clean
 
 setup: $(VENV)/.installed
 
@@ -25,10 +25,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package. Installed when we are root
+# and apt-get exists (as on CI); otherwise the tests that need it are skipped with the reason.
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "could not install dataset-fashion-mnist: Fashion-MNIST tests will be skipped"; \
+	fi
+
 demo: setup
 	$(BIN)/neurodeploy run digits
 
-test: setup
+test: setup data
 	$(BIN)/python -m pytest
 
 clean:

@@ -56,10 +56,30 @@ def energy_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def backends_table(data: dict) -> str:
+    lines = ["| network | backend | batch | samples | samples/s |", "|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['network']} | {r['backend']} | {r['batch']} | {r['samples']} | "
+                     f"{r['samples_per_s']:,.1f} |")
+    lines.append("")
+    for c in data["spike_mismatches"]:
+        ratio = data["emulator_batch1000_over_lava"][c["network"]]
+        lines.append(f"- {c['network']}: spike mismatches on {c['samples']} samples, Lava vs "
+                     f"torch exact {c['lava_vs_torch']}, emulator vs torch exact "
+                     f"{c['emulator_vs_torch']}; emulator (batch 1000) / Lava = {ratio:,.0f}x.")
+    if "lava_full_fmnist" in data:
+        f = data["lava_full_fmnist"]
+        lines.append(f"- The whole Fashion-MNIST test set ({f['samples']:,} samples) through "
+                     f"Lava: {f['seconds'] / 60:.1f} min ({f['samples'] / f['seconds']:.1f} "
+                     f"samples/s), accuracy {f['accuracy']:.4f}, equal to the exact mode.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    for name, render in (("digits", digits_table), ("energy", energy_table)):
+    for name, render in (("digits", digits_table), ("energy", energy_table),
+                         ("backends", backends_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue

@@ -212,12 +212,16 @@ def cmd_inspect(args) -> int:
         from neurodeploy.netx import read_netx
         net, meta = read_netx(path)
         print(f"{path}: netx network; metadata {json.dumps(meta)}")
+    shape = net.input_shape
     for layer in net.layers:
         w = layer.weight
-        print(f"  {layer.name:6s} dense {w.shape[1]:>5d} -> {w.shape[0]:<5d} weights "
-              f"[{w.min()}, {w.max()}], {int((w != 0).sum())} non-zero; iDecay "
+        kind = (f"conv {w.shape[2]}x{w.shape[3]}/{layer.conv.stride[0]}" if layer.conv
+                else "dense")
+        print(f"  {layer.name:6s} {kind:10s} {str(list(shape)):>12s} -> {str(list(layer.shape)):<12s}"
+              f" weights [{w.min()}, {w.max()}], {int((w != 0).sum())} non-zero; iDecay "
               f"{layer.params.i_decay} vDecay {layer.params.v_decay} vThMant "
               f"{layer.params.threshold}")
+        shape = layer.shape
     return 0
 
 

@@ -1,0 +1,92 @@
+"""Backends side by side: the same network and the same samples on every backend, one run.
+
+For the digits dense student and the Fashion-MNIST conv student (export/), times the emulator at
+batch 1 / 100 / 1000, the torch exact mode on the CPU and Lava's streaming CPU simulation, and
+checks that all of them produced identical spikes. Lava is timed end to end (build, compile,
+run, read back), as a user experiences it.
+
+    .venv/bin/python benchmarks/backends.py [--full]   # writes benchmarks/results/backends.json
+--full also streams the whole Fashion-MNIST test set (10,000 samples) through Lava, timed.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurodeploy.errors import write_json
+from neurodeploy.netx import read_netx
+from neurodeploy.parity import compare
+from neurodeploy.pipeline import load_inputs, simulate
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "backends.json"
+NETWORKS = {"digits dense 64-256-10": ("digits", 360, 360),
+            "fmnist conv 16c3s2-32c3s2-10": ("fmnist_conv", 1000, 200)}
+
+
+def timed(fn, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return result, statistics.median(times)
+
+
+def main() -> int:
+    rows, checks = [], []
+    for label, (name, samples, batch1_samples) in NETWORKS.items():
+        network = ROOT / "export" / name / "network.net"
+        _, meta = read_netx(network)
+        spikes, labels = load_inputs(meta, samples=samples)
+        lava, lava_s = timed(lambda: simulate(network, spikes, "lava", progress=False), 1)
+        rows.append({"network": label, "backend": "lava (CPU, streaming)", "batch": 1,
+                     "samples": samples, "samples_per_s": samples / lava_s})
+        reference, torch_s = timed(lambda: simulate(network, spikes, "torch"), 3)
+        rows.append({"network": label, "backend": "torch exact (CPU)", "batch": 1000,
+                     "samples": samples, "samples_per_s": samples / torch_s})
+        for batch in (1, 100, 1000):
+            n = batch1_samples if batch == 1 else samples
+            record, emu_s = timed(lambda: simulate(network, spikes[:n], "emulator",
+                                                   batch_size=batch), 1 if batch == 1 else 3)
+            rows.append({"network": label, "backend": "emulator (numpy)", "batch": batch,
+                         "samples": n, "samples_per_s": n / emu_s})
+            if batch == 1000:
+                checks.append({"network": label, "samples": samples,
+                               "lava_vs_torch": compare(reference, lava)["spike_mismatches"],
+                               "emulator_vs_torch": compare(reference, record)["spike_mismatches"]})
+        print(rows[-5:], checks[-1], flush=True)
+    full = None
+    if "--full" in sys.argv:     # the whole Fashion-MNIST test set through Lava (~9 min)
+        network = ROOT / "export" / "fmnist_conv" / "network.net"
+        _, meta = read_netx(network)
+        spikes, labels = load_inputs(meta)
+        lava, lava_s = timed(lambda: simulate(network, spikes, "lava", progress=False), 1)
+        reference = simulate(network, spikes, "torch")
+        full = {"samples": len(labels), "seconds": lava_s, "accuracy": lava.accuracy(labels),
+                "spike_mismatches_vs_torch": compare(reference, lava)["spike_mismatches"]}
+        print(full, flush=True)
+    speedups = {}
+    for label in NETWORKS:
+        by = {(r["backend"], r["batch"]): r["samples_per_s"] for r in rows if r["network"] == label}
+        speedups[label] = by[("emulator (numpy)", 1000)] / by[("lava (CPU, streaming)", 1)]
+    write_json(OUT, {
+        "benchmark": "backends",
+        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
+                    "python": sys.version.split()[0]},
+        "rows": rows, "spike_mismatches": checks,
+        "emulator_batch1000_over_lava": speedups,
+        **({"lava_full_fmnist": full} if full else {}),
+    })
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
