@@ -97,10 +97,10 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _inputs(args):
-    from neurodeploy.netx import read_netx
+def _inputs(args, meta: dict):
     from neurodeploy.pipeline import load_inputs
-    _, meta = read_netx(args.network)
+    if args.timesteps:
+        meta = {**meta, "timesteps": args.timesteps}
     return load_inputs(meta, args.data, args.samples)
 
 
@@ -114,21 +114,23 @@ def _record_summary(record, labels, **extra) -> dict:
 
 def cmd_simulate(args) -> int:
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
-    from neurodeploy.pipeline import simulate
-    spikes, labels = _inputs(args)
+    from neurodeploy.pipeline import deployable, simulate
     shard = parse_shard(args.shard)
     out = Path(args.out)
-    run = lambda x, timeout_s=None: simulate(args.network, x, args.backend,  # noqa: E731
-                                             progress=not args.quiet, timeout_s=timeout_s,
-                                             device=args.device)
-    if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
-        record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
-                                     args.timeout, progress=not args.quiet)
-        labels = labels[indices]
-    else:
-        lo, hi = shard_range(len(spikes), shard)
-        record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
-    result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}")
+    with deployable(args.network, args.dt) as (network, meta, quantization):
+        spikes, labels = _inputs(args, meta)
+        run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
+                                                 progress=not args.quiet, timeout_s=timeout_s,
+                                                 device=args.device)
+        if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
+            record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
+                                         args.timeout, progress=not args.quiet)
+            labels = labels[indices]
+        else:
+            lo, hi = shard_range(len(spikes), shard)
+            record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
+    result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
+                             quantization=quantization)
     write_json(out / "simulate.json", result)
     print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples "
           f"(shard {result['shard']}); wrote {out / 'simulate.json'}")
@@ -148,13 +150,14 @@ def cmd_merge(args) -> int:
 
 def cmd_parity(args) -> int:
     from neurodeploy.parity import compare
-    from neurodeploy.pipeline import simulate
-    spikes, labels = _inputs(args)
+    from neurodeploy.pipeline import deployable, simulate
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if len(names) < 2:
         raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
-    records = [simulate(args.network, spikes, name, progress=not args.quiet,
-                        timeout_s=args.timeout) for name in names]
+    with deployable(args.network, args.dt) as (network, meta, _):
+        spikes, labels = _inputs(args, meta)
+        records = [simulate(network, spikes, name, progress=not args.quiet,
+                            timeout_s=args.timeout) for name in names]
     pairs = [compare(records[0], other, labels) for other in records[1:]]
     result = {"network": args.network, "samples": len(labels),
               "accuracy": {r.backend: r.accuracy(labels) for r in records},
@@ -193,15 +196,18 @@ def cmd_energy(args) -> int:
 
 def cmd_inspect(args) -> int:
     path = Path(args.file)
+    quantization = []
     if path.suffix == ".nir":
-        from neurodeploy.graph import from_nir, read_nir
+        from neurodeploy.graph import lower_nir, read_nir
         graph = read_nir(path)
-        print(f"{path}: NIR graph, {len(graph.nodes)} nodes, metadata {dict(graph.metadata)}")
+        print(f"{path}: NIR graph, {len(graph.nodes)} nodes, {len(graph.edges)} edges")
         for name, node in graph.nodes.items():
-            shapes = {k: getattr(node, k).shape for k in ("weight", "v_threshold")
-                      if hasattr(node, k)}
-            print(f"  {name:8s} {type(node).__name__:8s} {shapes}")
-        net = from_nir(graph, str(path))
+            params = {k: v for k, v in vars(node).items() if isinstance(v, np.ndarray)
+                      and v.size > 1 and k not in ("input_type", "output_type")}
+            ranges = ", ".join(f"{k} {list(v.shape)} [{v.min():.3g}, {v.max():.3g}]"
+                               for k, v in params.items())
+            print(f"  {name:10s} {type(node).__name__:9s} {ranges}")
+        net, quantization = lower_nir(graph, str(path), args.dt)
     elif path.suffix == ".pt":
         from neurodeploy.pipeline import load_checkpoint
         student, recipe, ckpt = load_checkpoint(path)
@@ -222,6 +228,14 @@ def cmd_inspect(args) -> int:
               f"{layer.params.i_decay} vDecay {layer.params.v_decay} vThMant "
               f"{layer.params.threshold}")
         shape = layer.shape
+    for row in quantization:
+        print(f"  quantization {row['layer']}: scale {row['scale']:.4g}, weight RMS error "
+              f"{100 * row['weight_rel_rms_error']:.2f}%, threshold {row['threshold']['float']:.4g}"
+              f" -> {row['threshold']['int']}, iDecay {row['i_decay']['exact']:.2f} -> "
+              f"{row['i_decay']['int']}, vDecay {row['v_decay']['exact']:.2f} -> "
+              f"{row['v_decay']['int']}")
+    from neurodeploy.energy import layer_table, resource_estimate
+    print(f"  Loihi 2: {resource_estimate(layer_table(net))['verdict']}")
     return 0
 
 
@@ -251,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint")
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
     def data_args(p):
-        p.add_argument("network", help="a netx .net file")
+        p.add_argument("network", help="a netx .net file, or any .nir graph (lowered on the fly)")
+        p.add_argument("--dt", type=float, help="time step for a NIR graph that does not record "
+                                                "one (e.g. 1e-3 for Norse's default)")
+        p.add_argument("--timesteps", type=int, help="steps per sample when encoding --data")
         p.add_argument("--data", help="a dataset name (its test split) or a .npz with x, y "
                                       "(default: the split the network was exported for)")
         p.add_argument("--samples", type=int, help="only the first N samples")
@@ -281,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="a built-in preset name or a preset YAML file (default: loihi2-proxy)")
     p.add_argument("--network", help="check that the record was made with this .net file")
     p.add_argument("--out", help="directory for energy-<preset>.json (default: the report's)")
-    p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file")
+    p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file: layers, "
+             "parameter ranges, quantization cost, Loihi 2 resources")
     p.add_argument("file")
+    p.add_argument("--dt", type=float, help="time step for a NIR graph that does not record one")
 
     args = parser.parse_args(argv)
     try:

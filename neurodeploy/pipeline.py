@@ -9,10 +9,13 @@ Each verb reads and writes files in a run directory, so any stage can be rerun a
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -29,7 +32,7 @@ from neurodeploy.distill.train import distill_student, exact_accuracy, train_tea
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, layer_table,
                                 load_preset, price)
 from neurodeploy.errors import UserError, atomic_path, write_json
-from neurodeploy.graph import from_nir, read_nir, to_nir, write_nir
+from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
@@ -135,6 +138,25 @@ def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
     return rate_encode(data.test.x, steps), data.test.y
 
 
+@contextlib.contextmanager
+def deployable(network: str | Path, dt: float | None = None) -> Iterator[tuple[Path, dict, list]]:
+    """A netx file for `network`: the file itself for .net; for .nir (ours or another tool's)
+    the graph lowered to Loihi integers in a temporary netx file. Yields (path, metadata,
+    quantization report)."""
+    path = Path(network)
+    if path.suffix != ".nir":
+        _, meta = read_netx(path)
+        yield path, meta, []
+        return
+    graph = read_nir(path)
+    net, quantization = lower_nir(graph, str(path), dt)
+    meta = graph_metadata(graph)
+    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
+        lowered = Path(tmp) / "network.net"
+        write_netx(net, lowered, meta)
+        yield lowered, meta, quantization
+
+
 def load_inputs(metadata: dict, data: str | None = None,
                 samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Input spikes [N, T, ...] and labels for a network: its own test split by default, a
@@ -145,7 +167,8 @@ def load_inputs(metadata: dict, data: str | None = None,
     elif not data.endswith(".npz"):
         steps = metadata.get("timesteps")
         if not steps:
-            raise UserError("the network does not record its timesteps; use a .npz of spikes")
+            raise UserError("the network does not record its timesteps; pass --timesteps or "
+                            "a .npz of spike trains")
         split = load_dataset(data).test
         spikes, labels = rate_encode(split.x, int(steps)), split.y
     else:
@@ -221,7 +244,8 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bo
         net, _ = read_netx(network)
         return simulate_torch(net, spikes, device=device, batch_size=batch_size)
     if backend == "emulator":
-        return simulate_emulator(network, spikes, batch_size=batch_size, progress=progress)
+        return simulate_emulator(network, spikes, batch_size=batch_size, device=device,
+                                 progress=progress)
     return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress,
                          timeout_s=timeout_s)
 

@@ -1,21 +1,152 @@
-"""Our NIR export runs in Norse, an independent NIR implementation, and agrees with our float mode."""
+"""NIR interop with the real libraries: their graphs deploy on our backends and Lava, and our
+exports run in theirs.
+
+Where the mapping is exact (weights already on an 8-bit grid, decays that are multiples of
+1/4096, reset to zero) the deployed network reproduces the source framework's spikes; with
+arbitrary float weights the 8-bit quantization flips near-threshold decisions, which the
+importer's quantization report quantifies.
+"""
+import json
 from pathlib import Path
 
 import nir
 import numpy as np
+import pytest
 import torch
 
-from neurodeploy.graph import DT, from_nir
-from neurodeploy.netx import read_netx
+from neurodeploy.graph import DT, from_nir, lower_nir, write_nir
+from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import SpikingNet
-from neurodeploy.pipeline import encoded_test_split
+from neurodeploy.cli import main
+from neurodeploy.pipeline import encoded_test_split, simulate
 
 EXPORT = Path(__file__).parent.parent / "export" / "digits"
+snn = pytest.importorskip("snntorch")
 
 
-def test_exported_student_runs_in_norse_like_our_float_mode():
-    import norse.torch as norse
+def _on_grid(module: torch.nn.Module):
+    """Weights k/128 with max |k| = 127 and biases j/256, so that with threshold 1 the
+    importer's scale is 256 and every parameter lands on Loihi's grid exactly."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("weight"):
+                p.copy_(torch.round(p * 127 / p.abs().max()) / 128)
+            elif name.endswith("bias"):
+                p.copy_(torch.round(p * 256) / 256)
 
+
+def _leaky(shape, beta):
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape), init_hidden=True,
+                     reset_mechanism="zero", reset_delay=False)
+
+
+def _snntorch_counts(model, x, shape):
+    from snntorch import utils
+    utils.reset(model)
+    out = []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            out.append(model(torch.as_tensor(x[:, t].reshape(len(x), *shape), dtype=torch.float32)))
+    return torch.stack(out, 1).sum(1).numpy()
+
+
+def _deploy(graph, x, backend, tmp_path, dt=None):
+    """In memory: Norse's graphs carry scalar parameters, which nir.write cannot store."""
+    net, report = lower_nir(graph, "graph", dt)
+    write_netx(net, tmp_path / "g.net")
+    return simulate(tmp_path / "g.net", x, backend, progress=False), report
+
+
+def _models():
+    torch.manual_seed(0)
+    dense = torch.nn.Sequential(torch.nn.Linear(24, 32), _leaky((32,), 0.875),
+                                torch.nn.Linear(32, 5), _leaky((5,), 0.75))
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1),
+                               _leaky((4, 6, 6), 0.875), torch.nn.Flatten(),
+                               torch.nn.Linear(144, 5), _leaky((5,), 0.75))
+    with torch.no_grad():
+        for model in (dense, conv):
+            for p in model.parameters():
+                if p.dim() > 1:
+                    p.mul_(3)
+    return {"dense": (dense, (24,)), "conv": (conv, (1, 12, 12))}
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_snntorch_graphs_deploy_exactly_where_the_mapping_is_exact(kind, tmp_path):
+    from snntorch.export_nir import export_to_nir
+    model, shape = _models()[kind]
+    _on_grid(model)
+    graph = export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0])
+    rng = np.random.default_rng(0)
+    x = (rng.random((150, 10, int(np.prod(shape)))) < 0.3).astype(np.uint8)
+    reference = _snntorch_counts(model, x, shape)
+    lava, report = _deploy(graph, x[:40], "lava", tmp_path)
+    emulated, _ = _deploy(graph, x, "emulator", tmp_path)
+    assert reference.sum() > 0
+    assert all(row["weight_rel_rms_error"] < 1e-9 for row in report)
+    agreement = (emulated.predictions == reference.argmax(1)).mean()
+    assert agreement >= 0.99, agreement
+    assert (emulated.counts == reference).mean() >= 0.99
+    np.testing.assert_array_equal(lava.counts, emulated.counts[:40])
+
+
+def test_a_foreign_nir_file_simulates_and_inspects_from_the_cli(tmp_path, capsys):
+    from snntorch.export_nir import export_to_nir
+    model, shape = _models()["dense"]
+    write_nir(export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0]), tmp_path / "s.nir")
+    x = (np.random.default_rng(3).random((20, 8, 24)) < 0.3).astype(np.uint8)
+    np.savez(tmp_path / "x.npz", x=x, y=np.zeros(20, int))
+    assert main(["inspect", str(tmp_path / "s.nir")]) == 0
+    printed = capsys.readouterr().out
+    assert "quantization 0: scale" in printed and "Loihi 2: fits one" in printed
+    assert main(["simulate", str(tmp_path / "s.nir"), "--backend", "torch", "--data",
+                 str(tmp_path / "x.npz"), "--out", str(tmp_path), "-q"]) == 0
+    result = json.loads((tmp_path / "simulate.json").read_text())
+    assert len(result["predictions"]) == 20 and result["quantization"][0]["layer"] == "0"
+
+
+def test_snntorch_float_graph_agreement_is_reported(tmp_path):
+    """Arbitrary float weights: agreement is limited by 8-bit weights, and the report says how
+    much each parameter moved."""
+    from snntorch.export_nir import export_to_nir
+    model, shape = _models()["conv"]
+    graph = export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0])
+    rng = np.random.default_rng(1)
+    x = (rng.random((300, 10, 144)) < 0.3).astype(np.uint8)
+    reference = _snntorch_counts(model, x, shape)
+    emulated, report = _deploy(graph, x, "emulator", tmp_path)
+    agreement = (emulated.predictions == reference.argmax(1)).mean()
+    assert agreement >= 0.9, agreement
+    assert all(0 < row["weight_rel_rms_error"] < 0.01 for row in report)
+    assert report[0]["v_decay"] == {"exact": pytest.approx(512), "int": 512}
+
+
+def test_norse_graphs_deploy(tmp_path):
+    """Norse 1.1.0 exports tau = dt * tau (dt / tau_inv): its graphs deploy with dt = dt_norse**2."""
+    norse = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    model = norse.SequentialState(torch.nn.Linear(24, 32), norse.LIFBoxCell(),
+                                  torch.nn.Linear(32, 5), norse.LIFBoxCell())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(8)
+    graph = norse.to_nir(model, torch.zeros(24))
+    rng = np.random.default_rng(2)
+    x = (rng.random((200, 10, 24)) < 0.3).astype(np.uint8)
+    state, outs = None, []
+    with torch.no_grad():
+        for t in range(10):
+            out, state = model(torch.as_tensor(x[:, t], dtype=torch.float32), state)
+            outs.append(out)
+    reference = torch.stack(outs, 1).sum(1).numpy()
+    emulated, report = _deploy(graph, x, "emulator", tmp_path, dt=1e-6)
+    assert reference.sum() > 0
+    assert (emulated.predictions == reference.argmax(1)).mean() >= 0.95
+
+
+def test_our_export_runs_in_norse_like_our_float_mode():
+    norse = pytest.importorskip("norse.torch")
     graph = nir.read(EXPORT / "student.nir")
     _, meta = read_netx(EXPORT / "network.net")
     spikes, labels = encoded_test_split(meta)
@@ -31,3 +162,21 @@ def test_exported_student_runs_in_norse_like_our_float_mode():
     assert norse_counts.sum() > 0
     torch.testing.assert_close(norse_counts, ours)
     assert (norse_counts.argmax(1).numpy() == labels[:120]).mean() > 0.9
+
+
+def test_our_export_loads_in_snntorch():
+    from snntorch.import_nir import import_from_nir
+    graph = nir.read(EXPORT / "student.nir")
+    module = import_from_nir(graph)
+    _, meta = read_netx(EXPORT / "network.net")
+    spikes, labels = encoded_test_split(meta)
+    x = torch.as_tensor(spikes[:120], dtype=torch.float32)
+    with torch.no_grad():
+        outs, state = [], None
+        for t in range(x.shape[1]):
+            out, state = module(x[:, t], state)
+            outs.append(out[0] if isinstance(out, tuple) else out)
+        counts = torch.stack(outs, 1).sum(1)
+        ours = SpikingNet.from_integer(from_nir(graph))(x)[-1].sum(1)
+    agreement = (counts.argmax(1) == ours.argmax(1)).float().mean().item()
+    assert counts.sum() > 0 and agreement >= 0.95, agreement

@@ -1,17 +1,22 @@
-"""The emulator: Lava's fixed-point rules on whole batches, in NumPy, in chip time.
+"""The emulator: Lava's fixed-point rules on whole batches, stepping chip time.
 
-An independent second implementation (it shares only the netx reader with the torch backend):
-it steps chip time as Lava does, with each synapse's one-step output buffer, netx's resets
-staggered by one step per layer, Lava's 24-bit conv wrap and the LIF model's arithmetic, and
-then reads each layer's window back out. Samples are independent between resets, so a batch
-runs side by side instead of one after another. It runs any netx file `read_netx` accepts.
+An independent second implementation of what Lava computes (it shares only the netx reader
+with the torch exact backend): it steps chip time as Lava does, with each synapse's one-step
+output buffer, netx's resets staggered by one step per layer, Lava's 24-bit conv wrap and the
+LIF model's integer arithmetic, and then reads each layer's window back out. Samples are
+independent between resets, so a whole batch runs side by side. Tensors are torch's, on the
+CPU or on CUDA when asked. Integers are carried in floating point where that is provably exact
+and faster: synaptic sums in float32 when no sum can reach 2**24 (else float64), neuron state
+in float64 (|u * decay| < 2**36, and dividing by 4096 is exact in binary floating point, so
+trunc(u * (4096 - d) / 4096) is Lava's rounding toward zero, bit for bit).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord
@@ -22,73 +27,69 @@ from neurodeploy.neurons import IntLayer, IntNetwork
 U_WRAP, V_LIMIT, CONV_WRAP = 2 ** 23, 2 ** 23 - 1, 2 ** 23
 
 
-def _conv(x: np.ndarray, layer: IntLayer) -> np.ndarray:
-    """Cross-correlation of [B, C, H, W] integer spikes with the PyTorch-layout kernel."""
-    c = layer.conv
-    w = layer.weight
-    (ph, pw), (sh, sw), (dh, dw) = c.padding, c.stride, c.dilation
-    kh, kw = w.shape[2:]
-    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]                   # [B, C, Ho, Wo, kh, kw]
-    per_group = w.shape[1]
-    outs = []
-    for g in range(c.groups):
-        wg = w[g * (w.shape[0] // c.groups):(g + 1) * (w.shape[0] // c.groups)]
-        xg = windows[:, g * per_group:(g + 1) * per_group]
-        outs.append(np.einsum("bchwij,ocij->bohw", xg, wg, optimize=True))
-    return np.concatenate(outs, axis=1)
+def _exact_dtype(layer: IntLayer) -> torch.dtype:
+    """float32 if no synaptic sum of binary spikes can reach 2**24 (exact), else float64."""
+    bound = np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(1).max()
+    return torch.float32 if bound < 2 ** 24 else torch.float64
 
 
-def _synapse(x: np.ndarray, layer: IntLayer) -> np.ndarray:
+def _synapse(x: torch.Tensor, layer: IntLayer, weight: torch.Tensor) -> torch.Tensor:
+    """Integer synaptic input (as float64) of spikes x [B, in] for one chip step: [B, n]."""
+    x = x.to(weight.dtype)
     if layer.conv is None:
-        return x.reshape(len(x), -1) @ layer.weight.T
-    out = _conv(x.reshape(len(x), *layer.conv.input_shape), layer).reshape(len(x), -1)
-    return (out + CONV_WRAP) % (2 * CONV_WRAP) - CONV_WRAP                # signed 24-bit wrap
+        return (x @ weight.T).to(torch.float64)
+    c = layer.conv
+    out = F.conv2d(x.reshape(len(x), *c.input_shape), weight, stride=c.stride,
+                   padding=c.padding, dilation=c.dilation, groups=c.groups)
+    out = out.reshape(len(x), -1).to(torch.float64)
+    return torch.remainder(out + CONV_WRAP, 2 * CONV_WRAP) - CONV_WRAP  # Lava wraps to 24 bits
 
 
-def _rtz(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * (np.abs(x) >> 12)
-
-
-def _batch(net: IntNetwork, x: np.ndarray) -> list[np.ndarray]:
+def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     """x: [B, T, in] spikes -> per-layer window spikes [B, T, n], stepping chip time."""
     b, steps = x.shape[:2]
-    depth = len(net.layers)
-    u = [np.zeros((b, layer.size), np.int64) for layer in net.layers]
-    v = [np.zeros((b, layer.size), np.int64) for layer in net.layers]
-    buffers = [np.zeros((b, layer.size), np.int64) for layer in net.layers]   # synapse outputs
-    spikes = [np.zeros((b, layer.size), bool) for layer in net.layers]
-    bias = [(np.repeat(layer.bias, layer.size // len(layer.bias)) if layer.bias is not None
-             else np.zeros(layer.size, np.int64)).astype(np.int64) << 6 for layer in net.layers]
-    windows = [np.zeros((b, steps, layer.size), bool) for layer in net.layers]
-    zeros_in = np.zeros((b, x.shape[2]), np.int64)
-    for tau in range(1, steps + depth + 1):                            # chip time starts at 1
-        source = x[:, tau - 1].astype(np.int64) if tau - 1 < steps else zeros_in
+    dev = x.device
+    new = lambda n, dtype=torch.float64: torch.zeros((b, n), dtype=dtype, device=dev)  # noqa
+    u = [new(layer.size) for layer in net.layers]
+    v = [new(layer.size) for layer in net.layers]
+    buffers = [new(layer.size) for layer in net.layers]                 # synapse outputs
+    spikes = [new(layer.size, torch.bool) for layer in net.layers]
+    weights = [torch.as_tensor(layer.weight, dtype=_exact_dtype(layer), device=dev)
+               for layer in net.layers]
+    bias = [torch.as_tensor(np.repeat(layer.bias, layer.size // len(layer.bias))
+                            if layer.bias is not None else np.zeros(layer.size),
+                            dtype=torch.float64, device=dev) * 64 for layer in net.layers]
+    windows = [torch.zeros((b, steps, layer.size), dtype=torch.bool, device=dev)
+               for layer in net.layers]
+    for tau in range(1, steps + len(net.layers) + 1):                   # chip time starts at 1
         for i, layer in enumerate(net.layers):
-            # the synapse sends what it buffered last step, and buffers what the layer below
+            # the synapse sends what it buffered last step and buffers what the layer below
             # emits now (neuron -> synapse has no delay; synapse -> neuron has one step)
             a_in = buffers[i]
-            buffers[i] = _synapse(source if i == 0 else spikes[i - 1], layer)
-            if tau == 2 + i:                                           # netx's staggered reset
-                u[i][:] = 0
-                v[i][:] = 0
+            presyn = (x[:, tau - 1] if tau - 1 < steps else None) if i == 0 \
+                else spikes[i - 1]
+            buffers[i] = (_synapse(presyn, layer, weights[i]) if presyn is not None
+                          else torch.zeros_like(a_in))
+            if tau == 2 + i:                                            # netx's staggered reset
+                u[i].zero_()
+                v[i].zero_()
             p = layer.params
-            decayed = _rtz(u[i] * (4096 - p.i_decay)) + (a_in << 6)
-            wrapped = np.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
-            u[i] = np.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
-            v[i] = np.clip(_rtz(v[i] * (4096 - p.v_decay)) + u[i] + bias[i], -V_LIMIT, V_LIMIT)
-            fired = v[i] > (p.threshold << 6)
-            v[i][fired] = 0
-            spikes[i] = fired
-            j = tau - 2 - i                                            # this layer's window step
+            decayed = torch.trunc(u[i] * ((4096 - p.i_decay) / 4096)) + a_in * 64
+            wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
+            u[i] = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
+            v[i] = torch.trunc(v[i] * ((4096 - p.v_decay) / 4096)).add_(u[i]).add_(bias[i])
+            v[i].clamp_(-V_LIMIT, V_LIMIT)
+            spikes[i] = v[i] > (p.threshold * 64)
+            v[i].masked_fill_(spikes[i], 0)
+            j = tau - 2 - i                                             # this layer's window step
             if 0 <= j < steps:
-                windows[i][:, j] = fired
+                windows[i][:, j] = spikes[i]
     return windows
 
 
 def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
-                      batch_size: int = 1000, progress: bool = False) -> SpikeRecord:
+                      batch_size: int = 1000, device: str = "cpu",
+                      progress: bool = False) -> SpikeRecord:
     """Run input spikes [N, T, n_in] through a netx network (or an IntNetwork), batched."""
     net = network if isinstance(network, IntNetwork) else read_netx(network)[0]
     n, steps = spikes.shape[:2]
@@ -98,10 +99,13 @@ def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
                         f"{net.input_size}")
     if not np.isin(spikes, (0, 1)).all():
         raise UserError("inputs must be binary spikes (0 or 1); encode them first")
-    chunks = [_batch(net, spikes[i:i + batch_size])
-              for i in tqdm(range(0, n, batch_size), desc="emulator", disable=not progress,
-                            leave=False)]
+    chunks = []
+    with torch.no_grad():
+        for i in tqdm(range(0, n, batch_size), desc="emulator", disable=not progress,
+                      leave=False):
+            x = torch.as_tensor(spikes[i:i + batch_size], device=device)
+            chunks.append([w.cpu().numpy() for w in _batch(net, x)])
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
-    return SpikeRecord(backend="emulator (numpy)", inputs=spikes.astype(bool), layers=layers,
-                       layer_names=[layer.name for layer in net.layers],
-                       info={"batch_size": batch_size})
+    return SpikeRecord(backend=f"emulator ({device})", inputs=spikes.astype(bool),
+                       layers=layers, layer_names=[layer.name for layer in net.layers],
+                       info={"batch_size": batch_size, "device": device})
