@@ -122,27 +122,107 @@ def test_snntorch_float_graph_agreement_is_reported(tmp_path):
     assert report[0]["v_decay"] == {"exact": pytest.approx(512), "int": 512}
 
 
-def test_norse_graphs_deploy(tmp_path):
-    """Norse 1.1.0 exports tau = dt * tau (dt / tau_inv): its graphs deploy with dt = dt_norse**2."""
+def _digits(steps=16):
+    from neurodeploy.data import load_dataset, rate_encode
+    d = load_dataset("digits")
+    return (torch.as_tensor(rate_encode(d.train.x, steps), dtype=torch.float32),
+            torch.as_tensor(d.train.y), rate_encode(d.test.x, steps), d.test.y)
+
+
+def _train(forward, model, epochs=15):
+    """A few epochs of plain BPTT on digits: trained models, not random ones, are what people
+    deploy, and their decisions do not sit on a threshold the way random ones do."""
+    x, y, _, _ = _digits()
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x)).split(64):
+            loss = torch.nn.functional.cross_entropy(forward(model, x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model
+
+
+def _snntorch_forward(shape):
+    def forward(model, x):
+        from snntorch import utils
+        utils.reset(model)
+        return torch.stack([model(x[:, t].reshape(len(x), *shape)) for t in range(x.shape[1])],
+                           1).sum(1)
+    return forward
+
+
+def _norse_forward(shape):
+    def forward(model, x):
+        state, out = None, []
+        for t in range(x.shape[1]):
+            o, state = model(x[:, t].reshape(len(x), *shape), state)
+            out.append(o.reshape(len(x), -1))
+        return torch.stack(out, 1).sum(1)
+    return forward
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_trained_snntorch_models_agree_after_deployment(kind, tmp_path):
+    from snntorch.export_nir import export_to_nir
+    torch.manual_seed(0)
+    if kind == "dense":
+        shape = (64,)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 128), _leaky((128,), 0.875),
+                                    torch.nn.Linear(128, 10), _leaky((10,), 0.875))
+    else:
+        shape = (1, 8, 8)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), _leaky((8, 8, 8), 0.875),
+                                    torch.nn.Flatten(), torch.nn.Linear(512, 10),
+                                    _leaky((10,), 0.875))
+    forward = _snntorch_forward(shape)
+    _train(forward, model)
+    _, _, x, labels = _digits()
+    with torch.no_grad():
+        reference = forward(model, torch.as_tensor(x, dtype=torch.float32)).numpy()
+    graph = export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0])
+    deployed, report = _deploy(graph, x, "emulator", tmp_path)
+    agreement = (deployed.predictions == reference.argmax(1)).mean()
+    assert agreement >= 0.99, (agreement, report)
+    assert deployed.accuracy(labels) > 0.9
+    lava, _ = _deploy(graph, x[:40], "lava", tmp_path)
+    np.testing.assert_array_equal(lava.counts, deployed.counts[:40])
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_trained_norse_models_agree_after_deployment(kind, tmp_path):
+    """Norse 1.1.0 writes tau = dt / tau_mem_inv, so its graphs deploy with dt = dt_norse**2;
+    its exporter has no Flatten, so the conv model ends in a conv that covers the image.
+    tau_mem_inv = 125 makes the decay 0.125 = 512/4096, exact on Loihi (Norse's default 0.1
+    rounds to 410/4096, which costs about one more disagreement per 360 samples)."""
     norse = pytest.importorskip("norse.torch")
     torch.manual_seed(0)
-    model = norse.SequentialState(torch.nn.Linear(24, 32), norse.LIFBoxCell(),
-                                  torch.nn.Linear(32, 5), norse.LIFBoxCell())
+    cell = lambda: norse.LIFBoxCell(norse.LIFBoxParameters(  # noqa: E731
+        tau_mem_inv=torch.tensor(125.0)))
+    if kind == "dense":
+        shape = (64,)
+        model = norse.SequentialState(torch.nn.Linear(64, 128), cell(),
+                                      torch.nn.Linear(128, 10), cell())
+    else:
+        shape = (1, 8, 8)
+        model = norse.SequentialState(torch.nn.Conv2d(1, 8, 3, padding=1), cell(),
+                                      torch.nn.Conv2d(8, 10, 8), cell())
     with torch.no_grad():
         for p in model.parameters():
-            p.mul_(8)
-    graph = norse.to_nir(model, torch.zeros(24))
-    rng = np.random.default_rng(2)
-    x = (rng.random((200, 10, 24)) < 0.3).astype(np.uint8)
-    state, outs = None, []
+            p.mul_(4)
+    forward = _norse_forward(shape)
+    _train(forward, model)
+    _, _, x, labels = _digits()
     with torch.no_grad():
-        for t in range(10):
-            out, state = model(torch.as_tensor(x[:, t], dtype=torch.float32), state)
-            outs.append(out)
-    reference = torch.stack(outs, 1).sum(1).numpy()
-    emulated, report = _deploy(graph, x, "emulator", tmp_path, dt=1e-6)
-    assert reference.sum() > 0
-    assert (emulated.predictions == reference.argmax(1)).mean() >= 0.95
+        reference = forward(model, torch.as_tensor(x, dtype=torch.float32)).numpy()
+    graph = norse.to_nir(model, torch.zeros(*shape))
+    deployed, report = _deploy(graph, x, "emulator", tmp_path, dt=1e-6)
+    agreement = (deployed.predictions == reference.argmax(1)).mean()
+    # measured: dense 1.000, conv 0.986 (5 of 360); with 16-bit weights instead of Loihi's 8
+    # the conv model agrees 100%, so the rest is 8-bit weight rounding near threshold
+    assert agreement >= (0.99 if kind == "dense" else 0.98), (agreement, report)
+    assert deployed.accuracy(labels) > 0.85
 
 
 def test_our_export_runs_in_norse_like_our_float_mode():
