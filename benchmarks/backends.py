@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from neurodeploy.errors import write_json
+from timing import timed
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
 from neurodeploy.pipeline import load_inputs, simulate
@@ -29,15 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "backends.json"
 NETWORKS = {"digits dense 64-256-10": ("digits", 360, 360),
             "fmnist conv 16c3s2-32c3s2-10": ("fmnist_conv", 1000, 200)}
-
-
-def timed(fn, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return result, statistics.median(times)
 
 
 def main() -> int:
@@ -56,7 +46,7 @@ def main() -> int:
             n = batch1_samples if batch == 1 else samples
             record, emu_s = timed(lambda: simulate(network, spikes[:n], "emulator",
                                                    batch_size=batch), 1 if batch == 1 else 3)
-            rows.append({"network": label, "backend": "emulator (numpy)", "batch": batch,
+            rows.append({"network": label, "backend": "emulator (CPU)", "batch": batch,
                          "samples": n, "samples_per_s": n / emu_s})
             if batch == 1000:
                 checks.append({"network": label, "samples": samples,
@@ -78,7 +68,7 @@ def main() -> int:
     speedups = {}
     for label in NETWORKS:
         by = {(r["backend"], r["batch"]): r["samples_per_s"] for r in rows if r["network"] == label}
-        speedups[label] = by[("emulator (numpy)", 1000)] / by[("lava (CPU, streaming)", 1)]
+        speedups[label] = by[("emulator (CPU)", 1000)] / by[("lava (CPU, streaming)", 1)]
     write_json(OUT, {
         "benchmark": "backends",
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),

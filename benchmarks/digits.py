@@ -22,21 +22,13 @@ import torch
 
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import write_json
+from timing import timed
 from neurodeploy.netx import read_netx
 from neurodeploy.pipeline import distill, encoded_test_split, export, report, simulate
 from neurodeploy.recipe import load_recipe
 
 SEEDS = (0, 1, 2)
 OUT = Path(__file__).parent / "results" / "digits.json"
-
-
-def _timed(fn, repeats: int = 3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return result, statistics.median(times)
 
 
 def main() -> int:
@@ -54,7 +46,7 @@ def main() -> int:
             manifest = export(out / "checkpoint.pt", out)
             net, meta = read_netx(out / "network.net")
             spikes, labels = encoded_test_split(meta)
-            exact, torch_s = _timed(lambda: simulate_torch(net, spikes))
+            exact, torch_s = timed(lambda: simulate_torch(net, spikes))
             t0 = time.perf_counter()
             lava = simulate(out / "network.net", spikes, "lava", progress=False)
             lava_s = time.perf_counter() - t0
