@@ -162,7 +162,9 @@ def cmd_parity(args) -> int:
     result = {"network": args.network, "samples": len(labels),
               "accuracy": {r.backend: r.accuracy(labels) for r in records},
               "comparisons": pairs,
-              "spike_mismatches": sum(p["spike_mismatches"] for p in pairs)}
+              "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
+              "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
+                                                for p in pairs)}
     write_json(Path(args.out) / "parity.json", result)
     print(f"parity of {args.network} on {len(labels)} samples "
           f"({records[0].timesteps} steps, {len(records[0].layers)} layers)")
@@ -172,13 +174,15 @@ def cmd_parity(args) -> int:
         a, b = p["backends"]
         print(f"  {b} vs {a}: {p['spike_mismatches']} spike mismatches in "
               f"{p['spikes_compared']}; predictions agree {100 * p['prediction_agreement']:.2f}%")
+        if p["readout_voltage_mismatches"] is not None:
+            print(f"    readout voltages: {p['readout_voltage_mismatches']} mismatches")
         for layer, per_t in p["spike_mismatches_per_layer_timestep"].items():
             if any(per_t):
                 print(f"    {layer}: per timestep {per_t}")
         if p["first_mismatch"]:
             print(f"    first mismatch: {p['first_mismatch']}")
     print(f"  wrote {Path(args.out) / 'parity.json'}")
-    return 0 if result["spike_mismatches"] == 0 else 1
+    return 0 if result["spike_mismatches"] == result["readout_voltage_mismatches"] == 0 else 1
 
 
 def cmd_energy(args) -> int:

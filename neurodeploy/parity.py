@@ -18,8 +18,13 @@ def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) ->
             first = {"layer": name, "sample": n, "t": t, "neuron": i,
                      a.backend: bool(x[n, t, i]), b.backend: bool(y[n, t, i])}
             break
+    readout = None
+    if a.readout is not None or b.readout is not None:
+        readout = (int((a.readout != b.readout).sum())
+                   if a.readout is not None and b.readout is not None else None)
     result = {
         "backends": [a.backend, b.backend],
+        "readout_voltage_mismatches": readout,
         "spike_mismatches": int(sum(m.sum() for m in per_layer)),
         "spike_mismatches_per_layer_timestep": {
             name: [int(v) for v in m] for name, m in zip(a.layer_names, per_layer)},

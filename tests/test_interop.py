@@ -190,7 +190,7 @@ def test_trained_snntorch_models_agree_after_deployment(kind, tmp_path):
     np.testing.assert_array_equal(lava.counts, deployed.counts[:40])
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("kind", ["dense", "conv", "li-readout"])
 def test_trained_norse_models_agree_after_deployment(kind, tmp_path):
     """Norse 1.1.0 writes tau = dt / tau_mem_inv, so its graphs deploy with dt = dt_norse**2;
     its exporter has no Flatten, so the conv model ends in a conv that covers the image.
@@ -204,6 +204,11 @@ def test_trained_norse_models_agree_after_deployment(kind, tmp_path):
         shape = (64,)
         model = norse.SequentialState(torch.nn.Linear(64, 128), cell(),
                                       torch.nn.Linear(128, 10), cell())
+    elif kind == "li-readout":     # non-spiking output: predictions from summed voltage
+        shape = (64,)
+        model = norse.SequentialState(torch.nn.Linear(64, 128), cell(), torch.nn.Linear(128, 10),
+                                      norse.LIBoxCell(norse.LIBoxParameters(
+                                          tau_mem_inv=torch.tensor(125.0))))
     else:
         shape = (1, 8, 8)
         model = norse.SequentialState(torch.nn.Conv2d(1, 8, 3, padding=1), cell(),
@@ -221,7 +226,8 @@ def test_trained_norse_models_agree_after_deployment(kind, tmp_path):
     agreement = (deployed.predictions == reference.argmax(1)).mean()
     # measured: dense 1.000, conv 0.986 (5 of 360); with 16-bit weights instead of Loihi's 8
     # the conv model agrees 100%, so the rest is 8-bit weight rounding near threshold
-    assert agreement >= (0.99 if kind == "dense" else 0.98), (agreement, report)
+    assert agreement >= (0.98 if kind == "conv" else 0.99), (agreement, report)
+    assert (deployed.readout is not None) == (kind == "li-readout")
     assert deployed.accuracy(labels) > 0.85
 
 

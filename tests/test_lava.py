@@ -196,3 +196,23 @@ def test_a_lava_run_past_its_timeout_is_stopped_and_reported(tmp_path):
     spikes = (rng.random((400, 16, 8)) < 0.3).astype(np.uint8)
     with pytest.raises(LavaTimeout, match=r"exceeded its 0\.5 s timeout after \d+ of 400 samples"):
         simulate_lava(tmp_path / "n.net", spikes, progress=False, timeout_s=0.5, chunk_steps=16)
+
+
+def test_readout_voltages_match_lava(tmp_path):
+    """A non-spiking last layer: its voltage after every step, on Lava and in the exact mode."""
+    rng = np.random.default_rng(11)
+    hidden = IntLayer(rng.integers(-128, 128, (12, 10)) * 2, CubaParams(1024, 256, 90), name="fc0")
+    readout = IntLayer(rng.integers(-128, 128, (4, 12)) * 2, CubaParams(2048, 512, 2 ** 17 - 1),
+                       name="fc1")
+    net = IntNetwork(10, (hidden, readout), readout=True)
+    write_netx(net, tmp_path / "r.net")
+    back, _ = read_netx(tmp_path / "r.net")
+    assert back.readout
+    spikes = (rng.random((9, 12, 10)) < 0.4).astype(np.uint8)
+    lava = simulate_lava(tmp_path / "r.net", spikes, progress=False)
+    exact = simulate_torch(back, spikes)
+    emulated = simulate_emulator(back, spikes)
+    assert np.abs(exact.readout).max() > 0 and not exact.layers[-1].any()
+    np.testing.assert_array_equal(lava.readout, exact.readout)
+    np.testing.assert_array_equal(emulated.readout, exact.readout)
+    assert (lava.predictions == exact.readout.sum(1).argmax(1)).all()

@@ -61,6 +61,8 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
                             dtype=torch.float64, device=dev) * 64 for layer in net.layers]
     windows = [torch.zeros((b, steps, layer.size), dtype=torch.bool, device=dev)
                for layer in net.layers]
+    last = len(net.layers) - 1
+    volts = torch.zeros((b, steps, net.layers[-1].size), dtype=torch.float64, device=dev)
     for tau in range(1, steps + len(net.layers) + 1):                   # chip time starts at 1
         for i, layer in enumerate(net.layers):
             # the synapse sends what it buffered last step and buffers what the layer below
@@ -84,7 +86,9 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
             j = tau - 2 - i                                             # this layer's window step
             if 0 <= j < steps:
                 windows[i][:, j] = spikes[i]
-    return windows
+                if i == last:
+                    volts[:, j] = v[i]
+    return windows, volts.to(torch.int64)
 
 
 def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
@@ -99,13 +103,16 @@ def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
                         f"{net.input_size}")
     if not np.isin(spikes, (0, 1)).all():
         raise UserError("inputs must be binary spikes (0 or 1); encode them first")
-    chunks = []
+    chunks, volts = [], []
     with torch.no_grad():
         for i in tqdm(range(0, n, batch_size), desc="emulator", disable=not progress,
                       leave=False):
             x = torch.as_tensor(spikes[i:i + batch_size], device=device)
-            chunks.append([w.cpu().numpy() for w in _batch(net, x)])
+            windows, v = _batch(net, x)
+            chunks.append([w.cpu().numpy() for w in windows])
+            volts.append(v.cpu().numpy())
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
     return SpikeRecord(backend=f"emulator ({device})", inputs=spikes.astype(bool),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
-                       info={"batch_size": batch_size, "device": device})
+                       info={"batch_size": batch_size, "device": device},
+                       readout=np.concatenate(volts) if net.readout else None)

@@ -56,7 +56,8 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     lava = import_lava()
     if hardware and (missing := loihi2_missing()):
         raise UserError(missing)
-    from neurodeploy.backends.lavaproc.memmap_io import MemmapSpikeSink, MemmapSpikeSource
+    from neurodeploy.backends.lavaproc.memmap_io import (MemmapSpikeSink, MemmapSpikeSource,
+                                                         MemmapVarProbe)
 
     net_spec, _ = read_netx(netx_path)   # validates the file and gives the layer sizes
     n, t = spikes.shape[:2]
@@ -84,6 +85,11 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             sink = MemmapSpikeSink(path=str(path), steps=steps, shape=layer.out.shape)
             layer.out.connect(sink.a_in)
             sink_paths.append(path)
+        if net_spec.readout:     # a non-spiking last layer: its voltage is the output
+            volt_path = Path(tmp) / "readout.i32"
+            size = net_spec.layers[-1].size
+            np.memmap(volt_path, dtype=np.int32, mode="w+", shape=(steps, size)).flush()
+            MemmapVarProbe(path=str(volt_path), steps=steps, var=net.layers[-1].neuron.v)
         cfg = (lava.Loihi2HwCfg() if hardware else lava.Loihi2SimCfg(select_tag="fixed_pt"))
         per_run = max(1, chunk_steps // t) * t   # bounded runs: interrupts are honoured between
         started = time.monotonic()
@@ -105,8 +111,14 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             start = RESET_OFFSET + i   # chip step kT + 2 + i + j is memmap row kT + 1 + i + j
             layers.append(np.array(out[start:start + n * t]).reshape(n, t, spec.size) != 0)
             del out
+        readout = None
+        if net_spec.readout:
+            volts = np.memmap(volt_path, dtype=np.int32, mode="r", shape=(steps, size))
+            start = RESET_OFFSET + depth - 1
+            readout = np.array(volts[start:start + n * t]).reshape(n, t, size).astype(np.int64)
+            del volts
     return SpikeRecord(backend="loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)",
                        inputs=spikes.astype(bool), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],
                        info={"chip_steps": steps, "reset_interval": t,
-                             "reset_offset": RESET_OFFSET})
+                             "reset_offset": RESET_OFFSET}, readout=readout)

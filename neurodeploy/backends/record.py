@@ -24,6 +24,7 @@ class SpikeRecord:
     layers: list[np.ndarray]
     layer_names: list[str]
     info: dict = field(default_factory=dict)
+    readout: np.ndarray | None = None   # [N, T, classes] voltages of a non-spiking last layer
 
     def __post_init__(self):
         n, t = self.inputs.shape[:2]
@@ -47,6 +48,9 @@ class SpikeRecord:
 
     @property
     def predictions(self) -> np.ndarray:
+        """argmax of output spike counts, or of the time-summed voltage of a readout layer."""
+        if self.readout is not None:
+            return self.readout.sum(axis=1).argmax(axis=1)
         return self.counts.argmax(axis=1)
 
     def accuracy(self, labels: np.ndarray) -> float:
@@ -57,6 +61,8 @@ class SpikeRecord:
         arrays = {"inputs": np.packbits(self.inputs, axis=-1)}
         for i, layer in enumerate(self.layers):
             arrays[f"layer{i}"] = np.packbits(layer, axis=-1)
+        if self.readout is not None:
+            arrays["readout"] = self.readout.astype(np.int32)
         meta = json.dumps({"backend": self.backend, "layer_names": self.layer_names,
                            "widths": [self.inputs.shape[-1]] + [s.shape[-1] for s in self.layers],
                            "info": self.info})
@@ -73,9 +79,11 @@ class SpikeRecord:
                 unpack = lambda key, w: np.unpackbits(z[key], axis=-1, count=w).astype(bool)  # noqa
                 inputs = unpack("inputs", widths[0])
                 layers = [unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
-                extra = {k: z[k] for k in z.files if k not in ("meta", "inputs")
+                readout = z["readout"].astype(np.int64) if "readout" in z.files else None
+                extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "readout")
                          and not k.startswith("layer")}
         except (OSError, ValueError, KeyError) as e:
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
                             "simulate again") from None
-        return cls(meta["backend"], inputs, layers, meta["layer_names"], meta["info"]), extra
+        return cls(meta["backend"], inputs, layers, meta["layer_names"], meta["info"],
+                   readout), extra

@@ -11,12 +11,15 @@ from neurodeploy.neurons import IntNetwork, run_exact
 def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
                    batch_size: int = 512) -> SpikeRecord:
     """Run input spikes [N, T, n_in] through `net` in exact mode on `device` (cpu or cuda)."""
-    chunks = []
+    chunks, volts = [], []
     with torch.no_grad():
         for start in range(0, len(spikes), batch_size):
             x = torch.as_tensor(spikes[start:start + batch_size], device=device)
-            chunks.append([s.cpu().numpy() for s in run_exact(net, x)])
+            out, v = run_exact(net, x, voltage=True)
+            chunks.append([s.cpu().numpy() for s in out])
+            volts.append(v.cpu().numpy())
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
     return SpikeRecord(backend=f"torch-exact ({device})", inputs=spikes.astype(bool),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
-                       info={"device": device})
+                       info={"device": device},
+                       readout=np.concatenate(volts) if net.readout else None)

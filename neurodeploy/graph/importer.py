@@ -8,6 +8,9 @@ inferred from the snnTorch convention r = tau_mem / dt; otherwise refused):
     IF       v <- v + r x
     spike when v > v_threshold, then v <- 0 (Loihi resets to zero: v_reset must be 0;
     reset-by-subtraction models, such as snnTorch's default, do not map exactly).
+    LI / CubaLI  as LIF / CubaLIF without spikes: allowed as the last layer, deployed as a
+             neuron whose threshold is out of reach; its voltage is the output (predictions
+             take the argmax of the voltage summed over the window).
 On Loihi v <- v (1 - vDecay/4096) + u + bias with u <- u (1 - iDecay/4096) + W s, so each layer
 becomes: iDecay = 4096 dt/tau_syn (4096 for LIF/IF: u = W s), vDecay = 4096 dt/tau_mem, the gains
 (dt/tau_syn) w_in (dt/tau_mem) r folded into the weight rows, v_leak into the bias, and a
@@ -32,7 +35,8 @@ from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX
 LINEAR = (nir.Affine, nir.Linear, nir.Conv2d, nir.Flatten, nir.Scale, nir.SumPool2d,
           nir.AvgPool2d)
 NEURONS = (nir.CubaLIF, nir.LIF, nir.IF)
-SUPPORTED = ("Input", "Output", *(c.__name__ for c in LINEAR + NEURONS))
+READOUTS = (nir.CubaLI, nir.LI)          # non-spiking: only as the last layer
+SUPPORTED = ("Input", "Output", *(c.__name__ for c in LINEAR + NEURONS + READOUTS))
 BIAS_MAX = 2 ** 12 - 1
 
 
@@ -115,10 +119,10 @@ def _neuron(name: str, node: nir.NIRNode, dt: float, source: str, n: int) -> _Ne
                         "values: fix the graph's shapes")
     if np.any(_arr(getattr(node, "v_reset", 0.0), None) != 0):
         raise UserError(f"{source}: node '{name}': v_reset must be 0 (Loihi resets to zero)")
-    threshold = _arr(node.v_threshold, n)
+    threshold = _arr(getattr(node, "v_threshold", 1.0), n)
     if isinstance(node, nir.IF):
         return _Neuron(1.0, 0.0, _arr(node.r, n), np.zeros(n), threshold)
-    if isinstance(node, nir.LIF):
+    if isinstance(node, (nir.LIF, nir.LI)):
         dv = dt / _arr(node.tau, n)
         du, w_in = np.ones(n), np.ones(n)
     else:
@@ -128,7 +132,7 @@ def _neuron(name: str, node: nir.NIRNode, dt: float, source: str, n: int) -> _Ne
         if np.any(d > 1) or np.any(d < 0) or not np.all(d == d[0]):
             raise UserError(f"{source}: node '{name}': {label} must be one value in [0, 1] for "
                             "the whole layer (Loihi has one decay per layer)")
-    gain = du * w_in * dv * _arr(node.r, n) if not isinstance(node, nir.LIF) \
+    gain = du * w_in * dv * _arr(node.r, n) if not isinstance(node, (nir.LIF, nir.LI)) \
         else dv * _arr(node.r, n)
     bias = dv * _arr(node.v_leak, n)
     return _Neuron(float(du[0]), float(dv[0]), gain, bias, threshold)
@@ -190,8 +194,8 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
     dt = infer_dt(graph, dt, source)
     nodes = chain(graph, source)
     input_shape = tuple(int(v) for v in nodes[0][1].output_type["output"])
-    shape, block, layers, report = input_shape, [], [], []
-    for name, node in nodes[1:]:
+    shape, block, layers, report, readout = input_shape, [], [], [], False
+    for index, (name, node) in enumerate(nodes[1:], start=1):
         if isinstance(node, LINEAR):
             block.append((name, node))
             continue
@@ -204,27 +208,35 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
         if not block:
             raise UserError(f"{source}: node '{name}' follows another neuron layer directly; "
                             "put a synapse (Affine, Linear, Conv2d) between them")
+        readout = isinstance(node, READOUTS)
+        if readout and not isinstance(nodes[index + 1][1], nir.Output):
+            raise UserError(f"{source}: non-spiking node '{name}' ({type(node).__name__}) can "
+                            "only be the last layer, right before the Output")
         conv, weight, bias, out_shape = _synapse(block, shape, source)
         neuron = _neuron(name, node, dt, source, int(np.prod(out_shape)))
-        layer, row = _quantize(name, block[0][0], conv, weight, bias, out_shape, neuron, source)
+        layer, row = _quantize(name, block[0][0], conv, weight, bias, out_shape, neuron, source,
+                               readout)
         layers.append(layer)
         report.append(row)
         shape, block = layer.shape, []
     if not layers:
         raise UserError(f"{source}: the graph has no synapse + neuron layer to deploy")
     try:
-        return IntNetwork(input_shape=input_shape, layers=tuple(layers)), report
+        return IntNetwork(input_shape=input_shape, layers=tuple(layers), readout=readout), report
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
 
 
-def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron, source):
+def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron, source,
+              readout: bool = False):
     n = int(np.prod(out_shape))
     if np.any(bias) and neuron.du < 1:
         raise UserError(f"{source}: node '{synapse_name}': a bias is a constant input current, "
                         "which Loihi can only add when the current does not decay across steps "
                         "(tau_syn = dt); remove the bias")
     per_channel = n // weight.shape[0] if conv else 1
+    if readout:                                                # no threshold to respect
+        neuron.threshold = np.ones_like(neuron.gain)
     ref = neuron.threshold.max()
     row_scale = neuron.gain * ref / neuron.threshold           # uniform threshold, gains folded
     v_bias = (neuron.bias + neuron.gain * np.repeat(bias, per_channel)) * ref / neuron.threshold
@@ -239,11 +251,11 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
     w_max = np.abs(w_eff).max()
     if w_max == 0:
         raise UserError(f"{source}: node '{synapse_name}': all weights are zero")
-    scale = min(WEIGHT_MAX / w_max, THRESHOLD_MAX / ref)
+    scale = WEIGHT_MAX / w_max if readout else min(WEIGHT_MAX / w_max, THRESHOLD_MAX / ref)
     if np.any(v_bias):
         scale = min(scale, BIAS_MAX / np.abs(v_bias).max())
     w_int = np.clip(2 * np.round(w_eff * scale / 2), -256, 254).astype(np.int64)
-    th_int = int(max(1, round(ref * scale)))
+    th_int = THRESHOLD_MAX if readout else int(max(1, round(ref * scale)))
     b_int = np.round(v_bias * scale).astype(np.int64) if np.any(v_bias) else None
     i_decay, v_decay = round(DECAY_UNITY * neuron.du), round(DECAY_UNITY * neuron.dv)
     layer = IntLayer(weight=w_int, params=CubaParams(i_decay, v_decay, th_int),

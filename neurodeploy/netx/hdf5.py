@@ -51,7 +51,8 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
     """Write `net` as a netx HDF5 file (integers only), atomically."""
     check_deployable(net, str(path))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["neurodeploy"] = json.dumps(metadata or {})
+        f.attrs["neurodeploy"] = json.dumps({**(metadata or {}),
+                                             **({"readout": True} if net.readout else {})})
         root = f.create_group("layer")
         inp = root.create_group("0")
         inp.create_dataset("type", (1,), "S10", [b"input"])
@@ -168,7 +169,8 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
     try:
-        net = IntNetwork(input_shape=input_shape or (layers[0].in_size,), layers=tuple(layers))
+        net = IntNetwork(input_shape=input_shape or (layers[0].in_size,), layers=tuple(layers),
+                         readout=bool(metadata.get("readout", False)))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     check_deployable(net, str(path))

@@ -105,10 +105,15 @@ class IntLayer:
 
 @dataclass(frozen=True)
 class IntNetwork:
-    """A chain of dense or conv CUBA-LIF layers fed by binary input spikes of `input_shape`."""
+    """A chain of dense or conv CUBA-LIF layers fed by binary input spikes of `input_shape`.
+
+    With `readout`, the last layer is a non-spiking integrator (its threshold is out of reach)
+    and its voltage, not its spikes, is the network's output.
+    """
 
     input_shape: tuple[int, ...]
     layers: tuple[IntLayer, ...] = field(default_factory=tuple)
+    readout: bool = False
 
     def __post_init__(self):
         if isinstance(self.input_shape, (int, np.integer)):
@@ -131,8 +136,11 @@ class IntNetwork:
         return [self.input_size] + [layer.size for layer in self.layers]
 
 
-def run_exact(net: IntNetwork, spikes: torch.Tensor) -> list[torch.Tensor]:
-    """Exact integer mode: input spikes [B, T, in] -> per-layer spikes, each [B, T, n] (bool)."""
+def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
+    """Exact integer mode: input spikes [B, T, in] -> per-layer spikes, each [B, T, n] (bool).
+
+    With `voltage`, also returns the last layer's voltage after every step, [B, T, n] int64
+    (Lava's units: the integer voltage << 6), which is the output of a readout layer."""
     batch, steps = spikes.shape[:2]
     x = spikes.reshape(batch, steps, -1).to(torch.float64)
     out = []
@@ -144,14 +152,15 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor) -> list[torch.Tensor]:
         bias = layer.neuron_bias(x.device)
         u = torch.zeros_like(current[:, 0])
         v = torch.zeros_like(u)
-        states = []
+        states, volts = [], []
         for t in range(steps):
             u, v, s = exact_step(u, v, current[:, t], layer.params, bias)
             states.append(s)
+            volts.append(v)
         layer_spikes = torch.stack(states, dim=1)
         out.append(layer_spikes)
         x = layer_spikes.to(torch.float64)
-    return out
+    return (out, torch.stack(volts, dim=1)) if voltage else out
 
 
 class SpikingNet(nn.Module):

@@ -11,9 +11,9 @@ import numpy as np
 
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort, PyRefPort
 from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.ports.ports import InPort, OutPort, RefPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
@@ -43,6 +43,15 @@ class MemmapSpikeSink(AbstractProcess):
     def __init__(self, *, path: str, steps: int, shape: tuple):
         super().__init__(path=path, steps=steps, shape=tuple(shape))
         self.a_in = InPort(shape=tuple(shape))
+
+
+class MemmapVarProbe(AbstractProcess):
+    """Writes a Var's value after each timestep into row `t - 1` of a (steps, n) int32 memmap."""
+
+    def __init__(self, *, path: str, steps: int, var):
+        super().__init__(path=path, steps=steps, shape=tuple(var.shape))
+        self.state = RefPort(var.shape)
+        self.state.connect_var(var)
 
 
 @implements(proc=MemmapSpikeSource, protocol=LoihiProtocol)
@@ -82,3 +91,24 @@ class PyMemmapSpikeSinkModel(PyLoihiProcessModel):
         t = self.time_step - 1
         if t < len(self._rows):
             self._rows[t] = from_port(data) != 0
+
+
+@implements(proc=MemmapVarProbe, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyMemmapVarProbeModel(PyLoihiProcessModel):
+    state: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = proc_params
+        self._rows = np.memmap(p["path"], dtype=np.int32, mode="r+",
+                               shape=(p["steps"], int(np.prod(p["shape"]))))
+
+    def post_guard(self):
+        return True
+
+    def run_post_mgmt(self):
+        t = self.time_step - 1
+        if t < len(self._rows):
+            self._rows[t] = from_port(np.asarray(self.state.read()))
