@@ -251,6 +251,7 @@ def test_our_export_runs_in_norse_like_our_float_mode():
 
 
 def test_our_export_loads_in_snntorch():
+    """snnTorch reads our CubaLIF graph as Synaptic neurons and reproduces our float mode."""
     from snntorch.import_nir import import_from_nir
     graph = nir.read(EXPORT / "student.nir")
     module = import_from_nir(graph)
@@ -264,5 +265,5 @@ def test_our_export_loads_in_snntorch():
             outs.append(out[0] if isinstance(out, tuple) else out)
         counts = torch.stack(outs, 1).sum(1)
         ours = SpikingNet.from_integer(from_nir(graph))(x)[-1].sum(1)
-    agreement = (counts.argmax(1) == ours.argmax(1)).float().mean().item()
-    assert counts.sum() > 0 and agreement >= 0.95, agreement
+    assert counts.sum() > 0
+    torch.testing.assert_close(counts, ours)
