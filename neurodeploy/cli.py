@@ -97,6 +97,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 2,8,8, got {text!r}") from None
+
+
 def _inputs(args, meta: dict):
     from neurodeploy.pipeline import load_inputs
     if args.timesteps:
@@ -117,11 +124,12 @@ def cmd_simulate(args) -> int:
     from neurodeploy.pipeline import deployable, simulate
     shard = parse_shard(args.shard)
     out = Path(args.out)
-    with deployable(args.network, args.dt) as (network, meta, quantization):
+    with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization):
         spikes, labels = _inputs(args, meta)
         run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
                                                  progress=not args.quiet, timeout_s=timeout_s,
-                                                 device=args.device)
+                                                 device=args.device,
+                                                 input_shape=args.input_shape)
         if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
             record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
                                          args.timeout, progress=not args.quiet)
@@ -154,10 +162,11 @@ def cmd_parity(args) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if len(names) < 2:
         raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
-    with deployable(args.network, args.dt) as (network, meta, _):
+    with deployable(args.network, args.dt, args.input_shape) as (network, meta, _):
         spikes, labels = _inputs(args, meta)
         records = [simulate(network, spikes, name, progress=not args.quiet,
-                            timeout_s=args.timeout) for name in names]
+                            timeout_s=args.timeout, input_shape=args.input_shape)
+                   for name in names]
     pairs = [compare(records[0], other, labels) for other in records[1:]]
     result = {"network": args.network, "samples": len(labels),
               "accuracy": {r.backend: r.accuracy(labels) for r in records},
@@ -273,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dt", type=float, help="time step for a NIR graph that does not record "
                                                 "one (e.g. 1e-3 for Norse's default)")
         p.add_argument("--timesteps", type=int, help="steps per sample when encoding --data")
+        p.add_argument("--input-shape", type=_shape, help="C,H,W for a netx file without an "
+                                                          "input layer that starts with a conv")
         p.add_argument("--data", help="a dataset name (its test split) or a .npz with x, y "
                                       "(default: the split the network was exported for)")
         p.add_argument("--samples", type=int, help="only the first N samples")

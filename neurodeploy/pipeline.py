@@ -139,13 +139,14 @@ def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 @contextlib.contextmanager
-def deployable(network: str | Path, dt: float | None = None) -> Iterator[tuple[Path, dict, list]]:
+def deployable(network: str | Path, dt: float | None = None,
+               input_shape: tuple[int, ...] | None = None) -> Iterator[tuple[Path, dict, list]]:
     """A netx file for `network`: the file itself for .net; for .nir (ours or another tool's)
     the graph lowered to Loihi integers in a temporary netx file. Yields (path, metadata,
     quantization report)."""
     path = Path(network)
     if path.suffix != ".nir":
-        _, meta = read_netx(path)
+        _, meta = read_netx(path, input_shape)
         yield path, meta, []
         return
     graph = read_nir(path)
@@ -235,19 +236,19 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
 
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
-             timeout_s: float | None = None, device: str = "cpu",
-             batch_size: int = 1000) -> SpikeRecord:
+             timeout_s: float | None = None, device: str = "cpu", batch_size: int = 1000,
+             input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
     """Run input spikes [N, T, ...] through a netx file on one backend."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
-        net, _ = read_netx(network)
+        net, _ = read_netx(network, input_shape)
         return simulate_torch(net, spikes, device=device, batch_size=batch_size)
     if backend == "emulator":
         return simulate_emulator(network, spikes, batch_size=batch_size, device=device,
-                                 progress=progress)
+                                 progress=progress, input_shape=input_shape)
     return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress,
-                         timeout_s=timeout_s)
+                         timeout_s=timeout_s, input_shape=input_shape)
 
 
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,

@@ -92,10 +92,10 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
-                      batch_size: int = 1000, device: str = "cpu",
-                      progress: bool = False) -> SpikeRecord:
+                      batch_size: int = 1000, device: str = "cpu", progress: bool = False,
+                      input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
     """Run input spikes [N, T, n_in] through a netx network (or an IntNetwork), batched."""
-    net = network if isinstance(network, IntNetwork) else read_netx(network)[0]
+    net = network if isinstance(network, IntNetwork) else read_netx(network, input_shape)[0]
     n, steps = spikes.shape[:2]
     spikes = spikes.reshape(n, steps, -1)
     if spikes.shape[2] != net.input_size:

@@ -47,7 +47,8 @@ def loihi2_missing() -> str | None:
 
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
                   chunk_steps: int = 2048, progress: bool = True,
-                  timeout_s: float | None = None) -> SpikeRecord:
+                  timeout_s: float | None = None,
+                  input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
     """Stream input spikes [N, T, n_in] through the netx network on Lava.
 
     `timeout_s` bounds the run: past it the runtime is stopped cleanly (between bounded run
@@ -59,7 +60,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     from neurodeploy.backends.lavaproc.memmap_io import (MemmapSpikeSink, MemmapSpikeSource,
                                                          MemmapVarProbe)
 
-    net_spec, _ = read_netx(netx_path)   # validates the file and gives the layer sizes
+    net_spec, _ = read_netx(netx_path, input_shape)   # validates the file; gives layer sizes
     n, t = spikes.shape[:2]
     spikes = spikes.reshape(n, t, -1)
     width = spikes.shape[2]
@@ -75,7 +76,9 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
         rows.flush()
         del rows
         net = lava.netx.hdf5.Network(net_config=str(netx_path), reset_interval=t,
-                                     reset_offset=RESET_OFFSET)
+                                     reset_offset=RESET_OFFSET,
+                                     input_shape=tuple(net_spec.input_shape[::-1])
+                                     if len(net_spec.input_shape) == 3 else None)
         source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape)
         source.s_out.connect(net.inp)
         sink_paths = []

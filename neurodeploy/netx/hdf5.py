@@ -109,8 +109,8 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
     conv = None
     if kind == "conv":
         if in_shape is None or len(in_shape) != 3:
-            raise UserError(f"{where}: a conv layer needs a [C, H, W] input; give the file an "
-                            "'input' layer with that shape")
+            raise UserError(f"{where}: a conv layer needs a [C, H, W] input and the file has no "
+                            "'input' layer: pass --input-shape C,H,W")
         pair = lambda key, default: tuple(int(v) for v in np.broadcast_to(  # noqa: E731
             np.atleast_1d(g[key][()]) if key in g else default, (2,)))
         conv = Conv(input_shape=tuple(in_shape), stride=pair("stride", 1),
@@ -132,8 +132,12 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
     return layer
 
 
-def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
-    """Read a netx file into an `IntNetwork` plus the metadata we stored (empty if foreign)."""
+def read_netx(path: str | Path,
+              input_shape: tuple[int, ...] | None = None) -> tuple[IntNetwork, dict]:
+    """Read a netx file into an `IntNetwork` plus the metadata we stored (empty if foreign).
+
+    `input_shape` (C, H, W) is needed only for files without an 'input' layer that start with
+    a convolution (lava-dl's slayer exports them so; netx then needs it too)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such network file; run `neurodeploy export` first")
@@ -146,7 +150,8 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
             raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
         metadata = json.loads(f.attrs.get("neurodeploy", "{}"))
         groups = f["layer"]
-        input_shape, layers, shape = None, [], None
+        given = tuple(input_shape) if input_shape else None
+        input_shape, layers, shape = None, [], given
         for i in range(len(groups)):
             if str(i) not in groups:
                 raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
@@ -169,7 +174,8 @@ def read_netx(path: str | Path) -> tuple[IntNetwork, dict]:
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
     try:
-        net = IntNetwork(input_shape=input_shape or (layers[0].in_size,), layers=tuple(layers),
+        net = IntNetwork(input_shape=input_shape or given or (layers[0].in_size,),
+                         layers=tuple(layers),
                          readout=bool(metadata.get("readout", False)))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
