@@ -1,8 +1,10 @@
 """Distillation losses, in one registry, composed by recipe.
 
 A recipe lists terms as `{name: ..., weight: ..., <parameters>}`; the trainer sums
-weight * loss. Every loss takes keyword arguments `student` (logits [B, C]), `teacher`
-(logits [B, C]) and `labels` ([B]), plus its own parameters.
+weight * loss. Every loss takes keyword arguments `student` (logits [B, C]: output spike
+counts over the window), `student_steps` (output spikes per timestep [B, T, C]), `teacher`
+(logits [B, C]) and `labels` ([B]), plus its own parameters (see
+shared/reference/distillation-methods.md for the papers' formulas and defaults).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from neurodeploy.errors import UserError
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
-_INPUTS = {"student", "teacher", "labels"}
+_INPUTS = {"student", "student_steps", "teacher", "labels"}
 
 
 def register(name: str):
@@ -23,6 +25,13 @@ def register(name: str):
         LOSSES[name] = fn
         return fn
     return add
+
+
+def _kd(student_logits, target_logits, temperature: float):
+    """tau^2 KL(p_tau(target) || p_tau(student)), averaged over the batch."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=-1),
+                    F.softmax(target_logits / t, dim=-1), reduction="batchmean") * t * t
 
 
 @register("ce")
@@ -36,9 +45,58 @@ def logit_kd(*, student, teacher, temperature: float = 4.0, **_):
     """Hinton et al. 2015, "Distilling the Knowledge in a Neural Network": KL divergence
     between temperature-softened teacher and student distributions, scaled by T^2. The
     student's logits are its output spike counts over the window (time-averaged rate x T)."""
+    return _kd(student, teacher, temperature)
+
+
+def readout_after_each_step(steps: torch.Tensor) -> torch.Tensor:
+    """Logits when the output is read after t' = 1..T steps: spike counts so far, rescaled to
+    the full window (counts * T / t') so that every t' is on the same scale. [B, T, C]"""
+    T = steps.shape[1]
+    scale = T / torch.arange(1, T + 1, dtype=steps.dtype, device=steps.device)
+    return steps.cumsum(1) * scale[None, :, None]
+
+
+@register("full_range_kd")
+def full_range_kd(*, student_steps, teacher, labels, temperature: float = 3.0,
+                  alpha: float = 0.2, beta: float = 0.5, **_):
+    """Yu et al., ICML 2025 (seed 003): every readout time t' is supervised, by the labels, by
+    the teacher (alpha) and by the student's own self-ensemble of correct readouts (beta), so
+    one student deploys at any T' <= T. With spiking outputs, z_S(t') is the readout after t'
+    steps (readout_after_each_step), which is exactly what a T'-step deployment reports."""
+    z = readout_after_each_step(student_steps)                      # [B, T, C]
+    b, steps, classes = z.shape
+    flat = z.reshape(b * steps, classes)
+    ce = F.cross_entropy(flat, labels.repeat_interleave(steps))
+    to_teacher = _kd(flat, teacher.repeat_interleave(steps, 0), temperature)
+    with torch.no_grad():
+        correct = (z.argmax(-1) == labels[:, None]).to(z.dtype)     # [B, T]
+        has = correct.sum(1) > 0
+        ensemble = (z * correct[..., None]).sum(1) / correct.sum(1).clamp(min=1)[:, None]
+    to_self = (_kd(z[has].reshape(-1, classes), ensemble[has].repeat_interleave(steps, 0),
+                   temperature) if has.any() else z.sum() * 0)
+    return ce + beta * to_self + alpha * to_teacher
+
+
+@register("nld")
+def noise_smoothed_logit_kd(*, student, teacher, temperature: float = 2.0, noise: float = 0.1,
+                            variant: str = "paper", mix: float = 0.9, **_):
+    """Noise-smoothed logit distillation (NLD, seed 000). Spike-count logits are sparse and
+    discrete; smoothing them with noise before matching the teacher helps.
+    variant "paper" (default): z~ = z_S + noise * eps, eps ~ N(mean(z_S), std(z_S)^2) per sample;
+    variant "code" (the authors' public code): p~ = mix * p_tau(z_S) + (1 - mix) * p_tau(mu +
+    sigma^2 n), n ~ N(0, 1). Loss: tau^2 KL(p_tau(z_T) || p~)."""
+    mu = student.mean(1, keepdim=True)
+    sigma = student.std(1, keepdim=True)
     t = temperature
-    return F.kl_div(F.log_softmax(student / t, dim=1), F.softmax(teacher / t, dim=1),
-                    reduction="batchmean") * t * t
+    if variant == "paper":
+        eps = mu + sigma * torch.randn_like(student)
+        return _kd(student + noise * eps, teacher, t)
+    if variant == "code":
+        noisy = F.softmax((mu + sigma ** 2 * torch.randn_like(student)) / t, dim=-1)
+        mixed = mix * F.softmax(student / t, dim=-1) + (1 - mix) * noisy
+        return F.kl_div(mixed.clamp_min(1e-12).log(), F.softmax(teacher / t, dim=-1),
+                        reduction="batchmean") * t * t
+    raise UserError(f"nld: variant must be 'paper' or 'code', got {variant!r}")
 
 
 def build_loss(terms: list[dict], where: str) -> Callable[..., torch.Tensor]:

@@ -94,8 +94,9 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         student.train()
         losses = []
         for idx in _batches(len(s_train), batch_size, gen):
-            logits = student(s_train[idx])[-1].sum(dim=1)   # output spike counts
-            loss = loss_fn(student=logits, teacher=teacher_logits[idx], labels=y_train[idx])
+            steps = student(s_train[idx])[-1]                # output spikes [B, T, C]
+            loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
+                           teacher=teacher_logits[idx], labels=y_train[idx])
             if not torch.isfinite(loss):
                 raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "
                                 f"the last good checkpoint is kept"

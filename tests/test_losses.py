@@ -1,0 +1,60 @@
+"""The distillation losses: each reduces to what its paper says in the limiting cases."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurodeploy.distill.losses import LOSSES, build_loss, readout_after_each_step
+from neurodeploy.errors import UserError
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    steps = (torch.rand(8, 6, 4) < 0.4).float().requires_grad_()
+    return {"student_steps": steps, "student": steps.sum(1), "teacher": torch.randn(8, 4) * 3,
+            "labels": torch.randint(0, 4, (8,))}
+
+
+def test_readout_after_each_step_is_the_rescaled_running_count():
+    steps = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]])
+    z = readout_after_each_step(steps)
+    assert torch.allclose(z[0, 0], torch.tensor([4.0, 0.0]))           # 1 spike in 1 of 4 steps
+    assert torch.allclose(z[0, -1], steps.sum(1)[0])                  # full window = counts
+
+
+def test_full_range_kd_reduces_to_per_step_cross_entropy(batch):
+    loss = LOSSES["full_range_kd"](**batch, alpha=0.0, beta=0.0)
+    z = readout_after_each_step(batch["student_steps"])
+    expected = torch.stack([F.cross_entropy(z[:, t], batch["labels"]) for t in range(6)]).mean()
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert batch["student_steps"].grad.abs().sum() > 0
+
+
+def test_full_range_kd_self_ensemble_uses_only_correct_readouts():
+    # sample 0: readouts after t' = 1, 2 both predict class 0 (correct): the ensemble equals
+    # them, so the self term is zero; sample 1 is never correct and is left out
+    steps = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [1.0, 0.0]]])
+    labels = torch.tensor([0, 1])
+    full = LOSSES["full_range_kd"](student_steps=steps, teacher=torch.zeros(2, 2), labels=labels,
+                                   alpha=0.0, beta=1.0)
+    ce_only = LOSSES["full_range_kd"](student_steps=steps, teacher=torch.zeros(2, 2),
+                                      labels=labels, alpha=0.0, beta=0.0)
+    assert torch.allclose(full, ce_only)
+
+
+def test_nld_reduces_to_logit_kd_without_noise(batch):
+    kd = LOSSES["logit_kd"](**batch, temperature=2.0)
+    assert torch.allclose(LOSSES["nld"](**batch, noise=0.0), kd)
+    assert torch.allclose(LOSSES["nld"](**batch, variant="code", mix=1.0), kd, atol=1e-5)
+    assert not torch.allclose(LOSSES["nld"](**batch, noise=0.5), kd)
+
+
+def test_recipes_compose_the_new_losses(batch):
+    loss = build_loss([{"name": "full_range_kd", "alpha": 0.2, "beta": 0.5, "temperature": 3},
+                       {"name": "nld", "weight": 0.5, "variant": "code"}], "recipe")
+    assert torch.isfinite(loss(**batch))
+    with pytest.raises(UserError, match="unknown parameter"):
+        build_loss([{"name": "nld", "lambda": 1}], "recipe")
+    with pytest.raises(UserError, match="variant must be"):
+        LOSSES["nld"](**batch, variant="other")
