@@ -39,7 +39,9 @@ def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False) -> 
 
 
 def accuracy_by_timestep(record: SpikeRecord, labels: np.ndarray) -> list[float]:
-    """Accuracy when the output is read after the first T' steps, for T' = 1..T (one record)."""
-    cumulative = record.layers[-1].cumsum(axis=1)                      # [N, T, classes]
+    """Accuracy when the output is read after the first T' steps, for T' = 1..T (one record),
+    with the record's own decoding: spike counts, or summed voltage for a readout layer."""
+    output = record.readout if record.readout is not None else record.layers[-1]
+    cumulative = output.cumsum(axis=1)                                 # [N, T, classes]
     return [float((cumulative[:, t].argmax(1) == labels).mean())
             for t in range(record.timesteps)]
