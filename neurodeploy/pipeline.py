@@ -27,9 +27,10 @@ from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import load_dataset, rate_encode
 from neurodeploy.distill.losses import build_loss
-from neurodeploy.distill.teachers import mlp_teacher
+from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import distill_student, exact_accuracy, train_teacher
-from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, layer_table,
+from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
+                                layer_table,
                                 load_preset, price)
 from neurodeploy.errors import UserError, atomic_path, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
@@ -63,8 +64,13 @@ def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> Spik
     return SpikingNet(input_shape, classes, params, conv=s.conv, hidden=s.hidden)
 
 
-def _teacher(recipe: Recipe, features: int, classes: int):
-    return mlp_teacher(features, recipe.teacher.hidden, classes)
+def _teacher(recipe: Recipe, data) -> torch.nn.Module:
+    if recipe.teacher.conv:
+        if len(data.shape) != 3:
+            raise UserError(f"recipe {recipe.name}: teacher.conv needs image data; "
+                            f"{data.name} samples have shape {data.shape}")
+        return CNNTeacher(data.shape, recipe.teacher.conv, data.num_classes)
+    return mlp_teacher(data.features, recipe.teacher.hidden, data.num_classes)
 
 
 def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
@@ -77,7 +83,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     tc = recipe.teacher
     torch.manual_seed(tc.seed)
     teacher, teacher_hist = train_teacher(
-        _teacher(recipe, data.features, data.num_classes), data.train.x, data.train.y,
+        _teacher(recipe, data), data.train.x, data.train.y,
         data.val.x, data.val.y, epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size,
         seed=tc.seed, progress=progress)
     dc, steps = recipe.distill, recipe.encoding.timesteps
@@ -277,8 +283,11 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
                    **{k: v.tolist() for k, v in counts.items()}},
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
                    for name, s in zip(deployed.layer_names, deployed.layers)},
-        "ann_baselines": (ann_baselines("student architecture as", net.sizes)
-                          + (ann_baselines("teacher", teacher_sizes) if teacher_sizes else [])),
+        "ann_baselines": (
+            ann_baselines("student architecture as", [
+                {"macs": r["macs"], "weights": r["synapses"], "inputs": r["inputs"],
+                 "outputs": r["neurons"]} for r in layer_table(net)])
+            + (ann_baselines("teacher", dense_layers(teacher_sizes)) if teacher_sizes else [])),
     }
     return {**result, **priced(result, load_preset(preset_name))}
 
@@ -339,7 +348,8 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     deployed = simulate(out / "network.net", spikes, backend, progress)
     timing["simulate_s"] = time.perf_counter() - t0
     timing["simulate_samples_per_s"] = len(labels) / timing["simulate_s"]
-    teacher_sizes = [net.input_size, *recipe.teacher.hidden, net.layers[-1].size]
+    teacher_sizes = (None if recipe.teacher.conv     # CNN teachers: no baseline yet
+                     else [net.input_size, *recipe.teacher.hidden, net.layers[-1].size])
     result = report(net, reference, deployed, labels, recipe.energy.preset, teacher_sizes, extra={
         "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
         "network": {**manifest["network"], "sha256": manifest["files"]["network.net"]},

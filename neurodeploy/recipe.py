@@ -31,7 +31,8 @@ class EncodingCfg:
 
 @dataclass(frozen=True)
 class TeacherCfg:
-    hidden: list[int] = field(default_factory=lambda: [256])
+    conv: list[int] = field(default_factory=list)     # channels of stride-2 conv stages (CNN)
+    hidden: list[int] = field(default_factory=lambda: [256])   # MLP widths (when no conv)
     epochs: int = 40
     lr: float = 2e-3
     batch_size: int = 64

@@ -7,7 +7,8 @@ import torch
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.cli import main
-from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, layer_table,
+from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
+                                layer_table,
                                 load_preset, price, resource_estimate)
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
@@ -67,7 +68,7 @@ def test_resource_estimate_says_when_a_network_does_not_fit():
 
 
 def test_ann_baselines_price_macs_and_memory():
-    rows = {r["name"]: r for r in ann_baselines("x", [64, 256, 10])}
+    rows = {r["name"]: r for r in ann_baselines("x", dense_layers([64, 256, 10]))}
     macs = 64 * 256 + 256 * 10
     assert rows["x ANN, FP32 compute only"]["per_inference_pj"] == pytest.approx(macs * 4.6)
     assert rows["x ANN, INT8 compute only"]["per_inference_pj"] == pytest.approx(macs * 0.23)

@@ -58,3 +58,56 @@ def test_recipes_compose_the_new_losses(batch):
         build_loss([{"name": "nld", "lambda": 1}], "recipe")
     with pytest.raises(UserError, match="variant must be"):
         LOSSES["nld"](**batch, variant="other")
+
+
+def _maps(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    student = [(torch.rand(4, 3, 5, 8, 8, generator=g) < 0.3).float().requires_grad_(),
+               (torch.rand(4, 3, 6, 4, 4, generator=g) < 0.3).float().requires_grad_()]
+    teacher = [torch.rand(4, 7, 8, 8, generator=g), torch.rand(4, 9, 4, 4, generator=g)]
+    return student, teacher
+
+
+def test_attention_is_zero_for_matching_maps_and_trains_the_student():
+    student, teacher = _maps()
+    same = [s.mean(1).detach() for s in student]              # teacher = student's own maps
+    assert LOSSES["attention"](student_maps=student, teacher_maps=same) < 1e-6
+    loss = LOSSES["attention"](student_maps=student, teacher_maps=teacher)
+    loss.backward()
+    assert loss > 0 and student[0].grad.abs().sum() > 0
+
+
+def test_samd_compares_activation_maps_after_min_max_normalisation():
+    student, teacher = _maps(1)
+    m_s = student[-1].detach().sum((1, 2))
+    cam_same = 3 * m_s + 5                                      # same map up to scale and shift
+    assert LOSSES["samd"](student_maps=student, teacher_maps=teacher,
+                          teacher_cam=cam_same) < 1e-6
+    other = torch.rand(4, 4, 4)
+    assert LOSSES["samd"](student_maps=student, teacher_maps=teacher, teacher_cam=other) > 0
+
+
+def test_feature_losses_train_a_conv_student_from_a_cnn_teacher(tmp_path):
+    from neurodeploy.distill.teachers import CNNTeacher
+    from neurodeploy.distill.train import distill_student
+    from neurodeploy.neurons import CubaParams, SpikingNet
+    torch.manual_seed(0)
+    x = torch.rand(32, 64).numpy()
+    y = torch.randint(0, 3, (32,)).numpy()
+    spikes = (torch.rand(32, 4, 64) < torch.as_tensor(x)[:, None]).to(torch.uint8).numpy()
+    teacher = CNNTeacher((1, 8, 8), [4, 8], 3).eval()
+    p = CubaParams(1024, 256, 64)
+    student = SpikingNet((1, 8, 8), 3, [p, p, p], conv=[
+        {"channels": 4, "kernel": 3, "stride": 2, "padding": 1},
+        {"channels": 6, "kernel": 3, "stride": 2, "padding": 1}])
+    loss = build_loss([{"name": "ce"}, {"name": "attention"}, {"name": "samd"}], "recipe")
+    assert loss.needs_features
+    hist = distill_student(student, teacher, loss, train_spikes=spikes, train_x=x, train_y=y,
+                           val_spikes=spikes, val_y=y, epochs=2, lr=0.01, batch_size=8, seed=0,
+                           progress=False)
+    assert len(hist.train_loss) == 2 and all(torch.isfinite(torch.tensor(hist.train_loss)))
+    mlp = torch.nn.Linear(64, 3)
+    with pytest.raises(UserError, match="needs a conv teacher"):
+        distill_student(student, mlp, loss, train_spikes=spikes, train_x=x, train_y=y,
+                        val_spikes=spikes, val_y=y, epochs=1, lr=0.01, batch_size=8, seed=0,
+                        progress=False)

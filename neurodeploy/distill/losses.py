@@ -3,7 +3,10 @@
 A recipe lists terms as `{name: ..., weight: ..., <parameters>}`; the trainer sums
 weight * loss. Every loss takes keyword arguments `student` (logits [B, C]: output spike
 counts over the window), `student_steps` (output spikes per timestep [B, T, C]), `teacher`
-(logits [B, C]) and `labels` ([B]), plus its own parameters (see
+(logits [B, C]) and `labels` ([B]); feature losses also take `student_maps` (each conv layer's
+spikes [B, T, C, H, W]), `teacher_maps` (each teacher stage's output [B, C, H, W]) and
+`teacher_cam` ([B, H, W]), which the trainer computes only when a loss asks for them; plus
+each loss's own parameters (see
 shared/reference/distillation-methods.md for the papers' formulas and defaults).
 """
 from __future__ import annotations
@@ -17,7 +20,9 @@ import torch.nn.functional as F
 from neurodeploy.errors import UserError
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
-_INPUTS = {"student", "student_steps", "teacher", "labels"}
+_INPUTS = {"student", "student_steps", "teacher", "labels", "student_maps", "teacher_maps",
+           "teacher_cam"}
+FEATURE_INPUTS = {"student_maps", "teacher_maps", "teacher_cam"}
 
 
 def register(name: str):
@@ -99,6 +104,49 @@ def noise_smoothed_logit_kd(*, student, teacher, temperature: float = 2.0, noise
     raise UserError(f"nld: variant must be 'paper' or 'code', got {variant!r}")
 
 
+def _pairs(student_maps, teacher_maps):
+    """Stage-aligned (student, teacher) maps; the larger map is average-pooled to the smaller."""
+    if not student_maps or not teacher_maps:
+        raise UserError("feature losses need a conv student (student.conv) and a conv teacher "
+                        "(teacher.conv) in the recipe")
+    for s, t in zip(student_maps, teacher_maps):
+        size = tuple(min(a, b) for a, b in zip(s.shape[-2:], t.shape[-2:]))
+        yield (F.adaptive_avg_pool2d(s.flatten(0, 1), size).reshape(*s.shape[:3], *size),
+               F.adaptive_avg_pool2d(t, size))
+
+
+@register("attention")
+def attention_kd(*, student_maps, teacher_maps, p: float = 2.0, **_):
+    """Layer-wise attention distillation (LaSNN, seed 002): A(F) = sum_c |F_c|^p, flattened
+    and L2-normalised, matched stage by stage: mean over stages of ||A_T/|A_T| - A_S/|A_S|||.
+    The student's F is its time-averaged spike map. (The map definition is our reading of the
+    abstract; all stages are trained jointly rather than stage by stage.)"""
+    losses = []
+    for s, t in _pairs(student_maps, teacher_maps):
+        a_s = F.normalize(s.mean(1).abs().pow(p).sum(1).flatten(1), dim=1)
+        a_t = F.normalize(t.abs().pow(p).sum(1).flatten(1), dim=1)
+        losses.append((a_t - a_s).norm(dim=1).mean())
+    return torch.stack(losses).mean()
+
+
+@register("samd")
+def saliency_activation_map_kd(*, student_maps, teacher_maps, teacher_cam,
+                               temperature: float = 2.0, **_):
+    """SAMD (seed 000): the student's spike activation map at its last conv stage,
+    M_S = sum_t sum_c S[t, c], against the teacher's class activation map of the predicted
+    class; both min-max normalised; KL(softmax(M_T / tau) || softmax(M_S / tau)) over H x W."""
+    (s, _), = list(_pairs(student_maps[-1:], teacher_maps[-1:]))
+    m_s = s.sum((1, 2))                                                  # [B, h, w]
+    m_t = F.adaptive_avg_pool2d(teacher_cam[:, None], m_s.shape[-2:])[:, 0]
+
+    def unit(m):
+        flat = m.flatten(1)
+        lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+        return (flat - lo) / (hi - lo).clamp(min=1e-6)
+    return F.kl_div(F.log_softmax(unit(m_s) / temperature, dim=1),
+                    F.softmax(unit(m_t) / temperature, dim=1), reduction="batchmean")
+
+
 def build_loss(terms: list[dict], where: str) -> Callable[..., torch.Tensor]:
     """Validate recipe terms against the registry and return the weighted sum as one loss."""
     built = []
@@ -119,4 +167,6 @@ def build_loss(terms: list[dict], where: str) -> Callable[..., torch.Tensor]:
 
     def loss(**inputs):
         return sum(w * fn(**inputs, **params) for fn, w, params in built)
+    loss.needs_features = any(FEATURE_INPUTS & set(inspect.signature(fn).parameters)
+                              for fn, _, _ in built)
     return loss

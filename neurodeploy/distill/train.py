@@ -87,16 +87,28 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         hist, best, start = state["history"], state["best"], state["epoch"] + 1
     s_train = torch.as_tensor(train_spikes, dtype=torch.float32)
     y_train = torch.as_tensor(train_y)
+    x_train = torch.as_tensor(train_x)
+    features = getattr(loss_fn, "needs_features", False)
+    if features and not hasattr(teacher, "cam"):
+        raise UserError("a feature loss (attention, samd) needs a conv teacher: set teacher.conv "
+                        "in the recipe, e.g. [32, 64]")
     with torch.no_grad():
-        teacher_logits = teacher(torch.as_tensor(train_x))
+        teacher_logits = teacher(x_train)
     bar = tqdm(range(start, epochs), desc="distill", disable=not progress, leave=False)
     for epoch in bar:
         student.train()
         losses = []
         for idx in _batches(len(s_train), batch_size, gen):
-            steps = student(s_train[idx])[-1]                # output spikes [B, T, C]
+            outputs = student(s_train[idx])
+            steps = outputs[-1]                              # output spikes [B, T, C]
+            extra = {}
+            if features:        # per batch: a whole dataset of feature maps would not fit
+                with torch.no_grad():
+                    logits, maps = teacher(x_train[idx], features=True)
+                    extra = {"teacher_maps": maps, "teacher_cam": teacher.cam(maps[-1], logits)}
+                extra["student_maps"] = student.conv_maps(outputs)
             loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
-                           teacher=teacher_logits[idx], labels=y_train[idx])
+                           teacher=teacher_logits[idx], labels=y_train[idx], **extra)
             if not torch.isfinite(loss):
                 raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "
                                 f"the last good checkpoint is kept"

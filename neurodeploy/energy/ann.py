@@ -28,18 +28,23 @@ def _access_pj(buffer_bytes: float) -> float:
     return DRAM_64BIT_PJ
 
 
-def ann_baselines(name: str, sizes: list[int]) -> list[dict]:
-    """Baselines for a dense ANN with layer widths `sizes`, one pass per inference."""
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    macs = sum(i * o for i, o in layers)
+def dense_layers(sizes: list[int]) -> list[dict]:
+    """Layer descriptions of an MLP with widths `sizes`."""
+    return [{"macs": i * o, "weights": i * o, "inputs": i, "outputs": o}
+            for i, o in zip(sizes[:-1], sizes[1:])]
+
+
+def ann_baselines(name: str, layers: list[dict]) -> list[dict]:
+    """Baselines for an ANN given per layer its MACs, weights, inputs and outputs (one pass)."""
+    macs = sum(layer["macs"] for layer in layers)
     out = []
     for precision in ("fp32", "int8"):
         compute = macs * MAC_PJ[precision]
         out.append({"name": f"{name} ANN, {precision.upper()} compute only",
                     "source": HOROWITZ, "macs": macs, "per_inference_pj": compute})
         words = lambda n: n * BITS[precision] / 64   # noqa: E731  64-bit accesses
-        memory = sum((words(i * o) + words(i) + words(o))
-                     * _access_pj(i * o * BITS[precision] / 8) for i, o in layers)
+        memory = sum((words(layer["weights"]) + words(layer["inputs"]) + words(layer["outputs"]))
+                     * _access_pj(layer["weights"] * BITS[precision] / 8) for layer in layers)
         out.append({"name": f"{name} ANN, {precision.upper()} memory-aware", "source": LEMAIRE,
                     "macs": macs, "memory_pj": memory, "per_inference_pj": compute + memory})
     return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from neurodeploy.neurons import IntNetwork
 
 CORES_PER_CHIP = 128
@@ -27,6 +29,8 @@ def layer_table(net: IntNetwork) -> list[dict]:
     """
     return [{"name": layer.name, "kind": "conv" if layer.conv else "dense",
              "neurons": layer.size, "synapses": int(layer.weight.size),
+             "inputs": layer.in_size,
+             "macs": layer.size * int(np.prod(layer.weight.shape[1:])),  # as an ANN layer
              "nonzero_synapses": int((layer.weight != 0).sum()),
              "fan_in": int((layer.weight != 0).reshape(layer.weight.shape[0], -1).sum(1).max())}
             for layer in net.layers]

@@ -178,7 +178,7 @@ class SpikingNet(nn.Module):
         if len(params) != len(conv) + len(hidden) + 1:
             raise ValueError(f"{len(conv) + len(hidden) + 1} layers need as many neuron "
                              f"settings, got {len(params)}")
-        self.synapses, self.geometry = nn.ModuleList(), []
+        self.synapses, self.geometry, self.out_shapes = nn.ModuleList(), [], []
         shape = self.input_shape
         for spec, p in zip(conv, params):
             syn = QuantConv2d(shape[0], spec["channels"], spec["kernel"], p.threshold,
@@ -187,10 +187,12 @@ class SpikingNet(nn.Module):
             self.synapses.append(syn)
             self.geometry.append(geometry)
             shape = geometry.output_shape(syn.weight)
+            self.out_shapes.append(shape)
         width = int(np.prod(shape))
         for out, p in zip([*hidden, classes], params[len(conv):]):
             self.synapses.append(QuantDense(width, out, p.threshold))
             self.geometry.append(None)
+            self.out_shapes.append((out,))
             width = out
         self.neurons = nn.ModuleList(CubaLIF(p, slope) for p in params)
 
@@ -205,6 +207,11 @@ class SpikingNet(nn.Module):
             x = neuron(synapse(x))
             out.append(x.reshape(b, t, -1))
         return out
+
+    def conv_maps(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The conv layers' spikes from `forward`'s outputs, as maps [B, T, C, H, W]."""
+        return [o.reshape(*o.shape[:2], *shape) for o, geo, shape in
+                zip(outputs, self.geometry, self.out_shapes) if geo is not None]
 
     def to_integer(self) -> IntNetwork:
         layers = tuple(
