@@ -38,7 +38,7 @@ from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
 from neurodeploy.report import write_html
-from neurodeploy.recipe import Recipe, load_recipe, recipe_from_dict
+from neurodeploy.recipe import Recipe, architecture, load_recipe, recipe_from_dict
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
 BACKENDS = ("torch", "emulator", "lava", "loihi2")
@@ -78,7 +78,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(recipe.dataset.name, recipe.dataset.split_seed)
-    loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill")
+    loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
+                         architecture(recipe))
     t0 = time.perf_counter()
     tc = recipe.teacher
     torch.manual_seed(tc.seed)

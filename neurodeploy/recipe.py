@@ -135,6 +135,13 @@ def load_recipe(name_or_path: str | None = None) -> Recipe:
     return recipe_from_dict(data, str(path))
 
 
+def architecture(recipe: Recipe) -> dict:
+    """What learned loss terms need to know about the networks (channels per conv stage)."""
+    return {"student_channels": [c.get("channels") for c in recipe.student.conv
+                                 if isinstance(c, dict)],
+            "teacher_channels": list(recipe.teacher.conv)}
+
+
 def validate(recipe: Recipe, where: str) -> None:
     """Check values against what they feed (Loihi's ranges, the loss registry) before any work."""
     from neurodeploy.distill.losses import build_loss
@@ -144,7 +151,7 @@ def validate(recipe: Recipe, where: str) -> None:
         CubaParams(n.i_decay, n.v_decay, n.threshold)
     except ValueError as e:
         raise UserError(f"{where}: student.neuron: {e}") from None
-    build_loss(recipe.distill.losses, f"{where}: distill")
+    build_loss(recipe.distill.losses, f"{where}: distill", architecture(recipe))
     for i, spec in enumerate(recipe.student.conv):
         allowed = {"channels", "kernel", "stride", "padding"}
         if not isinstance(spec, dict) or set(spec) - allowed or not {"channels", "kernel"} <= set(spec):

@@ -111,3 +111,34 @@ def test_feature_losses_train_a_conv_student_from_a_cnn_teacher(tmp_path):
         distill_student(student, mlp, loss, train_spikes=spikes, train_x=x, train_y=y,
                         val_spikes=spikes, val_y=y, epochs=1, lr=0.01, batch_size=8, seed=0,
                         progress=False)
+
+
+def test_feature_kd_learns_its_regressor_with_the_student(tmp_path):
+    from neurodeploy.distill.teachers import CNNTeacher
+    from neurodeploy.distill.train import distill_student
+    from neurodeploy.neurons import CubaParams, SpikingNet
+    loss = build_loss([{"name": "ce"}, {"name": "feature_kd", "weight": 0.5}], "recipe",
+                      {"student_channels": [4, 6], "teacher_channels": [4, 8]})
+    assert loss.needs_features and sum(p.numel() for p in loss.parameters()) == 6 * 8 + 8
+    before = [p.detach().clone() for p in loss.parameters()]
+    torch.manual_seed(0)
+    x = torch.rand(32, 64).numpy()
+    y = torch.randint(0, 3, (32,)).numpy()
+    spikes = (torch.rand(32, 4, 64) < torch.as_tensor(x)[:, None]).to(torch.uint8).numpy()
+    p = CubaParams(1024, 256, 64)
+    student = SpikingNet((1, 8, 8), 3, [p, p, p], conv=[
+        {"channels": 4, "kernel": 3, "stride": 2, "padding": 1},
+        {"channels": 6, "kernel": 3, "stride": 2, "padding": 1}])
+    distill_student(student, CNNTeacher((1, 8, 8), [4, 8], 3).eval(), loss, train_spikes=spikes,
+                    train_x=x, train_y=y, val_spikes=spikes, val_y=y, epochs=1, lr=0.01,
+                    batch_size=8, seed=0, checkpoint=tmp_path / "s.pt", progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, loss.parameters()))
+    assert torch.load(tmp_path / "s.pt", weights_only=False)["loss"] is not None
+
+
+def test_feature_kd_without_conv_networks_is_a_user_error():
+    with pytest.raises(UserError, match="feature_kd needs a conv student"):
+        build_loss([{"name": "feature_kd"}], "recipe")
+    with pytest.raises(UserError, match="stage 5 does not exist"):
+        build_loss([{"name": "feature_kd", "stage": 5}], "recipe",
+                   {"student_channels": [4], "teacher_channels": [8]})

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from neurodeploy.errors import UserError
 
@@ -147,8 +148,52 @@ def saliency_activation_map_kd(*, student_maps, teacher_maps, teacher_cam,
                     F.softmax(unit(m_t) / temperature, dim=1), reduction="batchmean")
 
 
-def build_loss(terms: list[dict], where: str) -> Callable[..., torch.Tensor]:
-    """Validate recipe terms against the registry and return the weighted sum as one loss."""
+@register("feature_kd")
+class FeatureKD(nn.Module):
+    """KDSNN (Xu et al., CVPR 2023, seed 001): beta ||F_T - r(mean_t F_S)||^2 at one conv
+    stage, r a learned 1x1 conv from the student's channels to the teacher's, trained jointly
+    with the student (its parameters join the optimiser). Stage -1 is the last conv stage."""
+
+    def __init__(self, stage: int = -1, *, student_channels: list[int],
+                 teacher_channels: list[int]):
+        super().__init__()
+        if not student_channels or not teacher_channels:
+            raise UserError("feature_kd needs a conv student (student.conv) and a conv teacher "
+                            "(teacher.conv) in the recipe")
+        try:
+            c_s, c_t = student_channels[stage], teacher_channels[stage]
+        except IndexError:
+            raise UserError(f"feature_kd: stage {stage} does not exist in both the student "
+                            f"({len(student_channels)} conv stages) and the teacher "
+                            f"({len(teacher_channels)})") from None
+        self.stage = stage
+        self.regressor = nn.Conv2d(c_s, c_t, 1)
+
+    def forward(self, *, student_maps, teacher_maps, **_):
+        (s, t), = list(_pairs(student_maps[self.stage:][:1], teacher_maps[self.stage:][:1]))
+        return (t - self.regressor(s.mean(1))).pow(2).mean()
+
+
+class CompositeLoss(nn.Module):
+    """The weighted sum of a recipe's loss terms; holds the parameters of learned terms."""
+
+    def __init__(self, terms: list[tuple[Callable, float, dict]]):
+        super().__init__()
+        self.terms = terms
+        self.learned = nn.ModuleList(fn for fn, _, _ in terms if isinstance(fn, nn.Module))
+        self.needs_features = any(
+            FEATURE_INPUTS & set(inspect.signature(fn.forward if isinstance(fn, nn.Module)
+                                                   else fn).parameters) for fn, _, _ in terms)
+
+    def forward(self, **inputs) -> torch.Tensor:
+        return sum(w * fn(**inputs, **params) for fn, w, params in self.terms)
+
+
+def build_loss(terms: list[dict], where: str, architecture: dict | None = None) -> CompositeLoss:
+    """Validate recipe terms against the registry and return their weighted sum as one loss.
+
+    `architecture` ({student_channels, teacher_channels}) sizes learned terms such as
+    feature_kd's regressor; without it they cannot be built."""
     built = []
     for i, term in enumerate(terms):
         term = dict(term)
@@ -157,16 +202,21 @@ def build_loss(terms: list[dict], where: str) -> Callable[..., torch.Tensor]:
         if name not in LOSSES:
             raise UserError(f"{where}: losses[{i}]: unknown loss {name!r}; "
                             f"available: {', '.join(sorted(LOSSES))}")
-        allowed = set(inspect.signature(LOSSES[name]).parameters) - _INPUTS - {"_"}
+        entry = LOSSES[name]
+        learned = isinstance(entry, type)
+        signature = inspect.signature(entry.__init__ if learned else entry).parameters
+        allowed = set(signature) - _INPUTS - {"_", "self", "student_channels", "teacher_channels"}
         unknown = set(term) - allowed
         if unknown:
             raise UserError(f"{where}: losses[{i}] ({name}): unknown parameter(s) "
                             f"{', '.join(sorted(unknown))}; allowed: "
                             f"{', '.join(sorted(allowed)) or 'none'}")
-        built.append((LOSSES[name], weight, term))
-
-    def loss(**inputs):
-        return sum(w * fn(**inputs, **params) for fn, w, params in built)
-    loss.needs_features = any(FEATURE_INPUTS & set(inspect.signature(fn).parameters)
-                              for fn, _, _ in built)
-    return loss
+        if learned:
+            arch = architecture or {"student_channels": [], "teacher_channels": []}
+            try:
+                built.append((entry(**term, **arch), weight, {}))
+            except UserError as e:
+                raise UserError(f"{where}: losses[{i}] ({name}): {e}") from None
+        else:
+            built.append((entry, weight, term))
+    return CompositeLoss(built)

@@ -75,12 +75,16 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     """Distill `teacher` (reads analog features) into `student` (reads spikes)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
+    learned = list(loss_fn.parameters()) if isinstance(loss_fn, nn.Module) else []
+    opt = torch.optim.AdamW(list(student.parameters()) + learned, lr=lr,
+                            weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     hist, best, start = History(), copy.deepcopy(student.state_dict()), 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         student.load_state_dict(state["student"])
+        if learned:
+            loss_fn.load_state_dict(state["loss"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
@@ -128,6 +132,7 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         if checkpoint is not None:
             with atomic_path(checkpoint) as tmp:
                 torch.save({"epoch": epoch, "student": student.state_dict(), "best": best,
+                            "loss": loss_fn.state_dict() if learned else None,
                             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                             "generator": gen.get_state(), "history": hist}, tmp)
     student.load_state_dict(best)
