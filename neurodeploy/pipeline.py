@@ -58,10 +58,29 @@ def _versions() -> dict:
     return out
 
 
+def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
+             hidden: list[int]) -> SpikingNet:
+    n = recipe.student.neuron
+    params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(conv) + len(hidden) + 1)
+    return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden)
+
+
 def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> SpikingNet:
-    n, s = recipe.student.neuron, recipe.student
-    params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(s.conv) + len(s.hidden) + 1)
-    return SpikingNet(input_shape, classes, params, conv=s.conv, hidden=s.hidden)
+    return _spiking(recipe, input_shape, classes, recipe.student.conv, recipe.student.hidden)
+
+
+def _stages(channels: list[int]) -> list[dict]:
+    """Conv stages as the CNN teacher builds them: 3x3, stride 2, padding 1."""
+    return [{"channels": c, "kernel": 3, "stride": 2, "padding": 1} for c in channels]
+
+
+def _accuracy(model: torch.nn.Module, x: np.ndarray, spikes: np.ndarray, y: np.ndarray) -> float:
+    with torch.no_grad():
+        if isinstance(model, SpikingNet):      # float mode: teachers are not deployed
+            logits = model(torch.as_tensor(spikes, dtype=torch.float32))[-1].sum(1)
+        else:
+            logits = model(torch.as_tensor(x))
+    return float((logits.argmax(1).numpy() == y).mean())
 
 
 def _teacher(recipe: Recipe, data) -> torch.nn.Module:
@@ -81,37 +100,57 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
     t0 = time.perf_counter()
-    tc = recipe.teacher
+    tc, dc, steps = recipe.teacher, recipe.distill, recipe.encoding.timesteps
+    spikes = {name: rate_encode(getattr(data, name).x, steps) for name in ("train", "val", "test")}
+
+    def train_spiking(model, teacher, loss, seed, state, epochs=dc.epochs, lr=dc.lr,
+                      batch_size=dc.batch_size):
+        return distill_student(
+            model, teacher, loss, train_spikes=spikes["train"], train_x=data.train.x,
+            train_y=data.train.y, val_spikes=spikes["val"], val_y=data.val.y, epochs=epochs,
+            lr=lr, batch_size=batch_size, seed=seed, weight_decay=dc.weight_decay,
+            checkpoint=out_dir / state, progress=progress)
+
     torch.manual_seed(tc.seed)
-    teacher, teacher_hist = train_teacher(
-        _teacher(recipe, data), data.train.x, data.train.y,
-        data.val.x, data.val.y, epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size,
-        seed=tc.seed, progress=progress)
-    dc, steps = recipe.distill, recipe.encoding.timesteps
+    if tc.spiking:          # a large SNN teacher, trained on labels in its float mode
+        teacher = _spiking(recipe, data.shape, data.num_classes, _stages(tc.conv), tc.hidden)
+        teacher_hist = train_spiking(teacher, None, build_loss([{"name": "ce"}], "teacher"),
+                                     tc.seed, "teacher_state.pt", tc.epochs, tc.lr,
+                                     tc.batch_size)
+    else:
+        teacher, teacher_hist = train_teacher(
+            _teacher(recipe, data), data.train.x, data.train.y, data.val.x, data.val.y,
+            epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
+            progress=progress)
+    teacher_test = _accuracy(teacher, data.test.x, spikes["test"], data.test.y)
+    first_teacher = teacher
+    # multi-stage distillation (seed 004): teacher -> assistant(s) -> student
+    for i, spec in enumerate(dc.chain):
+        torch.manual_seed(dc.seed + i + 1)
+        assistant = _spiking(recipe, data.shape, data.num_classes, spec.get("conv", []),
+                             spec.get("hidden", []))
+        stage_loss = build_loss(dc.losses, f"recipe {recipe.name}: distill.chain[{i}]",
+                                {"student_channels": [c["channels"] for c in spec.get("conv", [])],
+                                 "teacher_channels": []})
+        train_spiking(assistant, teacher, stage_loss, dc.seed + i + 1, f"assistant{i}_state.pt")
+        teacher = assistant
     torch.manual_seed(dc.seed)
     student = _student(recipe, data.shape, data.num_classes)
-    state_path = out_dir / "distill_state.pt"
-    hist = distill_student(
-        student, teacher, loss_fn, train_spikes=rate_encode(data.train.x, steps),
-        train_x=data.train.x, train_y=data.train.y, val_spikes=rate_encode(data.val.x, steps),
-        val_y=data.val.y, epochs=dc.epochs, lr=dc.lr, batch_size=dc.batch_size, seed=dc.seed,
-        weight_decay=dc.weight_decay, checkpoint=state_path, progress=progress)
-    with torch.no_grad():
-        teacher_test = float((teacher(torch.as_tensor(data.test.x)).argmax(1).numpy()
-                              == data.test.y).mean())
+    hist = train_spiking(student, teacher, loss_fn, dc.seed, "distill_state.pt")
     path = out_dir / "checkpoint.pt"
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
                     "input_shape": list(data.shape), "classes": data.num_classes,
                     "student": student.state_dict(),
-                    "teacher": teacher.state_dict(),
+                    "teacher": first_teacher.state_dict(),
                     "metrics": {"teacher_test_accuracy": teacher_test,
                                 "teacher_best_val_accuracy": teacher_hist.best_val_accuracy,
                                 "student_best_val_accuracy": hist.best_val_accuracy,
                                 "student_best_epoch": hist.best_epoch,
                                 "student_val_curve": hist.val_accuracy,
                                 "train_seconds": time.perf_counter() - t0}}, tmp)
-    state_path.unlink(missing_ok=True)
+    for state in out_dir.glob("*_state.pt"):
+        state.unlink()
     return path
 
 

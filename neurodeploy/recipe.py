@@ -33,6 +33,7 @@ class EncodingCfg:
 class TeacherCfg:
     conv: list[int] = field(default_factory=list)     # channels of stride-2 conv stages (CNN)
     hidden: list[int] = field(default_factory=lambda: [256])   # MLP widths (when no conv)
+    spiking: bool = False      # a large SNN teacher (same neurons and encoding as the student)
     epochs: int = 40
     lr: float = 2e-3
     batch_size: int = 64
@@ -60,6 +61,7 @@ class DistillCfg:
     batch_size: int = 64
     seed: int = 0
     weight_decay: float = 0.0
+    chain: list[dict] = field(default_factory=list)   # assistants [{conv, hidden}], teacher first
     losses: list[dict] = field(default_factory=lambda: [
         {"name": "ce", "weight": 0.5}, {"name": "logit_kd", "weight": 0.5, "temperature": 4.0}])
 
@@ -152,6 +154,10 @@ def validate(recipe: Recipe, where: str) -> None:
     except ValueError as e:
         raise UserError(f"{where}: student.neuron: {e}") from None
     build_loss(recipe.distill.losses, f"{where}: distill", architecture(recipe))
+    for i, spec in enumerate(recipe.distill.chain):
+        if not isinstance(spec, dict) or set(spec) - {"conv", "hidden"}:
+            raise UserError(f"{where}: distill.chain[{i}]: expected {{conv: [...], hidden: [...]}}"
+                            f", got {spec!r}")
     for i, spec in enumerate(recipe.student.conv):
         allowed = {"channels", "kernel", "stride", "padding"}
         if not isinstance(spec, dict) or set(spec) - allowed or not {"channels", "kernel"} <= set(spec):

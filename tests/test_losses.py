@@ -107,7 +107,7 @@ def test_feature_losses_train_a_conv_student_from_a_cnn_teacher(tmp_path):
                            progress=False)
     assert len(hist.train_loss) == 2 and all(torch.isfinite(torch.tensor(hist.train_loss)))
     mlp = torch.nn.Linear(64, 3)
-    with pytest.raises(UserError, match="needs a conv teacher"):
+    with pytest.raises(UserError, match="needs an ANN conv teacher"):
         distill_student(student, mlp, loss, train_spikes=spikes, train_x=x, train_y=y,
                         val_spikes=spikes, val_y=y, epochs=1, lr=0.01, batch_size=8, seed=0,
                         progress=False)
@@ -142,3 +142,31 @@ def test_feature_kd_without_conv_networks_is_a_user_error():
     with pytest.raises(UserError, match="stage 5 does not exist"):
         build_loss([{"name": "feature_kd", "stage": 5}], "recipe",
                    {"student_channels": [4], "teacher_channels": [8]})
+
+
+def test_spike_train_matches_a_spiking_teacher_step_by_step(batch):
+    same = LOSSES["spike_train"](student_steps=batch["student_steps"],
+                                 teacher_steps=batch["student_steps"].detach())
+    assert same == 0
+    with pytest.raises(UserError, match="needs a spiking teacher"):
+        LOSSES["spike_train"](student_steps=batch["student_steps"])
+
+
+def test_teacher_assistant_chain_from_a_spiking_teacher(tmp_path):
+    """Distilling Spikes (seed 004): SNN teacher -> SNN assistant -> SNN student, end to end."""
+    from neurodeploy.pipeline import distill, load_checkpoint
+    from neurodeploy.recipe import recipe_from_dict
+    recipe = recipe_from_dict({
+        "name": "chain", "encoding": {"timesteps": 4},
+        "teacher": {"spiking": True, "hidden": [64], "epochs": 3},
+        "student": {"hidden": [16]},
+        "distill": {"epochs": 5, "lr": 0.005, "chain": [{"hidden": [32]}],
+                    "losses": [{"name": "ce"}, {"name": "logit_kd"},
+                               {"name": "spike_train"}]}}, "test")
+    path = distill(recipe, tmp_path, progress=False)
+    student, _, ckpt = load_checkpoint(path)
+    assert [s.weight.shape[0] for s in student.synapses] == [16, 10]
+    assert ckpt["metrics"]["student_best_val_accuracy"] > 0.5     # chance is 0.1
+    assert not list(tmp_path.glob("*_state.pt"))        # stage checkpoints cleaned up
+    with pytest.raises(UserError, match="distill.chain\\[0\\]"):
+        recipe_from_dict({"distill": {"chain": [{"layers": [3]}]}}, "test")

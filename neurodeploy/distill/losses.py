@@ -22,7 +22,7 @@ from neurodeploy.errors import UserError
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
 _INPUTS = {"student", "student_steps", "teacher", "labels", "student_maps", "teacher_maps",
-           "teacher_cam"}
+           "teacher_cam", "teacher_steps"}
 FEATURE_INPUTS = {"student_maps", "teacher_maps", "teacher_cam"}
 
 
@@ -103,6 +103,20 @@ def noise_smoothed_logit_kd(*, student, teacher, temperature: float = 2.0, noise
         return F.kl_div(mixed.clamp_min(1e-12).log(), F.softmax(teacher / t, dim=-1),
                         reduction="batchmean") * t * t
     raise UserError(f"nld: variant must be 'paper' or 'code', got {variant!r}")
+
+
+@register("spike_train")
+def spike_train_kd(*, student_steps, teacher_steps=None, **_):
+    """Distilling Spikes (Kushawaha et al., ICPR 2020, seed 004): match the spiking teacher's
+    output spike train step by step (mean squared error). Its spike-count loss is `logit_kd`
+    with a spiking teacher, whose logits are its output spike counts."""
+    if teacher_steps is None:
+        raise UserError("spike_train needs a spiking teacher (teacher.spiking: true, or a "
+                        "distill.chain assistant)")
+    if teacher_steps.shape != student_steps.shape:
+        raise UserError(f"spike_train: teacher output {tuple(teacher_steps.shape[1:])} and "
+                        f"student output {tuple(student_steps.shape[1:])} differ (T, classes)")
+    return F.mse_loss(student_steps, teacher_steps)
 
 
 def _pairs(student_maps, teacher_maps):

@@ -94,10 +94,17 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     x_train = torch.as_tensor(train_x)
     features = getattr(loss_fn, "needs_features", False)
     if features and not hasattr(teacher, "cam"):
-        raise UserError("a feature loss (attention, samd) needs a conv teacher: set teacher.conv "
-                        "in the recipe, e.g. [32, 64]")
+        raise UserError("a feature loss (attention, samd, feature_kd) needs an ANN conv teacher: "
+                        "set teacher.conv in the recipe, e.g. [32, 64], and teacher.spiking: false")
+    teacher_logits = teacher_steps = None
     with torch.no_grad():
-        teacher_logits = teacher(x_train)
+        if isinstance(teacher, SpikingNet):        # a spiking teacher reads the same spikes
+            teacher.eval()
+            teacher_steps = torch.cat([teacher(s_train[i:i + 256])[-1]
+                                       for i in range(0, len(s_train), 256)])
+            teacher_logits = teacher_steps.sum(1)
+        elif teacher is not None:
+            teacher_logits = teacher(x_train)
     bar = tqdm(range(start, epochs), desc="distill", disable=not progress, leave=False)
     for epoch in bar:
         student.train()
@@ -111,8 +118,11 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                     logits, maps = teacher(x_train[idx], features=True)
                     extra = {"teacher_maps": maps, "teacher_cam": teacher.cam(maps[-1], logits)}
                 extra["student_maps"] = student.conv_maps(outputs)
+            if teacher_steps is not None:
+                extra["teacher_steps"] = teacher_steps[idx]
             loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
-                           teacher=teacher_logits[idx], labels=y_train[idx], **extra)
+                           teacher=None if teacher_logits is None else teacher_logits[idx],
+                           labels=y_train[idx], **extra)
             if not torch.isfinite(loss):
                 raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "
                                 f"the last good checkpoint is kept"
