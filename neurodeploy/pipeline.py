@@ -74,13 +74,16 @@ def _stages(channels: list[int]) -> list[dict]:
     return [{"channels": c, "kernel": 3, "stride": 2, "padding": 1} for c in channels]
 
 
-def _accuracy(model: torch.nn.Module, x: np.ndarray, spikes: np.ndarray, y: np.ndarray) -> float:
+def _accuracy(model: torch.nn.Module, x: np.ndarray, spikes: np.ndarray, y: np.ndarray,
+              batch: int = 1000) -> float:
+    """Test accuracy of a teacher: spiking ones in float mode (teachers are not deployed)."""
+    def logits(i):
+        if isinstance(model, SpikingNet):
+            return model(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))[-1].sum(1)
+        return model(torch.as_tensor(x[i:i + batch]))
     with torch.no_grad():
-        if isinstance(model, SpikingNet):      # float mode: teachers are not deployed
-            logits = model(torch.as_tensor(spikes, dtype=torch.float32))[-1].sum(1)
-        else:
-            logits = model(torch.as_tensor(x))
-    return float((logits.argmax(1).numpy() == y).mean())
+        predictions = torch.cat([logits(i).argmax(1) for i in range(0, len(y), batch)])
+    return float((predictions.numpy() == y).mean())
 
 
 def _teacher(recipe: Recipe, data) -> torch.nn.Module:
