@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurodeploy: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:          # e.g. `neurodeploy inspect ... | head`
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":
