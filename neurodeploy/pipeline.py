@@ -310,6 +310,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     """
     par = parity_mod.compare(reference, deployed, labels)
     counts = count_events(deployed, net)
+    layers = layer_table(net)
     result = {
         **(extra or {}),
         "timesteps": deployed.timesteps,
@@ -321,7 +322,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "parity": {k: par[k] for k in ("spike_mismatches", "prediction_agreement",
                                        "spike_mismatches_per_layer_timestep", "first_mismatch",
                                        "spikes_compared", "backends")},
-        "layers": layer_table(net),
+        "layers": layers,
         "counts": {"layers": deployed.layer_names, "counted_from": deployed.backend,
                    **{k: v.tolist() for k, v in counts.items()}},
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
@@ -329,7 +330,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "ann_baselines": (
             ann_baselines("student architecture as", [
                 {"macs": r["macs"], "weights": r["synapses"], "inputs": r["inputs"],
-                 "outputs": r["neurons"]} for r in layer_table(net)])
+                 "outputs": r["neurons"]} for r in layers])
             + (ann_baselines("teacher", dense_layers(teacher_sizes)) if teacher_sizes else [])),
     }
     return {**result, **priced(result, load_preset(preset_name))}

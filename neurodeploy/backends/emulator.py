@@ -56,9 +56,8 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     spikes = [new(layer.size, torch.bool) for layer in net.layers]
     weights = [torch.as_tensor(layer.weight, dtype=_exact_dtype(layer), device=dev)
                for layer in net.layers]
-    bias = [torch.as_tensor(np.repeat(layer.bias, layer.size // len(layer.bias))
-                            if layer.bias is not None else np.zeros(layer.size),
-                            dtype=torch.float64, device=dev) * 64 for layer in net.layers]
+    bias = [torch.as_tensor(layer.neuron_bias(dev), dtype=torch.float64, device=dev) * 64
+            for layer in net.layers]
     windows = [torch.zeros((b, steps, layer.size), dtype=torch.bool, device=dev)
                for layer in net.layers]
     last = len(net.layers) - 1

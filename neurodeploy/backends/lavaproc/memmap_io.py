@@ -19,6 +19,12 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 
+def open_rows(p: dict, dtype, mode: str) -> np.memmap:
+    """The (steps, n) memmap named by a process's parameters."""
+    return np.memmap(p["path"], dtype=dtype, mode=mode,
+                     shape=(p["steps"], int(np.prod(p["shape"]))))
+
+
 def to_port(row: np.ndarray, shape: tuple) -> np.ndarray:
     """Flat CHW row -> port layout (WHC for 3-D ports)."""
     return row.reshape(shape[::-1]).transpose(2, 1, 0) if len(shape) == 3 else row
@@ -62,10 +68,8 @@ class PyMemmapSpikeSourceModel(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        p = proc_params
-        self._shape = p["shape"]
-        self._rows = np.memmap(p["path"], dtype=np.uint8, mode="r",
-                               shape=(p["steps"], int(np.prod(self._shape))))
+        self._shape = proc_params["shape"]
+        self._rows = open_rows(proc_params, np.uint8, "r")
         self._zeros = np.zeros(self._shape, dtype=np.int32)
 
     def run_spk(self):
@@ -82,9 +86,7 @@ class PyMemmapSpikeSinkModel(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        p = proc_params
-        self._rows = np.memmap(p["path"], dtype=np.uint8, mode="r+",
-                               shape=(p["steps"], int(np.prod(p["shape"]))))
+        self._rows = open_rows(proc_params, np.uint8, "r+")
 
     def run_spk(self):
         data = self.a_in.recv()
@@ -101,9 +103,7 @@ class PyMemmapVarProbeModel(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        p = proc_params
-        self._rows = np.memmap(p["path"], dtype=np.int32, mode="r+",
-                               shape=(p["steps"], int(np.prod(p["shape"]))))
+        self._rows = open_rows(proc_params, np.int32, "r+")
 
     def post_guard(self):
         return True
