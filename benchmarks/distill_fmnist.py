@@ -1,11 +1,14 @@
 """Every distillation method on the same spiking conv student, Fashion-MNIST, several seeds.
 
-Each (method, seed) trains a teacher and the student from scratch from models/fmnist_conv.yaml
-with only the loss (and, for Distilling Spikes, the teacher and chain) changed, exports it, and
-measures deployed accuracy on the full test split in the exact integer mode (which equals Lava
-spike for spike; checked in tests/ and benchmarks/backends.py), at every readout time T' <= T.
-The epoch is selected on the validation split. Results are appended to the JSON after every run,
-and each run keeps resumable checkpoints, so a killed sweep continues where it stopped.
+Each (method, seed) trains the student from scratch from models/fmnist_conv.yaml with only the
+loss (and, for Distilling Spikes, the teacher and chain) changed; teachers are trained once per
+seed and shared by the methods that use the same one. Each student is exported and measured on
+the full test split in the exact integer mode (which equals Lava spike for spike; checked in
+tests/ and benchmarks/backends.py): deployed accuracy at the recipe's T, and read out after every
+T' = 1..8 of one 8-step run (the input frame repeats, so T' > T is defined). The epoch is
+selected on the validation split. Seeds run in the outer loop, so a partial sweep has every
+method; results are appended to the JSON after every run and each run keeps resumable
+checkpoints, so a killed sweep continues where it stopped.
 
     .venv/bin/python benchmarks/distill_fmnist.py [--methods a,b] [--seeds 0,1,2] [--epochs N]
     .venv/bin/python benchmarks/render.py        # README table from the results
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 import time
@@ -22,15 +26,18 @@ from pathlib import Path
 
 import torch
 
+from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
+from neurodeploy.energy import accuracy_by_timestep, count_events
+from neurodeploy.energy.hardware import layer_table
 from neurodeploy.errors import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.pipeline import distill, encoded_test_split, export, load_checkpoint, simulate
-from neurodeploy.energy import accuracy_by_timestep
 from neurodeploy.recipe import load_recipe, recipe_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "distill_fmnist.json"
 WORK = ROOT / "benchmarks" / ".work" / "distill_fmnist"
+READOUT_STEPS = 8
 CE = {"name": "ce", "weight": 0.5}
 KD = {"name": "logit_kd", "weight": 0.5, "temperature": 2.0}
 METHODS = {       # name: (loss terms, teacher overrides, chain)
@@ -38,11 +45,11 @@ METHODS = {       # name: (loss terms, teacher overrides, chain)
     "logit_kd": ([CE, KD], {}, []),
     "full_range_kd": ([{"name": "full_range_kd", "alpha": 0.2, "beta": 0.5,
                         "temperature": 3.0}], {}, []),
-    "samd_nld": ([{"name": "ce"}, {"name": "samd"}, {"name": "nld"}], {"conv": [32, 64]}, []),
-    "kdsnn": ([CE, KD, {"name": "feature_kd", "weight": 1.0}], {"conv": [32, 64]}, []),
-    "lasnn": ([CE, KD, {"name": "attention", "weight": 1.0}], {"conv": [32, 64]}, []),
+    "samd_nld": ([{"name": "ce"}, {"name": "samd"}, {"name": "nld"}], {}, []),
+    "kdsnn": ([CE, KD, {"name": "feature_kd", "weight": 1.0}], {}, []),
+    "lasnn": ([CE, KD, {"name": "attention", "weight": 1.0}], {}, []),
     "distilling_spikes": ([CE, KD, {"name": "spike_train", "weight": 1.0}],
-                          {"spiking": True, "conv": [32, 64], "hidden": []},
+                          {"spiking": True, "conv": [32, 64], "hidden": [], "epochs": 3, "lr": 0.005},
                           [{"conv": [{"channels": 24, "kernel": 3, "stride": 2, "padding": 1},
                                      {"channels": 48, "kernel": 3, "stride": 2, "padding": 1}]}]),
 }
@@ -61,6 +68,55 @@ def variant(method: str, seed: int, epochs: int | None, teacher_epochs: int | No
     return recipe_from_dict(base, f"benchmark {method}")
 
 
+def teacher_size(recipe, state: dict | None) -> dict:
+    """Parameters and, for ANN teachers, multiply-accumulates per inference."""
+    if state is None:
+        return {}
+    params = sum(v.numel() for k, v in state.items()
+                 if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    if recipe.teacher.spiking:
+        return {"kind": "SNN", "params": params}
+    shape = (1, 28, 28)
+    model = (CNNTeacher(shape, recipe.teacher.conv, 10) if recipe.teacher.conv
+             else mlp_teacher(784, recipe.teacher.hidden, 10))
+    macs = []
+
+    def count(module, inputs, output):
+        weight = module.weight
+        macs.append(output.numel() * weight[0].numel())   # one MAC per weight per output
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 784))
+    for h in hooks:
+        h.remove()
+    return {"kind": "CNN" if recipe.teacher.conv else "MLP", "params": params, "macs": sum(macs)}
+
+
+def measure(recipe, work: Path, method: str, seed: int, seconds: float) -> dict:
+    """Export the student and measure it as deployed (exact integer mode = Lava)."""
+    manifest = export(work / "checkpoint.pt", work)
+    net, meta = read_netx(work / "network.net")
+    spikes, labels = encoded_test_split({**meta, "timesteps": READOUT_STEPS})
+    record = simulate(work / "network.net", spikes, "torch", progress=False)
+    by_t = accuracy_by_timestep(record, labels)
+    steps = recipe.encoding.timesteps
+    _, _, ckpt = load_checkpoint(work / "checkpoint.pt")
+    table = layer_table(net)
+    synops = count_events(record, net)["synaptic_ops"][:, :steps].sum()
+    return {"method": method, "seed": seed, "T": steps, "accuracy_deployed": by_t[steps - 1],
+            "accuracy_by_readout_T": by_t,
+            "val_accuracy": ckpt["metrics"]["student_best_val_accuracy"],
+            "epoch_selected": ckpt["metrics"]["student_best_epoch"],
+            "teacher_accuracy": manifest["accuracy"]["teacher"],
+            "teacher": teacher_size(recipe, ckpt["teacher"]),
+            "student": {"params": sum(r["synapses"] for r in table),
+                        "synapses": sum(r["nonzero_synapses"] for r in table),
+                        "macs_as_ann": sum(r["macs"] for r in table) * steps,
+                        "synaptic_ops": float(synops)},
+            "epochs": recipe.distill.epochs, "seconds": seconds}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -72,8 +128,8 @@ def main() -> int:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": []}
     done = {(r["method"], r["seed"]) for r in results["runs"]}
-    for method in args.methods.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for method in args.methods.split(","):
             if (method, seed) in done:
                 continue
             recipe = variant(method, seed, args.epochs, args.teacher_epochs)
@@ -81,19 +137,11 @@ def main() -> int:
             t0 = time.perf_counter()
             ckpt = work / "checkpoint.pt"
             if not (ckpt.exists() and load_checkpoint(ckpt)[1] == recipe):
-                distill(recipe, work)
-            manifest = export(ckpt, work)
-            net, meta = read_netx(work / "network.net")
-            spikes, labels = encoded_test_split(meta)
-            record = simulate(work / "network.net", spikes, "torch")
-            results["runs"].append({
-                "method": method, "seed": seed, "T": recipe.encoding.timesteps,
-                "accuracy_deployed": record.accuracy(labels),
-                "accuracy_by_readout_T": accuracy_by_timestep(record, labels),
-                "teacher_accuracy": manifest["accuracy"]["teacher"],
-                "student_synapses": manifest["network"]["synapses"],
-                "epochs": recipe.distill.epochs, "seconds": time.perf_counter() - t0})
+                distill(recipe, work, teachers=WORK / "teachers")
+            results["runs"].append(measure(recipe, work, method, seed, time.perf_counter() - t0))
+            results["recipe"] = load_recipe("fmnist_conv").to_dict()
             results["machine"] = {"platform": platform.platform(), "torch": torch.__version__,
+                                  "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                                   "cuda": torch.cuda.is_available()}
             write_json(out, results)           # after every run: a killed sweep resumes
             print(results["runs"][-1], flush=True)

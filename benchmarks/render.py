@@ -76,11 +76,63 @@ def backends_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _mean_std(values) -> str:
+    values = [100 * v for v in values]
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def distill_fmnist_table(data: dict) -> str:
+    runs, recipe = data["runs"], data["recipe"]
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    by = {m: [r for r in runs if r["method"] == m] for m in methods}
+    t = runs[0]["T"]
+    readouts = len(runs[0]["accuracy_by_readout_T"])
+    machine = data["machine"]
+    lines = [
+        f"Fashion-MNIST, full 10,000-image test set, deployed accuracy (exact integer mode = "
+        f"Lava) in %, mean ± std over seeds, epoch selected on the validation split; student "
+        f"{'-'.join(str(c['channels']) + 'c3s2' for c in recipe['student']['conv'])}-10 CUBA-LIF, "
+        f"{recipe['encoding']['name']} input ({recipe['encoding'].get('levels', '')} levels), "
+        f"T = {t}, {runs[0]['epochs']} epochs per student; produced on {machine['cpus']} CPU "
+        f"cores ({'CUDA' if machine['cuda'] else 'no GPU'}), torch {machine['torch']}.",
+        "",
+        f"| method | seeds | deployed acc. at T = {t} | teacher acc. | "
+        + " | ".join(f"T'={i + 1}" for i in range(readouts)) + " |",
+        "|---|---|---|---|" + "---|" * readouts]
+    for m in methods:
+        rs = by[m]
+        teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
+        lines.append(
+            f"| {m} | {len(rs)} | {_mean_std([r['accuracy_deployed'] for r in rs])} | "
+            f"{_mean_std(teacher) if teacher else '—'} | "
+            + " | ".join(f"{100 * sum(r['accuracy_by_readout_T'][i] for r in rs) / len(rs):.1f}"
+                         for i in range(readouts)) + " |")
+    lines += ["", "T' columns: mean accuracy when the output is read after T' steps of one "
+              f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined).", "",
+              "| network | parameters | synapses (non-zero) | MACs per inference | "
+              "synaptic ops per inference (measured) |", "|---|---|---|---|---|"]
+    first = runs[0]["student"]
+    lines.append(f"| student (SNN, T = {t}) | {first['params']:,} | {first['synapses']:,} | "
+                 f"{first['macs_as_ann']:,} (as an ANN, x T) | "
+                 f"{sum(r['student']['synaptic_ops'] for r in runs) / len(runs):,.0f} "
+                 "(mean over runs) |")
+    seen = set()
+    for r in runs:
+        teacher = r["teacher"]
+        if teacher and teacher["kind"] not in seen:
+            seen.add(teacher["kind"])
+            macs = f"{teacher['macs']:,}" if "macs" in teacher else "—"
+            lines.append(f"| teacher ({teacher['kind']}) | {teacher['params']:,} | — | {macs} | — |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     for name, render in (("digits", digits_table), ("energy", energy_table),
-                         ("backends", backends_table)):
+                         ("backends", backends_table), ("distill_fmnist", distill_fmnist_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue

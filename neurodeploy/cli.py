@@ -49,7 +49,8 @@ def summarize(report: dict, out_dir: Path) -> str:
     sizes = "-".join(str(s) for s in report["network"]["sizes"])
     lines = [
         f"neurodeploy run: {report['recipe']}  ->  {out_dir}/",
-        f"  teacher   test accuracy {acc['teacher']:.4f}",
+        f"  teacher   test accuracy {acc['teacher']:.4f}" if acc["teacher"] is not None
+        else "  teacher   none (no loss term reads one)",
         f"  student   CUBA-LIF {sizes}, T={report['timesteps']}, "
         f"{report['network']['synapses']} synapses",
         f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.torch_exact import simulate_torch
-from neurodeploy.data import load_dataset, rate_encode
+from neurodeploy.data import encode, encoded_shape, load_dataset
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import distill_student, exact_accuracy, train_teacher
@@ -95,16 +96,22 @@ def _teacher(recipe: Recipe, data) -> torch.nn.Module:
     return mlp_teacher(data.features, recipe.teacher.hidden, data.num_classes)
 
 
-def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
-    """Train the teacher, distill the student, write out_dir/checkpoint.pt (resumable)."""
+def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
+            teachers: Path | None = None) -> Path:
+    """Train the teacher, distill the student, write out_dir/checkpoint.pt (resumable).
+
+    `teachers`: a directory where trained teachers are kept by their recipe, so runs that
+    differ only in the student or the losses (a benchmark sweep) train each teacher once."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(recipe.dataset.name, recipe.dataset.split_seed)
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
     t0 = time.perf_counter()
-    tc, dc, steps = recipe.teacher, recipe.distill, recipe.encoding.timesteps
-    spikes = {name: rate_encode(getattr(data, name).x, steps) for name in ("train", "val", "test")}
+    tc, dc = recipe.teacher, recipe.distill
+    enc = recipe.encoding.metadata()
+    spikes = {name: encode(getattr(data, name).x, enc) for name in ("train", "val", "test")}
+    shape = encoded_shape(data.shape, enc)
 
     def train_spiking(model, teacher, loss, seed, state, epochs=dc.epochs, lr=dc.lr,
                       batch_size=dc.batch_size):
@@ -114,23 +121,32 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
             lr=lr, batch_size=batch_size, seed=seed, weight_decay=dc.weight_decay,
             checkpoint=out_dir / state, progress=progress)
 
-    torch.manual_seed(tc.seed)
-    if tc.spiking:          # a large SNN teacher, trained on labels in its float mode
-        teacher = _spiking(recipe, data.shape, data.num_classes, _stages(tc.conv), tc.hidden)
-        teacher_hist = train_spiking(teacher, None, build_loss([{"name": "ce"}], "teacher"),
-                                     tc.seed, "teacher_state.pt", tc.epochs, tc.lr,
-                                     tc.batch_size)
-    else:
-        teacher, teacher_hist = train_teacher(
-            _teacher(recipe, data), data.train.x, data.train.y, data.val.x, data.val.y,
-            epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
-            progress=progress)
-    teacher_test = _accuracy(teacher, data.test.x, spikes["test"], data.test.y)
+    def train_teacher_from_recipe():
+        torch.manual_seed(tc.seed)
+        if tc.spiking:          # a large SNN teacher, trained on labels in its float mode
+            model = _spiking(recipe, shape, data.num_classes, _stages(tc.conv), tc.hidden)
+            hist = train_spiking(model, None, build_loss([{"name": "ce"}], "teacher"), tc.seed,
+                                 "teacher_state.pt", tc.epochs, tc.lr, tc.batch_size)
+        else:
+            model, hist = train_teacher(
+                _teacher(recipe, data), data.train.x, data.train.y, data.val.x, data.val.y,
+                epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
+                progress=progress)
+        return model, {"teacher_test_accuracy": _accuracy(model, data.test.x, spikes["test"],
+                                                          data.test.y),
+                       "teacher_best_val_accuracy": hist.best_val_accuracy}
+
+    if loss_fn.needs_teacher or dc.chain:
+        teacher, teacher_metrics = _cached(teachers, _teacher_key(recipe),
+                                           train_teacher_from_recipe)
+    else:                   # no loss reads a teacher: train none
+        teacher, teacher_metrics = None, {"teacher_test_accuracy": None,
+                                          "teacher_best_val_accuracy": None}
     first_teacher = teacher
     # multi-stage distillation (seed 004): teacher -> assistant(s) -> student
     for i, spec in enumerate(dc.chain):
         torch.manual_seed(dc.seed + i + 1)
-        assistant = _spiking(recipe, data.shape, data.num_classes, spec.get("conv", []),
+        assistant = _spiking(recipe, shape, data.num_classes, spec.get("conv", []),
                              spec.get("hidden", []))
         stage_loss = build_loss(dc.losses, f"recipe {recipe.name}: distill.chain[{i}]",
                                 {"student_channels": [c["channels"] for c in spec.get("conv", [])],
@@ -138,16 +154,15 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
         train_spiking(assistant, teacher, stage_loss, dc.seed + i + 1, f"assistant{i}_state.pt")
         teacher = assistant
     torch.manual_seed(dc.seed)
-    student = _student(recipe, data.shape, data.num_classes)
+    student = _student(recipe, shape, data.num_classes)
     hist = train_spiking(student, teacher, loss_fn, dc.seed, "distill_state.pt")
     path = out_dir / "checkpoint.pt"
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
-                    "input_shape": list(data.shape), "classes": data.num_classes,
+                    "input_shape": list(shape), "classes": data.num_classes,
                     "student": student.state_dict(),
-                    "teacher": first_teacher.state_dict(),
-                    "metrics": {"teacher_test_accuracy": teacher_test,
-                                "teacher_best_val_accuracy": teacher_hist.best_val_accuracy,
+                    "teacher": first_teacher and first_teacher.state_dict(),
+                    "metrics": {**teacher_metrics,
                                 "student_best_val_accuracy": hist.best_val_accuracy,
                                 "student_best_epoch": hist.best_epoch,
                                 "student_val_curve": hist.val_accuracy,
@@ -155,6 +170,30 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True) -> Path:
     for state in out_dir.glob("*_state.pt"):
         state.unlink()
     return path
+
+
+def _teacher_key(recipe: Recipe) -> str:
+    """Everything a teacher's training reads from the recipe."""
+    r = recipe.to_dict()
+    spec = {k: r[k] for k in ("dataset", "teacher")}
+    if recipe.teacher.spiking:
+        spec |= {"encoding": r["encoding"], "neuron": r["student"]["neuron"],
+                 "weight_decay": r["distill"]["weight_decay"]}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cached(directory: Path | None, key: str, train):
+    """train() -> (model, metrics), kept in directory/teacher-<key>.pt when one is given."""
+    if directory is None:
+        return train()
+    path = Path(directory) / f"teacher-{key}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    model, metrics = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save((model, metrics), tmp)
+    return model, metrics
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
@@ -180,11 +219,17 @@ def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
     """The encoded test split a network was exported for (from its own metadata)."""
     try:
         data = load_dataset(metadata["dataset"]["name"], metadata["dataset"]["split_seed"])
-        steps = int(metadata["timesteps"])
+        encoding = _encoding(metadata)
     except (KeyError, TypeError):
         raise UserError("the network carries no dataset/timesteps metadata; pass --data "
                         "explicitly or re-export it with `neurodeploy export`") from None
-    return rate_encode(data.test.x, steps), data.test.y
+    return encode(data.test.x, encoding), data.test.y
+
+
+def _encoding(metadata: dict) -> dict:
+    """The input encoding a network was exported with (rate for files that predate the field);
+    metadata["timesteps"] wins, so `--timesteps` can read a network out earlier or later."""
+    return {**(metadata.get("encoding") or {"name": "rate"}), "timesteps": int(metadata["timesteps"])}
 
 
 @contextlib.contextmanager
@@ -220,7 +265,7 @@ def load_inputs(metadata: dict, data: str | None = None,
             raise UserError("the network does not record its timesteps; pass --timesteps or "
                             "a .npz of spike trains")
         split = load_dataset(data).test
-        spikes, labels = rate_encode(split.x, int(steps)), split.y
+        spikes, labels = encode(split.x, _encoding(metadata)), split.y
     else:
         try:
             with np.load(data, allow_pickle=False) as z:
@@ -236,8 +281,8 @@ def load_inputs(metadata: dict, data: str | None = None,
         if binary and x.ndim >= 3:
             spikes = x.astype(np.uint8).reshape(len(x), x.shape[1], -1)
         elif np.issubdtype(x.dtype, np.floating):
-            spikes = rate_encode(x.reshape(len(x), -1).astype(np.float32),
-                                 int(metadata.get("timesteps") or 16))
+            spikes = encode(x, _encoding(metadata) if metadata.get("timesteps")
+                            else {"name": "rate", "timesteps": 16})
         else:
             raise UserError(f"{data}: x must be float intensities (N, ...) in [0, 1] or binary "
                             f"spikes (N, T, ...); got {x.dtype} {x.shape}")
@@ -252,7 +297,7 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     student, recipe, ckpt = load_checkpoint(checkpoint)
     integer = student.to_integer()
     meta = {"recipe": recipe.name, "timesteps": recipe.encoding.timesteps,
-            "encoding": {"name": recipe.encoding.name, "timesteps": recipe.encoding.timesteps},
+            "encoding": recipe.encoding.metadata(),
             "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed},
             "quantization": {
                 "weights": "even integers in [-256, 254] (8-bit mantissa x 2)",

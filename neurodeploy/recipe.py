@@ -25,8 +25,14 @@ class DatasetCfg:
 
 @dataclass(frozen=True)
 class EncodingCfg:
-    name: str = "rate"
+    name: str = "rate"          # rate | thermometer (see neurodeploy/data/encoding.py)
     timesteps: int = 16
+    levels: int = 4             # thermometer channels per input
+
+    def metadata(self) -> dict:
+        """What an exported network records so any backend can encode its inputs."""
+        out = {"name": self.name, "timesteps": self.timesteps}
+        return out | {"levels": self.levels} if self.name == "thermometer" else out
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,7 @@ def architecture(recipe: Recipe) -> dict:
 
 def validate(recipe: Recipe, where: str) -> None:
     """Check values against what they feed (Loihi's ranges, the loss registry) before any work."""
+    from neurodeploy.data.encoding import ENCODINGS
     from neurodeploy.distill.losses import build_loss
     from neurodeploy.neurons import CubaParams
     n = recipe.student.neuron
@@ -163,8 +170,10 @@ def validate(recipe: Recipe, where: str) -> None:
         if not isinstance(spec, dict) or set(spec) - allowed or not {"channels", "kernel"} <= set(spec):
             raise UserError(f"{where}: student.conv[{i}]: expected {{channels, kernel[, stride, "
                             f"padding]}}, got {spec!r}")
-    if recipe.encoding.name != "rate":
+    if recipe.encoding.name not in ENCODINGS:
         raise UserError(f"{where}: encoding.name: unknown encoding {recipe.encoding.name!r}; "
-                        "available: rate")
+                        f"available: {', '.join(ENCODINGS)}")
+    if recipe.encoding.levels < 1:
+        raise UserError(f"{where}: encoding.levels must be >= 1")
     if recipe.encoding.timesteps < 1:
         raise UserError(f"{where}: encoding.timesteps must be >= 1")

@@ -137,3 +137,53 @@ def test_console_script_fails_in_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "missing.net: no such network file" in proc.stderr
+
+
+def test_thermometer_code():
+    from neurodeploy.data import encode, encoded_shape
+    x = np.array([[0.0, 0.3, 0.5, 1.0]], dtype=np.float32)        # levels 4 -> 0, 1, 2, 4
+    spikes = encode(x, {"name": "thermometer", "timesteps": 3, "levels": 4})
+    assert spikes.shape == (1, 3, 16) and (spikes == spikes[:, :1]).all()  # same every step
+    per_level = spikes[0, 0].reshape(4, 4)                          # [level, input]
+    assert per_level.sum(0).tolist() == [0, 1, 2, 4]
+    assert per_level[:, 3].tolist() == [1, 1, 1, 1] and per_level[1:, 1].sum() == 0
+    assert encoded_shape((1, 28, 28), {"name": "thermometer", "levels": 4}) == (4, 28, 28)
+    assert encoded_shape((64,), {"name": "rate"}) == (64,)
+
+
+def test_thermometer_student_deploys_bit_exact_on_lava_and_reads_out_past_T(tmp_path):
+    from neurodeploy.netx import read_netx
+    from neurodeploy.pipeline import encoded_test_split
+    recipe = tmp_path / "thermo.yaml"
+    recipe.write_text("name: thermo\nencoding: {name: thermometer, levels: 3, timesteps: 4}\n"
+                      "student: {hidden: [32]}\ndistill: {epochs: 2, losses: [{name: ce}]}\n")
+    assert main(["run", str(recipe), "--runs-dir", str(tmp_path), "-q"]) == 0
+    report = json.loads((tmp_path / "thermo" / "report.json").read_text())
+    assert report["parity"]["spike_mismatches"] == 0 and report["backend"].startswith("lava")
+    assert report["accuracy"]["teacher"] is None      # a CE-only recipe trains no teacher
+    assert report["accuracy"]["student_lava"] > 0.5
+    net, meta = read_netx(tmp_path / "thermo" / "network.net")
+    assert net.input_size == 3 * 64
+    assert meta["encoding"] == {"name": "thermometer", "timesteps": 4, "levels": 3}
+    spikes, _ = encoded_test_split({**meta, "timesteps": 8})
+    assert spikes.shape[1:] == (8, 3 * 64)
+
+
+def test_teachers_are_trained_once_per_teacher_recipe(tmp_path):
+    from neurodeploy.pipeline import distill
+    from neurodeploy.recipe import recipe_from_dict
+    base = {"name": "a", "teacher": {"hidden": [32], "epochs": 1}, "student": {"hidden": [16]},
+            "distill": {"epochs": 1}}
+    first = torch.load(distill(recipe_from_dict(base, "a"), tmp_path / "a", progress=False,
+                               teachers=tmp_path / "teachers"), weights_only=False)
+    cached = list((tmp_path / "teachers").iterdir())
+    mtime = cached[0].stat().st_mtime_ns
+    other = {**base, "distill": {"epochs": 1, "losses": [{"name": "logit_kd"}]}}
+    second = torch.load(distill(recipe_from_dict(other, "b"), tmp_path / "b", progress=False,
+                                teachers=tmp_path / "teachers"), weights_only=False)
+    assert len(cached) == 1 and cached[0].stat().st_mtime_ns == mtime
+    for k, v in first["teacher"].items():
+        assert torch.equal(v, second["teacher"][k])
+    distill(recipe_from_dict({**base, "teacher": {"hidden": [8], "epochs": 1}}, "c"),
+            tmp_path / "c", progress=False, teachers=tmp_path / "teachers")
+    assert len(list((tmp_path / "teachers").iterdir())) == 2

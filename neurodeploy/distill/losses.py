@@ -195,9 +195,10 @@ class CompositeLoss(nn.Module):
         super().__init__()
         self.terms = terms
         self.learned = nn.ModuleList(fn for fn, _, _ in terms if isinstance(fn, nn.Module))
-        self.needs_features = any(
-            FEATURE_INPUTS & set(inspect.signature(fn.forward if isinstance(fn, nn.Module)
-                                                   else fn).parameters) for fn, _, _ in terms)
+        inputs = set().union(*(inspect.signature(fn.forward if isinstance(fn, nn.Module)
+                                                 else fn).parameters for fn, _, _ in terms))
+        self.needs_features = bool(FEATURE_INPUTS & inputs)
+        self.needs_teacher = bool({"teacher", "teacher_steps", *FEATURE_INPUTS} & inputs)
 
     def forward(self, **inputs) -> torch.Tensor:
         return sum(w * fn(**inputs, **params) for fn, w, params in self.terms)

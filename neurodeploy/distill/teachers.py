@@ -15,7 +15,8 @@ def mlp_teacher(features: int, hidden: list[int], classes: int) -> nn.Sequential
 
 
 class CNNTeacher(nn.Module):
-    """Stages of 3x3 stride-2 conv + BatchNorm + ReLU, global average pooling, one linear layer.
+    """Stages of two 3x3 convs (stride 1, then stride 2) with BatchNorm + ReLU, global average
+    pooling, one linear layer.
 
     Stride-2 stages line up with the conv students' stages, so feature losses can compare them
     stage by stage; global pooling + linear gives class activation maps (Zhou et al., CVPR 2016)
@@ -27,7 +28,8 @@ class CNNTeacher(nn.Module):
         self.input_shape = tuple(input_shape)
         stages, width = [], input_shape[0]
         for c in channels:
-            stages.append(nn.Sequential(nn.Conv2d(width, c, 3, stride=2, padding=1),
+            stages.append(nn.Sequential(nn.Conv2d(width, c, 3, padding=1), nn.BatchNorm2d(c),
+                                        nn.ReLU(), nn.Conv2d(c, c, 3, stride=2, padding=1),
                                         nn.BatchNorm2d(c), nn.ReLU()))
             width = c
         self.stages = nn.ModuleList(stages)

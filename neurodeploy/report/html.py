@@ -62,7 +62,8 @@ def render(report: dict, images: dict[str, bytes]) -> str:
     parity_ok = par["spike_mismatches"] == 0
     sizes = "-".join(str(s) for s in report["network"]["sizes"])
     cards = [("student on " + _e(report["backend"].split(" ")[0]), f"{acc['student_lava']:.4f}",
-              f"torch exact {acc['student_torch']:.4f} · teacher {acc['teacher']:.4f}"),
+              f"torch exact {acc['student_torch']:.4f} · teacher "
+              + (f"{acc['teacher']:.4f}" if acc["teacher"] is not None else "none")),
              ("energy per inference", _pj(energy["per_inference_pj"]),
               f"dynamic {_pj(energy['dynamic_pj'])} · static "
               f"{_pj(energy['static_pj']) if f['static_w'] else 'not modelled'}"),
