@@ -11,6 +11,7 @@ method; results are appended to the JSON after every run and each run keeps resu
 checkpoints, so a killed sweep continues where it stopped.
 
     .venv/bin/python benchmarks/distill_fmnist.py [--methods a,b] [--seeds 0,1,2] [--epochs N]
+        [--lava 1000]   # then: the validation-best student -> export/fmnist_conv, run on Lava
     .venv/bin/python benchmarks/render.py        # README table from the results
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from neurodeploy.energy import accuracy_by_timestep, count_events
 from neurodeploy.energy.hardware import layer_table
 from neurodeploy.errors import write_json
 from neurodeploy.netx import read_netx
+from neurodeploy.parity import compare
 from neurodeploy.pipeline import distill, encoded_test_split, export, load_checkpoint, simulate
 from neurodeploy.recipe import load_recipe, recipe_from_dict
 
@@ -117,6 +120,30 @@ def measure(recipe, work: Path, method: str, seed: int, seconds: float) -> dict:
             "epochs": recipe.distill.epochs, "seconds": seconds}
 
 
+def lava_check(results: dict, samples: int) -> dict:
+    """The validation-selected best student becomes export/fmnist_conv and runs through Lava on
+    the first `samples` test samples; every spike is compared with the exact mode."""
+    best = max(results["runs"], key=lambda r: r["val_accuracy"])
+    work = WORK / f"fmnist_{best['method']}_s{best['seed']}"
+    target = ROOT / "export" / "fmnist_conv"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("student.nir", "network.net", "manifest.json"):
+        shutil.copyfile(work / name, target / name)
+    _, meta = read_netx(target / "network.net")
+    spikes, labels = encoded_test_split(meta)
+    spikes, labels = spikes[:samples], labels[:samples]
+    t0 = time.perf_counter()
+    lava = simulate(target / "network.net", spikes, "lava", progress=True)
+    seconds = time.perf_counter() - t0
+    exact = simulate(target / "network.net", spikes, "torch")
+    result = compare(exact, lava, labels)
+    return {"method": best["method"], "seed": best["seed"], "val_accuracy": best["val_accuracy"],
+            "samples": samples, "lava_seconds": seconds,
+            "spike_mismatches": result["spike_mismatches"],
+            "spikes_compared": result["spikes_compared"],
+            "accuracy_lava": lava.accuracy(labels), "accuracy_exact": exact.accuracy(labels)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -124,6 +151,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, help="override the recipe's distillation epochs")
     ap.add_argument("--teacher-epochs", type=int, help="override the teachers' epochs")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--lava", type=int, metavar="N",
+                    help="afterwards, run the validation-best student through Lava on N samples")
     args = ap.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": []}
@@ -145,6 +174,10 @@ def main() -> int:
                                   "cuda": torch.cuda.is_available()}
             write_json(out, results)           # after every run: a killed sweep resumes
             print(results["runs"][-1], flush=True)
+    if args.lava:
+        results["lava_check"] = lava_check(results, args.lava)
+        write_json(out, results)
+        print(results["lava_check"], flush=True)
     return 0
 
 

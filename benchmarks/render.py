@@ -125,6 +125,24 @@ def distill_fmnist_table(data: dict) -> str:
             seen.add(teacher["kind"])
             macs = f"{teacher['macs']:,}" if "macs" in teacher else "—"
             lines.append(f"| teacher ({teacher['kind']}) | {teacher['params']:,} | — | {macs} | — |")
+    mean = {m: sum(r["accuracy_deployed"] for r in by[m]) / len(by[m]) for m in methods}
+    best = max((m for m in methods if m != "none"), key=mean.get)
+    lines += ["", f"- Best method by mean deployed accuracy: {best}, "
+              f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation."]
+    if "full_range_kd" in by:
+        curve = [sum(r["accuracy_by_readout_T"][i] for r in by["full_range_kd"])
+                 / len(by["full_range_kd"]) for i in range(readouts)]
+        gap = 100 * max(mean["full_range_kd"] - a for a in curve)
+        lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
+                     f"1..{readouts}: {gap:.2f} points (at T' = "
+                     f"{1 + min(range(readouts), key=curve.__getitem__)}).")
+    if "lava_check" in data:
+        c = data["lava_check"]
+        lines.append(f"- The validation-best student ({c['method']}, seed {c['seed']}; now "
+                     f"export/fmnist_conv) through Lava on {c['samples']:,} test samples: "
+                     f"{c['spike_mismatches']} spike mismatches in {c['spikes_compared']:,} against "
+                     f"the exact mode; accuracy {100 * c['accuracy_lava']:.2f}% "
+                     f"(exact mode {100 * c['accuracy_exact']:.2f}%), {c['lava_seconds']:.0f} s.")
     return "\n".join(lines)
 
 
