@@ -103,8 +103,9 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
             teacher_steps = torch.cat([teacher(s_train[i:i + 256])[-1]
                                        for i in range(0, len(s_train), 256)])
             teacher_logits = teacher_steps.sum(1)
-        elif teacher is not None:
-            teacher_logits = teacher(x_train)
+        elif teacher is not None:               # in batches: a CNN's activations for a whole
+            teacher_logits = torch.cat([teacher(x_train[i:i + 1000])    # dataset need GBs
+                                        for i in range(0, len(x_train), 1000)])
     bar = tqdm(range(start, epochs), desc="distill", disable=not progress, leave=False)
     for epoch in bar:
         student.train()
