@@ -114,10 +114,10 @@ def distill_fmnist_table(data: dict) -> str:
               "| network | parameters | synapses (non-zero) | MACs per inference | "
               "synaptic ops per inference (measured) |", "|---|---|---|---|---|"]
     first = runs[0]["student"]
-    lines.append(f"| student (SNN, T = {t}) | {first['params']:,} | {first['synapses']:,} | "
-                 f"{first['macs_as_ann']:,} (as an ANN, x T) | "
-                 f"{sum(r['student']['synaptic_ops'] for r in runs) / len(runs):,.0f} "
-                 "(mean over runs) |")
+    mean_of = lambda key: sum(r["student"][key] for r in runs) / len(runs)  # noqa: E731
+    lines.append(f"| student (SNN, T = {t}) | {first['params']:,} | {mean_of('synapses'):,.0f} "
+                 f"(mean over runs) | {first['macs_as_ann']:,} (as an ANN, x T) | "
+                 f"{mean_of('synaptic_ops'):,.0f} (mean over runs) |")
     seen = set()
     for r in runs:
         teacher = r["teacher"]
