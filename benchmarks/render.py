@@ -93,6 +93,7 @@ def distill_fmnist_table(data: dict) -> str:
     lines = [
         f"Fashion-MNIST, full 10,000-image test set, deployed accuracy (exact integer mode = "
         f"Lava) in %, mean ± std over seeds, epoch selected on the validation split; student "
+        f"{recipe['encoding'].get('levels', 1)}x28x28-"
         f"{'-'.join(str(c['channels']) + 'c3s2' for c in recipe['student']['conv'])}-10 CUBA-LIF, "
         f"{recipe['encoding']['name']} input ({recipe['encoding'].get('levels', '')} levels), "
         f"T = {t}, {runs[0]['epochs']} epochs per student; produced on {machine['cpus']} CPU "
