@@ -36,11 +36,15 @@ from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
 from neurodeploy.pipeline import distill, encoded_test_split, export, load_checkpoint, simulate
 from neurodeploy.recipe import load_recipe, recipe_from_dict
+from timing import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "distill_fmnist.json"
 WORK = ROOT / "benchmarks" / ".work" / "distill_fmnist"
 READOUT_STEPS = 8
+IMAGE, CLASSES = torch.Size((1, 28, 28)), 10      # Fashion-MNIST, as the teachers read it
+MACHINE = {"platform": platform.platform(), "torch": torch.__version__, "cpus": os.cpu_count(),
+           "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
 CE = {"name": "ce", "weight": 0.5}
 KD = {"name": "logit_kd", "weight": 0.5, "temperature": 2.0}
 METHODS = {       # name: (loss terms, teacher overrides, chain)
@@ -79,18 +83,13 @@ def teacher_size(recipe, state: dict | None) -> dict:
                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
     if recipe.teacher.spiking:
         return {"kind": "SNN", "params": params}
-    shape = (1, 28, 28)
-    model = (CNNTeacher(shape, recipe.teacher.conv, 10) if recipe.teacher.conv
-             else mlp_teacher(784, recipe.teacher.hidden, 10))
-    macs = []
-
-    def count(module, inputs, output):
-        weight = module.weight
-        macs.append(output.numel() * weight[0].numel())   # one MAC per weight per output
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    model = (CNNTeacher(IMAGE, recipe.teacher.conv, CLASSES) if recipe.teacher.conv
+             else mlp_teacher(IMAGE.numel(), recipe.teacher.hidden, CLASSES))
+    macs = []                       # one MAC per weight per output element
+    hooks = [m.register_forward_hook(lambda m, _, y: macs.append(y.numel() * m.weight[0].numel()))
+             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        model.eval()(torch.zeros(1, 784))
+        model.eval()(torch.zeros(1, IMAGE.numel()))
     for h in hooks:
         h.remove()
     return {"kind": "CNN" if recipe.teacher.conv else "MLP", "params": params, "macs": sum(macs)}
@@ -132,9 +131,7 @@ def lava_check(results: dict, samples: int) -> dict:
     _, meta = read_netx(target / "network.net")
     spikes, labels = encoded_test_split(meta)
     spikes, labels = spikes[:samples], labels[:samples]
-    t0 = time.perf_counter()
-    lava = simulate(target / "network.net", spikes, "lava", progress=True)
-    seconds = time.perf_counter() - t0
+    lava, seconds = timed(lambda: simulate(target / "network.net", spikes, "lava"), 1)
     exact = simulate(target / "network.net", spikes, "torch")
     result = compare(exact, lava, labels)
     return {"method": best["method"], "seed": best["seed"], "val_accuracy": best["val_accuracy"],
@@ -168,10 +165,8 @@ def main() -> int:
             if not (ckpt.exists() and load_checkpoint(ckpt)[1] == recipe):
                 distill(recipe, work, teachers=WORK / "teachers")
             results["runs"].append(measure(recipe, work, method, seed, time.perf_counter() - t0))
-            results["recipe"] = load_recipe("fmnist_conv").to_dict()
-            results["machine"] = {"platform": platform.platform(), "torch": torch.__version__,
-                                  "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                                  "cuda": torch.cuda.is_available()}
+            results["recipe"] = load_recipe("fmnist_conv").to_dict()    # what made the runs
+            results["machine"] = MACHINE
             write_json(out, results)           # after every run: a killed sweep resumes
             print(results["runs"][-1], flush=True)
     if args.lava:

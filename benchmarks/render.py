@@ -95,21 +95,22 @@ def distill_fmnist_table(data: dict) -> str:
         f"Lava) in %, mean ± std over seeds, epoch selected on the validation split; student "
         f"{recipe['encoding'].get('levels', 1)}x28x28-"
         f"{'-'.join(str(c['channels']) + 'c3s2' for c in recipe['student']['conv'])}-10 CUBA-LIF, "
-        f"{recipe['encoding']['name']} input ({recipe['encoding'].get('levels', '')} levels), "
+        f"{recipe['encoding']['name']} input, "
         f"T = {t}, {runs[0]['epochs']} epochs per student; produced on {machine['cpus']} CPU "
         f"cores ({'CUDA' if machine['cuda'] else 'no GPU'}), torch {machine['torch']}.",
         "",
         f"| method | seeds | deployed acc. at T = {t} | teacher acc. | "
         + " | ".join(f"T'={i + 1}" for i in range(readouts)) + " |",
         "|---|---|---|---|" + "---|" * readouts]
+    curve = {m: [sum(r["accuracy_by_readout_T"][i] for r in by[m]) / len(by[m])
+                 for i in range(readouts)] for m in methods}        # mean accuracy per T'
     for m in methods:
         rs = by[m]
         teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
         lines.append(
             f"| {m} | {len(rs)} | {_mean_std([r['accuracy_deployed'] for r in rs])} | "
             f"{_mean_std(teacher) if teacher else '—'} | "
-            + " | ".join(f"{100 * sum(r['accuracy_by_readout_T'][i] for r in rs) / len(rs):.1f}"
-                         for i in range(readouts)) + " |")
+            + " | ".join(f"{100 * a:.1f}" for a in curve[m]) + " |")
     lines += ["", "T' columns: mean accuracy when the output is read after T' steps of one "
               f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined).", "",
               "| network | parameters | synapses (non-zero) | MACs per inference | "
@@ -126,17 +127,16 @@ def distill_fmnist_table(data: dict) -> str:
             seen.add(teacher["kind"])
             macs = f"{teacher['macs']:,}" if "macs" in teacher else "—"
             lines.append(f"| teacher ({teacher['kind']}) | {teacher['params']:,} | — | {macs} | — |")
-    mean = {m: sum(r["accuracy_deployed"] for r in by[m]) / len(by[m]) for m in methods}
+    mean = {m: curve[m][t - 1] for m in methods}          # = mean deployed accuracy at T
     best = max((m for m in methods if m != "none"), key=mean.get)
     lines += ["", f"- Best method by mean deployed accuracy: {best}, "
               f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation."]
     if "full_range_kd" in by:
-        curve = [sum(r["accuracy_by_readout_T"][i] for r in by["full_range_kd"])
-                 / len(by["full_range_kd"]) for i in range(readouts)]
-        gap = 100 * max(mean["full_range_kd"] - a for a in curve)
+        full = curve["full_range_kd"]
+        worst = min(range(readouts), key=full.__getitem__)
         lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
-                     f"1..{readouts}: {gap:.2f} points (at T' = "
-                     f"{1 + min(range(readouts), key=curve.__getitem__)}).")
+                     f"1..{readouts}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
+                     f"{worst + 1}).")
     if "lava_check" in data:
         c = data["lava_check"]
         lines.append(f"- The validation-best student ({c['method']}, seed {c['seed']}; now "

@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("network", help="a netx .net file, or any .nir graph (lowered on the fly)")
         p.add_argument("--dt", type=float, help="time step for a NIR graph that does not record "
                                                 "one (e.g. 1e-3 for Norse's default)")
-        p.add_argument("--timesteps", type=int, help="steps per sample when encoding --data")
+        p.add_argument("--timesteps", type=int, help="steps per sample when encoding inputs "
+                       "(default: the network's T; more reads it out past T)")
         p.add_argument("--input-shape", type=_shape, help="C,H,W for a netx file without an "
                                                           "input layer that starts with a conv")
         p.add_argument("--data", help="a dataset name (its test split) or a .npz with x, y "

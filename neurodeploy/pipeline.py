@@ -29,7 +29,7 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
-from neurodeploy.distill.train import distill_student, exact_accuracy, train_teacher
+from neurodeploy.distill.train import distill_student, teacher_outputs, train_teacher
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table,
                                 load_preset, price)
@@ -71,20 +71,14 @@ def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> Spik
 
 
 def _stages(channels: list[int]) -> list[dict]:
-    """Conv stages as the CNN teacher builds them: 3x3, stride 2, padding 1."""
+    """A spiking teacher's conv stages, one per entry of teacher.conv: 3x3, stride 2, padding 1
+    (the same output sizes as the CNN teacher's stages)."""
     return [{"channels": c, "kernel": 3, "stride": 2, "padding": 1} for c in channels]
 
 
-def _accuracy(model: torch.nn.Module, x: np.ndarray, spikes: np.ndarray, y: np.ndarray,
-              batch: int = 1000) -> float:
+def _accuracy(model: torch.nn.Module, x: np.ndarray, spikes: np.ndarray, y: np.ndarray) -> float:
     """Test accuracy of a teacher: spiking ones in float mode (teachers are not deployed)."""
-    def logits(i):
-        if isinstance(model, SpikingNet):
-            return model(torch.as_tensor(spikes[i:i + batch], dtype=torch.float32))[-1].sum(1)
-        return model(torch.as_tensor(x[i:i + batch]))
-    with torch.no_grad():
-        predictions = torch.cat([logits(i).argmax(1) for i in range(0, len(y), batch)])
-    return float((predictions.numpy() == y).mean())
+    return float((teacher_outputs(model, x, spikes)[0].argmax(1).numpy() == y).mean())
 
 
 def _teacher(recipe: Recipe, data) -> torch.nn.Module:
@@ -229,7 +223,8 @@ def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
 def _encoding(metadata: dict) -> dict:
     """The input encoding a network was exported with (rate for files that predate the field);
     metadata["timesteps"] wins, so `--timesteps` can read a network out earlier or later."""
-    return {**(metadata.get("encoding") or {"name": "rate"}), "timesteps": int(metadata["timesteps"])}
+    return {**(metadata.get("encoding") or {"name": "rate"}),
+            "timesteps": int(metadata["timesteps"])}
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ class EncodingCfg:
     def metadata(self) -> dict:
         """What an exported network records so any backend can encode its inputs."""
         out = {"name": self.name, "timesteps": self.timesteps}
-        return out | {"levels": self.levels} if self.name == "thermometer" else out
+        return (out | {"levels": self.levels}) if self.name == "thermometer" else out
 
 
 @dataclass(frozen=True)

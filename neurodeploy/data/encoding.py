@@ -33,10 +33,10 @@ def thermometer_encode(x: np.ndarray, timesteps: int, levels: int) -> np.ndarray
     return np.repeat(frame.astype(np.uint8)[:, None, :], timesteps, axis=1)
 
 
-def encode(x: np.ndarray, encoding: dict, timesteps: int | None = None) -> np.ndarray:
+def encode(x: np.ndarray, encoding: dict) -> np.ndarray:
     """Encode [N, ...] intensities as an exported network's metadata says
-    ({name, timesteps[, levels]}); `timesteps` overrides (e.g. to read out past T)."""
-    steps = int(timesteps or encoding["timesteps"])
+    ({name, timesteps[, levels]})."""
+    steps = int(encoding["timesteps"])
     flat = x.reshape(len(x), -1).astype(np.float32)
     if encoding.get("name", "rate") == "thermometer":
         return thermometer_encode(flat, steps, int(encoding["levels"]))

@@ -61,6 +61,21 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
     return model.eval(), hist
 
 
+def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
+    """A teacher's logits [N, C] over a dataset, and for a spiking teacher also its output
+    spikes [N, T, C] (else None). A spiking teacher reads the spikes (its logits are its output
+    spike counts), an ANN the analog x. In batches: a whole split's activations need GBs."""
+    with torch.no_grad():
+        if isinstance(teacher, SpikingNet):
+            teacher.eval()
+            steps = torch.cat([teacher(torch.as_tensor(spikes[i:i + batch],
+                                                       dtype=torch.float32))[-1]
+                               for i in range(0, len(spikes), batch)])
+            return steps.sum(1), steps
+        return torch.cat([teacher(torch.as_tensor(x[i:i + batch]))
+                          for i in range(0, len(x), batch)]), None
+
+
 def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy as deployed: exact integer mode, argmax of output spike counts."""
     with torch.no_grad():
@@ -96,16 +111,8 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     if features and not hasattr(teacher, "cam"):
         raise UserError("a feature loss (attention, samd, feature_kd) needs an ANN conv teacher: "
                         "set teacher.conv in the recipe, e.g. [32, 64], and teacher.spiking: false")
-    teacher_logits = teacher_steps = None
-    with torch.no_grad():
-        if isinstance(teacher, SpikingNet):        # a spiking teacher reads the same spikes
-            teacher.eval()
-            teacher_steps = torch.cat([teacher(s_train[i:i + 256])[-1]
-                                       for i in range(0, len(s_train), 256)])
-            teacher_logits = teacher_steps.sum(1)
-        elif teacher is not None:               # in batches: a CNN's activations for a whole
-            teacher_logits = torch.cat([teacher(x_train[i:i + 1000])    # dataset need GBs
-                                        for i in range(0, len(x_train), 1000)])
+    teacher_logits, teacher_steps = (teacher_outputs(teacher, x_train, s_train)
+                                     if teacher is not None else (None, None))
     bar = tqdm(range(start, epochs), desc="distill", disable=not progress, leave=False)
     for epoch in bar:
         student.train()

@@ -5,5 +5,5 @@ from neurodeploy.energy.estimate import price
 from neurodeploy.energy.hardware import layer_table, resource_estimate
 from neurodeploy.energy.presets import PRESETS, Preset, load_preset
 
-__all__ = ["ann_baselines", "dense_layers", "accuracy_by_timestep", "count_events", "price", "layer_table",
-           "resource_estimate", "PRESETS", "Preset", "load_preset"]
+__all__ = ["ann_baselines", "dense_layers", "accuracy_by_timestep", "count_events", "price",
+           "layer_table", "resource_estimate", "PRESETS", "Preset", "load_preset"]
