@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.errors import UserError, write_json
+from neurodeploy.errors import UserError, writable_dir, write_json
 
 EXAMPLES = """examples:
   neurodeploy run                      # default recipe (models/digits.yaml) end to end
@@ -75,6 +75,7 @@ def _samples(spikes, labels, n: int | None):
 
 def cmd_run(args) -> int:
     from neurodeploy.pipeline import run
+    writable_dir(args.runs_dir, "--runs-dir")
     result, out = run(args.recipe, args.runs_dir, progress=not args.quiet, backend=args.backend)
     print(summarize(result, out))
     return 0
@@ -84,14 +85,15 @@ def cmd_distill(args) -> int:
     from neurodeploy.pipeline import distill
     from neurodeploy.recipe import load_recipe
     recipe = load_recipe(args.recipe)
-    path = distill(recipe, Path(args.out or f"runs/{recipe.name}"), progress=not args.quiet)
+    out = writable_dir(args.out or f"runs/{recipe.name}")
+    path = distill(recipe, out, progress=not args.quiet)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_export(args) -> int:
     from neurodeploy.pipeline import export
-    out = Path(args.out or Path(args.checkpoint).parent)
+    out = writable_dir(args.out or Path(args.checkpoint).parent)
     manifest = export(args.checkpoint, out)
     print(f"wrote {out}/student.nir, network.net, manifest.json; deployed (exact) test accuracy "
           f"{manifest['accuracy']['deployed_exact']:.4f}")
@@ -120,26 +122,38 @@ def _record_summary(record, labels, **extra) -> dict:
             "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()}
 
 
+def _default_out(verb: str, network: str, backend: str | None = None) -> Path:
+    """runs/<verb>/<folder>-<file>-<sha8>[-backend]: never the current directory, and two
+    networks (or backends) never share a default directory."""
+    from neurodeploy.backends.record import file_digest
+    path = Path(network)
+    parts = [path.parent.name, path.stem, file_digest(path)[:8], backend]
+    return Path("runs") / verb / "-".join(p for p in parts if p)
+
+
 def cmd_simulate(args) -> int:
+    from neurodeploy.backends.record import provenance
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
     from neurodeploy.pipeline import deployable, simulate
     shard = parse_shard(args.shard)
-    out = Path(args.out)
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization):
+        out = writable_dir(args.out or _default_out("simulate", args.network, args.backend))
         spikes, labels = _inputs(args, meta)
+        prov = provenance(args.network, spikes, labels, args.backend, dt=args.dt,
+                          input_shape=args.input_shape)
         run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
                                                  progress=not args.quiet, timeout_s=timeout_s,
                                                  device=args.device,
                                                  input_shape=args.input_shape)
         if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
             record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
-                                         args.timeout, progress=not args.quiet)
+                                         args.timeout, progress=not args.quiet, provenance=prov)
             labels = labels[indices]
         else:
             lo, hi = shard_range(len(spikes), shard)
             record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
     result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
-                             quantization=quantization)
+                             quantization=quantization, provenance=prov)
     write_json(out / "simulate.json", result)
     print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples "
           f"(shard {result['shard']}); wrote {out / 'simulate.json'}")
@@ -149,9 +163,12 @@ def cmd_simulate(args) -> int:
 def cmd_merge(args) -> int:
     from neurodeploy.backends.shards import merge
     record, _, labels = merge(args.dirs)
-    out = Path(args.out)
+    prov = record.info.get("provenance") or {}
+    out = writable_dir(args.out or Path("runs") / "merge" / "-".join(
+        [prov.get("network_sha256", "unknown")[:8], prov.get("inputs_sha256", "unknown")[:8]]))
     record.save(out / "record.npz", labels=labels)
-    write_json(out / "simulate.json", _record_summary(record, labels, merged=args.dirs))
+    write_json(out / "simulate.json", _record_summary(record, labels, merged=args.dirs,
+                                                      provenance=prov))
     print(f"merged {record.samples} samples from {len(args.dirs)} director(ies): accuracy "
           f"{record.accuracy(labels):.4f}; wrote {out / 'record.npz'}, {out / 'simulate.json'}")
     return 0
@@ -164,6 +181,7 @@ def cmd_parity(args) -> int:
     if len(names) < 2:
         raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, _):
+        out = writable_dir(args.out or _default_out("parity", args.network))
         spikes, labels = _inputs(args, meta)
         records = [simulate(network, spikes, name, progress=not args.quiet,
                             timeout_s=args.timeout, input_shape=args.input_shape)
@@ -175,7 +193,7 @@ def cmd_parity(args) -> int:
               "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
               "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
                                                 for p in pairs)}
-    write_json(Path(args.out) / "parity.json", result)
+    write_json(out / "parity.json", result)
     print(f"parity of {args.network} on {len(labels)} samples "
           f"({records[0].timesteps} steps, {len(records[0].layers)} layers)")
     for r in records:
@@ -191,15 +209,16 @@ def cmd_parity(args) -> int:
                 print(f"    {layer}: per timestep {per_t}")
         if p["first_mismatch"]:
             print(f"    first mismatch: {p['first_mismatch']}")
-    print(f"  wrote {Path(args.out) / 'parity.json'}")
+    print(f"  wrote {out / 'parity.json'}")
     return 0 if result["spike_mismatches"] == result["readout_voltage_mismatches"] == 0 else 1
 
 
 def cmd_energy(args) -> int:
     from neurodeploy.pipeline import reprice
+    out_dir = writable_dir(args.out or Path(args.report).parent)
     result = reprice(args.report, args.preset, args.network)
     e = result["energy"]
-    out = Path(args.out or Path(args.report).parent) / f"energy-{Path(e['preset']).stem}.json"
+    out = out_dir / f"energy-{Path(e['preset']).stem}.json"
     write_json(out, {k: result[k] for k in ("energy", "per_timestep", "timestep_sweep",
                                             "resources")})
     print(f"{e['preset']}: {_fmt_pj(e['per_inference_pj'])} per inference (dynamic "
@@ -298,16 +317,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")
     p.add_argument("--chunk", type=int, default=1000,
                    help="samples per saved Lava chunk; a rerun resumes after the last one")
-    p.add_argument("--out", default=".", help="directory for simulate.json (and Lava chunks)")
+    p.add_argument("--out", help="directory for simulate.json and Lava chunks (default: "
+                                 "runs/simulate/<network>-<sha8>-<backend>)")
     p = verb("merge", cmd_merge, "join the Lava chunk records of several shards")
     p.add_argument("dirs", nargs="+", help="the chunks/ directories of the shards")
-    p.add_argument("--out", default=".", help="directory for record.npz and simulate.json")
+    p.add_argument("--out", help="directory for record.npz and simulate.json (default: "
+                                 "runs/merge/<network sha8>-<inputs sha8>)")
     p = verb("parity", cmd_parity, "compare backends spike for spike (exit 1 on any mismatch)")
     data_args(p)
     p.add_argument("--backends", default="torch,emulator,lava",
                    help="comma-separated; the first is the reference (default: "
                         "torch,emulator,lava)")
-    p.add_argument("--out", default=".", help="directory for parity.json")
+    p.add_argument("--out", help="directory for parity.json (default: "
+                                 "runs/parity/<network>-<sha8>)")
     p = verb("energy", cmd_energy, "reprice a run's report.json with another energy preset "
              "(no simulation)")
     p.add_argument("report", help="a report.json written by `neurodeploy run`")

@@ -44,5 +44,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
+    """JSON, atomically; NaN and Infinity are refused (they are not JSON, and never a result)."""
+    try:
+        text = json.dumps(obj, indent=2, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: refusing to write a non-finite number ({e})") from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Create `path` if needed and prove a file can be written there, before any work starts.
+
+    A run that fails only when it saves its results (read-only directory, a parent that is a
+    file) wastes the whole simulation or training epoch; this fails in the first second."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UserError(f"{path}: cannot write output here ({reason}); choose another {what} "
+                        "directory") from None
+    return path

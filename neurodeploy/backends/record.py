@@ -1,6 +1,7 @@
 """SpikeRecord: what every backend returns, and all that energy, parity and reports read."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,6 +9,48 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy.errors import UserError, atomic_path
+
+
+def inputs_digest(spikes: np.ndarray, labels: np.ndarray | None = None) -> str:
+    """sha256 of input spikes (as 0/1 bytes, with their shape) and labels: what a record saw."""
+    h = hashlib.sha256()
+    spikes = np.ascontiguousarray(np.asarray(spikes) != 0)
+    h.update(json.dumps(list(spikes.shape)).encode())
+    h.update(np.packbits(spikes, axis=None).tobytes())
+    if labels is not None:
+        h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.int64)).tobytes())
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(network: str | Path, spikes: np.ndarray, labels: np.ndarray, backend: str,
+               **settings) -> dict:
+    """What produced a record: the network file's hash, the inputs' hash, backend, T (and any
+    setting that changes the result, such as --dt). Records with different provenance never mix."""
+    return {"network_sha256": file_digest(network), "inputs_sha256": inputs_digest(spikes, labels),
+            "samples": int(len(spikes)), "timesteps": int(np.asarray(spikes).shape[1]),
+            "backend": backend,     # settings as JSON gives them back (tuples become lists)
+            **json.loads(json.dumps({k: v for k, v in settings.items() if v is not None}))}
+
+
+def provenance_difference(expected: dict, found: dict | None) -> str | None:
+    """None when `found` is `expected`, else a short phrase naming the first field that differs."""
+    if found is None:
+        return "it records no provenance (made by an older neurodeploy)"
+    first = ["network_sha256", "inputs_sha256", "backend", "timesteps", "samples"]
+    for key in first + sorted((set(expected) | set(found)) - set(first)):
+        a, b = expected.get(key), found.get(key)
+        if a != b:
+            short = lambda v: v[:12] if isinstance(v, str) and len(v) == 64 else v  # noqa: E731
+            return f"its {key} is {short(b)!r}, this run's is {short(a)!r}"
+    return None
 
 
 @dataclass
@@ -70,20 +113,42 @@ class SpikeRecord:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, meta=np.array(meta), **arrays, **extra)
 
+    @staticmethod
+    def read_info(path: str | Path) -> dict:
+        """A saved record's `info` (e.g. its provenance) without unpacking its spikes."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                info = json.loads(str(z["meta"]))["info"]
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+            raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
+                            "delete it and simulate again") from None
+        if not isinstance(info, dict):
+            raise UserError(f"{path}: its metadata field 'info' is not a mapping; delete it and "
+                            "simulate again")
+        return info
+
     @classmethod
     def load(cls, path: str | Path) -> tuple["SpikeRecord", dict[str, np.ndarray]]:
+        """Read a record written by `save`; anything else is refused with one line."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                widths = meta["widths"]
+                widths = [int(w) for w in meta["widths"]]
+                if not isinstance(meta["layer_names"], list) or \
+                        len(meta["layer_names"]) != len(widths) - 1 or min(widths) < 1:
+                    raise ValueError("layer names and widths disagree")
                 unpack = lambda key, w: np.unpackbits(z[key], axis=-1, count=w).astype(bool)  # noqa
                 inputs = unpack("inputs", widths[0])
                 layers = [unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
                 readout = z["readout"].astype(np.int64) if "readout" in z.files else None
                 extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "readout")
                          and not k.startswith("layer")}
-        except (OSError, ValueError, KeyError) as e:
+                record = cls(str(meta["backend"]), inputs, layers,
+                             [str(n) for n in meta["layer_names"]], dict(meta["info"]), readout)
+        except Exception as e:      # a damaged file can fail inside numpy, zipfile or json
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
-                            "simulate again") from None
-        return cls(meta["backend"], inputs, layers, meta["layer_names"], meta["info"],
-                   readout), extra
+                            "delete it and simulate again") from None
+        if inputs.ndim != 3 or (readout is not None and readout.shape[:2] != inputs.shape[:2]):
+            raise UserError(f"{path}: the record's arrays have inconsistent shapes; delete it and "
+                            "simulate again")
+        return record, extra

@@ -5,9 +5,14 @@ A run is split into chunks of samples; each finished chunk is saved as a bit-pac
 resumes where it stopped. `--shard i/n` takes the i-th of n equal slices of the samples, so a
 cluster job array can split a test set; `merge` joins the chunk records of all shards and checks
 that every sample is present exactly once.
+
+Every chunk carries its provenance (network hash, inputs hash, backend, T): a directory holding
+chunks of another network, other inputs, another backend or another T is refused, never resumed,
+and `merge` refuses to join chunks that disagree.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,7 +20,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.record import SpikeRecord, inputs_digest, provenance_difference
 from neurodeploy.errors import UserError
 
 
@@ -38,17 +43,32 @@ def shard_range(samples: int, shard: tuple[int, int]) -> tuple[int, int]:
 
 def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels: np.ndarray,
                out_dir: str | Path, chunk: int = 1000, shard: tuple[int, int] = (0, 1),
-               timeout_s: float | None = None, progress: bool = True) -> tuple[SpikeRecord, np.ndarray]:
-    """Run this shard's samples chunk by chunk, reusing chunks already on disk."""
+               timeout_s: float | None = None, progress: bool = True,
+               provenance: dict | None = None) -> tuple[SpikeRecord, np.ndarray]:
+    """Run this shard's samples chunk by chunk, reusing chunks already on disk.
+
+    `provenance` (see record.provenance) is stored in every chunk; chunks on disk with any other
+    provenance are refused. Without it, the inputs' hash alone is checked."""
+    if chunk < 1:
+        raise UserError(f"--chunk {chunk}: a chunk holds at least one sample")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    prov = provenance or {"inputs_sha256": inputs_digest(spikes, labels),
+                          "samples": int(len(spikes))}
+    existing = sorted(out_dir.glob("chunk-*.npz"))
+    for path in existing:
+        if why := provenance_difference(prov, SpikeRecord.read_info(path).get("provenance")):
+            raise UserError(f"{path}: this chunk belongs to another run ({why}); refusing to mix "
+                            f"results: choose another --out or delete {out_dir}")
     lo, hi = shard_range(len(spikes), shard)
+    bounds = [(s, min(s + chunk, hi)) for s in range(lo, hi, chunk)]
+    paths = [out_dir / f"chunk-{start:07d}-{stop:07d}.npz" for start, stop in bounds]
+    if reused := sum(p.exists() for p in paths):
+        print(f"resuming: {reused} of {len(paths)} chunks already in {out_dir}", file=sys.stderr)
     started = time.monotonic()
     records, indices = [], []
-    bounds = [(s, min(s + chunk, hi)) for s in range(lo, hi, chunk)]
-    for start, stop in tqdm(bounds, desc="chunks", unit="chunk", disable=not progress,
-                            leave=False):
-        path = out_dir / f"chunk-{start:07d}-{stop:07d}.npz"
+    for (start, stop), path in tqdm(list(zip(bounds, paths)), desc="chunks", unit="chunk",
+                                    disable=not progress, leave=False):
         if not path.exists():
             remaining = None
             if timeout_s is not None:
@@ -61,28 +81,71 @@ def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels:
                 done = sum(len(r.layers[0]) for r in records)
                 raise UserError(f"{e}; {done} samples of this shard are kept in {out_dir}: run "
                                 "the same command again to resume") from None
+            record.info = {**record.info, "provenance": prov}
             record.save(path, indices=np.arange(start, stop), labels=labels[start:stop],
                         total=np.array(len(spikes)))
         record, extra = SpikeRecord.load(path)
+        _check_chunk(path, record, extra, start, stop)
         records.append(record)
         indices.append(extra["indices"])
-    return _concat(records), np.concatenate(indices) if indices else np.zeros(0, int)
+    if not records:
+        raise UserError(f"shard {shard[0]}/{shard[1]} of {len(spikes)} samples is empty; use "
+                        "fewer shards")
+    return _concat(records), np.concatenate(indices)
+
+
+def _check_chunk(path: Path, record: SpikeRecord, extra: dict, start: int | None = None,
+                 stop: int | None = None) -> None:
+    """A chunk's side arrays agree with its record (and with its file name when given)."""
+    idx, lab, total = extra.get("indices"), extra.get("labels"), extra.get("total")
+    ok = (idx is not None and lab is not None and total is not None and idx.ndim == 1
+          and np.issubdtype(idx.dtype, np.integer) and len(idx) == len(lab) == record.samples
+          and np.asarray(total).size == 1 and np.issubdtype(np.asarray(total).dtype, np.integer)
+          and (len(idx) == 0 or (idx.min() >= 0 and idx.max() < int(total))))
+    if ok and start is not None:
+        ok = np.array_equal(idx, np.arange(start, stop))
+    if not ok:
+        raise UserError(f"{path}: its indices/labels/total do not match its spikes; delete the "
+                        "file and simulate again")
 
 
 def _concat(records: list[SpikeRecord]) -> SpikeRecord:
+    """One record of several chunks' samples (readout voltages included: without them a
+    readout network's predictions would silently fall back to its never-firing spikes)."""
     first = records[0]
+    if any((r.readout is None) != (first.readout is None) for r in records):
+        raise UserError("some chunks record readout voltages and others do not; they come from "
+                        "different networks: simulate again into a fresh --out")
+    readout = (None if first.readout is None
+               else np.concatenate([r.readout for r in records]))
     return SpikeRecord(first.backend, np.concatenate([r.inputs for r in records]),
                        [np.concatenate([r.layers[i] for r in records])
-                        for i in range(len(first.layers))], first.layer_names, first.info)
+                        for i in range(len(first.layers))], first.layer_names, first.info,
+                       readout)
 
 
 def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:
-    """Join the chunk records found in `dirs`, in sample order; refuse gaps and overlaps."""
+    """Join the chunk records found in `dirs`, in sample order; refuse gaps, overlaps and chunks
+    of different provenance (network, inputs, backend, T)."""
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise UserError(f"{d}: no such directory of chunks; pass the chunks/ directories "
+                            "written by `neurodeploy simulate --backend lava --out DIR`")
     files = sorted(f for d in dirs for f in Path(d).glob("chunk-*.npz"))
     if not files:
         raise UserError(f"no chunk-*.npz records in {', '.join(map(str, dirs))}; run "
                         "`neurodeploy simulate ... --out DIR` first")
     loaded = [SpikeRecord.load(f) for f in files]
+    first = loaded[0][0].info.get("provenance")
+    for f, (record, extra) in zip(files, loaded):
+        _check_chunk(f, record, extra)
+        if why := provenance_difference(first, record.info.get("provenance")):
+            raise UserError(f"{f}: this chunk comes from another run than {files[0]} ({why}); "
+                            "merge only the shards of one simulation")
+        if record.layer_names != loaded[0][0].layer_names or \
+                [s.shape[1:] for s in record.layers] != [s.shape[1:] for s in loaded[0][0].layers]:
+            raise UserError(f"{f}: its layers differ from those of {files[0]}; merge only the "
+                            "shards of one simulation")
     indices = np.concatenate([extra["indices"] for _, extra in loaded])
     labels = np.concatenate([extra["labels"] for _, extra in loaded])
     order = np.argsort(indices, kind="stable")
@@ -98,4 +161,6 @@ def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:
     record = _concat([r for r, _ in loaded])
     record.inputs = record.inputs[order]
     record.layers = [layer[order] for layer in record.layers]
+    if record.readout is not None:
+        record.readout = record.readout[order]
     return record, indices, labels[order]
