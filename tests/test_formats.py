@@ -40,7 +40,9 @@ def test_netx_write_read_round_trip(net, tmp_path):
     write_netx(net, tmp_path / "n.net", {"timesteps": 16})
     back, meta = read_netx(tmp_path / "n.net")
     assert_same(back, net)
-    assert meta == {"timesteps": 16}
+    assert meta["timesteps"] == 16
+    assert meta["architecture"] == {"input_shape": [6], "classes": 3, "layers": [
+        {"name": "fc0", "type": "dense", "shape": [5]}, {"name": "fc1", "type": "dense", "shape": [3]}]}
     with h5py.File(tmp_path / "n.net") as f:     # integers only
         assert all(np.issubdtype(f[f"layer/{i}/weight"].dtype, np.integer) for i in (1, 2))
 

@@ -2,18 +2,31 @@
 graphs from other frameworks quantized onto Loihi."""
 import nir
 
+from neurodeploy.errors import UserError
 from neurodeploy.graph.importer import import_graph
-from neurodeploy.graph.nir_io import DT, from_nir, read_nir, to_nir, write_nir
+from neurodeploy.graph.nir_io import DT, from_nir, graph_metadata, read_nir, to_nir, write_nir
 from neurodeploy.neurons import IntNetwork
+
+UNITS = "loihi-integer"
 
 
 def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
               dt: float | None = None) -> tuple[IntNetwork, list[dict]]:
     """Any NIR graph -> Loihi integers. Our own exports (already in Loihi's integer units) lower
-    exactly; float graphs from other tools are quantized, with a report of every rounding."""
-    if (graph.metadata or {}).get("units") == "loihi-integer":
+    exactly; float graphs from other tools are quantized, with a report of every rounding.
+    A graph that carries our metadata but lost metadata/units is refused: re-quantizing it
+    would silently deploy other weights than the ones it was exported with."""
+    units = (graph.metadata or {}).get("units")
+    if isinstance(units, bytes):
+        units = units.decode(errors="replace")
+    if units == UNITS:
         return from_nir(graph, source), []
+    if graph_metadata(graph, source):
+        raise UserError(f"{source}: the graph carries neurodeploy metadata but metadata/units is "
+                        f"{units!r}, not {UNITS!r}; restore it or re-export the network with "
+                        "`neurodeploy export`")
     return import_graph(graph, source, dt)
 
 
-__all__ = ["DT", "from_nir", "import_graph", "lower_nir", "read_nir", "to_nir", "write_nir"]
+__all__ = ["DT", "from_nir", "graph_metadata", "import_graph", "lower_nir", "read_nir",
+           "to_nir", "write_nir"]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from neurodeploy.errors import UserError
+from neurodeploy.graph.nir_io import graph_dt, groups, numbers, pair, shape_of
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX
 
@@ -49,14 +50,17 @@ class _Neuron:
     threshold: np.ndarray   # per neuron
 
 
-def _arr(value, n: int | None = None) -> np.ndarray:
-    """A parameter as a flat per-neuron array (scalars are broadcast to n neurons)."""
-    a = np.asarray(value, dtype=np.float64).reshape(-1)
+def _arr(value, n: int | None = None, where: tuple[str, str, str] = ("<graph>", "?", "?")):
+    """A parameter as a flat per-neuron array (scalars are broadcast to n neurons); `where` is
+    (source, node, field) for messages."""
+    source, node, field = where
+    a = numbers(value, node, field, source).reshape(-1)
     if n is None or a.size == n:
         return a
     if a.size == 1:
         return np.full(n, a[0])
-    raise UserError(f"a parameter has {a.size} values for {n} neurons")
+    raise UserError(f"{source}: node '{node}': {field} has {a.size} values for {n} neurons; "
+                    "give one per neuron or a single value")
 
 
 def chain(graph: nir.NIRGraph, source: str) -> list[tuple[str, nir.NIRNode]]:
@@ -95,17 +99,19 @@ def chain(graph: nir.NIRGraph, source: str) -> list[tuple[str, nir.NIRNode]]:
 def infer_dt(graph: nir.NIRGraph, dt: float | None, source: str) -> float:
     if dt is not None:
         return float(dt)
-    meta = graph.metadata or {}
-    if "dt" in meta:
-        return float(np.asarray(meta["dt"]))
+    given = graph_dt(graph, source)
+    if given is not None:
+        return given
     candidates = set()
-    for node in graph.nodes.values():
+    for name, node in graph.nodes.items():
         if isinstance(node, (nir.CubaLIF, nir.LIF)):
-            tau = _arr(node.tau_mem if isinstance(node, nir.CubaLIF) else node.tau)
-            r = _arr(node.r)
-            if np.all(r > 1):
+            cuba = isinstance(node, nir.CubaLIF)
+            tau = _arr(node.tau_mem if cuba else node.tau, None,
+                       (source, name, "tau_mem" if cuba else "tau"))
+            r = _arr(node.r, None, (source, name, "r"))
+            if r.size and np.all(r > 1):
                 candidates.add(float(f"{np.median(tau / r):.5g}"))   # float32 exports
-    if len(candidates) == 1:
+    if len(candidates) == 1 and 0 < next(iter(candidates)) < np.inf:
         return candidates.pop()
     raise UserError(f"{source}: the time step dt cannot be inferred (no 'dt' in the metadata "
                     "and no r = tau/dt convention); pass it, e.g. --dt 1e-3 for Norse's default")
@@ -113,28 +119,39 @@ def infer_dt(graph: nir.NIRGraph, dt: float | None, source: str) -> float:
 
 def _neuron(name: str, node: nir.NIRNode, dt: float, source: str, n: int) -> _Neuron:
     """Per-neuron terms for the n neurons fed by the synapse (scalar parameters broadcast)."""
-    declared = int(np.prod(np.asarray(node.output_type["output"])))
+    declared = int(np.prod(shape_of(node.output_type["output"], name, source)))
     if declared not in (1, n):
         raise UserError(f"{source}: node '{name}' has {declared} neurons but its input has {n} "
                         "values: fix the graph's shapes")
-    if np.any(_arr(getattr(node, "v_reset", 0.0), None) != 0):
+    arr = lambda field, default=None: _arr(getattr(node, field, default), n,  # noqa: E731
+                                          (source, name, field))
+    if np.any(arr("v_reset", 0.0) != 0):
         raise UserError(f"{source}: node '{name}': v_reset must be 0 (Loihi resets to zero)")
-    threshold = _arr(getattr(node, "v_threshold", 1.0), n)
+    threshold = arr("v_threshold", 1.0)
+    if not isinstance(node, READOUTS) and not (np.isfinite(threshold).all()
+                                                and (threshold > 0).all()):
+        raise UserError(f"{source}: node '{name}': v_threshold must be positive and finite; "
+                        "fix the graph")
     if isinstance(node, nir.IF):
-        return _Neuron(1.0, 0.0, _arr(node.r, n), np.zeros(n), threshold)
+        r = arr("r")
+        if not np.isfinite(r).all():
+            raise UserError(f"{source}: node '{name}': r must be finite; fix the graph")
+        return _Neuron(1.0, 0.0, r, np.zeros(n), threshold)
     if isinstance(node, (nir.LIF, nir.LI)):
-        dv = dt / _arr(node.tau, n)
+        dv = dt / arr("tau")
         du, w_in = np.ones(n), np.ones(n)
     else:
-        du, dv = dt / _arr(node.tau_syn, n), dt / _arr(node.tau_mem, n)
-        w_in = _arr(node.w_in, n)
+        du, dv = dt / arr("tau_syn"), dt / arr("tau_mem")
+        w_in = arr("w_in")
     for label, d in (("dt/tau_syn", du), ("dt/tau_mem", dv)):
-        if np.any(d > 1) or np.any(d < 0) or not np.all(d == d[0]):
+        if not (np.all(d <= 1) and np.all(d >= 0) and np.all(d == d[0])):   # NaN too
             raise UserError(f"{source}: node '{name}': {label} must be one value in [0, 1] for "
                             "the whole layer (Loihi has one decay per layer)")
-    gain = du * w_in * dv * _arr(node.r, n) if not isinstance(node, (nir.LIF, nir.LI)) \
-        else dv * _arr(node.r, n)
-    bias = dv * _arr(node.v_leak, n)
+    gain = du * w_in * dv * arr("r") if not isinstance(node, (nir.LIF, nir.LI)) \
+        else dv * arr("r")
+    bias = dv * arr("v_leak")
+    if not (np.isfinite(gain).all() and np.isfinite(bias).all()):
+        raise UserError(f"{source}: node '{name}': w_in, r or v_leak is infinite; fix the graph")
     return _Neuron(float(du[0]), float(dv[0]), gain, bias, threshold)
 
 
@@ -163,13 +180,19 @@ def _synapse(block: list[tuple[str, nir.NIRNode]], in_shape: tuple[int, ...], so
     nodes = [node for _, node in block if not isinstance(node, nir.Flatten)]
     if len(nodes) == 1 and isinstance(nodes[0], nir.Conv2d) and len(in_shape) == 3:
         c = nodes[0]
+        name = block[0][0]
         if isinstance(c.padding, str):
-            raise UserError(f"{source}: node '{block[0][0]}': padding {c.padding!r} must be numeric")
-        pair = lambda v: tuple(int(i) for i in np.broadcast_to(np.asarray(v), (2,)))  # noqa
-        geometry = Conv(tuple(in_shape), pair(c.stride), pair(c.padding), pair(c.dilation),
-                        int(c.groups))
-        weight = np.asarray(c.weight, dtype=np.float64)
-        bias = np.asarray(c.bias if c.bias is not None else 0.0, np.float64)
+            raise UserError(f"{source}: node '{name}': padding {c.padding!r} must be numeric")
+        geometry = Conv(tuple(in_shape), pair(c.stride, name, "stride", source, 1),
+                        pair(c.padding, name, "padding", source, 0),
+                        pair(c.dilation, name, "dilation", source, 1),
+                        groups(c.groups, name, source))
+        weight = numbers(c.weight, name, "weight", source)
+        bias = numbers(c.bias if c.bias is not None else 0.0, name, "bias", source)
+        if weight.ndim != 4 or weight.shape[0] % geometry.groups or bias.size not in (
+                1, weight.shape[0]) or weight.shape[1] * geometry.groups != in_shape[0]:
+            raise UserError(f"{source}: node '{name}': Conv2d weight {list(weight.shape)} or bias "
+                            f"does not fit input {list(in_shape)} with groups = {geometry.groups}")
         out_shape = geometry.output_shape(weight)
         return geometry, weight, np.broadcast_to(bias, out_shape[:1]).copy(), out_shape
     size = int(np.prod(in_shape))
@@ -178,8 +201,14 @@ def _synapse(block: list[tuple[str, nir.NIRNode]], in_shape: tuple[int, ...], so
                         "many to compose into one dense synapse")
     with torch.no_grad():
         def run(x):
-            for _, node in block:
-                x = _apply(node, x)
+            for name, node in block:
+                try:
+                    x = _apply(node, x)
+                except (ValueError, TypeError, RuntimeError) as e:   # shapes that do not chain
+                    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    raise UserError(f"{source}: node '{name}' ({type(node).__name__}) cannot "
+                                    f"take an input of shape {list(x.shape[1:])}: {reason}; "
+                                    "fix the graph's shapes") from None
             return x
         zero = run(torch.zeros(1, *in_shape, dtype=torch.float64))
         basis = run(torch.eye(size, dtype=torch.float64).reshape(size, *in_shape))
@@ -193,7 +222,7 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
     """Lower a float NIR graph to Loihi integers; returns the network and a quantization report."""
     dt = infer_dt(graph, dt, source)
     nodes = chain(graph, source)
-    input_shape = tuple(int(v) for v in nodes[0][1].output_type["output"])
+    input_shape = shape_of(nodes[0][1].output_type["output"], nodes[0][0], source)
     shape, block, layers, report, readout = input_shape, [], [], [], False
     for index, (name, node) in enumerate(nodes[1:], start=1):
         if isinstance(node, LINEAR):
@@ -230,6 +259,9 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
 def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron, source,
               readout: bool = False):
     n = int(np.prod(out_shape))
+    if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+        raise UserError(f"{source}: node '{synapse_name}': weights or biases hold NaN or "
+                        "infinity; fix the graph")
     if np.any(bias) and neuron.du < 1:
         raise UserError(f"{source}: node '{synapse_name}': a bias is a constant input current, "
                         "which Loihi can only add when the current does not decay across steps "
@@ -258,9 +290,12 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
     th_int = THRESHOLD_MAX if readout else int(max(1, round(ref * scale)))
     b_int = np.round(v_bias * scale).astype(np.int64) if np.any(v_bias) else None
     i_decay, v_decay = round(DECAY_UNITY * neuron.du), round(DECAY_UNITY * neuron.dv)
-    layer = IntLayer(weight=w_int, params=CubaParams(i_decay, v_decay, th_int),
-                     bias=(b_int[::per_channel] if conv and b_int is not None else b_int),
-                     name=synapse_name, conv=conv)
+    try:
+        layer = IntLayer(weight=w_int, params=CubaParams(i_decay, v_decay, th_int),
+                         bias=(b_int[::per_channel] if conv and b_int is not None else b_int),
+                         name=synapse_name, conv=conv)
+    except ValueError as e:
+        raise UserError(f"{source}: node '{synapse_name}': {e}") from None
     err = w_int / scale - w_eff
     row = {
         "layer": synapse_name, "neurons": name, "scale": float(scale),

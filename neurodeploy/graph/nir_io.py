@@ -11,7 +11,8 @@ Export convention (recorded in the graph's metadata, stated here once):
   r = tau_mem / dt, so that I and v follow Lava's recurrence exactly (before fixed-point
   rounding). Neuron parameters are per-neuron arrays; shapes exclude the batch dimension.
 Import accepts graphs that follow this convention and refuses, naming the node, anything
-whose Loihi integers would not be exact.
+whose Loihi integers would not be exact, any malformed value (NaN, text, wrong shape), and a
+graph whose layers disagree with the architecture its own metadata records.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import nir
 import numpy as np
 
 from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.netx.hdf5 import architecture, check_architecture, check_metadata
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY
 
@@ -63,7 +65,8 @@ def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
     chain.append("output")
     meta = {"dt": DT, "units": "loihi-integer", "reset": "zero",
             "neurodeploy": json.dumps({"discretization": "forward-euler, current first, "
-                                       "v uses updated I", **(metadata or {})})}
+                                       "v uses updated I", **(metadata or {}),
+                                       "architecture": architecture(net)}, allow_nan=False)}
     return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])), metadata=meta)
 
 
@@ -83,17 +86,76 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
         raise UserError(f"{path}: not a readable NIR graph ({reason}); re-export it") from None
 
 
-def graph_metadata(graph: nir.NIRGraph) -> dict:
+def graph_metadata(graph: nir.NIRGraph, source: str = "<graph>") -> dict:
+    """Our metadata stored in the graph ({} for a foreign graph); refuses a corrupt one."""
     raw = (graph.metadata or {}).get("neurodeploy")
-    try:
-        return json.loads(raw) if raw else {}
-    except (TypeError, json.JSONDecodeError):
+    if raw is None:
         return {}
+    if isinstance(raw, np.ndarray) and raw.size == 1:
+        raw = raw.reshape(-1)[0]
+    try:
+        meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (TypeError, ValueError, RecursionError):
+        raise UserError(f"{source}: metadata/neurodeploy is not JSON text; re-export the "
+                        "network with `neurodeploy export`") from None
+    return check_metadata(meta, source)
+
+
+def graph_dt(graph: nir.NIRGraph, source: str) -> float | None:
+    """metadata/dt as a positive finite number of seconds, or None when absent."""
+    if "dt" not in (graph.metadata or {}):
+        return None
+    value = np.asarray(graph.metadata["dt"])
+    if value.size != 1 or value.dtype.kind not in "iuf" or not np.isfinite(value).all() \
+            or float(value.reshape(-1)[0]) <= 0:
+        raise UserError(f"{source}: metadata/dt must be one positive number of seconds, got "
+                        f"{value.reshape(-1)[:3].tolist()}; fix it (e.g. 1e-4)")
+    return float(value.reshape(-1)[0])
+
+
+def numbers(value, node_name: str, field: str, source: str, nan_ok: bool = False) -> np.ndarray:
+    """A numeric NIR field as float64, refusing text, objects and NaN (inf passes: tau = inf
+    means no decay)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise UserError(f"{source}: node '{node_name}': {field} holds {a.dtype} values, not "
+                        "numbers; fix the graph")
+    a = a.astype(np.float64)
+    if not nan_ok and np.isnan(a).any():
+        raise UserError(f"{source}: node '{node_name}': {field} holds NaN; fix the graph")
+    return a
+
+
+def pair(value, node_name: str, field: str, source: str, lo: int) -> tuple[int, int]:
+    """A conv stride/padding/dilation: one or two integers >= lo."""
+    a = numbers(value, node_name, field, source).reshape(-1)
+    if a.size not in (1, 2) or not np.isfinite(a).all() or (a != np.round(a)).any() \
+            or a.min() < lo or a.max() > 4096:
+        raise UserError(f"{source}: node '{node_name}': {field} must be one or two integers in "
+                        f"[{lo}, 4096], got {a.tolist()}; fix the graph")
+    return tuple(int(x) for x in np.broadcast_to(a, (2,)))
+
+
+def groups(value, node_name: str, source: str) -> int:
+    a = numbers(value, node_name, "groups", source).reshape(-1)
+    if a.size != 1 or not np.isfinite(a).all() or a[0] != round(a[0]) or not 1 <= a[0] <= 4096:
+        raise UserError(f"{source}: node '{node_name}': groups must be one integer in [1, 4096], "
+                        f"got {a.tolist()}; fix the graph")
+    return int(a[0])
+
+
+def shape_of(value, node_name: str, source: str) -> tuple[int, ...]:
+    a = numbers(value, node_name, "shape", source).reshape(-1)
+    if a.size == 0 or not np.isfinite(a).all() or (a != np.round(a)).any() or a.min() < 1 \
+            or np.prod(a) > 2 ** 31 - 1:
+        raise UserError(f"{source}: node '{node_name}': shape {a.tolist()} must be positive "
+                        "integers; fix the graph")
+    return tuple(int(x) for x in a)
 
 
 def _uniform(node_name: str, field: str, values, source: str) -> float:
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    if not np.all(arr == arr.flat[0]):
+    arr = np.atleast_1d(numbers(values, node_name, field, source))
+    if arr.size == 0 or not np.all(arr == arr.flat[0]):
         raise UserError(f"{source}: node '{node_name}': {field} differs between neurons; Loihi "
                         "holds one value per layer: make it uniform")
     return float(arr.flat[0])
@@ -111,16 +173,19 @@ def _integer(node_name: str, field: str, value: float, lo: int, hi: int, source:
 
 def _neuron(name: str, node: nir.CubaLIF, dt: float, source: str) -> CubaParams:
     for field in ("v_leak", "v_reset"):
-        if np.any(np.asarray(getattr(node, field)) != 0):
+        if np.any(numbers(getattr(node, field), name, field, source) != 0):
             raise UserError(f"{source}: node '{name}': {field} must be 0 (Loihi resets to zero "
                             "and has no leak target)")
     tau_syn = _uniform(name, "tau_syn", node.tau_syn, source)
     tau_mem = _uniform(name, "tau_mem", node.tau_mem, source)
+    if tau_syn <= 0 or tau_mem <= 0:
+        raise UserError(f"{source}: node '{name}': tau_syn and tau_mem must be positive, got "
+                        f"{tau_syn:g} and {tau_mem:g}; fix the graph")
     du = dt / tau_syn            # inf tau -> 0: no decay
     dv = dt / tau_mem
     for field, scale, value in (("w_in", du, node.w_in), ("r", dv, node.r)):
         gain = _uniform(name, field, value, source) * scale if scale else 1.0
-        if abs(gain - 1.0) > 1e-6:
+        if not abs(gain - 1.0) <= 1e-6:                   # NaN is refused too
             raise UserError(f"{source}: node '{name}': {field} * dt / tau = {gain:.6g}; this "
                             f"importer needs 1 ({field} = tau/dt), see neurodeploy/graph/nir_io.py")
     try:
@@ -151,8 +216,9 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
         raise UserError(f"{source}: expected exactly one Input node, found {len(inputs)}")
-    dt = float((graph.metadata or {}).get("dt", DT))
-    input_shape = tuple(int(v) for v in graph.nodes[inputs[0]].output_type["output"])
+    meta = graph_metadata(graph, source)
+    dt = graph_dt(graph, source) or DT
+    input_shape = shape_of(graph.nodes[inputs[0]].output_type["output"], inputs[0], source)
     layers, name, seen, shape = [], successor.get(inputs[0]), {inputs[0]}, input_shape
     while name is not None and not isinstance(graph.nodes[name], nir.Output):
         if name in seen:
@@ -168,12 +234,12 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             raise UserError(f"{source}: node '{name}' must be an Affine/Linear/Conv2d followed "
                             "by a CubaLIF (the synapse + neuron blocks netx runs)")
         seen.add(neuron_name)
-        w = np.asarray(synapse.weight, dtype=np.float64)
-        if np.any(np.abs(w - np.round(w)) > 1e-6):
+        w = numbers(synapse.weight, name, "weight", source)
+        if not np.all(np.abs(w - np.round(w)) <= 1e-6):      # inf and NaN are refused too
             raise UserError(f"{source}: node '{name}': weights are not integers; quantize the "
                             "graph to Loihi's 8-bit grid before lowering")
         bias = getattr(synapse, "bias", None)
-        if bias is not None and np.any(np.asarray(bias) != 0):
+        if bias is not None and np.any(numbers(bias, name, "bias", source) != 0):
             raise UserError(f"{source}: node '{name}': a non-zero bias is an input current "
                             "Loihi cannot add; fold it into the neuron or drop it")
         conv = None
@@ -181,10 +247,13 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             if len(shape) != 3 or isinstance(synapse.padding, str):
                 raise UserError(f"{source}: node '{name}': Conv2d needs a [C, H, W] input and "
                                 "numeric padding")
-            pair = lambda v: tuple(int(x) for x in np.broadcast_to(np.atleast_1d(v), (2,)))  # noqa
-            conv = Conv(input_shape=shape, stride=pair(synapse.stride),
-                        padding=pair(synapse.padding), dilation=pair(synapse.dilation),
-                        groups=int(synapse.groups))
+            conv = Conv(input_shape=shape, stride=pair(synapse.stride, name, "stride", source, 1),
+                        padding=pair(synapse.padding, name, "padding", source, 0),
+                        dilation=pair(synapse.dilation, name, "dilation", source, 1),
+                        groups=groups(synapse.groups, name, source))
+            if w.ndim != 4 or w.shape[0] % conv.groups:
+                raise UserError(f"{source}: node '{name}': Conv2d weight {list(w.shape)} must be "
+                                f"4-D with output channels divisible by groups = {conv.groups}")
         try:
             layers.append(IntLayer(weight=np.round(w).astype(np.int64),
                                    params=_neuron(neuron_name, graph.nodes[neuron_name], dt,
@@ -199,6 +268,8 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     if not layers:
         raise UserError(f"{source}: the graph has no Affine + CubaLIF layer to deploy")
     try:
-        return IntNetwork(input_shape=input_shape, layers=tuple(layers))
+        net = IntNetwork(input_shape=input_shape, layers=tuple(layers))
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
+    check_architecture(net, meta, source)
+    return net

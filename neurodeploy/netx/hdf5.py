@@ -22,7 +22,8 @@ import numpy as np
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import Conv
-from neurodeploy.neurons.cuba import WEIGHT_MAX, WEIGHT_MIN
+from neurodeploy.data.encoding import ENCODINGS
+from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 
 BIAS_LIMIT = 2 ** 12        # Loihi's bias mantissa is a signed 13-bit number
 
@@ -47,12 +48,23 @@ def check_deployable(net: IntNetwork, source: str) -> None:
                             f"[-{BIAS_LIMIT}, {BIAS_LIMIT - 1}]: rescale the layer")
 
 
+def architecture(net: IntNetwork) -> dict:
+    """What a file must contain to be this network: read back and compared by `read_netx`, so
+    a deleted or altered layer is refused instead of silently giving a smaller network."""
+    return {"input_shape": [int(v) for v in net.input_shape],
+            "layers": [{"name": layer.name, "type": "conv" if layer.conv else "dense",
+                        "shape": [int(v) for v in layer.shape]} for layer in net.layers],
+            "classes": int(net.layers[-1].size)}
+
+
 def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) -> None:
-    """Write `net` as a netx HDF5 file (integers only), atomically."""
+    """Write `net` as a netx HDF5 file (integers only), atomically; the metadata records its
+    architecture."""
     check_deployable(net, str(path))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["neurodeploy"] = json.dumps({**(metadata or {}),
-                                             **({"readout": True} if net.readout else {})})
+        f.attrs["neurodeploy"] = json.dumps({**(metadata or {}), "architecture": architecture(net),
+                                             **({"readout": True} if net.readout else {})},
+                                            allow_nan=False)
         root = f.create_group("layer")
         inp = root.create_group("0")
         inp.create_dataset("type", (1,), "S10", [b"input"])
@@ -84,52 +96,250 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
             g.create_dataset("neuron/gradedSpike", data=False)
 
 
-def _text(dataset) -> str:
-    value = dataset[()]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0]
-    return value.decode() if isinstance(value, bytes) else str(value)
+# ---- reading: every value is checked before it becomes a number --------------------------
+
+REEXPORT = "re-export the network with `neurodeploy export`"
+# Keys of a layer group that netx reads and this reader models; anything else (axonal 'delay',
+# recurrent 'weight_rec', complex weights, ...) would make Lava compute something else.
+LAYER_KEYS = {"dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures"},
+              "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding",
+                       "dilation", "groups", "inChannels", "outChannels", "kernelSize"}}
+NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike", "messageBits"}
+MAX_SIZE = 2 ** 31 - 1      # neurons per layer or input values; beyond it shapes overflow
 
 
-def _scalar(group, key: str, where: str) -> int:
-    if key not in group:
-        raise UserError(f"{where}: neuron has no '{key}'; the file is not a CUBA netx layer")
-    value = np.asarray(group[key][()]).reshape(-1)
-    if value.size != 1 and np.unique(value).size != 1:
-        raise UserError(f"{where}: per-neuron '{key}' values differ; Lava's LIF takes one "
-                        "value per layer: use a uniform value")
+def _read(group, key: str, where: str):
+    """The value of dataset `key`, refusing a missing key, a group, or an unreadable value."""
+    try:
+        item = group.get(key)
+        if not isinstance(item, h5py.Dataset):
+            what = "is missing" if item is None else "is a group, not a dataset"
+            raise UserError(f"{where}: '{key}' {what}; {REEXPORT}")
+        return item[()]
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise UserError(f"{where}: '{key}' cannot be read ({type(e).__name__}); {REEXPORT}") \
+            from None
+
+
+def _ints(value, where: str, key: str, lo: int, hi: int) -> np.ndarray:
+    """`value` as int64, refusing bools, text, NaN/inf, fractions (netx's astype(int) would
+    truncate them) and values outside [lo, hi]. Floats holding exact integers are accepted:
+    lava-dl's own exporter writes weights as float32."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iuf":
+        raise UserError(f"{where}: '{key}' holds {a.dtype} values, not integers; {REEXPORT}")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise UserError(f"{where}: '{key}' holds NaN or infinity; {REEXPORT}")
+        if (a != np.round(a)).any():
+            bad = a[a != np.round(a)].flat[0]
+            raise UserError(f"{where}: '{key}' holds the fraction {bad:g}; netx would truncate "
+                            f"it: store integers ({REEXPORT})")
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise UserError(f"{where}: '{key}' spans [{a.min():g}, {a.max():g}], outside its range "
+                        f"[{lo}, {hi}]; {REEXPORT}")
+    return a.astype(np.int64)
+
+
+def _text(group, key: str, where: str) -> str:
+    item = group.get(key)
+    if not isinstance(item, h5py.Dataset):
+        return "?"
+    value = np.asarray(_read(group, key, where)).reshape(-1)
+    if value.size != 1 or not isinstance(value[0], (bytes, str)):
+        return "?"
+    try:
+        return value[0].decode() if isinstance(value[0], bytes) else str(value[0])
+    except UnicodeDecodeError:
+        return "?"
+
+
+def _shape(group, where: str, key: str = "shape") -> tuple[int, ...]:
+    shape = _ints(_read(group, key, where), where, key, 1, MAX_SIZE).reshape(-1)
+    if len(shape) not in (1, 3) or np.prod(shape, dtype=np.float64) > MAX_SIZE:
+        raise UserError(f"{where}: '{key}' is {shape.tolist()}; a netx shape is [n] or [C, H, W] "
+                        f"with at most {MAX_SIZE} values; {REEXPORT}")
+    return tuple(int(v) for v in shape)
+
+
+def _scalar(group, key: str, where: str, lo: int, hi: int) -> int:
+    value = _ints(_read(group, key, where), where, key, lo, hi).reshape(-1)
+    if value.size == 0 or (value != value[0]).any():
+        raise UserError(f"{where}: '{key}' must be one value for the layer (Lava's LIF takes one "
+                        f"per layer), got {value.size} differing values; use a uniform value")
     return int(value[0])
 
 
+def _unknown(group, allowed: set, where: str) -> None:
+    extra = sorted(set(group.keys()) - allowed)
+    if extra:
+        raise UserError(f"{where}: '{extra[0]}' is not supported (netx would use it, this reader "
+                        f"would not model it); supported keys: {', '.join(sorted(allowed))}")
+
+
 def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
+    _unknown(g, LAYER_KEYS[kind], where)
     neuron = g["neuron"]
-    ntype = _text(neuron["type"]) if "type" in neuron else "?"
+    if not isinstance(neuron, h5py.Group):
+        raise UserError(f"{where}: 'neuron' is not a group; {REEXPORT}")
+    _unknown(neuron, NEURON_KEYS, f"{where}: neuron")
+    ntype = _text(neuron, "type", where)
     if ntype not in ("CUBA", "LOIHI"):
         raise UserError(f"{where}: neuron type {ntype!r} is not supported (supported: CUBA, LOIHI)")
+    if "messageBits" in neuron and _scalar(neuron, "messageBits", where, 0, 32) != 0:
+        raise UserError(f"{where}: 'neuron/messageBits' asks for graded spikes, which this reader "
+                        "does not model; set it to 0 or remove it")
     conv = None
     if kind == "conv":
         if in_shape is None or len(in_shape) != 3:
             raise UserError(f"{where}: a conv layer needs a [C, H, W] input and the file has no "
                             "'input' layer: pass --input-shape C,H,W")
-        pair = lambda key, default: tuple(int(v) for v in np.broadcast_to(  # noqa: E731
-            np.atleast_1d(g[key][()]) if key in g else default, (2,)))
-        conv = Conv(input_shape=tuple(in_shape), stride=pair("stride", 1),
-                    padding=pair("padding", 0), dilation=pair("dilation", 1),
-                    groups=int(np.atleast_1d(g["groups"][()])[0]) if "groups" in g else 1)
+
+        def pair(key, default, lo):
+            if key not in g:
+                return (default, default)
+            v = _ints(_read(g, key, where), where, key, lo, 4096).reshape(-1)
+            if v.size not in (1, 2):
+                raise UserError(f"{where}: '{key}' has {v.size} values; give one or two [H, W]")
+            return tuple(int(x) for x in np.broadcast_to(v, (2,)))
+
+        def single(v):
+            if v.size != 1:
+                raise UserError(f"{where}: 'groups' has {v.size} values; store one integer")
+            return int(v.reshape(-1)[0])
+        conv = Conv(input_shape=tuple(in_shape), stride=pair("stride", 1, 1),
+                    padding=pair("padding", 0, 0), dilation=pair("dilation", 1, 1),
+                    groups=single(_ints(_read(g, "groups", where), where, "groups", 1, 4096))
+                    if "groups" in g else 1)
+    params = CubaParams(_scalar(neuron, "iDecay", where, 0, DECAY_UNITY),
+                        _scalar(neuron, "vDecay", where, 0, DECAY_UNITY),
+                        _scalar(neuron, "vThMant", where, 1, THRESHOLD_MAX))
+    declared = _shape(g, where)
+    weight = _ints(_read(g, "weight", where), where, "weight", WEIGHT_MIN, WEIGHT_MAX)
+    if conv is None and weight.ndim == 1 and len(declared) == 1 and weight.size % declared[0] == 0:
+        weight = weight.reshape(declared[0], -1)        # lava-dl writes (n, 1) as (n,)
+    if weight.ndim != (4 if conv else 2) or 0 in weight.shape:
+        raise UserError(f"{where}: 'weight' has shape {list(weight.shape)}; a {kind} layer needs "
+                        f"a non-empty {4 if conv else 2}-D array; {REEXPORT}")
+    if conv and weight.shape[0] % conv.groups:
+        raise UserError(f"{where}: {weight.shape[0]} output channels cannot be split into "
+                        f"'groups' = {conv.groups}; {REEXPORT}")
+    bias = None
+    if "bias" in g:
+        bias = _ints(_read(g, "bias", where), where, "bias", 1 - BIAS_LIMIT, BIAS_LIMIT - 1)
+        if bias.size != weight.shape[0]:
+            raise UserError(f"{where}: 'bias' has {bias.size} values for {weight.shape[0]} "
+                            f"{'channels' if conv else 'neurons'}; {REEXPORT}")
+        bias = bias.reshape(-1)
     try:
-        params = CubaParams(_scalar(neuron, "iDecay", where), _scalar(neuron, "vDecay", where),
-                            _scalar(neuron, "vThMant", where))
-        bias = g["bias"][()].astype(np.int64).reshape(-1) if "bias" in g else None
-        weight = g["weight"][()].astype(np.int64)
-        if conv is None and weight.ndim == 1:
-            weight = weight.reshape(int(np.prod(g["shape"][()])), -1)
         layer = IntLayer(weight=weight, params=params, bias=bias, name=name, conv=conv)
     except ValueError as e:
         raise UserError(f"{where}: {e}") from None
-    if tuple(int(v) for v in np.atleast_1d(g["shape"][()])) != layer.shape:
-        raise UserError(f"{where}: declared shape {list(g['shape'][()])} does not match the "
-                        f"shape its weights and input give, {list(layer.shape)}")
+    if declared != layer.shape:
+        raise UserError(f"{where}: declared shape {list(declared)} does not match the shape its "
+                        f"weights and input give, {list(layer.shape)}; {REEXPORT}")
     return layer
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_metadata(meta, source: str) -> dict:
+    """Refuse neurodeploy metadata whose known fields have the wrong type or value (unknown
+    fields pass, for files from newer versions); `source` names the file for messages."""
+    def bad(field, want):
+        return UserError(f"{source}: metadata field '{field}' must be {want}; fix it or "
+                         f"{REEXPORT}")
+    if not isinstance(meta, dict):
+        raise UserError(f"{source}: the neurodeploy metadata is a JSON {type(meta).__name__}, "
+                        f"not an object; {REEXPORT}")
+    if "timesteps" in meta and not (_is_int(meta["timesteps"]) and meta["timesteps"] > 0):
+        raise bad("timesteps", "a positive integer")
+    for key in ("recipe", "discretization"):
+        if key in meta and not isinstance(meta[key], str):
+            raise bad(key, "a string")
+    if "readout" in meta and not isinstance(meta["readout"], bool):
+        raise bad("readout", "true or false")
+    if "encoding" in meta:
+        enc = meta["encoding"]
+        if not isinstance(enc, dict):
+            raise bad("encoding", "an object {name, timesteps[, levels]}")
+        if enc.get("name", "rate") not in ENCODINGS:
+            raise bad("encoding.name", f"one of {', '.join(ENCODINGS)} "
+                                       f"(got {enc.get('name')!r})")
+        if "timesteps" in enc and not (_is_int(enc["timesteps"]) and enc["timesteps"] > 0):
+            raise bad("encoding.timesteps", "a positive integer")
+        if enc.get("name") == "thermometer" and not (_is_int(enc.get("levels"))
+                                                     and enc["levels"] > 0):
+            raise bad("encoding.levels", "a positive integer (thermometer encoding)")
+    if "dataset" in meta:
+        ds = meta["dataset"]
+        if not isinstance(ds, dict) or not isinstance(ds.get("name"), str) \
+                or not _is_int(ds.get("split_seed", 0)):
+            raise bad("dataset", "an object {name: string, split_seed: integer}")
+    layers = (meta.get("quantization") or {}).get("layers", {}) \
+        if isinstance(meta.get("quantization", {}), dict) else None
+    if not isinstance(layers, dict) or not all(
+            isinstance(v, dict) and all(_is_int(v.get(k)) for k in ("iDecay", "vDecay", "vThMant"))
+            for v in layers.values()):
+        raise bad("quantization.layers", "an object {layer: {iDecay, vDecay, vThMant: integers}}")
+    if "architecture" in meta:
+        arch = meta["architecture"]
+        shapes = lambda v: isinstance(v, list) and all(_is_int(x) for x in v)  # noqa: E731
+        if not (isinstance(arch, dict) and isinstance(arch.get("layers"), list) and all(
+                isinstance(layer, dict) and layer.get("type") in ("dense", "conv")
+                and shapes(layer.get("shape")) for layer in arch["layers"])
+                and shapes(arch.get("input_shape"))):
+            raise bad("architecture", "an object {input_shape, layers: [{name, type, shape}], "
+                                      "classes}")
+    return meta
+
+
+def _metadata(f, path: Path) -> dict:
+    raw = f.attrs.get("neurodeploy", "{}")
+    if isinstance(raw, np.ndarray) and raw.size == 1:
+        raw = raw.reshape(-1)[0]
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if not isinstance(text, str):
+            raise TypeError
+        meta = json.loads(text)
+    except (TypeError, ValueError, RecursionError):   # includes Unicode and JSON decode errors
+        raise UserError(f"{path}: the 'neurodeploy' attribute is not JSON text; {REEXPORT}") \
+            from None
+    return check_metadata(meta, str(path))
+
+
+def check_architecture(net: IntNetwork, meta: dict, source: str) -> None:
+    """Refuse a network whose layers disagree with what its own metadata records: the
+    architecture written by `write_netx`, or, in older files, the per-layer neuron constants
+    that `export` writes under quantization.layers."""
+    found = architecture(net)
+    if "architecture" in meta:
+        listed = meta["architecture"]
+        if listed["input_shape"] != found["input_shape"]:
+            raise UserError(f"{source}: the input is {found['input_shape']} but the metadata "
+                            f"records {listed['input_shape']}; the file was altered: {REEXPORT}")
+        pairs = [(a["type"], list(a["shape"])) for a in listed["layers"]]
+        have = [(a["type"], a["shape"]) for a in found["layers"]]
+    else:
+        q = (meta.get("quantization") or {}).get("layers")
+        if not q:
+            return
+        pairs = [(name, [v["iDecay"], v["vDecay"], v["vThMant"]]) for name, v in q.items()]
+        have = [(layer.name, [layer.params.i_decay, layer.params.v_decay, layer.params.threshold])
+                for layer in net.layers]
+    for i, (want, got) in enumerate(zip(pairs, have)):
+        if want != got:
+            raise UserError(f"{source}: layer {i + 1} of {len(pairs)} is {got[0]} {got[1]} but "
+                            f"the metadata records {want[0]} {want[1]}; the file was altered: "
+                            f"{REEXPORT}")
+    if len(pairs) != len(have):
+        i = min(len(pairs), len(have)) + 1
+        raise UserError(f"{source}: layer {i} {'missing' if len(have) < len(pairs) else 'extra'}:"
+                        f" the metadata lists {len(pairs)} layers, the file has {len(have)}; "
+                        f"the file was altered: {REEXPORT}")
 
 
 def read_netx(path: str | Path,
@@ -137,7 +347,8 @@ def read_netx(path: str | Path,
     """Read a netx file into an `IntNetwork` plus the metadata we stored (empty if foreign).
 
     `input_shape` (C, H, W) is needed only for files without an 'input' layer that start with
-    a convolution (lava-dl's slayer exports them so; netx then needs it too)."""
+    a convolution (lava-dl's slayer exports them so; netx then needs it too). Every malformed
+    or altered file raises a one-line `UserError` naming the file, the layer and the field."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such network file; run `neurodeploy export` first")
@@ -146,27 +357,31 @@ def read_netx(path: str | Path,
     except OSError as e:
         raise UserError(f"{path}: not a readable HDF5 netx file ({e}); re-export it") from None
     with f:
-        if "layer" not in f:
+        groups = f.get("layer")
+        if not isinstance(groups, h5py.Group):
             raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
-        metadata = json.loads(f.attrs.get("neurodeploy", "{}"))
-        groups = f["layer"]
+        metadata = _metadata(f, path)
         given = tuple(input_shape) if input_shape else None
         input_shape, layers, shape = None, [], given
         for i in range(len(groups)):
-            if str(i) not in groups:
+            g = groups.get(str(i))
+            if not isinstance(g, h5py.Group):
                 raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
                                 f"'{i}' is missing")
-            g = groups[str(i)]
             where = f"{path}: layer {i}"
-            kind = _text(g["type"]) if "type" in g else "?"
+            kind = _text(g, "type", where)
             if kind == "input" and "neuron" not in g and i == 0:
-                input_shape = shape = tuple(int(v) for v in np.atleast_1d(g["shape"][()]))
+                input_shape = shape = _shape(g, where)
             elif kind == "flatten":
                 shape = (int(np.prod(shape)),) if shape else shape
             elif kind in ("dense", "conv") and "neuron" in g:
                 name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
                 layers.append(_read_layer(g, kind, shape, name, where))
                 shape = layers[-1].shape
+            elif kind in ("dense", "conv"):
+                raise UserError(f"{where}: the {kind} layer has no 'neuron' group; {REEXPORT}")
+            elif kind == "?":
+                raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
             else:
                 raise UserError(f"{where}: layer type {kind!r} is not supported yet "
                                 "(supported: input without neuron, dense and conv with CUBA "
@@ -180,4 +395,5 @@ def read_netx(path: str | Path,
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     check_deployable(net, str(path))
+    check_architecture(net, metadata, str(path))
     return net, metadata
