@@ -75,6 +75,8 @@ def _samples(spikes, labels, n: int | None):
 
 def cmd_run(args) -> int:
     from neurodeploy.pipeline import run
+    from neurodeploy.recipe import load_recipe
+    load_recipe(args.recipe)                 # a bad recipe is refused before anything is created
     writable_dir(args.runs_dir, "--runs-dir")
     result, out = run(args.recipe, args.runs_dir, progress=not args.quiet, backend=args.backend)
     print(summarize(result, out))

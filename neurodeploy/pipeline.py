@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from neurodeploy import parity as parity_mod
 from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import simulate_lava
-from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
 from neurodeploy.distill.losses import build_loss
@@ -33,7 +34,7 @@ from neurodeploy.distill.train import distill_student, teacher_outputs, train_te
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table,
                                 load_preset, price)
-from neurodeploy.errors import UserError, atomic_path, write_json
+from neurodeploy.errors import UserError, atomic_path, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
@@ -46,7 +47,7 @@ BACKENDS = ("torch", "emulator", "lava", "loihi2")
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_digest(path)
 
 
 def _versions() -> dict:
@@ -107,31 +108,38 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     spikes = {name: encode(getattr(data, name).x, enc) for name in ("train", "val", "test")}
     shape = encoded_shape(data.shape, enc)
 
+    recipe_key = hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()
+
     def train_spiking(model, teacher, loss, seed, state, epochs=dc.epochs, lr=dc.lr,
                       batch_size=dc.batch_size):
         return distill_student(
             model, teacher, loss, train_spikes=spikes["train"], train_x=data.train.x,
             train_y=data.train.y, val_spikes=spikes["val"], val_y=data.val.y, epochs=epochs,
             lr=lr, batch_size=batch_size, seed=seed, weight_decay=dc.weight_decay,
-            checkpoint=out_dir / state, progress=progress)
+            checkpoint=out_dir / state, progress=progress, key=f"{recipe_key}:{state}")
 
-    def train_teacher_from_recipe():
-        torch.manual_seed(tc.seed)
+    def new_teacher():
         if tc.spiking:          # a large SNN teacher, trained on labels in its float mode
-            model = _spiking(recipe, shape, data.num_classes, _stages(tc.conv), tc.hidden)
+            return _spiking(recipe, shape, data.num_classes, _stages(tc.conv), tc.hidden)
+        return _teacher(recipe, data)
+
+    def train_teacher_from_recipe(model):
+        if tc.spiking:
             hist = train_spiking(model, None, build_loss([{"name": "ce"}], "teacher"), tc.seed,
                                  "teacher_state.pt", tc.epochs, tc.lr, tc.batch_size)
         else:
             model, hist = train_teacher(
-                _teacher(recipe, data), data.train.x, data.train.y, data.val.x, data.val.y,
+                model, data.train.x, data.train.y, data.val.x, data.val.y,
                 epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
-                progress=progress)
+                progress=progress, checkpoint=out_dir / "teacher_state.pt",
+                key=f"{recipe_key}:teacher")
         return model, {"teacher_test_accuracy": _accuracy(model, data.test.x, spikes["test"],
                                                           data.test.y),
                        "teacher_best_val_accuracy": hist.best_val_accuracy}
 
     if loss_fn.needs_teacher or dc.chain:
-        teacher, teacher_metrics = _cached(teachers, _teacher_key(recipe),
+        torch.manual_seed(tc.seed)
+        teacher, teacher_metrics = _cached(teachers, _teacher_key(recipe), new_teacher,
                                            train_teacher_from_recipe)
     else:                   # no loss reads a teacher: train none
         teacher, teacher_metrics = None, {"teacher_test_accuracy": None,
@@ -176,37 +184,85 @@ def _teacher_key(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cached(directory: Path | None, key: str, train):
-    """train() -> (model, metrics), kept in directory/teacher-<key>.pt when one is given."""
+def _cached(directory: Path | None, key: str, new, train):
+    """train(new()) -> (model, metrics), kept in directory/teacher-<key>.pt when one is given.
+
+    The cache holds the state dict and plain metrics (read with weights_only=True): a cached
+    file can never run code, and the model is rebuilt from the recipe."""
     if directory is None:
-        return train()
+        return train(new())
     path = Path(directory) / f"teacher-{key}.pt"
     if path.exists():
-        return torch.load(path, weights_only=False)
-    model, metrics = train()
+        model = new()
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(cached["state_dict"])
+            metrics = {k: float(cached["metrics"][k]) for k in ("teacher_test_accuracy",
+                                                               "teacher_best_val_accuracy")}
+        except Exception as e:
+            raise UserError(f"{path}: not a usable cached teacher ({type(e).__name__}); delete "
+                            "it to train the teacher again") from None
+        return model.eval(), metrics
+    model, metrics = train(new())
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        torch.save((model, metrics), tmp)
+        torch.save({"state_dict": model.state_dict(), "metrics": metrics}, tmp)
     return model, metrics
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
+    """A distilled student from checkpoint.pt, validated: read with weights_only=True (a file
+    can never run code), every field present and typed, every tensor finite and shaped as the
+    recipe's student."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint; run `neurodeploy distill` first")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:       # corrupt, truncated, or holding objects that are not plain data
         raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}); "
                         "re-run `neurodeploy distill`") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not a neurodeploy checkpoint (format "
                         f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'!r}); "
                         "re-run `neurodeploy distill`")
+    for key, kind in (("recipe", dict), ("input_shape", list), ("classes", int),
+                      ("student", dict), ("metrics", dict)):
+        if not isinstance(ckpt.get(key), kind) or isinstance(ckpt.get(key), bool):
+            raise UserError(f"{path}: field '{key}' is missing or not a {kind.__name__}; the "
+                            "checkpoint is damaged: re-run `neurodeploy distill`")
+    shape = ckpt["input_shape"]
+    if not (1 <= len(shape) <= 3 and all(type(v) is int and 1 <= v <= 1 << 20 for v in shape)) \
+            or not 2 <= ckpt["classes"] <= 1 << 16:
+        raise UserError(f"{path}: fields 'input_shape' {shape} / 'classes' {ckpt['classes']} are "
+                        "out of range; the checkpoint is damaged: re-run `neurodeploy distill`")
+    teacher_acc = ckpt["metrics"].get("teacher_test_accuracy", "missing")
+    if teacher_acc is not None and not (isinstance(teacher_acc, float) and 0 <= teacher_acc <= 1):
+        raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "
+                        "an accuracy in [0, 1] or null; re-run `neurodeploy distill`")
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
-    student = _student(recipe, tuple(ckpt["input_shape"]), ckpt["classes"])
-    student.load_state_dict(ckpt["student"])
+    student = _student(recipe, tuple(shape), ckpt["classes"])
+    for name, tensor in ckpt["student"].items():
+        if not isinstance(tensor, torch.Tensor) or not torch.isfinite(tensor).all():
+            raise UserError(f"{path}: student tensor '{name}' is not a finite tensor; the "
+                            "checkpoint is damaged: re-run `neurodeploy distill`")
+        if name.endswith("weight") and tensor.abs().max() > _WEIGHT_SANITY:
+            raise UserError(f"{path}: student tensor '{name}' reaches {tensor.abs().max():.3g} "
+                            f"thresholds, far beyond Loihi's 8-bit weights (which clip it); the "
+                            "checkpoint is damaged: re-run `neurodeploy distill`")
+    try:
+        student.load_state_dict(ckpt["student"])
+    except RuntimeError as e:
+        first = str(e).replace("\n", " ").split(". ")[0][:160]
+        raise UserError(f"{path}: the student weights do not fit the recipe's student ({first}); "
+                        "re-run `neurodeploy distill`") from None
     return student.eval(), recipe, ckpt
+
+
+# A weight parameter is in threshold units (see QuantDense); Loihi's grid ends at 254 integer
+# units, i.e. 254 / threshold thresholds. Training never drives weights far past the clip, so
+# anything beyond this bound is a damaged file, not a student.
+_WEIGHT_SANITY = 1e4
 
 
 def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +292,7 @@ def deployable(network: str | Path, dt: float | None = None,
     path = Path(network)
     if path.suffix != ".nir":
         _, meta = read_netx(path, input_shape)
+        check_manifest(path)
         yield path, meta, []
         return
     graph = read_nir(path)
@@ -287,8 +344,12 @@ def load_inputs(metadata: dict, data: str | None = None,
 
 
 def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
-    """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json."""
-    out_dir = Path(out_dir)
+    """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json.
+
+    The three files are written as a set: built in a temporary directory, then moved in with
+    the old manifest removed first and the new one last, after its hashes are checked against
+    the files in place. A failed export never leaves a manifest that describes other files."""
+    out_dir = writable_dir(out_dir)
     student, recipe, ckpt = load_checkpoint(checkpoint)
     integer = student.to_integer()
     meta = {"recipe": recipe.name, "timesteps": recipe.encoding.timesteps,
@@ -301,27 +362,51 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
                                         "vDecay": layer.params.v_decay,
                                         "vThMant": layer.params.threshold}
                            for layer in integer.layers}}}
-    nir_path, net_path = out_dir / "student.nir", out_dir / "network.net"
-    write_nir(to_nir(integer, meta), nir_path)
-    graph = read_nir(nir_path)                    # NIR is the boundary: lower what was written
-    net = from_nir(graph, str(nir_path))
-    write_netx(net, net_path, graph_metadata(graph))
-    spikes, labels = encoded_test_split(meta)
-    deployed = simulate_torch(net, spikes)
-    manifest = {
-        **meta,
-        "versions": _versions(),
-        "files": {"student.nir": _sha256(nir_path), "network.net": _sha256(net_path)},
-        "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
-                    "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
-        "execution": {"reset_interval": recipe.encoding.timesteps, "netx_reset_offset": 1,
-                      "pipeline_delay_steps": len(net.layers)},
-        "accuracy": {"split": "test", "samples": int(len(labels)),
-                     "deployed_exact": deployed.accuracy(labels),
-                     "teacher": ckpt["metrics"]["teacher_test_accuracy"]},
-    }
-    write_json(out_dir / "manifest.json", manifest)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
+        nir_path, net_path = Path(tmp) / "student.nir", Path(tmp) / "network.net"
+        write_nir(to_nir(integer, meta), nir_path)
+        graph = read_nir(nir_path)                # NIR is the boundary: lower what was written
+        net = from_nir(graph, str(nir_path))
+        write_netx(net, net_path, graph_metadata(graph))
+        spikes, labels = encoded_test_split(meta)
+        deployed = simulate_torch(net, spikes)
+        manifest = {
+            **meta,
+            "versions": _versions(),
+            "files": {"student.nir": _sha256(nir_path), "network.net": _sha256(net_path)},
+            "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
+                        "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
+            "execution": {"reset_interval": recipe.encoding.timesteps, "netx_reset_offset": 1,
+                          "pipeline_delay_steps": len(net.layers)},
+            "accuracy": {"split": "test", "samples": int(len(labels)),
+                         "deployed_exact": deployed.accuracy(labels),
+                         "teacher": ckpt["metrics"]["teacher_test_accuracy"]},
+        }
+        write_json(Path(tmp) / "manifest.json", manifest)
+        (out_dir / "manifest.json").unlink(missing_ok=True)
+        for name, digest in manifest["files"].items():
+            os.replace(Path(tmp) / name, out_dir / name)
+            if _sha256(out_dir / name) != digest:
+                raise UserError(f"{out_dir / name}: changed while it was being exported; "
+                                "export again")
+        os.replace(Path(tmp) / "manifest.json", out_dir / "manifest.json")
     return manifest
+
+
+def check_manifest(network: Path) -> None:
+    """Refuse a network whose own manifest.json (next to it) lists another hash for it: the
+    manifest's accuracy would then describe a different network."""
+    manifest_path = network.parent / "manifest.json"
+    if not manifest_path.is_file():
+        return
+    try:
+        listed = json.loads(manifest_path.read_text(encoding="utf-8"))["files"][network.name]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError):
+        return                   # not a neurodeploy manifest, or not about this file
+    if listed != _sha256(network):
+        raise UserError(f"{network}: its sha256 differs from the one {manifest_path} lists "
+                        "(field files.network.net); the two come from different exports: "
+                        "export again, or move the network out of that directory")
 
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,

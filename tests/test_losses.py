@@ -133,7 +133,7 @@ def test_feature_kd_learns_its_regressor_with_the_student(tmp_path):
                     train_x=x, train_y=y, val_spikes=spikes, val_y=y, epochs=1, lr=0.01,
                     batch_size=8, seed=0, checkpoint=tmp_path / "s.pt", progress=False)
     assert any(not torch.equal(a, b) for a, b in zip(before, loss.parameters()))
-    assert torch.load(tmp_path / "s.pt", weights_only=False)["loss"] is not None
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["loss"] is not None
 
 
 def test_feature_kd_without_conv_networks_is_a_user_error():

@@ -108,7 +108,7 @@ def test_a_killed_distillation_resumes_where_it_stopped(tmp_path):
     resumed = _student()
     with pytest.raises(KeyboardInterrupt):
         _distill(resumed, dies_in_epoch_two, tmp_path / "b")
-    saved = torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+    saved = torch.load(tmp_path / "b" / "state.pt", weights_only=True)
     assert saved["epoch"] == 0
     resumed = _student()
     hist = _distill(resumed, loss, tmp_path / "b")
@@ -128,7 +128,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
     with pytest.raises(UserError, match="loss became nan at epoch 1.*last good checkpoint"):
         _distill(_student(), turns_nan, tmp_path)
-    assert torch.load(tmp_path / "state.pt", weights_only=False)["epoch"] == 0
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["epoch"] == 0
 
 
 def test_console_script_fails_in_one_line_without_traceback(tmp_path):
@@ -175,12 +175,12 @@ def test_teachers_are_trained_once_per_teacher_recipe(tmp_path):
     base = {"name": "a", "teacher": {"hidden": [32], "epochs": 1}, "student": {"hidden": [16]},
             "distill": {"epochs": 1}}
     first = torch.load(distill(recipe_from_dict(base, "a"), tmp_path / "a", progress=False,
-                               teachers=tmp_path / "teachers"), weights_only=False)
+                               teachers=tmp_path / "teachers"), weights_only=True)
     cached = list((tmp_path / "teachers").iterdir())
     mtime = cached[0].stat().st_mtime_ns
     other = {**base, "distill": {"epochs": 1, "losses": [{"name": "logit_kd"}]}}
     second = torch.load(distill(recipe_from_dict(other, "b"), tmp_path / "b", progress=False,
-                                teachers=tmp_path / "teachers"), weights_only=False)
+                                teachers=tmp_path / "teachers"), weights_only=True)
     assert len(cached) == 1 and cached[0].stat().st_mtime_ns == mtime
     for k, v in first["teacher"].items():
         assert torch.equal(v, second["teacher"][k])

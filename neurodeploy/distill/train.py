@@ -1,13 +1,15 @@
 """Training loops: the teacher on labels, the student by distillation from the teacher.
 
 Both select the epoch with the best *validation* accuracy (the student's measured in exact
-integer mode, i.e. as deployed) and never look at the test split. The student's loop writes a
-resumable checkpoint after every epoch; a killed run continues where it stopped, and a NaN
-loss stops training with the last good checkpoint kept.
+integer mode, i.e. as deployed) and never look at the test split. Both loops write a resumable
+checkpoint after every epoch; a killed run continues where it stopped, and a NaN loss stops
+training with the last good checkpoint kept. Checkpoints hold only tensors and plain data and
+are read with `weights_only=True`, so a file can never run code.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,24 +30,59 @@ class History:
     best_val_accuracy: float = 0.0
 
 
+def _load_state(path: Path | None, key: str | None) -> dict | None:
+    """The resumable state saved by a previous (killed) run of the same training (`key`: a hash
+    of everything it reads), or None to start fresh. A state of other training is refused."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state["history"] = History(**state["history"])
+    except Exception as e:      # damaged, foreign, or from an older neurodeploy
+        raise UserError(f"{path}: cannot resume from this training state ({type(e).__name__}); "
+                        "delete it to train from the start") from None
+    if state.get("key") != key:
+        raise UserError(f"{path}: this training state belongs to another recipe or stage; "
+                        "delete it (or use another --out) to train from the start")
+    return state
+
+
+def _save_state(path: Path | None, key: str | None, **state) -> None:
+    if path is not None:
+        with atomic_path(path) as tmp:
+            torch.save({**state, "key": key, "history": dataclasses.asdict(state["history"])},
+                       tmp)
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     order = torch.randperm(n, generator=generator)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
 def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: int, lr: float,
-                  batch_size: int, seed: int, progress: bool = True) -> tuple[nn.Module, History]:
+                  batch_size: int, seed: int, progress: bool = True,
+                  checkpoint: Path | None = None,
+                  key: str | None = None) -> tuple[nn.Module, History]:
+    """An ANN teacher on labels; resumable from `checkpoint` like the student."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.as_tensor(x_train), torch.as_tensor(y_train)
     xv, yv = torch.as_tensor(x_val), torch.as_tensor(y_val)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    hist, best = History(), None
-    for epoch in tqdm(range(epochs), desc="teacher", disable=not progress, leave=False):
+    hist, best, start = History(), copy.deepcopy(model.state_dict()), 0
+    if state := _load_state(checkpoint, key):
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        hist, best, start = state["history"], state["best"], state["epoch"] + 1
+    for epoch in tqdm(range(start, epochs), desc="teacher", disable=not progress, leave=False):
         model.train()
         losses = []
         for idx in _batches(len(x), batch_size, gen):
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            if not torch.isfinite(loss):
+                raise UserError(f"teacher loss became {loss.item()} at epoch {epoch}: lower "
+                                "teacher.lr in the recipe")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -55,8 +92,11 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
             acc = (model(xv).argmax(1) == yv).float().mean().item()
         hist.train_loss.append(float(np.mean(losses)))
         hist.val_accuracy.append(acc)
-        if acc > hist.best_val_accuracy or best is None:
-            hist.best_epoch, hist.best_val_accuracy, best = epoch, acc, copy.deepcopy(model.state_dict())
+        if acc > hist.best_val_accuracy or hist.best_epoch < 0:
+            hist.best_epoch, hist.best_val_accuracy = epoch, acc
+            best = copy.deepcopy(model.state_dict())
+        _save_state(checkpoint, key, epoch=epoch, model=model.state_dict(), best=best,
+                    optimizer=opt.state_dict(), generator=gen.get_state(), history=hist)
     model.load_state_dict(best)
     return model.eval(), hist
 
@@ -86,7 +126,8 @@ def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) 
 def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_spikes,
                     train_x, train_y, val_spikes, val_y, epochs: int, lr: float,
                     batch_size: int, seed: int, weight_decay: float = 0.0,
-                    checkpoint: Path | None = None, progress: bool = True) -> History:
+                    checkpoint: Path | None = None, progress: bool = True,
+                    key: str | None = None) -> History:
     """Distill `teacher` (reads analog features) into `student` (reads spikes)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -95,8 +136,7 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                             weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     hist, best, start = History(), copy.deepcopy(student.state_dict()), 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+    if state := _load_state(checkpoint, key):
         student.load_state_dict(state["student"])
         if learned:
             loss_fn.load_state_dict(state["loss"])
@@ -147,11 +187,8 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
             hist.best_epoch, hist.best_val_accuracy = epoch, acc
             best = copy.deepcopy(student.state_dict())
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{acc:.3f}")
-        if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"epoch": epoch, "student": student.state_dict(), "best": best,
-                            "loss": loss_fn.state_dict() if learned else None,
-                            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                            "generator": gen.get_state(), "history": hist}, tmp)
+        _save_state(checkpoint, key, epoch=epoch, student=student.state_dict(), best=best,
+                    loss=loss_fn.state_dict() if learned else None, optimizer=opt.state_dict(),
+                    scheduler=sched.state_dict(), generator=gen.get_state(), history=hist)
     student.load_state_dict(best)
     return hist
