@@ -21,18 +21,42 @@ interrupt (SIGINT/SIGTERM are deferred to the next `interruption_point()` betwee
 chunks, because a signal inside a blocking run leaves workers mid-step), kills the workers
 and frees the shared memory if a stop does not finish in STOP_TIMEOUT_S, and `stop_all()` is
 registered at exit as a last safety net (the test session calls it too).
+
+kill -9 runs nothing of ours, so two mechanisms work without the dying process:
+- Workers die with their parent. While `running()` is open, every process forked by the thread
+  that opened it (Lava forks its actors and the SharedMemoryManager server from the thread that
+  calls `run`) asks the kernel at fork for SIGKILL when that thread dies (PR_SET_PDEATHSIG; an
+  `os.register_at_fork` hook, no change to Lava). With the workers gone, multiprocessing's
+  resource tracker unlinks the /dev/shm segments it registered and exits.
+- A registry of runs. Each process with an open run has an entry directory in a private
+  per-user directory (/dev/shm/neurodeploy-<uid>/<boot id>-<pid>-<start time>), holding empty
+  marker files: `worker-<pid>-<start>` (written by each forked worker),
+  `segment-<name>-<inode>` (Lava's shared memory) and `path-*` (temporary paths, see
+  `run_tempdir`). Start times come from /proc/<pid>/stat, so a reused pid never matches. The
+  entry is removed when the last run closes; `clean_orphans()`, called on entering `running()`,
+  removes entries whose owner is gone: it kills listed workers that still run with their
+  recorded start time, unlinks listed segments that still have their recorded inode and
+  deletes listed paths. Entries of live owners are never touched.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import dataclasses
 import functools
 import multiprocessing
+import os
+import re
+import shutil
 import signal
+import stat
 import sys
+import tempfile
 import threading
 import types
+import warnings
+from pathlib import Path
 from typing import Iterator
 
 _SLAYER_STUB = "lava.lib.dl.slayer.object_detection"
@@ -40,6 +64,15 @@ _live: list = []         # processes whose runtime may still be running
 _pending: list = []      # signals received while a Lava run was in progress
 STOP_TIMEOUT_S = 30.0
 _lava = None
+_LINUX = sys.platform.startswith("linux")
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if _LINUX else None
+_runs: dict[int, int] = {}   # thread ident -> running() blocks open in it: its forks are armed
+_holds = 0                   # open runs and run_tempdirs; the registry entry lives while > 0
+_entry: Path | None = None   # this process's registry entry
+_recorded: set[str] = set()  # segment names already in the entry
+_pid = os.getpid()           # this process (kept current across forks)
+_SEGMENT = re.compile(r"[A-Za-z0-9_.]+")
 
 
 def _lava_dataclass_patch():
@@ -77,6 +110,183 @@ def import_lava() -> types.SimpleNamespace:
     _lava = types.SimpleNamespace(netx=netx, RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg,
                                   Loihi2HwCfg=Loihi2HwCfg)
     return _lava
+
+
+def _proc_start(pid: int) -> int | None:
+    """Start time of a running (not zombie) process in clock ticks since boot; None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def _boot_id() -> str:
+    with contextlib.suppress(OSError):
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    return "0"
+
+
+def registry_root() -> Path | None:
+    """This user's private registry of runs; None where it cannot be kept (then only the
+    kernel's parent-death signal protects against kill -9)."""
+    if not _LINUX:
+        return None
+    base = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path(tempfile.gettempdir())
+    root = base / f"neurodeploy-{os.getuid()}"
+    try:
+        root.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(root)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        warnings.warn(f"{root}: not a private directory of this user, so runs killed with "
+                      "kill -9 are not cleaned up; remove it", stacklevel=2)
+        return None
+    return root
+
+
+def _touch(path: Path) -> None:
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _acquire() -> None:
+    """Open this process's registry entry (once; counted)."""
+    global _holds, _entry
+    _holds += 1
+    if _entry is None and (root := registry_root()) is not None:
+        entry = root / f"{_boot_id()}-{_pid}-{_proc_start(_pid)}"
+        with contextlib.suppress(OSError):
+            entry.mkdir(exist_ok=True)
+            _entry = entry
+
+
+def _release() -> None:
+    """Close a hold; the last one removes the entry (everything it lists was stopped)."""
+    global _holds, _entry
+    _holds -= 1
+    if _holds == 0 and _entry is not None:
+        shutil.rmtree(_entry, ignore_errors=True)
+        _entry = None
+        _recorded.clear()
+
+
+def _record_segments() -> None:
+    """List the shared memory segments of the live Lava runtimes in the registry entry."""
+    if _entry is None:
+        return
+    for process in list(_live):
+        infra = getattr(getattr(process, "runtime", None), "_messaging_infrastructure", None)
+        for handle in list(getattr(getattr(infra, "smm", None), "_shared_memory_handles", ())):
+            name = getattr(handle, "name", "")
+            if name in _recorded or not _SEGMENT.fullmatch(name):
+                continue
+            with contextlib.suppress(OSError):
+                _touch(_entry / f"segment-{name}-{os.stat(f'/dev/shm/{name}').st_ino}")
+                _recorded.add(name)
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: die with the forking thread if it runs Lava; forget the parent's runs."""
+    global _entry, _pid, _holds
+    armed, entry, parent = threading.get_ident() in _runs, _entry, _pid
+    _pid = os.getpid()
+    _live.clear()
+    _runs.clear()
+    _recorded.clear()
+    _entry, _holds = None, 0
+    if not armed:
+        return
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:             # the parent died before prctl took effect
+        os.kill(_pid, signal.SIGKILL)
+    if entry is not None:
+        with contextlib.suppress(OSError):
+            _touch(entry / f"worker-{_pid}-{_proc_start(_pid)}")
+
+
+def _after_fork_in_parent() -> None:
+    if threading.get_ident() in _runs:     # Lava creates its segments before it forks actors
+        _record_segments()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child, after_in_parent=_after_fork_in_parent)
+
+
+def _owner_alive(entry_name: str) -> bool | None:
+    """Whether the process that owns a registry entry runs; None for a name we did not write."""
+    match = re.fullmatch(r"([0-9a-f]+)-([0-9]+)-([0-9]+)", entry_name)
+    if match is None:
+        return None
+    boot, pid, start = match.group(1), int(match.group(2)), int(match.group(3))
+    return boot == _boot_id() and _proc_start(pid) == start
+
+
+def _remove_listed(marker: Path) -> str | None:
+    """Undo one marker of a dead owner's entry; say what was removed, None if nothing."""
+    kind, _, rest = marker.name.partition("-")
+    if kind == "worker":
+        pid, start = (int(v) for v in rest.split("-"))
+        if _proc_start(pid) == start:
+            os.kill(pid, signal.SIGKILL)
+            return f"process {pid}"
+    elif kind == "segment":
+        name, ino = rest.rsplit("-", 1)
+        path = Path("/dev/shm", name)
+        if _SEGMENT.fullmatch(name) and os.stat(path).st_ino == int(ino):
+            path.unlink()
+            return str(path)
+    elif kind == "path" and not marker.name.endswith(".tmp"):
+        path = Path(marker.read_text())
+        if path.is_absolute() and path.name.startswith("neurodeploy-") and path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            return str(path)
+    return None
+
+
+def clean_orphans(root: Path | None = None) -> list[str]:
+    """Remove what runs killed without cleaning up left (their owner is gone); return it.
+
+    Only entries whose owner process provably no longer runs are touched, and in them only
+    workers that still have their recorded start time and segments with their recorded inode.
+    """
+    root = root or registry_root()
+    removed: list[str] = []
+    if root is None:
+        return removed
+    with contextlib.suppress(OSError):
+        for entry in sorted(root.iterdir()):
+            if not entry.is_dir() or entry.is_symlink() or _owner_alive(entry.name) is not False:
+                continue
+            with contextlib.suppress(OSError):
+                for marker in sorted(entry.iterdir()):   # segment and worker markers
+                    with contextlib.suppress(OSError, ValueError):
+                        if (what := _remove_listed(marker)) is not None:
+                            removed.append(what)
+                    with contextlib.suppress(OSError):
+                        marker.unlink()
+                entry.rmdir()
+    return removed
+
+
+@contextlib.contextmanager
+def run_tempdir(prefix: str = "neurodeploy-") -> Iterator[Path]:
+    """A temporary directory that a later run removes if this process is killed with kill -9."""
+    if not prefix.startswith("neurodeploy-"):
+        raise ValueError(f"run_tempdir prefix {prefix!r} must start with 'neurodeploy-'")
+    _acquire()
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            if _entry is not None:
+                with contextlib.suppress(OSError):
+                    marker = _entry / f"path-{Path(tmp).name}"
+                    marker.with_suffix(".tmp").write_text(tmp)
+                    marker.with_suffix(".tmp").replace(marker)   # never half a path
+            yield Path(tmp)
+    finally:
+        _release()
 
 
 def _force_stop(process) -> None:
@@ -121,6 +331,7 @@ def interruption_point() -> None:
     A signal delivered inside a blocking Lava run would leave its workers mid-step, and a
     stop request then waits forever; so `running` defers signals to points between runs.
     """
+    _record_segments()
     if _pending:
         signum = _pending.pop()
         _pending.clear()
@@ -132,8 +343,13 @@ def running(process) -> Iterator[None]:
     """Context for a Lava process that will be run: its runtime is always stopped on exit.
 
     Run in bounded chunks and call `interruption_point()` between them to honour Ctrl-C and
-    SIGTERM promptly; the runtime is stopped on success, error or interrupt.
+    SIGTERM promptly; the runtime is stopped on success, error or interrupt. Processes this
+    thread forks meanwhile die with it, and are listed in the registry of runs.
     """
+    clean_orphans()
+    ident = threading.get_ident()
+    _acquire()
+    _runs[ident] = _runs.get(ident, 0) + 1
     _live.append(process)
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -147,6 +363,10 @@ def running(process) -> Iterator[None]:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             _pending.clear()
+            _runs[ident] -= 1
+            if not _runs[ident]:
+                del _runs[ident]
+            _release()
 
 
 atexit.register(stop_all)

@@ -1,12 +1,19 @@
-"""An interrupted Lava run stops cleanly: prompt exit, no workers, no shared memory left."""
+"""An interrupted or killed Lava run stops cleanly: prompt exit, no workers, no shared memory
+left; what a killed run left is cleaned up by the next, and nothing else."""
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import types
+from multiprocessing import resource_tracker, shared_memory
 from pathlib import Path
 
 import pytest
+
+from neurodeploy import compat
 
 SCRIPT = """
 import numpy as np
@@ -47,3 +54,134 @@ def test_signal_during_a_lava_run_stops_it_cleanly(sig):
         time.sleep(0.2)
     assert not left, f"Lava workers survived the interrupt: {left}"
     assert _psm() - before == set(), "shared memory segments leaked"
+
+
+def _mapped_segments(pids):
+    names = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            names.update(line.rsplit("/", 1)[1] for line in
+                         Path(f"/proc/{pid}/maps").read_text().splitlines()
+                         if "/dev/shm/psm_" in line)
+    return names
+
+
+def _session(sid):
+    out = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
+    """Nothing of ours runs after SIGKILL: workers die with their parent (PR_SET_PDEATHSIG),
+    the resource tracker then unlinks the segments; the run's registry entry lists them all."""
+    net = str(Path(__file__).parent.parent / "export" / "digits" / "network.net")
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:        # a file, not a pipe: closing it must not kill anyone
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(net=net)], stderr=err,
+                                start_new_session=True)
+    try:
+        while not re.search(r"\dsample/s", log.read_text()):   # a measured rate: underway
+            assert proc.poll() is None, f"simulation ended early: {log.read_text()[-500:]}"
+            time.sleep(0.2)
+        pids = _session(proc.pid)
+        segments = _mapped_segments(pids)
+        entries = [e for e in compat.registry_root().iterdir()
+                   if e.name.split("-")[1:2] == [str(proc.pid)]]
+        assert len(entries) == 1, "the run has no registry entry"
+        listed = {m.name for m in entries[0].iterdir()}
+        workers = {int(m.split("-")[1]) for m in listed if m.startswith("worker-")}
+        assert workers and workers <= set(pids), (workers, pids)
+        assert segments and {f"segment-{s}" for s in segments} <= {
+            m.rsplit("-", 1)[0] for m in listed}
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while (_session(proc.pid) or _existing(segments)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _session(proc.pid), f"Lava workers outlived kill -9: {_session(proc.pid)}"
+        assert not _existing(segments), "shared memory segments outlived kill -9"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    compat.clean_orphans()             # what the next run does on entering running()
+    assert not entries[0].exists(), "the dead run's registry entry was not removed"
+
+
+def _existing(segments):
+    return {s for s in segments if os.path.exists(f"/dev/shm/{s}")}
+
+
+def _reaped_pid():
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _entry(root, pid, start):
+    entry = root / f"{compat._boot_id()}-{pid}-{start}"
+    entry.mkdir(parents=True)
+    return entry
+
+
+def _segment():
+    """A real POSIX shared memory segment, not tracked by this process (as if made elsewhere)."""
+    shm = shared_memory.SharedMemory(create=True, size=64)
+    resource_tracker.unregister(shm._name, "shared_memory")
+    shm.close()
+    return shm.name, os.stat(f"/dev/shm/{shm.name}").st_ino
+
+
+def test_orphan_clean_up_removes_only_what_dead_owners_left(tmp_path):
+    root = tmp_path / "registry"
+    sleepers = [subprocess.Popen(["sleep", "120"]) for _ in range(3)]
+    segments = [_segment() for _ in range(4)]
+    kept_dir = tmp_path / "neurodeploy-kept"
+    gone_dir = tmp_path / "neurodeploy-gone"
+    kept_dir.mkdir(), gone_dir.mkdir()
+    try:
+        starts = [compat._proc_start(p.pid) for p in sleepers]
+        dead = _entry(root, _reaped_pid(), 12345)        # owner gone: everything listed goes
+        (dead / f"worker-{sleepers[0].pid}-{starts[0]}").touch()
+        (dead / f"worker-{sleepers[1].pid}-{starts[1] + 1}").touch()   # pid reused: spared
+        (dead / f"segment-{segments[0][0]}-{segments[0][1]}").touch()
+        (dead / f"segment-{segments[1][0]}-{segments[1][1] + 1}").touch()  # name reused: spared
+        (dead / "path-x").write_text(str(gone_dir))
+        me = os.getpid()
+        alive = _entry(root, me, compat._proc_start(me))   # owner runs: untouched
+        (alive / f"worker-{sleepers[2].pid}-{starts[2]}").touch()
+        (alive / f"segment-{segments[2][0]}-{segments[2][1]}").touch()
+        (alive / "path-y").write_text(str(kept_dir))
+        stranger = root / "not-an-entry"                   # not ours to judge: untouched
+        stranger.mkdir()
+        (stranger / f"segment-{segments[3][0]}-{segments[3][1]}").touch()
+
+        removed = compat.clean_orphans(root)
+
+        assert sorted(removed) == sorted([f"process {sleepers[0].pid}",
+                                          f"/dev/shm/{segments[0][0]}", str(gone_dir)])
+        assert sleepers[0].wait(timeout=30) == -signal.SIGKILL
+        assert sleepers[1].poll() is None and sleepers[2].poll() is None
+        assert _existing([s for s, _ in segments]) == {s for s, _ in segments[1:]}
+        assert not dead.exists() and not gone_dir.exists()
+        assert len(list(alive.iterdir())) == 3 and kept_dir.exists() and stranger.exists()
+    finally:
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
+        for name, _ in segments:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/dev/shm/{name}")
+
+
+def test_registry_entry_lives_exactly_as_long_as_the_run():
+    """running() opens this process's entry and removes it on exit, also after an error."""
+    me = os.getpid()
+    name = f"{compat._boot_id()}-{me}-{compat._proc_start(me)}"
+    with pytest.raises(RuntimeError), compat.running(types.SimpleNamespace(runtime=None)):
+        assert (compat.registry_root() / name).is_dir()
+        raise RuntimeError("boom")
+    assert not (compat.registry_root() / name).exists()
+    with compat.run_tempdir("neurodeploy-test-") as tmp:
+        markers = list((compat.registry_root() / name).iterdir())
+        assert [m.read_text() for m in markers] == [str(tmp)]
+    assert not (compat.registry_root() / name).exists() and not tmp.exists()
