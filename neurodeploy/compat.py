@@ -72,6 +72,7 @@ _holds = 0                   # open runs and run_tempdirs; the registry entry li
 _entry: Path | None = None   # this process's registry entry
 _recorded: set[str] = set()  # segment names already in the entry
 _pid = os.getpid()           # this process (kept current across forks)
+_lock = threading.Lock()     # guards _holds and _entry
 _SEGMENT = re.compile(r"[A-Za-z0-9_.]+")
 
 
@@ -154,22 +155,24 @@ def _touch(path: Path) -> None:
 def _acquire() -> None:
     """Open this process's registry entry (once; counted)."""
     global _holds, _entry
-    _holds += 1
-    if _entry is None and (root := registry_root()) is not None:
-        entry = root / f"{_boot_id()}-{_pid}-{_proc_start(_pid)}"
-        with contextlib.suppress(OSError):
-            entry.mkdir(exist_ok=True)
-            _entry = entry
+    with _lock:
+        _holds += 1
+        if _entry is None and (root := registry_root()) is not None:
+            entry = root / f"{_boot_id()}-{_pid}-{_proc_start(_pid)}"
+            with contextlib.suppress(OSError):
+                entry.mkdir(exist_ok=True)
+                _entry = entry
 
 
 def _release() -> None:
     """Close a hold; the last one removes the entry (everything it lists was stopped)."""
     global _holds, _entry
-    _holds -= 1
-    if _holds == 0 and _entry is not None:
-        shutil.rmtree(_entry, ignore_errors=True)
-        _entry = None
-        _recorded.clear()
+    with _lock:
+        _holds -= 1
+        if _holds == 0 and _entry is not None:
+            shutil.rmtree(_entry, ignore_errors=True)
+            _entry = None
+            _recorded.clear()
 
 
 def _record_segments() -> None:
@@ -189,9 +192,9 @@ def _record_segments() -> None:
 
 def _after_fork_in_child() -> None:
     """In a forked child: die with the forking thread if it runs Lava; forget the parent's runs."""
-    global _entry, _pid, _holds
+    global _entry, _pid, _holds, _lock
     armed, entry, parent = threading.get_ident() in _runs, _entry, _pid
-    _pid = os.getpid()
+    _pid, _lock = os.getpid(), threading.Lock()   # another thread may have held it at fork
     _live.clear()
     _runs.clear()
     _recorded.clear()
@@ -282,8 +285,9 @@ def run_tempdir(prefix: str = "neurodeploy-") -> Iterator[Path]:
             if _entry is not None:
                 with contextlib.suppress(OSError):
                     marker = _entry / f"path-{Path(tmp).name}"
-                    marker.with_suffix(".tmp").write_text(tmp)
-                    marker.with_suffix(".tmp").replace(marker)   # never half a path
+                    partial = marker.parent / f"{marker.name}.tmp"
+                    partial.write_text(tmp)
+                    partial.replace(marker)                      # never half a path
             yield Path(tmp)
     finally:
         _release()
