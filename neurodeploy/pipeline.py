@@ -471,22 +471,14 @@ def priced(result: dict, preset) -> dict:
 
 
 def reprice(report_path: str | Path, preset_name: str, network: str | Path | None = None) -> dict:
-    """Apply another energy preset to a saved report.json; no simulation."""
-    import json
-    report_path = Path(report_path)
-    try:
-        result = json.loads(report_path.read_text())
-        result["counts"], result["layers"]
-    except FileNotFoundError:
-        raise UserError(f"{report_path}: no such report; run `neurodeploy run` first") from None
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{report_path}: not a neurodeploy report.json with counted events; "
-                        "re-run `neurodeploy run`") from None
+    """Apply another energy preset to a saved report.json (validated first); no simulation."""
+    from neurodeploy.energy.report_file import read_report
+    result = read_report(report_path)
     if network is not None:
         digest = _sha256(Path(network)) if Path(network).is_file() else None
         if digest is None:
             raise UserError(f"{network}: no such network file")
-        if digest != result.get("network", {}).get("sha256"):
+        if digest != (result.get("network") or {}).get("sha256"):
             raise UserError(f"{report_path}: this record was made with a different network than "
                             f"{network} (sha256 differs); simulate {network} to get its record")
     return {**result, **priced(result, load_preset(preset_name))}

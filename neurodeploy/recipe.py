@@ -1,33 +1,88 @@
-"""Recipes: one YAML file per model in models/, parsed strictly into typed settings.
+"""Recipes: one YAML file per model in models/, validated by one strict pydantic schema.
 
-Unknown keys are errors (a typo must not silently fall back to a default). Every message
-names the file and the key path.
+Unknown keys, wrong types (true for an integer, text for a number) and values out of range
+are errors, reported on one line as `<file>: <field.path>: <problem>; <fix>`: a typo must not
+fall back to a default, and `epochs: -1` must not write an untrained checkpoint.
 """
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 
-import yaml
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
+from typing_extensions import Required, TypedDict
 
 from neurodeploy.errors import UserError
+from neurodeploy.schema import one_line, read_yaml
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
+# One Loihi 2 chip has 2**20 neurons: a layer (or conv stage) wider than 65,536 is a typo, and
+# would exhaust memory while training on a CPU long before it could be deployed.
+Width = Annotated[int, Field(ge=1, le=65536)]
+Layers = Annotated[list[Width], Field(max_length=64)]
+Seed = Annotated[int, Field(ge=0, le=2 ** 32 - 1)]          # numpy's seed range
+Epochs = Annotated[int, Field(ge=1, le=100_000)]
+BatchSize = Annotated[int, Field(ge=1, le=1_048_576)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+Small = Annotated[int, Field(ge=1, le=15)]                   # kernel sizes and strides
 
-@dataclass(frozen=True)
-class DatasetCfg:
+STRICT = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+HINTS = {"name": "add `name: <run name>` (letters, digits, . _ -; the run goes to runs/<name>/)",
+         ".channels": "widths are 1..65536 (one Loihi 2 chip has 2**20 neurons)",
+         ".hidden": "widths are 1..65536 (one Loihi 2 chip has 2**20 neurons)",
+         "teacher.conv": "widths are 1..65536 (one Loihi 2 chip has 2**20 neurons)"}
+
+
+class ConvSpec(TypedDict, total=False):
+    """One conv stage: {channels, kernel[, stride, padding]}; kept as a plain dict."""
+    __pydantic_config__ = ConfigDict(strict=True, extra="forbid")
+    channels: Required[Width]
+    kernel: Required[Small]
+    stride: Small
+    padding: Annotated[int, Field(ge=0, le=15)]
+
+
+class ChainSpec(TypedDict, total=False):
+    """A teaching assistant between teacher and student: its conv stages and hidden widths."""
+    __pydantic_config__ = ConfigDict(strict=True, extra="forbid")
+    conv: Annotated[list[ConvSpec], Field(max_length=64)]
+    hidden: Layers
+
+
+def _loss_term(term: dict) -> dict:
+    from neurodeploy.distill.losses import check_term
+    return check_term(term)
+
+
+class DatasetCfg(BaseModel):
+    model_config = STRICT
     name: str = "digits"
-    split_seed: int = 0
+    split_seed: Seed = 0
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from neurodeploy.data.datasets import DATASETS
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
+        return name
 
 
-@dataclass(frozen=True)
-class EncodingCfg:
+class EncodingCfg(BaseModel):
+    model_config = STRICT
     name: str = "rate"          # rate | thermometer (see neurodeploy/data/encoding.py)
-    timesteps: int = 16
-    levels: int = 4             # thermometer channels per input
+    timesteps: Annotated[int, Field(ge=1, le=4096)] = 16
+    levels: Annotated[int, Field(ge=1, le=256)] = 4      # thermometer channels per input
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from neurodeploy.data.encoding import ENCODINGS
+        if name not in ENCODINGS:
+            raise ValueError(f"unknown encoding {name!r}; available: {', '.join(ENCODINGS)}")
+        return name
 
     def metadata(self) -> dict:
         """What an exported network records so any backend can encode its inputs."""
@@ -35,90 +90,102 @@ class EncodingCfg:
         return (out | {"levels": self.levels}) if self.name == "thermometer" else out
 
 
-@dataclass(frozen=True)
-class TeacherCfg:
-    conv: list[int] = field(default_factory=list)     # channels of stride-2 conv stages (CNN)
-    hidden: list[int] = field(default_factory=lambda: [256])   # MLP widths (when no conv)
-    spiking: bool = False      # a large SNN teacher (same neurons and encoding as the student)
-    epochs: int = 40
-    lr: float = 2e-3
-    batch_size: int = 64
-    seed: int = 0
+class TeacherCfg(BaseModel):
+    model_config = STRICT
+    conv: Layers = []           # channels of stride-2 conv stages (CNN)
+    hidden: Layers = [256]      # MLP widths (when no conv)
+    spiking: bool = False       # a large SNN teacher (same neurons and encoding as the student)
+    epochs: Epochs = 40
+    lr: LearningRate = 2e-3
+    batch_size: BatchSize = 64
+    seed: Seed = 0
 
 
-@dataclass(frozen=True)
-class NeuronCfg:
+class NeuronCfg(BaseModel):
+    model_config = STRICT
     i_decay: int = 1024
     v_decay: int = 256
     threshold: int = 128
 
-
-@dataclass(frozen=True)
-class StudentCfg:
-    conv: list[dict] = field(default_factory=list)   # [{channels, kernel, stride, padding}]
-    hidden: list[int] = field(default_factory=lambda: [128])
-    neuron: NeuronCfg = field(default_factory=NeuronCfg)
-
-
-@dataclass(frozen=True)
-class DistillCfg:
-    epochs: int = 40
-    lr: float = 2e-3
-    batch_size: int = 64
-    seed: int = 0
-    weight_decay: float = 0.0
-    chain: list[dict] = field(default_factory=list)   # assistants [{conv, hidden}], teacher first
-    losses: list[dict] = field(default_factory=lambda: [
-        {"name": "ce", "weight": 0.5}, {"name": "logit_kd", "weight": 0.5, "temperature": 4.0}])
+    @model_validator(mode="after")
+    def _loihi_range(self):
+        from neurodeploy.neurons import CubaParams
+        CubaParams(self.i_decay, self.v_decay, self.threshold)      # ValueError names the field
+        return self
 
 
-@dataclass(frozen=True)
-class EnergyCfg:
-    preset: str = "loihi1-davies2018"
+class StudentCfg(BaseModel):
+    model_config = STRICT
+    conv: Annotated[list[ConvSpec], Field(max_length=64)] = []
+    hidden: Layers = [128]
+    neuron: NeuronCfg = NeuronCfg()
 
 
-@dataclass(frozen=True)
-class Recipe:
-    name: str = "digits"
-    dataset: DatasetCfg = field(default_factory=DatasetCfg)
-    encoding: EncodingCfg = field(default_factory=EncodingCfg)
-    teacher: TeacherCfg = field(default_factory=TeacherCfg)
-    student: StudentCfg = field(default_factory=StudentCfg)
-    distill: DistillCfg = field(default_factory=DistillCfg)
-    energy: EnergyCfg = field(default_factory=EnergyCfg)
+class DistillCfg(BaseModel):
+    model_config = STRICT
+    epochs: Epochs = 40
+    lr: LearningRate = 2e-3
+    batch_size: BatchSize = 64
+    seed: Seed = 0
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
+    chain: Annotated[list[ChainSpec], Field(max_length=16)] = []   # assistants, teacher first
+    losses: Annotated[list[Annotated[dict[str, Any], AfterValidator(_loss_term)]],
+                      Field(min_length=1, max_length=32)] = [
+        {"name": "ce", "weight": 0.5}, {"name": "logit_kd", "weight": 0.5, "temperature": 4.0}]
+
+
+class EnergyCfg(BaseModel):
+    model_config = STRICT
+    preset: Annotated[str, Field(min_length=1)] = "loihi1-davies2018"
+
+
+FEATURE_LOSSES = ("attention", "samd", "feature_kd")
+
+
+class Recipe(BaseModel):
+    model_config = STRICT
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    dataset: DatasetCfg = DatasetCfg()
+    encoding: EncodingCfg = EncodingCfg()
+    teacher: TeacherCfg = TeacherCfg()
+    student: StudentCfg = StudentCfg()
+    distill: DistillCfg = DistillCfg()
+    energy: EnergyCfg = EnergyCfg()
+
+    @model_validator(mode="after")
+    def _losses_fit_the_networks(self):
+        """What the loss terms need from the networks, checked before any training."""
+        from neurodeploy.distill.losses import build_loss
+        names = {term["name"] for term in self.distill.losses}
+        if "spike_train" in names and not (self.teacher.spiking or self.distill.chain):
+            raise ValueError("distill.losses: spike_train needs a spiking teacher; set "
+                             "teacher.spiking: true or add a distill.chain assistant")
+        if names & set(FEATURE_LOSSES) and not (self.student.conv and self.teacher.conv):
+            raise ValueError(f"distill.losses: {', '.join(sorted(names & set(FEATURE_LOSSES)))} "
+                             "need(s) a conv student (student.conv) and a conv teacher "
+                             "(teacher.conv)")
+        try:
+            build_loss(self.distill.losses, "distill", architecture(self))
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-def _build(cls, data, where: str):
+def recipe_from_dict(data, where: str) -> Recipe:
+    """A validated Recipe, or a one-line UserError naming `where` and the field."""
+    if data is None or data == {}:
+        raise UserError(f"{where}: empty recipe; add `name: <run name>` and the settings to "
+                        "change (see models/digits.yaml)")
     if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    values = {}
-    for key, value in data.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, f"{where}.{key}")
-            continue
-        expected = typing.get_origin(hint) or hint
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise UserError(f"{where}.{key}: expected {getattr(expected, '__name__', expected)}, "
-                            f"got {value!r}")
-        values[key] = value
-    return cls(**values)
-
-
-def recipe_from_dict(data: dict, where: str) -> Recipe:
-    recipe = _build(Recipe, data, where)
-    validate(recipe, where)
-    return recipe
+        raise UserError(f"{where}: expected a mapping of recipe sections (name, dataset, "
+                        f"encoding, teacher, student, distill, energy), got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise UserError(one_line(e, where, Recipe, HINTS, last=(("name",),))) from None
 
 
 def resolve(name_or_path: str | None) -> Path:
@@ -132,48 +199,21 @@ def resolve(name_or_path: str | None) -> Path:
 
 
 def load_recipe(name_or_path: str | None = None) -> Recipe:
+    """A recipe file, validated in full (including its energy preset) before any work."""
+    from neurodeploy.energy.presets import load_preset
     path = resolve(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         available = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
         raise UserError(f"{path}: no such recipe; available in models/: {available}")
+    recipe = recipe_from_dict(read_yaml(path, "recipe"), str(path))
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return recipe_from_dict(data, str(path))
+        load_preset(recipe.energy.preset)
+    except UserError as e:
+        raise UserError(f"{path}: energy.preset: {e}") from None
+    return recipe
 
 
 def architecture(recipe: Recipe) -> dict:
     """What learned loss terms need to know about the networks (channels per conv stage)."""
-    return {"student_channels": [c.get("channels") for c in recipe.student.conv
-                                 if isinstance(c, dict)],
+    return {"student_channels": [c["channels"] for c in recipe.student.conv],
             "teacher_channels": list(recipe.teacher.conv)}
-
-
-def validate(recipe: Recipe, where: str) -> None:
-    """Check values against what they feed (Loihi's ranges, the loss registry) before any work."""
-    from neurodeploy.data.encoding import ENCODINGS
-    from neurodeploy.distill.losses import build_loss
-    from neurodeploy.neurons import CubaParams
-    n = recipe.student.neuron
-    try:
-        CubaParams(n.i_decay, n.v_decay, n.threshold)
-    except ValueError as e:
-        raise UserError(f"{where}: student.neuron: {e}") from None
-    build_loss(recipe.distill.losses, f"{where}: distill", architecture(recipe))
-    for i, spec in enumerate(recipe.distill.chain):
-        if not isinstance(spec, dict) or set(spec) - {"conv", "hidden"}:
-            raise UserError(f"{where}: distill.chain[{i}]: expected {{conv: [...], hidden: [...]}}"
-                            f", got {spec!r}")
-    for i, spec in enumerate(recipe.student.conv):
-        allowed = {"channels", "kernel", "stride", "padding"}
-        if not isinstance(spec, dict) or set(spec) - allowed or not {"channels", "kernel"} <= set(spec):
-            raise UserError(f"{where}: student.conv[{i}]: expected {{channels, kernel[, stride, "
-                            f"padding]}}, got {spec!r}")
-    if recipe.encoding.name not in ENCODINGS:
-        raise UserError(f"{where}: encoding.name: unknown encoding {recipe.encoding.name!r}; "
-                        f"available: {', '.join(ENCODINGS)}")
-    if recipe.encoding.levels < 1:
-        raise UserError(f"{where}: encoding.levels must be >= 1")
-    if recipe.encoding.timesteps < 1:
-        raise UserError(f"{where}: encoding.timesteps must be >= 1")

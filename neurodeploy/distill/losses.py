@@ -12,6 +12,7 @@ shared/reference/distillation-methods.md for the papers' formulas and defaults).
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable
 
 import torch
@@ -204,34 +205,79 @@ class CompositeLoss(nn.Module):
         return sum(w * fn(**inputs, **params) for fn, w, params in self.terms)
 
 
+# Ranges of the loss parameters a recipe may set; a value outside turns into NaN or a
+# meaningless objective during training, so it is refused when the recipe is read.
+_RANGES = {"weight": (0.0, 1e3), "temperature": (1e-3, 1e3), "alpha": (0.0, 1e3),
+           "beta": (0.0, 1e3), "noise": (0.0, 1e3), "mix": (0.0, 1.0), "p": (1e-3, 16.0),
+           "stage": (-64, 63)}
+_CHOICES = {"variant": ("paper", "code")}
+
+
+def _check_value(key: str, value, default) -> None:
+    """One parameter against its default's type (str, int or float) and its range."""
+    if isinstance(default, str):
+        if value not in _CHOICES.get(key, (value,)) or not isinstance(value, str):
+            raise ValueError(f"{key} must be one of {', '.join(_CHOICES.get(key, ['a string']))}"
+                             f", got {value!r}")
+        return
+    wants_int = isinstance(default, int) and not isinstance(default, bool)
+    numeric = isinstance(value, int) if wants_int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not numeric or not math.isfinite(value):
+        kind = "an integer" if wants_int else "a finite number"
+        raise ValueError(f"{key} must be {kind}, got {value!r}")
+    lo, hi = _RANGES.get(key, (-1e6, 1e6))
+    if not lo <= value <= hi:
+        raise ValueError(f"{key} must be in [{lo:g}, {hi:g}], got {value!r}")
+
+
+def check_term(term) -> dict:
+    """Validate one recipe loss entry {name, weight, <parameters>} against the registry.
+
+    Raises ValueError with a message relative to the entry; returns the entry unchanged."""
+    if not isinstance(term, dict):
+        raise ValueError(f"expected a mapping like {{name: ce, weight: 0.5}}, got {term!r}")
+    name = term.get("name")
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; available: {', '.join(sorted(LOSSES))}")
+    entry = LOSSES[name]
+    learned = isinstance(entry, type)
+    signature = inspect.signature(entry.__init__ if learned else entry).parameters
+    params = {k: v.default for k, v in signature.items()
+              if k not in _INPUTS | {"_", "self", "student_channels", "teacher_channels"}
+              and v.kind is not inspect.Parameter.VAR_KEYWORD}
+    unknown = set(term) - set(params) - {"name", "weight"}
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {', '.join(sorted(map(str, unknown)))}; "
+                         f"allowed: {', '.join(sorted(params)) or 'none'}")
+    for key, value in term.items():
+        if key != "name":
+            _check_value(key, value, 1.0 if key == "weight" else params[key])
+    return term
+
+
 def build_loss(terms: list[dict], where: str, architecture: dict | None = None) -> CompositeLoss:
     """Validate recipe terms against the registry and return their weighted sum as one loss.
 
     `architecture` ({student_channels, teacher_channels}) sizes learned terms such as
     feature_kd's regressor; without it they cannot be built."""
+    if not isinstance(terms, list):
+        raise UserError(f"{where}: losses: expected a list of {{name: ..., weight: ...}}, "
+                        f"got {terms!r}")
     built = []
     for i, term in enumerate(terms):
-        term = dict(term)
-        name = term.pop("name", None)
-        weight = float(term.pop("weight", 1.0))
-        if name not in LOSSES:
-            raise UserError(f"{where}: losses[{i}]: unknown loss {name!r}; "
-                            f"available: {', '.join(sorted(LOSSES))}")
+        try:
+            check_term(term)
+        except ValueError as e:
+            raise UserError(f"{where}: losses[{i}]: {e}") from None
+        params = {k: v for k, v in term.items() if k not in ("name", "weight")}
+        name, weight = term["name"], float(term.get("weight", 1.0))
         entry = LOSSES[name]
-        learned = isinstance(entry, type)
-        signature = inspect.signature(entry.__init__ if learned else entry).parameters
-        allowed = set(signature) - _INPUTS - {"_", "self", "student_channels", "teacher_channels"}
-        unknown = set(term) - allowed
-        if unknown:
-            raise UserError(f"{where}: losses[{i}] ({name}): unknown parameter(s) "
-                            f"{', '.join(sorted(unknown))}; allowed: "
-                            f"{', '.join(sorted(allowed)) or 'none'}")
-        if learned:
+        if isinstance(entry, type):
             arch = architecture or {"student_channels": [], "teacher_channels": []}
             try:
-                built.append((entry(**term, **arch), weight, {}))
+                built.append((entry(**params, **arch), weight, {}))
             except UserError as e:
                 raise UserError(f"{where}: losses[{i}] ({name}): {e}") from None
         else:
-            built.append((entry, weight, term))
+            built.append((entry, weight, params))
     return CompositeLoss(built)

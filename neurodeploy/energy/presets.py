@@ -8,13 +8,13 @@ A user preset is a YAML file with the same fields (`neurodeploy energy ... --pre
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.errors import UserError
+from neurodeploy.schema import one_line, read_yaml, yaml_number
 
 DAVIES = ("Davies et al., 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', "
           "IEEE Micro 38(1), 2018, Table 2 (pre-silicon, 0.75 V)")
@@ -24,29 +24,30 @@ PILOTNET = ("lava-dl PilotNet LIF benchmark notebook, Loihi 2 Oheo Gulch single 
             "0.232 W static of 0.679 W total")
 SENECA = "Tang et al., 'SENECA', Frontiers in Neuroscience 2023, Table 3"
 
+# Bounds far above any chip's figure (Loihi: tens of pJ and ns per operation, 0.2 W static),
+# low enough that a report's products of counts and figures stay finite JSON numbers.
+Energy = Annotated[float, Field(ge=0, le=1e6)]       # pJ per operation
+Time = Annotated[float, Field(ge=0, le=1e6)]         # ns per operation
+Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00-\x1f]*$")]
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    source: str
-    synaptic_op_pj: float            # one spike delivered over one non-zero synapse
-    neuron_active_pj: float = 0.0    # neuron update in a step in which it received input
-    neuron_inactive_pj: float = 0.0  # neuron update without input (Loihi services every neuron)
-    spike_out_pj: float = 0.0        # one output spike leaving its neuron (and core)
-    synaptic_op_ns: float = 0.0      # times, for the latency estimate (0: not modelled)
-    neuron_active_ns: float = 0.0
-    neuron_inactive_ns: float = 0.0
-    spike_out_ns: float = 0.0
-    barrier_ns: float = 0.0          # end-of-step synchronisation
-    static_w: float = 0.0            # static power while running (0: not modelled)
-    kind: str = "per-operation"      # or "all-in per synaptic op" for the literature rows
-    note: str = ""
 
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(f"{f.name} must be a number >= 0, got {value!r}")
+class Preset(BaseModel):
+    """Figures of one chip; validated, so a user preset cannot price events as NaN or inf."""
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+    name: Text
+    source: Text
+    synaptic_op_pj: Energy           # one spike delivered over one non-zero synapse
+    neuron_active_pj: Energy = 0.0   # neuron update in a step in which it received input
+    neuron_inactive_pj: Energy = 0.0  # neuron update without input (Loihi services every neuron)
+    spike_out_pj: Energy = 0.0       # one output spike leaving its neuron (and core)
+    synaptic_op_ns: Time = 0.0       # times, for the latency estimate (0: not modelled)
+    neuron_active_ns: Time = 0.0
+    neuron_inactive_ns: Time = 0.0
+    spike_out_ns: Time = 0.0
+    barrier_ns: Time = 0.0           # end-of-step synchronisation
+    static_w: Annotated[float, Field(ge=0, le=1e3)] = 0.0   # static power (0: not modelled)
+    kind: Literal["per-operation", "all-in per synaptic op"] = "per-operation"
+    note: Annotated[str, Field(max_length=2000)] = ""
 
     @property
     def models_latency(self) -> bool:
@@ -98,23 +99,32 @@ def load_preset(name_or_path: str) -> Preset:
     if path.suffix not in (".yaml", ".yml"):
         raise UserError(f"unknown energy preset {name_or_path!r}; available: "
                         f"{', '.join(PRESETS)}, or a preset YAML file")
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: no such preset file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data = read_yaml(path, "preset")
     if not isinstance(data, dict):
-        raise UserError(f"{path}: a preset is a mapping of fields to values")
-    fields = {f.name for f in dataclasses.fields(Preset)}
-    if unknown := sorted(set(data) - fields):
-        raise UserError(f"{path}: unknown field {unknown[0]!r}; known: {', '.join(sorted(fields))}")
-    if missing := [f for f in ("name", "source", "synaptic_op_pj") if f not in data]:
-        raise UserError(f"{path}: missing field {missing[0]!r} (every preset needs name, "
-                        "source and synaptic_op_pj)")
+        raise UserError(f"{path}: a preset is a mapping of fields to values (name, source, "
+                        "synaptic_op_pj, ...), got "
+                        f"{'an empty file' if data is None else type(data).__name__}")
     try:
-        return Preset(**data)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"{path}: {e}") from None
+        return Preset.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_one_line(e, path)) from None
 
 
+def _one_line(error: ValidationError, path: Path) -> str:
+    """The first problem, worded as `<file>: <field> ...; <fix>`."""
+    err = error.errors(include_url=False)[0]
+    field = str(err["loc"][-1]) if err["loc"] else ""
+    if err["type"] == "missing":
+        return (f"{path}: missing field {field!r}; every preset needs name, source and "
+                "synaptic_op_pj")
+    if err["type"] == "extra_forbidden":
+        return (f"{path}: unknown field {field!r}; known: "
+                f"{', '.join(sorted(Preset.model_fields))}")
+    if field.endswith(("_pj", "_ns", "_w")):
+        bound, unit = (("1e3", "W") if field == "static_w"
+                       else ("1e6", "pJ" if field.endswith("_pj") else "ns"))
+        return (f"{path}: {field} must be a number >= 0 and <= {bound} ({unit}), got "
+                f"{err.get('input')!r}{yaml_number(err.get('input'))}")
+    return one_line(error, str(path), Preset)

@@ -1,0 +1,108 @@
+"""The part of report.json that `neurodeploy energy` reprices, as a pydantic schema.
+
+Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
+negative, NaN or infinite energies: the sections that pricing reads are checked for type,
+range and shape (layers x timesteps) first, and NaN/Infinity anywhere in the file is refused
+(they are not JSON, and would be copied into the repriced output).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from neurodeploy.errors import UserError
+from neurodeploy.schema import one_line, read_text
+
+FIX = "re-run `neurodeploy run` to write a fresh report"
+_OPEN = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)   # other keys pass through
+# Mean events per inference in one layer and step: Loihi 2 chips hold 1.2e8 synapses, so 1e12
+# is far beyond any real count and keeps count x figure (<= 1e6 pJ) a finite number.
+Count = Annotated[float, Field(ge=0, le=1e12)]
+Rows = Annotated[list[Annotated[list[Count], Field(max_length=4096)]], Field(max_length=1024)]
+KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
+
+
+class Counts(BaseModel):
+    model_config = _OPEN
+    layers: Annotated[list[str], Field(min_length=1, max_length=1024)]
+    synaptic_ops: Rows
+    neuron_active: Rows
+    neuron_inactive: Rows
+    spikes: Rows
+
+
+class Layer(BaseModel):
+    model_config = _OPEN
+    name: str
+    neurons: Annotated[int, Field(ge=1, le=2 ** 31)]
+    synapses: Annotated[int, Field(ge=0, le=10 ** 12)]
+
+
+class Baseline(BaseModel):
+    model_config = _OPEN
+    name: str
+    source: str
+    per_inference_pj: Annotated[float, Field(ge=0, le=1e30)]
+
+
+class Network(BaseModel):
+    model_config = _OPEN
+    sha256: str | None = None
+
+
+class PricedReport(BaseModel):
+    """What `pipeline.priced` reads from a report; the rest is kept as it is."""
+    model_config = _OPEN
+    timesteps: Annotated[int, Field(ge=1, le=4096)]
+    layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
+    counts: Counts
+    accuracy_by_timestep: list[Annotated[float, Field(ge=0, le=1)]]
+    ann_baselines: list[Baseline]
+    network: Network | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        """Every count table is layers x timesteps, the same layers as the layer table."""
+        n, steps = len(self.layers), self.timesteps
+        if len(self.counts.layers) != n:
+            raise ValueError(f"counts.layers: {len(self.counts.layers)} names for {n} layers "
+                             "in `layers`")
+        for kind in KINDS:
+            rows = getattr(self.counts, kind)
+            if len(rows) != n or any(len(r) != steps for r in rows):
+                raise ValueError(f"counts.{kind}: shape {len(rows)} x "
+                                 f"{sorted({len(r) for r in rows})} steps, expected {n} layers x "
+                                 f"{steps} timesteps")
+        if len(self.accuracy_by_timestep) != steps:
+            raise ValueError(f"accuracy_by_timestep: {len(self.accuracy_by_timestep)} entries "
+                             f"for {steps} timesteps")
+        return self
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_report(path: str | Path) -> dict:
+    """report.json as a dict, after checking every section that repricing reads."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such report; run `neurodeploy run` first")
+    text = read_text(path, "report.json")
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
+    except ValueError as e:      # JSONDecodeError is a ValueError too
+        raise UserError(f"{path}: not valid JSON ({str(e).splitlines()[0]}); {FIX}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a report (nested too deeply); {FIX}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a neurodeploy report (a JSON {type(data).__name__}, not "
+                        f"an object); {FIX}")
+    try:
+        PricedReport.model_validate(data)
+    except ValidationError as e:
+        raise UserError(one_line(e, str(path), PricedReport) + f"; {FIX}") from None
+    return data
