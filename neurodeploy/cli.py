@@ -104,16 +104,35 @@ def cmd_export(args) -> int:
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in text.split(","))
+        shape = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers like 2,8,8, got {text!r}") from None
+    if not 1 <= len(shape) <= 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 to 3 positive sizes like 2,8,8, got {text!r}")
+    return shape
 
 
-def _inputs(args, meta: dict):
+def _positive(kind):
+    """argparse type: a positive, finite int or float (0, negatives, nan and inf are mistakes)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (0 < value < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _inputs(args, network: Path, meta: dict):
+    from neurodeploy.netx import read_netx
     from neurodeploy.pipeline import load_inputs
     if args.timesteps:
         meta = {**meta, "timesteps": args.timesteps}
-    return load_inputs(meta, args.data, args.samples)
+    classes = read_netx(network, args.input_shape)[0].layers[-1].size
+    return load_inputs(meta, args.data, args.samples, classes)
 
 
 def _record_summary(record, labels, **extra) -> dict:
@@ -140,7 +159,7 @@ def cmd_simulate(args) -> int:
     shard = parse_shard(args.shard)
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization):
         out = writable_dir(args.out or _default_out("simulate", args.network, args.backend))
-        spikes, labels = _inputs(args, meta)
+        spikes, labels = _inputs(args, network, meta)
         prov = provenance(args.network, spikes, labels, args.backend, dt=args.dt,
                           input_shape=args.input_shape)
         run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
@@ -184,7 +203,7 @@ def cmd_parity(args) -> int:
         raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, _):
         out = writable_dir(args.out or _default_out("parity", args.network))
-        spikes, labels = _inputs(args, meta)
+        spikes, labels = _inputs(args, network, meta)
         records = [simulate(network, spikes, name, progress=not args.quiet,
                             timeout_s=args.timeout, input_shape=args.input_shape)
                    for name in names]
@@ -274,8 +293,15 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes end like every other user error: one line, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"neurodeploy: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neurodeploy", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Distill spiking students in PyTorch, export through NIR to lava-dl netx, "
                     "and run them on Lava (Loihi 2) with spikes, energy and parity.")
@@ -301,23 +327,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
     def data_args(p):
         p.add_argument("network", help="a netx .net file, or any .nir graph (lowered on the fly)")
-        p.add_argument("--dt", type=float, help="time step for a NIR graph that does not record "
+        p.add_argument("--dt", type=_positive(float), help="time step for a NIR graph that does not record "
                                                 "one (e.g. 1e-3 for Norse's default)")
-        p.add_argument("--timesteps", type=int, help="steps per sample when encoding inputs "
+        p.add_argument("--timesteps", type=_positive(int), help="steps per sample when encoding inputs "
                        "(default: the network's T; more reads it out past T)")
         p.add_argument("--input-shape", type=_shape, help="C,H,W for a netx file without an "
                                                           "input layer that starts with a conv")
         p.add_argument("--data", help="a dataset name (its test split) or a .npz with x, y "
                                       "(default: the split the network was exported for)")
-        p.add_argument("--samples", type=int, help="only the first N samples")
-        p.add_argument("--timeout", type=float, help="stop a Lava run after this many seconds")
+        p.add_argument("--samples", type=_positive(int), help="only the first N samples")
+        p.add_argument("--timeout", type=_positive(float), help="stop a Lava run after this many seconds")
 
     p = verb("simulate", cmd_simulate, "run a netx network on a backend; writes simulate.json")
     data_args(p)
     p.add_argument("--backend", default="lava", choices=("torch", "emulator", "lava", "loihi2"))
     p.add_argument("--device", default="cpu", help="torch backend device (cpu, cuda)")
     p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")
-    p.add_argument("--chunk", type=int, default=1000,
+    p.add_argument("--chunk", type=_positive(int), default=1000,
                    help="samples per saved Lava chunk; a rerun resumes after the last one")
     p.add_argument("--out", help="directory for simulate.json and Lava chunks (default: "
                                  "runs/simulate/<network>-<sha8>-<backend>)")
@@ -342,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file: layers, "
              "parameter ranges, quantization cost, Loihi 2 resources")
     p.add_argument("file")
-    p.add_argument("--dt", type=float, help="time step for a NIR graph that does not record one")
+    p.add_argument("--dt", type=_positive(float),
+                   help="time step for a NIR graph that does not record one")
 
     args = parser.parse_args(argv)
     try:

@@ -28,6 +28,7 @@ from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
+from neurodeploy.data.npz import read_inputs
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import distill_student, teacher_outputs, train_teacher
@@ -304,40 +305,32 @@ def deployable(network: str | Path, dt: float | None = None,
         yield lowered, meta, quantization
 
 
-def load_inputs(metadata: dict, data: str | None = None,
-                samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_inputs(metadata: dict, data: str | None = None, samples: int | None = None,
+                classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Input spikes [N, T, ...] and labels for a network: its own test split by default, a
     dataset's test split by name, or a .npz with `y` and either analog `x` (N, ...) in [0, 1]
-    (rate-encoded with the network's timesteps) or spike trains `x` (N, T, ...)."""
+    (encoded as the network's metadata says) or spike trains `x` (N, T, ...); see data/npz.py.
+    `classes`: the network's output size; labels beyond it are refused."""
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples {samples}: give a positive number of samples")
     if data is None:
         spikes, labels = encoded_test_split(metadata)
     elif not data.endswith(".npz"):
-        steps = metadata.get("timesteps")
-        if not steps:
+        if not metadata.get("timesteps"):
             raise UserError("the network does not record its timesteps; pass --timesteps or "
                             "a .npz of spike trains")
         split = load_dataset(data).test
         spikes, labels = encode(split.x, _encoding(metadata)), split.y
     else:
-        try:
-            with np.load(data, allow_pickle=False) as z:
-                x, labels = z["x"], z["y"]
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"{data}: expected a .npz with arrays 'x' and 'y' "
-                            f"({type(e).__name__}: {e})") from None
-        if len(x) != len(labels):
-            raise UserError(f"{data}: x has {len(x)} samples but y has {len(labels)}")
-        if np.issubdtype(x.dtype, np.floating) and x.ndim >= 2 and (x.min() < 0 or x.max() > 1):
-            raise UserError(f"{data}: analog inputs must lie in [0, 1]; scale them first")
-        binary = x.dtype == bool or (np.issubdtype(x.dtype, np.integer) and x.max() <= 1)
-        if binary and x.ndim >= 3:
-            spikes = x.astype(np.uint8).reshape(len(x), x.shape[1], -1)
-        elif np.issubdtype(x.dtype, np.floating):
+        x, labels = read_inputs(data, classes)
+        if np.issubdtype(x.dtype, np.floating):
             spikes = encode(x, _encoding(metadata) if metadata.get("timesteps")
                             else {"name": "rate", "timesteps": 16})
         else:
-            raise UserError(f"{data}: x must be float intensities (N, ...) in [0, 1] or binary "
-                            f"spikes (N, T, ...); got {x.dtype} {x.shape}")
+            spikes = x.reshape(len(x), x.shape[1], -1)
+    if classes is not None and len(labels) and labels.max() >= classes:
+        raise UserError(f"{data or 'the test split'}: label {int(labels.max())} is beyond the "
+                        f"network's {classes} outputs; these inputs belong to another network")
     if samples:
         spikes, labels = spikes[:samples], labels[:samples]
     return spikes, np.asarray(labels)

@@ -34,7 +34,7 @@ CASES = [
     (("inspect", "{d}/corrupt.nir"), "corrupt.nir: not a readable NIR graph"),
     (("inspect", "{d}/corrupt.net"), "corrupt.net: not a readable HDF5 netx file"),
     (("simulate", "{d}/corrupt.net", "--backend", "lava"), "corrupt.net: not a readable HDF5"),
-    (("run", "{d}/typo.yaml"), "typo.yaml.student: unknown key 'hiden'"),
+    (("run", "{d}/typo.yaml"), "unknown key 'hiden'"),
     (("run", "{d}/badloss.yaml"), "unknown loss 'kd_magic'; available: attention, ce,"),
     (("run", "{d}/badparam.yaml"), "unknown parameter(s) temprature; allowed: temperature"),
     (("run", "{d}/badneuron.yaml"), "threshold=999999 is outside Loihi's integer range"),
