@@ -196,6 +196,7 @@ def cmd_merge(args) -> int:
 
 
 def cmd_parity(args) -> int:
+    from neurodeploy.backends.record import provenance
     from neurodeploy.parity import compare
     from neurodeploy.pipeline import deployable, simulate
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -209,6 +210,8 @@ def cmd_parity(args) -> int:
                    for name in names]
     pairs = [compare(records[0], other, labels) for other in records[1:]]
     result = {"network": args.network, "samples": len(labels),
+              "provenance": provenance(args.network, spikes, labels, ",".join(names),
+                                       dt=args.dt, input_shape=args.input_shape),
               "accuracy": {r.backend: r.accuracy(labels) for r in records},
               "comparisons": pairs,
               "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),

@@ -25,7 +25,7 @@ import torch
 from neurodeploy import parity as parity_mod
 from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import simulate_lava
-from neurodeploy.backends.record import SpikeRecord, file_digest
+from neurodeploy.backends.record import SpikeRecord, file_digest, provenance
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
 from neurodeploy.data.npz import read_inputs
@@ -508,6 +508,7 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
         "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
         "network": {**manifest["network"], "sha256": manifest["files"]["network.net"]},
         "backend": deployed.backend,
+        "provenance": provenance(out / "network.net", spikes, labels, backend),
         "accuracy": {"teacher": manifest["accuracy"]["teacher"]}, "timing": timing,
         "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
                       "netx": "network.net", "manifest": "manifest.json"}})
