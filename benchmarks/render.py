@@ -147,11 +147,25 @@ def distill_fmnist_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def kill9_table(data: dict) -> str:
+    rows = [("Lava worker processes left 10 s after kill -9", "processes_left_after_10s"),
+            ("/dev/shm psm_* segments left 10 s after kill -9", "segments_left_after_10s"),
+            ("processes left once the next run has started", "processes_left_after_next_run"),
+            ("segments left once the next run has started", "segments_left_after_next_run")]
+    lines = [f"kill -9 of a running Lava simulation, {data['trials']} trials on "
+             f"{data['machine']['cpus']} CPU cores.", "",
+             "| what is left | per trial | max |", "|---|---|---|"]
+    lines += [f"| {label} | {', '.join(map(str, data[key]))} | {max(data[key])} |"
+              for label, key in rows if key in data]
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     for name, render in (("digits", digits_table), ("energy", energy_table),
-                         ("backends", backends_table), ("distill_fmnist", distill_fmnist_table)):
+                         ("backends", backends_table), ("distill_fmnist", distill_fmnist_table),
+                         ("kill9", kill9_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue
