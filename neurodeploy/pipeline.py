@@ -388,17 +388,28 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
 
 def check_manifest(network: Path) -> None:
     """Refuse a network whose own manifest.json (next to it) lists another hash for it: the
-    manifest's accuracy would then describe a different network."""
-    manifest_path = network.parent / "manifest.json"
-    if not manifest_path.is_file():
+    manifest's accuracy would then describe a different network. A manifest.json of another
+    tool (no `files` mapping) is none of our business; a damaged one of ours is refused."""
+    path = network.parent / "manifest.json"
+    if not path.is_file():
         return
     try:
-        listed = json.loads(manifest_path.read_text(encoding="utf-8"))["files"][network.name]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError):
-        return                   # not a neurodeploy manifest, or not about this file
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise UserError(f"{path}: not readable JSON ({type(e).__name__}) next to {network.name}; "
+                        "export again, or move the network out of that directory") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if files is None:
+        return
+    listed = files.get(network.name) if isinstance(files, dict) else None
+    if not isinstance(listed, str) or len(listed) != 64:
+        if isinstance(files, dict) and network.name not in files:
+            return               # the manifest describes other files, not this one
+        raise UserError(f"{path}: field files.{network.name} is not a sha256 hex digest; the "
+                        "manifest is damaged: export again")
     if listed != _sha256(network):
-        raise UserError(f"{network}: its sha256 differs from the one {manifest_path} lists "
-                        "(field files.network.net); the two come from different exports: "
+        raise UserError(f"{network}: its sha256 differs from the one {path} lists "
+                        f"(field files.{network.name}); the two come from different exports: "
                         "export again, or move the network out of that directory")
 
 
