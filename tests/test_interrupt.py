@@ -3,6 +3,7 @@ left; what a killed run left is cleaned up by the next, and nothing else."""
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,14 +57,14 @@ def test_signal_during_a_lava_run_stops_it_cleanly(sig):
     assert _psm() - before == set(), "shared memory segments leaked"
 
 
-def _mapped_segments(pids):
-    names = set()
+def _mapped(pids, pattern):
+    """Paths matching `pattern` that the processes have mapped (their segments, memmaps)."""
+    paths = set()
     for pid in pids:
         with contextlib.suppress(OSError):
-            names.update(line.rsplit("/", 1)[1] for line in
-                         Path(f"/proc/{pid}/maps").read_text().splitlines()
-                         if "/dev/shm/psm_" in line)
-    return names
+            paths.update(m.group(0) for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                         if (m := re.search(pattern, line)))
+    return paths
 
 
 def _session(sid):
@@ -75,7 +76,7 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
     """Nothing of ours runs after SIGKILL: workers die with their parent (PR_SET_PDEATHSIG),
     the resource tracker then unlinks the segments; the run's registry entry lists them all."""
     net = str(Path(__file__).parent.parent / "export" / "digits" / "network.net")
-    log = tmp_path / "stderr.txt"
+    log, tempdirs = tmp_path / "stderr.txt", set()
     with open(log, "w") as err:        # a file, not a pipe: closing it must not kill anyone
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(net=net)], stderr=err,
                                 start_new_session=True)
@@ -84,7 +85,8 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
             assert proc.poll() is None, f"simulation ended early: {log.read_text()[-500:]}"
             time.sleep(0.2)
         pids = _session(proc.pid)
-        segments = _mapped_segments(pids)
+        segments = {p.rsplit("/", 1)[1] for p in _mapped(pids, r"/dev/shm/psm_\w+")}
+        tempdirs = _mapped(pids, r"/\S*/neurodeploy-lava-\w+")   # lava.py's, not covered here
         entries = [e for e in compat.registry_root().iterdir()
                    if e.name.split("-")[1:2] == [str(proc.pid)]]
         assert len(entries) == 1, "the run has no registry entry"
@@ -103,6 +105,8 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        for path in tempdirs:
+            shutil.rmtree(path, ignore_errors=True)
     compat.clean_orphans()             # what the next run does on entering running()
     assert not entries[0].exists(), "the dead run's registry entry was not removed"
 
