@@ -86,7 +86,7 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
             time.sleep(0.2)
         pids = _session(proc.pid)
         segments = {p.rsplit("/", 1)[1] for p in _mapped(pids, r"/dev/shm/psm_\w+")}
-        tempdirs = _mapped(pids, r"/\S*/neurodeploy-lava-\w+")   # lava.py's, not covered here
+        tempdirs = _mapped(pids, r"/\S*/neurodeploy-lava-\w+")   # lava.py's memmaps
         entries = [e for e in compat.registry_root().iterdir()
                    if e.name.split("-")[1:2] == [str(proc.pid)]]
         assert len(entries) == 1, "the run has no registry entry"
@@ -105,10 +105,12 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        for path in tempdirs:
-            shutil.rmtree(path, ignore_errors=True)
     compat.clean_orphans()             # what the next run does on entering running()
     assert not entries[0].exists(), "the dead run's registry entry was not removed"
+    left = [path for path in tempdirs if os.path.exists(path)]
+    for path in left:
+        shutil.rmtree(path, ignore_errors=True)
+    assert tempdirs and not left, f"the dead run's temporary directory was not removed: {left}"
 
 
 def _existing(segments):

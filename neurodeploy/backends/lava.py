@@ -11,7 +11,6 @@ window time. Spikes enter and leave through memmap-backed processes (see lavapro
 from __future__ import annotations
 
 import importlib.util
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord
-from neurodeploy.compat import import_lava, interruption_point, running
+from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
 
@@ -69,7 +68,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                         f"{net_spec.input_size}")
     depth = len(net_spec.layers)
     steps = n * t + depth
-    with tempfile.TemporaryDirectory(prefix="neurodeploy-lava-") as tmp:
+    with run_tempdir("neurodeploy-lava-") as tmp:     # removed by the next run after kill -9
         src_path = Path(tmp) / "input.u8"
         rows = np.memmap(src_path, dtype=np.uint8, mode="w+", shape=(steps, width))
         rows[: n * t] = spikes.reshape(n * t, width)
