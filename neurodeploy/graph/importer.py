@@ -119,7 +119,8 @@ def infer_dt(graph: nir.NIRGraph, dt: float | None, source: str) -> float:
 
 def _neuron(name: str, node: nir.NIRNode, dt: float, source: str, n: int) -> _Neuron:
     """Per-neuron terms for the n neurons fed by the synapse (scalar parameters broadcast)."""
-    declared = int(np.prod(shape_of(node.output_type["output"], name, source)))
+    raw = np.asarray(node.output_type["output"]).reshape(-1)     # empty: scalar parameters
+    declared = int(np.prod(shape_of(raw, name, source))) if raw.size else 1
     if declared not in (1, n):
         raise UserError(f"{source}: node '{name}' has {declared} neurons but its input has {n} "
                         "values: fix the graph's shapes")
