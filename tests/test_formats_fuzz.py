@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from neurodeploy.backends.torch_exact import simulate_torch
@@ -28,7 +29,7 @@ BAD_METADATA = ("{not json", "[1, 2]", "5", '"text"', "null", '{"timesteps": -1}
                 '{"dataset": {"name": 3}}', '{"dataset": {"name": "digits", "split_seed": 0.5}}',
                 '{"readout": "yes"}', '{"quantization": {"layers": {"fc0": {"iDecay": "x"}}}}',
                 '{"architecture": {"layers": 3}}', '{"timesteps": NaN}')
-SETTINGS = settings(max_examples=50, deadline=None,
+SETTINGS = settings(max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -65,7 +66,10 @@ def _mutate(path: Path, data) -> str:
         datasets, groups = [], []
         f.visititems(lambda name, obj: (datasets if isinstance(obj, h5py.Dataset)
                                         else groups).append(name))
-        kind = data.draw(st.sampled_from(["dataset", "dataset", "dataset", "group", "metadata"]))
+        # values that become numbers (weights, decays, taus, shapes) are drawn most often
+        values = [n for n in datasets if f[n].dtype.kind in "biuf" and "edges" not in n]
+        kind = data.draw(st.sampled_from(["value", "value", "value", "dataset", "group",
+                                          "metadata"]))
         if kind == "group":
             name = data.draw(st.sampled_from(sorted(groups)))
             del f[name]
@@ -79,7 +83,7 @@ def _mutate(path: Path, data) -> str:
                 f.attrs["neurodeploy"] = np.bytes_(text.encode()) if data.draw(st.booleans()) \
                     else text
             return f"metadata {text}"
-        name = data.draw(st.sampled_from(sorted(datasets)))
+        name = data.draw(st.sampled_from(sorted(values if kind == "value" else datasets)))
         action = data.draw(st.sampled_from(ACTIONS))
         value = f[name][()]
         del f[name]
@@ -159,6 +163,28 @@ def test_mutated_nir_is_refused_in_one_line_or_lowered_exactly(net, data):
         else:                 # lost our metadata entirely: a foreign float graph, re-quantized
             assert "neurodeploy" not in (graph.metadata or {}), done
         _runs(back)
+
+
+ISSUE_CASES = [("layer/1/neuron/iDecay", "inf"), ("layer/1/neuron/vDecay", "nan"),
+               ("layer/1/neuron/iDecay", "fraction"), ("layer/2/weight", "fraction"),
+               ("layer/1/weight", "bool"), ("layer/2/neuron/vThMant", "delete"),
+               ("layer/1/shape", "delete"), ("layer/1/type", "delete"),
+               ("layer/1/weight", "delete"), ("layer/1/weight", "first")]
+
+
+@pytest.mark.parametrize("dataset, action", ISSUE_CASES)
+def test_mutations_reported_in_the_issue_are_refused(dataset, action, tmp_path):
+    net = IntNetwork(4, (IntLayer(np.full((3, 4), 6), CubaParams(1024, 256, 10), name="fc0"),
+                         IntLayer(np.full((2, 3), 8), CubaParams(1024, 256, 10), name="fc1")))
+    write_netx(net, tmp_path / "n.net")
+    with h5py.File(tmp_path / "n.net", "r+") as f:
+        value = f[dataset][()]
+        del f[dataset]
+        if action != "delete":
+            f[dataset] = _mutated(value, action)
+    with pytest.raises(UserError) as e:
+        read_netx(tmp_path / "n.net")
+    _refusal_is_one_line(e.value, tmp_path / "n.net")
 
 
 def test_committed_exports_still_load():
