@@ -260,7 +260,8 @@ def cmd_inspect(args) -> int:
         print(f"{path}: NIR graph, {len(graph.nodes)} nodes, {len(graph.edges)} edges")
         for name, node in graph.nodes.items():
             params = {k: v for k, v in vars(node).items() if isinstance(v, np.ndarray)
-                      and v.size > 1 and k not in ("input_type", "output_type")}
+                      and v.size > 1 and k not in ("input_type", "output_type")
+                      and np.issubdtype(v.dtype, np.number)}
             ranges = ", ".join(f"{k} {list(v.shape)} [{v.min():.3g}, {v.max():.3g}]"
                                for k, v in params.items())
             print(f"  {name:10s} {type(node).__name__:9s} {ranges}")

@@ -298,7 +298,7 @@ def deployable(network: str | Path, dt: float | None = None,
         return
     graph = read_nir(path)
     net, quantization = lower_nir(graph, str(path), dt)
-    meta = graph_metadata(graph)
+    meta = graph_metadata(graph, str(path))
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
         lowered = Path(tmp) / "network.net"
         write_netx(net, lowered, meta)
@@ -360,7 +360,7 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
         write_nir(to_nir(integer, meta), nir_path)
         graph = read_nir(nir_path)                # NIR is the boundary: lower what was written
         net = from_nir(graph, str(nir_path))
-        write_netx(net, net_path, graph_metadata(graph))
+        write_netx(net, net_path, graph_metadata(graph, str(nir_path)))
         spikes, labels = encoded_test_split(meta)
         deployed = simulate_torch(net, spikes)
         manifest = {

@@ -16,8 +16,11 @@ below 2**53), so the exact mode gives the same integers on CPU and CUDA.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,7 +45,9 @@ class CubaParams:
         for name, value, lo, hi in (("i_decay", self.i_decay, 0, DECAY_UNITY),
                                     ("v_decay", self.v_decay, 0, DECAY_UNITY),
                                     ("threshold", self.threshold, 1, THRESHOLD_MAX)):
-            if int(value) != value or not lo <= value <= hi:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                  np.floating)) \
+                    or not math.isfinite(value) or int(value) != value or not lo <= value <= hi:
                 raise ValueError(f"{name}={value} is outside Loihi's integer range [{lo}, {hi}]")
 
 

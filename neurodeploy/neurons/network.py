@@ -63,6 +63,9 @@ class IntLayer:
         if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
             raise ValueError(f"layer {self.name!r}: weights span [{w.min()}, {w.max()}], "
                              f"outside Loihi's [{WEIGHT_MIN}, {WEIGHT_MAX}]")
+        if self.conv and (self.conv.groups < 1 or w.shape[0] % self.conv.groups):
+            raise ValueError(f"layer {self.name!r}: groups={self.conv.groups} must divide its "
+                             f"{w.shape[0]} output channels")
         if self.conv and self.conv.input_shape[0] != w.shape[1] * self.conv.groups:
             raise ValueError(f"layer {self.name!r}: kernel expects {w.shape[1] * self.conv.groups}"
                              f" input channels, input has {self.conv.input_shape[0]}")
