@@ -131,8 +131,9 @@ def _inputs(args, network: Path, meta: dict):
     from neurodeploy.pipeline import load_inputs
     if args.timesteps:
         meta = {**meta, "timesteps": args.timesteps}
-    classes = read_netx(network, args.input_shape)[0].layers[-1].size
-    return load_inputs(meta, args.data, args.samples, classes)
+    net = read_netx(network, args.input_shape)[0]
+    return load_inputs(meta, args.data, args.samples, classes=net.layers[-1].size,
+                       input_size=net.input_size, source=args.network)
 
 
 def _record_summary(record, labels, **extra) -> dict:

@@ -244,16 +244,17 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
     student = _student(recipe, tuple(shape), ckpt["classes"])
     for name, tensor in ckpt["student"].items():
-        if not isinstance(tensor, torch.Tensor) or not torch.isfinite(tensor).all():
-            raise UserError(f"{path}: student tensor '{name}' is not a finite tensor; the "
-                            "checkpoint is damaged: re-run `neurodeploy distill`")
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() \
+                or tensor.numel() == 0 or not torch.isfinite(tensor).all():
+            raise UserError(f"{path}: student tensor '{name}' is not a finite, non-empty float "
+                            "tensor; the checkpoint is damaged: re-run `neurodeploy distill`")
         if name.endswith("weight") and tensor.abs().max() > _WEIGHT_SANITY:
             raise UserError(f"{path}: student tensor '{name}' reaches {tensor.abs().max():.3g} "
                             f"thresholds, far beyond Loihi's 8-bit weights (which clip it); the "
                             "checkpoint is damaged: re-run `neurodeploy distill`")
     try:
         student.load_state_dict(ckpt["student"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
         first = str(e).replace("\n", " ").split(". ")[0][:160]
         raise UserError(f"{path}: the student weights do not fit the recipe's student ({first}); "
                         "re-run `neurodeploy distill`") from None
@@ -266,22 +267,26 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
 _WEIGHT_SANITY = 1e4
 
 
-def encoded_test_split(metadata: dict) -> tuple[np.ndarray, np.ndarray]:
+def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.ndarray,
+                                                                             np.ndarray]:
     """The encoded test split a network was exported for (from its own metadata)."""
     try:
         data = load_dataset(metadata["dataset"]["name"], metadata["dataset"]["split_seed"])
-        encoding = _encoding(metadata)
+        encoding = _encoding(metadata, source)
     except (KeyError, TypeError):
-        raise UserError("the network carries no dataset/timesteps metadata; pass --data "
+        raise UserError(f"{source}: its metadata names no dataset/timesteps; pass --data "
                         "explicitly or re-export it with `neurodeploy export`") from None
     return encode(data.test.x, encoding), data.test.y
 
 
-def _encoding(metadata: dict) -> dict:
+def _encoding(metadata: dict, source: str = "the network") -> dict:
     """The input encoding a network was exported with (rate for files that predate the field);
     metadata["timesteps"] wins, so `--timesteps` can read a network out earlier or later."""
-    return {**(metadata.get("encoding") or {"name": "rate"}),
-            "timesteps": int(metadata["timesteps"])}
+    encoding = metadata.get("encoding") or {"name": "rate"}
+    if not isinstance(encoding, dict) or "name" not in encoding:
+        raise UserError(f"{source}: metadata field 'encoding' has no 'name'; re-export it with "
+                        "`neurodeploy export`")
+    return {**encoding, "timesteps": int(metadata["timesteps"])}
 
 
 @contextlib.contextmanager
@@ -306,31 +311,38 @@ def deployable(network: str | Path, dt: float | None = None,
 
 
 def load_inputs(metadata: dict, data: str | None = None, samples: int | None = None,
-                classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                classes: int | None = None, input_size: int | None = None,
+                source: str = "the network") -> tuple[np.ndarray, np.ndarray]:
     """Input spikes [N, T, ...] and labels for a network: its own test split by default, a
     dataset's test split by name, or a .npz with `y` and either analog `x` (N, ...) in [0, 1]
     (encoded as the network's metadata says) or spike trains `x` (N, T, ...); see data/npz.py.
-    `classes`: the network's output size; labels beyond it are refused."""
+    `classes`, `input_size`: the network's output and input sizes; labels beyond the one and
+    inputs of another width are refused. `source` names the network in messages."""
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: give a positive number of samples")
     if data is None:
-        spikes, labels = encoded_test_split(metadata)
+        spikes, labels = encoded_test_split(metadata, source)
     elif not data.endswith(".npz"):
         if not metadata.get("timesteps"):
             raise UserError("the network does not record its timesteps; pass --timesteps or "
                             "a .npz of spike trains")
         split = load_dataset(data).test
-        spikes, labels = encode(split.x, _encoding(metadata)), split.y
+        spikes, labels = encode(split.x, _encoding(metadata, source)), split.y
     else:
         x, labels = read_inputs(data, classes)
         if np.issubdtype(x.dtype, np.floating):
-            spikes = encode(x, _encoding(metadata) if metadata.get("timesteps")
+            spikes = encode(x, _encoding(metadata, source) if metadata.get("timesteps")
                             else {"name": "rate", "timesteps": 16})
         else:
             spikes = x.reshape(len(x), x.shape[1], -1)
     if classes is not None and len(labels) and labels.max() >= classes:
         raise UserError(f"{data or 'the test split'}: label {int(labels.max())} is beyond the "
                         f"network's {classes} outputs; these inputs belong to another network")
+    width = int(np.prod(spikes.shape[2:]))
+    if input_size is not None and width != input_size:
+        raise UserError(f"{data or source}: inputs have {width} channels per step, the network "
+                        f"expects {input_size}; check the inputs (and their encoding) belong to "
+                        f"{source}")
     if samples:
         spikes, labels = spikes[:samples], labels[:samples]
     return spikes, np.asarray(labels)

@@ -131,7 +131,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda c: c["student"].update({k: v * float("inf") for k, v in c["student"].items()}),
-     "is not a finite tensor"),
+     "is not a finite, non-empty float tensor"),
     (lambda c: c["student"].update({k: v + 1e30 for k, v in c["student"].items()}),
      "far beyond Loihi's 8-bit weights"),
     (lambda c: c["student"].update({k: v[:3] for k, v in c["student"].items()}),

@@ -89,7 +89,7 @@ def test_simulate_and_parity_verbs_on_an_npz(net, data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("x, message", [
-    (np.full((4, 7), 0.5, np.float32), "inputs have 7 channels, the network expects 6"),
+    (np.full((4, 7), 0.5, np.float32), "bad.npz: inputs have 7 channels per step, the network expects 6"),
     (np.full((4, 6), 3.0, np.float32), "analog inputs must lie in"),
     (np.full((4, 6), 2, np.int64), "x must be float intensities"),
 ])

@@ -133,18 +133,25 @@ class SpikeRecord:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                widths = [int(w) for w in meta["widths"]]
-                if not isinstance(meta["layer_names"], list) or \
-                        len(meta["layer_names"]) != len(widths) - 1 or min(widths) < 1:
-                    raise ValueError("layer names and widths disagree")
+                widths = meta["widths"]
+                if not isinstance(meta["layer_names"], list) or not isinstance(widths, list) \
+                        or not all(type(w) is int and w >= 1 for w in widths) \
+                        or len(meta["layer_names"]) != len(widths) - 1 \
+                        or not isinstance(meta["backend"], str) \
+                        or not all(isinstance(n, str) for n in meta["layer_names"]):
+                    raise ValueError("fields widths, layer_names or backend are malformed")
                 unpack = lambda key, w: np.unpackbits(z[key], axis=-1, count=w).astype(bool)  # noqa
                 inputs = unpack("inputs", widths[0])
                 layers = [unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
-                readout = z["readout"].astype(np.int64) if "readout" in z.files else None
+                readout = z["readout"] if "readout" in z.files else None
+                if readout is not None and (readout.dtype == bool
+                                            or not np.issubdtype(readout.dtype, np.integer)):
+                    raise ValueError("readout voltages are not integers")
+                readout = None if readout is None else readout.astype(np.int64)
                 extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "readout")
                          and not k.startswith("layer")}
-                record = cls(str(meta["backend"]), inputs, layers,
-                             [str(n) for n in meta["layer_names"]], dict(meta["info"]), readout)
+                record = cls(meta["backend"], inputs, layers, meta["layer_names"],
+                             dict(meta["info"]), readout)
         except Exception as e:      # a damaged file can fail inside numpy, zipfile or json
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
                             "delete it and simulate again") from None

@@ -96,17 +96,22 @@ def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels:
 
 def _check_chunk(path: Path, record: SpikeRecord, extra: dict, start: int | None = None,
                  stop: int | None = None) -> None:
-    """A chunk's side arrays agree with its record (and with its file name when given)."""
-    idx, lab, total = extra.get("indices"), extra.get("labels"), extra.get("total")
-    ok = (idx is not None and lab is not None and total is not None and idx.ndim == 1
-          and np.issubdtype(idx.dtype, np.integer) and len(idx) == len(lab) == record.samples
-          and np.asarray(total).size == 1 and np.issubdtype(np.asarray(total).dtype, np.integer)
-          and (len(idx) == 0 or (idx.min() >= 0 and idx.max() < int(total))))
+    """A chunk's side arrays agree with its record (and with its file name when given):
+    integer indices within `total`, one non-negative integer label per sample."""
+    idx, lab, total = (np.asarray(extra.get(k)) if k in extra else None
+                       for k in ("indices", "labels", "total"))
+    integer = lambda a: a is not None and a.dtype != bool and np.issubdtype(a.dtype, np.integer)  # noqa
+    ok = (integer(idx) and integer(lab) and integer(total) and idx.ndim == lab.ndim == 1
+          and total.size == 1 and len(idx) == len(lab) == record.samples
+          and (len(idx) == 0 or (idx.min() >= 0 and idx.max() < int(total) and lab.min() >= 0)))
     if ok and start is not None:
         ok = np.array_equal(idx, np.arange(start, stop))
     if not ok:
         raise UserError(f"{path}: its indices/labels/total do not match its spikes; delete the "
                         "file and simulate again")
+    if not isinstance(record.info.get("provenance", {}), dict):
+        raise UserError(f"{path}: its metadata field 'info.provenance' is not a mapping; delete "
+                        "the file and simulate again")
 
 
 def _concat(records: list[SpikeRecord]) -> SpikeRecord:
@@ -150,14 +155,22 @@ def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:
     labels = np.concatenate([extra["labels"] for _, extra in loaded])
     order = np.argsort(indices, kind="stable")
     indices = indices[order]
+    owners = np.concatenate([np.full(len(extra["indices"]), i) for i, (_, extra)
+                             in enumerate(loaded)])[order]
     if len(np.unique(indices)) != len(indices):
-        raise UserError("the records overlap: some samples appear in more than one chunk; "
+        twice = int(indices[np.flatnonzero(np.diff(indices) == 0)[0]])
+        first, second = (files[i] for i in owners[indices == twice][:2])
+        raise UserError(f"{second}: sample {twice} is also in {first}; the records overlap: "
                         "merge each shard's directory once")
-    total = int(loaded[0][1]["total"])
+    totals = {int(extra["total"]) for _, extra in loaded}
+    if len(totals) != 1:
+        raise UserError(f"{', '.join(map(str, dirs))}: the chunks disagree on the number of "
+                        f"samples ({sorted(totals)}); merge only the shards of one simulation")
+    total = totals.pop()
     if len(indices) != total:
         missing = sorted(set(range(total)) - set(indices.tolist()))[:5]
-        raise UserError(f"the records have gaps (e.g. samples {missing}); run the missing "
-                        "shards first")
+        raise UserError(f"{', '.join(map(str, dirs))}: the records have gaps (e.g. samples "
+                        f"{missing}); run the missing shards first")
     record = _concat([r for r, _ in loaded])
     record.inputs = record.inputs[order]
     record.layers = [layer[order] for layer in record.layers]
