@@ -239,6 +239,9 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             raise UserError(f"{source}: node '{name}': weights are not integers; quantize the "
                             "graph to Loihi's 8-bit grid before lowering")
         bias = getattr(synapse, "bias", None)
+        if bias is not None and w.ndim >= 1 and np.shape(bias) != (w.shape[0],):
+            raise UserError(f"{source}: node '{name}': bias shape {list(np.shape(bias))} does not "
+                            f"match the {w.shape[0]} outputs of its weight; re-export the graph")
         if bias is not None and np.any(numbers(bias, name, "bias", source) != 0):
             raise UserError(f"{source}: node '{name}': a non-zero bias is an input current "
                             "Loihi cannot add; fold it into the neuron or drop it")

@@ -356,36 +356,41 @@ def read_netx(path: str | Path,
         f = h5py.File(path, "r")
     except OSError as e:
         raise UserError(f"{path}: not a readable HDF5 netx file ({e}); re-export it") from None
-    with f:
-        groups = f.get("layer")
-        if not isinstance(groups, h5py.Group):
-            raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
-        metadata = _metadata(f, path)
-        given = tuple(input_shape) if input_shape else None
-        input_shape, layers, shape = None, [], given
-        for i in range(len(groups)):
-            g = groups.get(str(i))
-            if not isinstance(g, h5py.Group):
-                raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
-                                f"'{i}' is missing")
-            where = f"{path}: layer {i}"
-            kind = _text(g, "type", where)
-            if kind == "input" and "neuron" not in g and i == 0:
-                input_shape = shape = _shape(g, where)
-            elif kind == "flatten":
-                shape = (int(np.prod(shape)),) if shape else shape
-            elif kind in ("dense", "conv") and "neuron" in g:
-                name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
-                layers.append(_read_layer(g, kind, shape, name, where))
-                shape = layers[-1].shape
-            elif kind in ("dense", "conv"):
-                raise UserError(f"{where}: the {kind} layer has no 'neuron' group; {REEXPORT}")
-            elif kind == "?":
-                raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
-            else:
-                raise UserError(f"{where}: layer type {kind!r} is not supported yet "
-                                "(supported: input without neuron, dense and conv with CUBA "
-                                "neurons, flatten)")
+    try:
+        with f:
+            groups = f.get("layer")
+            if not isinstance(groups, h5py.Group):
+                raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
+            metadata = _metadata(f, path)
+            given = tuple(input_shape) if input_shape else None
+            input_shape, layers, shape = None, [], given
+            for i in range(len(groups)):
+                g = groups.get(str(i))
+                if not isinstance(g, h5py.Group):
+                    raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
+                                    f"'{i}' is missing")
+                where = f"{path}: layer {i}"
+                kind = _text(g, "type", where)
+                if kind == "input" and "neuron" not in g and i == 0:
+                    input_shape = shape = _shape(g, where)
+                elif kind == "flatten":
+                    shape = (int(np.prod(shape)),) if shape else shape
+                elif kind in ("dense", "conv") and "neuron" in g:
+                    name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
+                    layers.append(_read_layer(g, kind, shape, name, where))
+                    shape = layers[-1].shape
+                elif kind in ("dense", "conv"):
+                    raise UserError(f"{where}: the {kind} layer has no 'neuron' group; {REEXPORT}")
+                elif kind == "?":
+                    raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
+                else:
+                    raise UserError(f"{where}: layer type {kind!r} is not supported yet "
+                                    "(supported: input without neuron, dense and conv with CUBA "
+                                    "neurons, flatten)")
+    except (OSError, RuntimeError, KeyError) as e:  # damaged HDF5 structure (h5py's own errors)
+        raise UserError(f"{path}: the HDF5 file is damaged ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:80] if str(e) else 'unreadable'}); "
+                        f"{REEXPORT}") from None
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
     try:
