@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,18 +34,30 @@ class Counts(BaseModel):
     spikes: Rows
 
 
+Size = Annotated[int, Field(ge=0, le=10 ** 12)]
+
+
 class Layer(BaseModel):
-    model_config = _OPEN
+    """A row of energy.hardware.layer_table: every field feeds the resource estimate."""
+    model_config = ConfigDict(strict=True, extra="forbid")
     name: str
+    kind: Literal["dense", "conv"] = "dense"
     neurons: Annotated[int, Field(ge=1, le=2 ** 31)]
-    synapses: Annotated[int, Field(ge=0, le=10 ** 12)]
+    synapses: Size
+    inputs: Size = 0
+    macs: Size = 0
+    nonzero_synapses: Size = 0
+    fan_in: Size = 0
 
 
 class Baseline(BaseModel):
-    model_config = _OPEN
+    """An ANN baseline (energy.ann): copied into the repriced output, so checked like counts."""
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
     name: str
     source: str
-    per_inference_pj: Annotated[float, Field(ge=0, le=1e30)]
+    macs: Size
+    memory_pj: Annotated[float, Field(ge=0, le=1e15)] | None = None
+    per_inference_pj: Annotated[float, Field(ge=0, le=1e15)]
 
 
 class Network(BaseModel):
