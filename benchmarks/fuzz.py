@@ -57,11 +57,10 @@ RESULT = ROOT / "benchmarks" / "results" / "fuzz.json"
 OUTCOMES = ("one_line_errors", "tracebacks", "hangs", "accepted_valid", "accepted_wrong",
             "code_ran")
 BAD = ("tracebacks", "hangs", "accepted_wrong", "code_ran")
-# manifest.json: no verb reads it (grep: only pipeline.export writes it), so there is nothing
-# to fuzz; the kind is listed with 0 cases and this reason.
-WEIGHTS = {"recipe": 15, "preset": 10, "report": 12, "chunks": 11, "npz": 11, "netx": 16,
-           "nir": 14, "checkpoint": 11, "manifest": 0}
-SKIPPED = {"manifest": "no verb reads manifest.json (only `export` writes it)"}
+# manifest.json is read by `simulate`/`parity` of the network.net next to it (pipeline.check_manifest).
+WEIGHTS = {"recipe": 14, "preset": 9, "report": 11, "chunks": 10, "npz": 10, "netx": 15,
+           "nir": 13, "checkpoint": 10, "manifest": 8}
+SKIPPED: dict = {}
 NAN, INF = float("nan"), float("inf")
 VALUES = [NAN, INF, -INF, 1e308, -1, 0, 2 ** 64, 0.5, 1.5]
 MUST, MAY = "must_refuse", "may_accept"
@@ -460,6 +459,7 @@ class Seeds:
                         for p in sorted((ROOT / "models").glob("*.yaml"))}
         self.presets = {n: _as_dict(PRESETS[n]) for n in ("loihi2-proxy", "loihi1-sanafe", "odin")}
         self.report = json.loads((run / "report.json").read_text())
+        self.manifest = json.loads((ROOT / "export/digits/manifest.json").read_text())
         self.ckpt = torch.load(run / "checkpoint.pt", weights_only=False)   # our own file
         self.netx = {n: h5_load(ROOT / f"export/{n}/network.net") for n in ("digits", "fmnist_conv")}
         self.nir = {n: h5_load(ROOT / f"export/{n}/student.nir") for n in ("digits", "fmnist_conv")}
@@ -1083,6 +1083,47 @@ def gen_h5(rng, kind: str, seeds: Seeds, d: Path) -> Case:
     return case
 
 
+def manifest_problem(m, digest: str) -> str | None:
+    """Why a manifest next to network.net must be refused (None: it is fine or not ours)."""
+    if not isinstance(m, dict) or "files" not in m:
+        return None                                  # not a neurodeploy manifest: ignored
+    files = m["files"]
+    if isinstance(files, dict) and "network.net" not in files:
+        return None                                  # describes other files only
+    if not isinstance(files, dict) or files.get("network.net") != digest:
+        return "files.network.net does not describe the network"
+    return None
+
+
+def gen_manifest(rng, seeds: Seeds, d: Path) -> Case:
+    net = d / "network.net"
+    shutil.copyfile(ROOT / "export/digits/network.net", net)
+    path = d / "manifest.json"
+    out = d / "out"
+    case = Case("manifest", "", MAY, argv=["simulate", str(net), "--backend", "torch",
+                                           "--samples", "8", "--out", str(out), "-q"],
+                names=(path.name,), out=out)
+    r = rng.random()
+    if r < 0.15:
+        case.desc, case.expect = file_op(rng, path, json.dumps(seeds.manifest).encode(),
+                                         text=True)
+        if case.desc.endswith("directory instead of a file"):
+            case.expect = MAY                        # no manifest file there: nothing to check
+    elif r < 0.22:
+        new = dict(seeds.manifest, recipe="renamed")
+        path.write_text(json.dumps(new))
+        case.desc = "benign: a field other than files changed"
+    else:
+        new, case.desc = mutate_tree(rng, seeds.manifest)
+        text = json.dumps(new, indent=1, default=lambda b: b.decode("latin-1"))
+        path.write_text(text)
+        why = manifest_problem(json.loads(text), seeds.manifest["files"]["network.net"])
+        case.expect = MUST if why else MAY
+        if why:
+            case.desc += f"  [{why}]"
+    return case
+
+
 def _fresh(d: Path) -> Path:
     shutil.rmtree(d)
     d.mkdir()
@@ -1092,7 +1133,7 @@ def _fresh(d: Path) -> Path:
 GENERATORS = {"recipe": gen_recipe, "preset": gen_preset, "report": gen_report,
               "checkpoint": gen_checkpoint, "npz": gen_npz, "chunks": gen_chunks,
               "netx": lambda r, s, d: gen_h5(r, "netx", s, d),
-              "nir": lambda r, s, d: gen_h5(r, "nir", s, d)}
+              "nir": lambda r, s, d: gen_h5(r, "nir", s, d), "manifest": gen_manifest}
 
 
 # ---------------------------------------------------------------- running and judging

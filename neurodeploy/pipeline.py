@@ -410,9 +410,9 @@ def check_manifest(network: Path) -> None:
     except (ValueError, UnicodeDecodeError, OSError) as e:
         raise UserError(f"{path}: not readable JSON ({type(e).__name__}) next to {network.name}; "
                         "export again, or move the network out of that directory") from None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if files is None:
+    if not isinstance(manifest, dict) or "files" not in manifest:
         return
+    files = manifest["files"]
     listed = files.get(network.name) if isinstance(files, dict) else None
     if not isinstance(listed, str) or len(listed) != 64:
         if isinstance(files, dict) and network.name not in files:
