@@ -147,6 +147,20 @@ def distill_fmnist_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def fuzz_table(data: dict) -> str:
+    cols = ("cases", "one_line_errors", "tracebacks", "hangs", "accepted_valid",
+            "accepted_wrong", "code_ran")
+    head = ("input kind", "cases", "one-line error", "traceback", "hang", "accepted, valid",
+            "accepted, wrong", "code run")
+    m = data["machine"]
+    lines = [f"{data['cases']:,} mutated inputs (seed {data['seed']}, {data['limit_s']} s limit "
+             f"per case), commit {data['code']}, {data['seconds']:.0f} s on {m['cpus']} CPU "
+             f"cores.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = list(data["per_kind"].items()) + [("**total**", data["totals"])]
+    lines += [f"| {kind} | " + " | ".join(f"{s[c]:,}" for c in cols) + " |" for kind, s in rows]
+    return "\n".join(lines)
+
+
 def kill9_table(data: dict) -> str:
     rows = [("Lava worker processes left 10 s after kill -9", "processes_left_after_10s"),
             ("/dev/shm psm_* segments left 10 s after kill -9", "segments_left_after_10s"),
@@ -165,7 +179,7 @@ def main() -> None:
     text = readme.read_text()
     for name, render in (("digits", digits_table), ("energy", energy_table),
                          ("backends", backends_table), ("distill_fmnist", distill_fmnist_table),
-                         ("kill9", kill9_table)):
+                         ("kill9", kill9_table), ("fuzz", fuzz_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue

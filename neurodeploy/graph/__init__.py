@@ -4,6 +4,7 @@ import nir
 
 from neurodeploy.errors import UserError
 from neurodeploy.graph.importer import import_graph
+from neurodeploy.netx.hdf5 import check_deployable
 from neurodeploy.graph.nir_io import DT, from_nir, graph_metadata, read_nir, to_nir, write_nir
 from neurodeploy.neurons import IntNetwork
 
@@ -20,7 +21,9 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
     if isinstance(units, bytes):
         units = units.decode(errors="replace")
     if units == UNITS:
-        return from_nir(graph, source), []
+        net = from_nir(graph, source)
+        check_deployable(net, source)        # what netx would clip or truncate is refused here
+        return net, []
     if graph_metadata(graph, source):
         raise UserError(f"{source}: the graph carries neurodeploy metadata but metadata/units is "
                         f"{units!r}, not {UNITS!r}; restore it or re-export the network with "

@@ -117,7 +117,7 @@ def numbers(value, node_name: str, field: str, source: str, nan_ok: bool = False
     """A numeric NIR field as float64, refusing text, objects and NaN (inf passes: tau = inf
     means no decay)."""
     a = np.asarray(value)
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "iuf":         # bools are not numbers here
         raise UserError(f"{source}: node '{node_name}': {field} holds {a.dtype} values, not "
                         "numbers; fix the graph")
     a = a.astype(np.float64)
