@@ -237,6 +237,12 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
             or not 2 <= ckpt["classes"] <= 1 << 16:
         raise UserError(f"{path}: fields 'input_shape' {shape} / 'classes' {ckpt['classes']} are "
                         "out of range; the checkpoint is damaged: re-run `neurodeploy distill`")
+    try:                         # metrics are plain numbers (and lists of them)
+        json.dumps(ckpt["metrics"], allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: field 'metrics' holds a value that is not a finite number "
+                        f"({str(e)[:60]}); the checkpoint is damaged: re-run `neurodeploy "
+                        "distill`") from None
     teacher_acc = ckpt["metrics"].get("teacher_test_accuracy", "missing")
     if teacher_acc is not None and not (isinstance(teacher_acc, float) and 0 <= teacher_acc <= 1):
         raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "

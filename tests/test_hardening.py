@@ -138,7 +138,8 @@ def checkpoint(tmp_path_factory):
      "do not fit the recipe's student"),
     (lambda c: c.pop("metrics"), "field 'metrics' is missing"),
     (lambda c: c.update(classes=True), "field 'classes' is missing or not a int"),
-    (lambda c: c["metrics"].update(teacher_test_accuracy=float("nan")), "teacher_test_accuracy"),
+    (lambda c: c["metrics"].update(teacher_test_accuracy=float("nan")), "field 'metrics'"),
+    (lambda c: c["metrics"].update(teacher_test_accuracy=1.5), "teacher_test_accuracy"),
 ])
 def test_damaged_checkpoints_are_refused(checkpoint, tmp_path, capsys, damage, message):
     ckpt = torch.load(checkpoint, weights_only=True)
