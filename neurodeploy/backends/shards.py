@@ -97,13 +97,14 @@ def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels:
 def _check_chunk(path: Path, record: SpikeRecord, extra: dict, start: int | None = None,
                  stop: int | None = None) -> None:
     """A chunk's side arrays agree with its record (and with its file name when given):
-    integer indices within `total`, one non-negative integer label per sample."""
+    integer indices within `total`, one label per sample within the output layer's classes."""
     idx, lab, total = (np.asarray(extra.get(k)) if k in extra else None
                        for k in ("indices", "labels", "total"))
     integer = lambda a: a is not None and a.dtype != bool and np.issubdtype(a.dtype, np.integer)  # noqa
     ok = (integer(idx) and integer(lab) and integer(total) and idx.ndim == lab.ndim == 1
           and total.size == 1 and len(idx) == len(lab) == record.samples
-          and (len(idx) == 0 or (idx.min() >= 0 and idx.max() < int(total) and lab.min() >= 0)))
+          and (len(idx) == 0 or (idx.min() >= 0 and idx.max() < int(total) and lab.min() >= 0
+                                 and lab.max() < record.layers[-1].shape[-1])))
     if ok and start is not None:
         ok = np.array_equal(idx, np.arange(start, stop))
     if not ok:

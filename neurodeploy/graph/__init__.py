@@ -21,6 +21,12 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
     if isinstance(units, bytes):
         units = units.decode(errors="replace")
     if units == UNITS:
+        reset = (graph.metadata or {}).get("reset", "zero")
+        if isinstance(reset, bytes):
+            reset = reset.decode(errors="replace")
+        if reset != "zero":
+            raise UserError(f"{source}: metadata/reset is {reset!r}; our graphs reset to zero "
+                            "(as Loihi does): restore it or re-export the network")
         net = from_nir(graph, source)
         check_deployable(net, source)        # what netx would clip or truncate is refused here
         return net, []

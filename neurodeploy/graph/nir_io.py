@@ -265,6 +265,11 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
         except ValueError as e:
             raise UserError(f"{source}: node '{name}': {e}") from None
         shape = layers[-1].shape
+        for field in ("tau_syn", "tau_mem", "r", "w_in", "v_threshold", "v_leak", "v_reset"):
+            got = np.shape(getattr(graph.nodes[neuron_name], field))
+            if got not in ((), (1,), shape, (int(np.prod(shape)),)):
+                raise UserError(f"{source}: node '{neuron_name}': {field} has shape {list(got)}, "
+                                f"not the layer's {list(shape)}; re-export the graph")
         name = successor.get(neuron_name)
     if name is None:
         raise UserError(f"{source}: the chain from '{inputs[0]}' never reaches an Output node")

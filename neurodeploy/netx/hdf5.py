@@ -254,8 +254,8 @@ def check_metadata(meta, source: str) -> dict:
     if not isinstance(meta, dict):
         raise UserError(f"{source}: the neurodeploy metadata is a JSON {type(meta).__name__}, "
                         f"not an object; {REEXPORT}")
-    if "timesteps" in meta and not (_is_int(meta["timesteps"]) and meta["timesteps"] > 0):
-        raise bad("timesteps", "a positive integer")
+    if "timesteps" in meta and not (_is_int(meta["timesteps"]) and 0 < meta["timesteps"] <= 4096):
+        raise bad("timesteps", "an integer in 1..4096 (as recipes allow)")
     for key in ("recipe", "discretization"):
         if key in meta and not isinstance(meta[key], str):
             raise bad(key, "a string")
@@ -268,16 +268,20 @@ def check_metadata(meta, source: str) -> dict:
         if enc.get("name", "rate") not in ENCODINGS:
             raise bad("encoding.name", f"one of {', '.join(ENCODINGS)} "
                                        f"(got {enc.get('name')!r})")
-        if "timesteps" in enc and not (_is_int(enc["timesteps"]) and enc["timesteps"] > 0):
-            raise bad("encoding.timesteps", "a positive integer")
+        if "timesteps" in enc and not (_is_int(enc["timesteps"]) and 0 < enc["timesteps"] <= 4096):
+            raise bad("encoding.timesteps", "an integer in 1..4096")
         if enc.get("name") == "thermometer" and not (_is_int(enc.get("levels"))
-                                                     and enc["levels"] > 0):
-            raise bad("encoding.levels", "a positive integer (thermometer encoding)")
+                                                     and 0 < enc["levels"] <= 256):
+            raise bad("encoding.levels", "an integer in 1..256 (thermometer encoding)")
     if "dataset" in meta:
         ds = meta["dataset"]
         if not isinstance(ds, dict) or not isinstance(ds.get("name"), str) \
                 or not _is_int(ds.get("split_seed", 0)):
             raise bad("dataset", "an object {name: string, split_seed: integer}")
+        from neurodeploy.data.datasets import DATASETS
+        if ds["name"] not in DATASETS:
+            raise bad("dataset.name", f"one of {', '.join(sorted(DATASETS))} "
+                                      f"(got {ds['name']!r})")
     layers = (meta.get("quantization") or {}).get("layers", {}) \
         if isinstance(meta.get("quantization", {}), dict) else None
     if not isinstance(layers, dict) or not all(
