@@ -663,7 +663,7 @@ def gen_checkpoint(rng, seeds: Seeds, d: Path) -> Case:
                     why = f"{k} changed"
             if why is None:
                 why = recipe_problem(new["recipe"])
-                student = new["recipe"].get("student", {})      # recipe defaults apply
+                student = new["recipe"].get("student", {}) if why is None else {}
                 if why is None and (student.get("hidden", [128]) != base_student["hidden"]
                                     or student.get("conv", []) != base_student["conv"]):
                     why = "student architecture no longer matches the weights"

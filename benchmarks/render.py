@@ -165,7 +165,9 @@ def kill9_table(data: dict) -> str:
     rows = [("Lava worker processes left 10 s after kill -9", "processes_left_after_10s"),
             ("/dev/shm psm_* segments left 10 s after kill -9", "segments_left_after_10s"),
             ("processes left once the next run has started", "processes_left_after_next_run"),
-            ("segments left once the next run has started", "segments_left_after_next_run")]
+            ("segments left once the next run has started", "segments_left_after_next_run"),
+            ("temporary memmap directories left once the next run has started",
+             "tempdirs_left_after_next_run")]
     lines = [f"kill -9 of a running Lava simulation, {data['trials']} trials on "
              f"{data['machine']['cpus']} CPU cores.", "",
              "| what is left | per trial | max |", "|---|---|---|"]

@@ -248,6 +248,12 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
         raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "
                         "an accuracy in [0, 1] or null; re-run `neurodeploy distill`")
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
+    from neurodeploy.data.datasets import DATASETS
+    expected = encoded_shape(DATASETS[recipe.dataset.name][1], recipe.encoding.metadata())
+    if tuple(shape) != tuple(expected):
+        raise UserError(f"{path}: field 'input_shape' {shape} is not what its recipe's dataset "
+                        f"and encoding give, {list(expected)}; the checkpoint is damaged: "
+                        "re-run `neurodeploy distill`")
     student = _student(recipe, tuple(shape), ckpt["classes"])
     for name, tensor in ckpt["student"].items():
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() \
