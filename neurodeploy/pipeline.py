@@ -62,14 +62,15 @@ def _versions() -> dict:
 
 
 def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
-             hidden: list[int]) -> SpikingNet:
+             hidden: list[int], readout: bool = False) -> SpikingNet:
     n = recipe.student.neuron
     params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(conv) + len(hidden) + 1)
-    return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden)
+    return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden, readout=readout)
 
 
 def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> SpikingNet:
-    return _spiking(recipe, input_shape, classes, recipe.student.conv, recipe.student.hidden)
+    return _spiking(recipe, input_shape, classes, recipe.student.conv, recipe.student.hidden,
+                    recipe.student.readout)
 
 
 def _stages(channels: list[int]) -> list[dict]:

@@ -119,6 +119,7 @@ class StudentCfg(BaseModel):
     conv: Annotated[list[ConvSpec], Field(max_length=64)] = []
     hidden: Layers = [128]
     neuron: NeuronCfg = NeuronCfg()
+    readout: bool = False   # true: non-spiking last layer, predictions from summed voltage
 
 
 class DistillCfg(BaseModel):

@@ -2,7 +2,9 @@
 
 A recipe lists terms as `{name: ..., weight: ..., <parameters>}`; the trainer sums
 weight * loss. Every loss takes keyword arguments `student` (logits [B, C]: output spike
-counts over the window), `student_steps` (output spikes per timestep [B, T, C]), `teacher`
+counts over the window), `student_steps` (output spikes per timestep [B, T, C]; for a readout
+student (student.readout) the per-step voltage / (threshold * T), so `student` is the mean
+voltage and every loss, full_range_kd's running readouts included, reads it unchanged), `teacher`
 (logits [B, C]) and `labels` ([B]); feature losses also take `student_maps` (each conv layer's
 spikes [B, T, C, H, W]), `teacher_maps` (each teacher stage's output [B, C, H, W]) and
 `teacher_cam` ([B, H, W]), which the trainer computes only when a loss asks for them; plus

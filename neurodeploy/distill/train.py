@@ -108,18 +108,21 @@ def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
     with torch.no_grad():
         if isinstance(teacher, SpikingNet):
             teacher.eval()
-            steps = torch.cat([teacher(torch.as_tensor(spikes[i:i + batch],
-                                                       dtype=torch.float32))[-1]
-                               for i in range(0, len(spikes), batch)])
+            steps = torch.cat([teacher.step_logits(teacher(torch.as_tensor(
+                spikes[i:i + batch], dtype=torch.float32))) for i in range(0, len(spikes), batch)])
             return steps.sum(1), steps
         return torch.cat([teacher(torch.as_tensor(x[i:i + batch]))
                           for i in range(0, len(x), batch)]), None
 
 
 def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy as deployed: exact integer mode, argmax of output spike counts."""
+    """Accuracy as deployed: exact integer mode, argmax of output spike counts (of the summed
+    voltage for a readout student, as the backends decode it)."""
     with torch.no_grad():
-        out = run_exact(student.to_integer(), torch.as_tensor(spikes))[-1]
+        if getattr(student, "readout", False):
+            _, out = run_exact(student.to_integer(), torch.as_tensor(spikes), voltage=True)
+        else:
+            out = run_exact(student.to_integer(), torch.as_tensor(spikes))[-1]
     return float((out.sum(1).argmax(1).numpy() == labels).mean())
 
 
@@ -159,7 +162,7 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         losses = []
         for idx in _batches(len(s_train), batch_size, gen):
             outputs = student(s_train[idx])
-            steps = outputs[-1]                              # output spikes [B, T, C]
+            steps = student.step_logits(outputs)    # spikes or scaled voltage [B, T, C]
             extra = {}
             if features:        # per batch: a whole dataset of feature maps would not fit
                 with torch.no_grad():

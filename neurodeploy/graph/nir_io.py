@@ -10,6 +10,9 @@ Export convention (recorded in the graph's metadata, stated here once):
   with tau_syn = dt * 4096 / iDecay, tau_mem = dt * 4096 / vDecay, w_in = tau_syn / dt and
   r = tau_mem / dt, so that I and v follow Lava's recurrence exactly (before fixed-point
   rounding). Neuron parameters are per-neuron arrays; shapes exclude the batch dimension.
+- A readout network's last layer (IntNetwork.readout) is a nir.CubaLI node with the same
+  parameters and no threshold: Loihi runs it as a CUBA neuron whose threshold is THRESHOLD_MAX
+  (out of reach), and its voltage is the output. Lowering a CubaLI gives back exactly that.
 Import accepts graphs that follow this convention and refuses, naming the node, anything
 whose Loihi integers would not be exact, any malformed value (NaN, text, wrong shape), and a
 graph whose layers disagree with the architecture its own metadata records.
@@ -25,10 +28,10 @@ import numpy as np
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.netx.hdf5 import architecture, check_architecture, check_metadata
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
-from neurodeploy.neurons.cuba import DECAY_UNITY
+from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX
 
 DT = 1e-4
-SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "Flatten", "CubaLIF", "Output")
+SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "Flatten", "CubaLIF", "CubaLI", "Output")
 
 
 def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
@@ -55,10 +58,18 @@ def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
         else:
             nodes[f"fc{i}"] = nir.Affine(weight=layer.weight.astype(np.float32), bias=bias)
             chain.append(f"fc{i}")
-        nodes[f"lif{i}"] = nir.CubaLIF(
-            tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
-            v_leak=full(0.0), v_threshold=full(float(p.threshold)), v_reset=full(0.0),
-            w_in=full(tau_syn / DT))
+        if net.readout and i == len(net.layers) - 1:
+            if p.threshold != THRESHOLD_MAX:
+                raise ValueError(f"readout layer {layer.name!r} has threshold {p.threshold}, "
+                                 f"not the unreachable {THRESHOLD_MAX} a CubaLI node lowers to")
+            nodes[f"lif{i}"] = nir.CubaLI(
+                tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
+                v_leak=full(0.0), w_in=full(tau_syn / DT))
+        else:
+            nodes[f"lif{i}"] = nir.CubaLIF(
+                tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
+                v_leak=full(0.0), v_threshold=full(float(p.threshold)), v_reset=full(0.0),
+                w_in=full(tau_syn / DT))
         chain.append(f"lif{i}")
         shape = layer.shape
     nodes["output"] = nir.Output(output_type=np.array([net.layers[-1].size]))
@@ -171,8 +182,10 @@ def _integer(node_name: str, field: str, value: float, lo: int, hi: int, source:
     return int(round(value))
 
 
-def _neuron(name: str, node: nir.CubaLIF, dt: float, source: str) -> CubaParams:
-    for field in ("v_leak", "v_reset"):
+def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -> CubaParams:
+    """A layer's Loihi constants; a CubaLI (readout) gets the unreachable threshold."""
+    readout = isinstance(node, nir.CubaLI)
+    for field in ("v_leak",) if readout else ("v_leak", "v_reset"):
         if np.any(numbers(getattr(node, field), name, field, source) != 0):
             raise UserError(f"{source}: node '{name}': {field} must be 0 (Loihi resets to zero "
                             "and has no leak target)")
@@ -192,8 +205,9 @@ def _neuron(name: str, node: nir.CubaLIF, dt: float, source: str) -> CubaParams:
         return CubaParams(
             _integer(name, "iDecay (4096*dt/tau_syn)", DECAY_UNITY * du, 0, DECAY_UNITY, source),
             _integer(name, "vDecay (4096*dt/tau_mem)", DECAY_UNITY * dv, 0, DECAY_UNITY, source),
-            _integer(name, "v_threshold", _uniform(name, "v_threshold", node.v_threshold,
-                                                   source), 1, 2 ** 17 - 1, source))
+            THRESHOLD_MAX if readout else _integer(
+                name, "v_threshold", _uniform(name, "v_threshold", node.v_threshold, source),
+                1, THRESHOLD_MAX, source))
     except ValueError as e:
         raise UserError(f"{source}: node '{name}': {e}") from None
 
@@ -230,9 +244,13 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
         synapse = graph.nodes[name]
         neuron_name = successor.get(name)
         if not isinstance(synapse, (nir.Affine, nir.Linear, nir.Conv2d)) or neuron_name is None \
-                or not isinstance(graph.nodes[neuron_name], nir.CubaLIF):
+                or not isinstance(graph.nodes[neuron_name], (nir.CubaLIF, nir.CubaLI)):
             raise UserError(f"{source}: node '{name}' must be an Affine/Linear/Conv2d followed "
                             "by a CubaLIF (the synapse + neuron blocks netx runs)")
+        if isinstance(graph.nodes[neuron_name], nir.CubaLI) and not isinstance(
+                graph.nodes.get(successor.get(neuron_name)), nir.Output):
+            raise UserError(f"{source}: node '{neuron_name}' (CubaLI, non-spiking) can only be "
+                            "the last layer, right before the Output; fix the graph")
         seen.add(neuron_name)
         w = numbers(synapse.weight, name, "weight", source)
         if not np.all(np.abs(w - np.round(w)) <= 1e-6):      # inf and NaN are refused too
@@ -266,6 +284,8 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             raise UserError(f"{source}: node '{name}': {e}") from None
         shape = layers[-1].shape
         for field in ("tau_syn", "tau_mem", "r", "w_in", "v_threshold", "v_leak", "v_reset"):
+            if not hasattr(graph.nodes[neuron_name], field):      # CubaLI has no threshold
+                continue
             got = np.shape(getattr(graph.nodes[neuron_name], field))
             if got not in ((), (1,), shape, (int(np.prod(shape)),)):
                 raise UserError(f"{source}: node '{neuron_name}': {field} has shape {list(got)}, "
@@ -276,7 +296,8 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     if not layers:
         raise UserError(f"{source}: the graph has no Affine + CubaLIF layer to deploy")
     try:
-        net = IntNetwork(input_shape=input_shape, layers=tuple(layers))
+        net = IntNetwork(input_shape=input_shape, layers=tuple(layers),
+                         readout=isinstance(graph.nodes[neuron_name], nir.CubaLI))
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
     check_architecture(net, meta, source)

@@ -162,3 +162,21 @@ class CubaLIF(nn.Module):
             u, v, s = float_step(u, v, current[:, t], self.params, slope=self.slope)
             out.append(s)
         return torch.stack(out, dim=1)
+
+
+class CubaReadout(nn.Module):
+    """A non-spiking CUBA layer (Loihi runs it as a CUBA neuron whose threshold is out of
+    reach): the same recurrence as CubaLIF, but its output is the voltage after every step,
+    [B, T, ...], in integer units, which is what the exact mode and Lava record (>> 6)."""
+
+    def __init__(self, params: CubaParams):
+        super().__init__()
+        self.params = params
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        u = v = torch.zeros_like(current[:, 0])
+        out = []
+        for t in range(current.shape[1]):
+            u, v, _ = float_step(u, v, current[:, t], self.params)
+            out.append(v)
+        return torch.stack(out, dim=1)

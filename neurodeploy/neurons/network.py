@@ -9,14 +9,14 @@ steps; the Lava backend maps absolute chip time back onto these windows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from neurodeploy.neurons.cuba import (CubaLIF, CubaParams, QuantConv2d, QuantDense, WEIGHT_MAX,
-                                      WEIGHT_MIN, exact_step)
+from neurodeploy.neurons.cuba import (THRESHOLD_MAX, CubaLIF, CubaParams, CubaReadout,
+                                      QuantConv2d, QuantDense, WEIGHT_MAX, WEIGHT_MIN, exact_step)
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
@@ -171,11 +171,17 @@ class SpikingNet(nn.Module):
 
     Every layer spikes (no hidden ReLU); the output is the last layer's spike counts.
     `conv` items are dicts {channels, kernel, stride, padding}; `hidden` are dense widths.
+    With `readout`, the last layer is a non-spiking CUBA integrator (threshold THRESHOLD_MAX,
+    the importer's convention for LI/CubaLI readouts) and the output is its voltage: spike
+    counts of T steps saturate, a voltage does not. params[-1].threshold then only sets the
+    readout synapse's weight scale (one weight unit = 1/threshold) and the logits' unit.
     """
 
     def __init__(self, input_shape: tuple[int, ...], classes: int, params: list[CubaParams],
-                 conv: list[dict] = (), hidden: list[int] = (), slope: float = 10.0):
+                 conv: list[dict] = (), hidden: list[int] = (), slope: float = 10.0,
+                 readout: bool = False):
         super().__init__()
+        self.readout = bool(readout)
         self.input_shape = tuple(input_shape)
         self.conv_specs, self.hidden, self.classes = [dict(c) for c in conv], list(hidden), classes
         if len(params) != len(conv) + len(hidden) + 1:
@@ -198,9 +204,13 @@ class SpikingNet(nn.Module):
             self.out_shapes.append((out,))
             width = out
         self.neurons = nn.ModuleList(CubaLIF(p, slope) for p in params)
+        self.readout_scale = float(params[-1].threshold)
+        if self.readout:
+            self.neurons[-1] = CubaReadout(replace(params[-1], threshold=THRESHOLD_MAX))
 
     def forward(self, spikes: torch.Tensor) -> list[torch.Tensor]:
-        """Input spikes [B, T, features] -> per-layer spikes [B, T, n] (float, differentiable)."""
+        """Input spikes [B, T, features] -> per-layer spikes [B, T, n] (float, differentiable);
+        for a readout net the last entry is the readout's voltage per step (integer units)."""
         b, t = spikes.shape[:2]
         x = spikes.reshape(b, t, *self.input_shape)
         out = []
@@ -210,6 +220,16 @@ class SpikingNet(nn.Module):
             x = neuron(synapse(x))
             out.append(x.reshape(b, t, -1))
         return out
+
+    def step_logits(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Per-step contributions to the logits, [B, T, C]; the logits are their sum over T.
+
+        Spiking output: the spikes (logits = spike counts). Readout: voltage / (threshold * T),
+        so the logits are the window's mean voltage in units of the layer's threshold scale:
+        independent of T and of the order of an ANN's logits, so a KD temperature keeps its
+        meaning, and argmax is the deployed argmax of the summed voltage."""
+        last = outputs[-1]
+        return last / (self.readout_scale * last.shape[1]) if self.readout else last
 
     def conv_maps(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """The conv layers' spikes from `forward`'s outputs, as maps [B, T, C, H, W]."""
@@ -221,7 +241,7 @@ class SpikingNet(nn.Module):
             IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
                      name=f"{'conv' if geo else 'fc'}{i}", conv=geo)
             for i, (syn, geo, neu) in enumerate(zip(self.synapses, self.geometry, self.neurons)))
-        return IntNetwork(input_shape=self.input_shape, layers=layers)
+        return IntNetwork(input_shape=self.input_shape, layers=layers, readout=self.readout)
 
     @classmethod
     def from_integer(cls, net: IntNetwork) -> "SpikingNet":
@@ -240,8 +260,13 @@ class SpikingNet(nn.Module):
                              "stride": c.stride[0], "padding": c.padding[0]})
             else:
                 hidden.append(layer.size)
-        model = cls(net.input_shape, net.layers[-1].size, [layer.params for layer in net.layers],
-                    conv, hidden)
+        params = [layer.params for layer in net.layers]
+        if net.readout:   # the readout's threshold is out of reach: scale by the layer before
+            scale = (net.layers[-2].params.threshold if len(net.layers) > 1
+                     else max(1, int(np.abs(net.layers[-1].weight).max())))
+            params[-1] = replace(params[-1], threshold=scale)
+        model = cls(net.input_shape, net.layers[-1].size, params, conv, hidden,
+                    readout=net.readout)
         with torch.no_grad():
             for synapse, layer in zip(model.synapses, net.layers):
                 synapse.weight.copy_(torch.as_tensor(layer.weight / synapse.scale))
