@@ -7,25 +7,62 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from neurodeploy.errors import UserError, writable_dir, write_json
 
-EXAMPLES = """examples:
-  neurodeploy run                      # default recipe (models/digits.yaml) end to end
-  neurodeploy run models/digits.yaml --runs-dir /tmp/runs
-  neurodeploy distill digits --out runs/digits
-  neurodeploy export runs/digits/checkpoint.pt --out runs/digits
-  neurodeploy simulate export/digits/network.net --backend lava --samples 100
-  neurodeploy simulate net.net --backend lava --data fashion-mnist --shard 0/4 --out s0
+AFTER_RUN = ("runs/digits/ below is what `neurodeploy run` (or `distill` + `export`) writes in "
+             "the current directory")
+EXAMPLES = {
+    None: """examples (each verb's --help has its own):
+  neurodeploy run                     # the shipped digits recipe end to end, into runs/digits/
+  neurodeploy run --set distill.epochs=2 --set 'student.hidden=[32]'   # a quick variant
+  neurodeploy parity runs/digits/network.net --samples 50
+  neurodeploy --version               # neurodeploy, torch, lava-nc, lava-dl and nir versions
+""",
+    "run": """examples:
+  neurodeploy run                     # the shipped digits recipe (models/digits.yaml)
+  neurodeploy run digits --runs-dir /tmp/runs
+  neurodeploy run digits --set distill.epochs=2 --set 'student.hidden=[32]'
+  neurodeploy run digits --fresh      # retrain although runs/digits/checkpoint.pt matches
+  neurodeploy run my_recipe.yaml      # your own recipe file (see models/*.yaml)
+""",
+    "distill": """examples:
+  neurodeploy distill digits          # -> runs/digits/checkpoint.pt and history.jsonl
+  neurodeploy distill digits --out /tmp/digits --set teacher.epochs=5
+""",
+    "export": f"""examples ({AFTER_RUN}):
+  neurodeploy export runs/digits/checkpoint.pt                # next to the checkpoint
+  neurodeploy export runs/digits/checkpoint.pt --out /tmp/digits
+""",
+    "simulate": f"""examples ({AFTER_RUN}):
+  neurodeploy simulate runs/digits/network.net --backend lava --samples 100
+  neurodeploy simulate runs/digits/network.net --backend torch --timesteps 32
+  neurodeploy simulate runs/digits/network.net --shard 0/4 --out s0   # job array slice 0 of 4
+  neurodeploy simulate graph.nir --backend emulator --dt 1e-3 --data digits   # a foreign NIR
+""",
+    "merge": """examples (s0..s3: the --out directories of `simulate --shard i/4`):
   neurodeploy merge s0/chunks s1/chunks s2/chunks s3/chunks --out merged
-  neurodeploy parity export/digits/network.net --backends torch,emulator,lava
-  neurodeploy inspect export/digits/student.nir
+""",
+    "parity": f"""examples ({AFTER_RUN}):
+  neurodeploy parity runs/digits/network.net --samples 50
+  neurodeploy parity runs/digits/student.nir --backends torch,emulator
+""",
+    "energy": f"""examples ({AFTER_RUN}):
   neurodeploy energy runs/digits/report.json --preset loihi2-proxy
-"""
+  neurodeploy energy runs/digits/report.json --preset my_preset.yaml --out /tmp/energy
+""",
+    "inspect": f"""examples ({AFTER_RUN}):
+  neurodeploy inspect runs/digits/student.nir
+  neurodeploy inspect runs/digits/network.net
+  neurodeploy inspect runs/digits/checkpoint.pt
+""",
+}
 
 
 def _fmt_pj(pj: float) -> str:
@@ -73,12 +110,19 @@ def _samples(spikes, labels, n: int | None):
     return (spikes, labels) if not n else (spikes[:n], labels[:n])
 
 
+def _progress(args) -> bool:
+    """Progress bars only on a terminal (CI logs get no escape codes); --progress forces them."""
+    return args.progress or (not args.quiet and sys.stderr.isatty())
+
+
 def cmd_run(args) -> int:
     from neurodeploy.pipeline import run
     from neurodeploy.recipe import load_recipe
-    load_recipe(args.recipe)                 # a bad recipe is refused before anything is created
+    overrides = dict(args.set)
+    load_recipe(args.recipe, overrides)      # a bad recipe is refused before anything is created
     writable_dir(args.runs_dir, "--runs-dir")
-    result, out = run(args.recipe, args.runs_dir, progress=not args.quiet, backend=args.backend)
+    result, out = run(args.recipe, args.runs_dir, progress=_progress(args), backend=args.backend,
+                      overrides=overrides, fresh=args.fresh)
     print(summarize(result, out))
     return 0
 
@@ -86,10 +130,10 @@ def cmd_run(args) -> int:
 def cmd_distill(args) -> int:
     from neurodeploy.pipeline import distill
     from neurodeploy.recipe import load_recipe
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, dict(args.set))
     out = writable_dir(args.out or f"runs/{recipe.name}")
-    path = distill(recipe, out, progress=not args.quiet)
-    print(f"wrote {path}")
+    path = distill(recipe, out, progress=_progress(args))
+    print(f"wrote {path} and {out / 'history.jsonl'}")
     return 0
 
 
@@ -164,12 +208,12 @@ def cmd_simulate(args) -> int:
         prov = provenance(args.network, spikes, labels, args.backend, dt=args.dt,
                           input_shape=args.input_shape)
         run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
-                                                 progress=not args.quiet, timeout_s=timeout_s,
+                                                 progress=_progress(args), timeout_s=timeout_s,
                                                  device=args.device,
                                                  input_shape=args.input_shape)
         if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
             record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
-                                         args.timeout, progress=not args.quiet, provenance=prov)
+                                         args.timeout, progress=_progress(args), provenance=prov)
             labels = labels[indices]
         else:
             lo, hi = shard_range(len(spikes), shard)
@@ -206,7 +250,7 @@ def cmd_parity(args) -> int:
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, _):
         out = writable_dir(args.out or _default_out("parity", args.network))
         spikes, labels = _inputs(args, network, meta)
-        records = [simulate(network, spikes, name, progress=not args.quiet,
+        records = [simulate(network, spikes, name, progress=_progress(args),
                             timeout_s=args.timeout, input_shape=args.input_shape)
                    for name in names]
     pairs = [compare(records[0], other, labels) for other in records[1:]]
@@ -305,30 +349,87 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"neurodeploy: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def versions() -> str:
+    """One line for bug reports: this package and the stack it is tested against."""
+    from importlib.metadata import PackageNotFoundError, version
+    parts = []
+    for dist in ("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} not installed")
+    return ", ".join(parts)
+
+
+class _Version(argparse.Action):
+    """--version, computed only when asked (package metadata is read lazily)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, help=help, default=argparse.SUPPRESS)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(versions())
+        parser.exit(0)
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    """--set key=value: a dotted recipe key and a YAML value (2, [32], true, rate)."""
+    key, eq, value = text.partition("=")
+    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise argparse.ArgumentTypeError(f"expected a dotted key=value like distill.epochs=2, "
+                                         f"got {text!r}")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"{key}: value {value!r} is not YAML "
+                                         f"({str(e).splitlines()[0]}); quote lists for the "
+                                         "shell, e.g. 'student.hidden=[32]'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="neurodeploy", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="neurodeploy", epilog=EXAMPLES[None],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Distill spiking students in PyTorch, export through NIR to lava-dl netx, "
                     "and run them on Lava (Loihi 2) with spikes, energy and parity.")
-    sub = parser.add_subparsers(dest="verb", required=True)
+    parser.add_argument("--version", action=_Version,
+                        help="print the versions of neurodeploy, torch, lava-nc, lava-dl, nir")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
+                                help="what to do; `neurodeploy VERB --help` shows its examples")
 
     def verb(name, fn, help_):
-        p = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES,
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        bars = p.add_mutually_exclusive_group()
+        bars.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        bars.add_argument("--progress", action="store_true",
+                          help="progress bars even when stderr is not a terminal (by default "
+                               "they are shown only on a terminal)")
         p.set_defaults(fn=fn)
         return p
 
+    def recipe_args(p):
+        p.add_argument("recipe", nargs="?", default="digits",
+                       help="recipe name in models/ or a YAML path (default: digits)")
+        p.add_argument("--set", action="append", type=_assignment, default=[],
+                       metavar="KEY=VALUE",
+                       help="override a recipe setting (repeatable; value read as YAML), e.g. "
+                            "--set distill.epochs=2 --set 'student.hidden=[32]'")
+
     p = verb("run", cmd_run, "whole pipeline for a recipe: distill, export, simulate, report")
-    p.add_argument("recipe", nargs="?", default="digits",
-                   help="recipe name in models/ or a YAML path (default: digits)")
+    recipe_args(p)
     p.add_argument("--runs-dir", default="runs", help="where runs/<name>/ goes (default: runs)")
-    p.add_argument("--backend", default="lava", choices=("lava", "loihi2"))
+    p.add_argument("--backend", default="lava", choices=("lava", "loihi2"),
+                   help="where the deployed network runs: Lava's CPU simulation or a Loihi 2 "
+                        "board (default: lava)")
+    p.add_argument("--fresh", action="store_true",
+                   help="retrain even if the run directory holds a checkpoint.pt of the same "
+                        "recipe (by default it is reused)")
     p = verb("distill", cmd_distill, "train the teacher and distill the student")
-    p.add_argument("recipe", nargs="?", default="digits")
+    recipe_args(p)
     p.add_argument("--out", help="output directory (default: runs/<recipe name>)")
     p = verb("export", cmd_export, "checkpoint -> student.nir -> network.net + manifest.json")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint.pt written by `run` or `distill`")
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
     def data_args(p):
         p.add_argument("network", help="a netx .net file, or any .nir graph (lowered on the fly)")
@@ -345,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = verb("simulate", cmd_simulate, "run a netx network on a backend; writes simulate.json")
     data_args(p)
-    p.add_argument("--backend", default="lava", choices=("torch", "emulator", "lava", "loihi2"))
+    p.add_argument("--backend", default="lava", choices=("torch", "emulator", "lava", "loihi2"),
+                   help="torch (exact integer model), emulator (batched), lava (CPU "
+                        "simulation) or loihi2 (a board) (default: lava)")
     p.add_argument("--device", default="cpu", help="torch backend device (cpu, cuda)")
     p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")
     p.add_argument("--chunk", type=_positive(int), default=1000,
@@ -372,11 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="directory for energy-<preset>.json (default: the report's)")
     p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file: layers, "
              "parameter ranges, quantization cost, Loihi 2 resources")
-    p.add_argument("file")
+    p.add_argument("file", help="a .nir graph, a netx .net file or a checkpoint .pt")
     p.add_argument("--dt", type=_positive(float),
                    help="time step for a NIR graph that does not record one")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except UserError as e:

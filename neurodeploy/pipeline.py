@@ -111,6 +111,18 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     shape = encoded_shape(data.shape, enc)
 
     recipe_key = hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()
+    history, history_path = [], out_dir / "history.jsonl"
+    history_path.unlink(missing_ok=True)        # an older run's curves must not pass for ours
+
+    def log(stage: str, hist) -> None:
+        """history.jsonl gets this stage's epochs (one JSON line each), rewritten atomically."""
+        finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+        history.extend({"stage": stage, "epoch": epoch, "train_loss": finite(loss),
+                        "val_accuracy": finite(acc)}
+                       for epoch, (loss, acc) in enumerate(zip(hist.train_loss,
+                                                               hist.val_accuracy)))
+        with atomic_path(history_path) as tmp:
+            tmp.write_text("".join(json.dumps(row, allow_nan=False) + "\n" for row in history))
 
     def train_spiking(model, teacher, loss, seed, state, epochs=dc.epochs, lr=dc.lr,
                       batch_size=dc.batch_size):
@@ -135,6 +147,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
                 epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
                 progress=progress, checkpoint=out_dir / "teacher_state.pt",
                 key=f"{recipe_key}:teacher")
+        log("teacher", hist)
         return model, {"teacher_test_accuracy": _accuracy(model, data.test.x, spikes["test"],
                                                           data.test.y),
                        "teacher_best_val_accuracy": hist.best_val_accuracy}
@@ -155,11 +168,13 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
         stage_loss = build_loss(dc.losses, f"recipe {recipe.name}: distill.chain[{i}]",
                                 {"student_channels": [c["channels"] for c in spec.get("conv", [])],
                                  "teacher_channels": []})
-        train_spiking(assistant, teacher, stage_loss, dc.seed + i + 1, f"assistant{i}_state.pt")
+        log(f"assistant{i}", train_spiking(assistant, teacher, stage_loss, dc.seed + i + 1,
+                                           f"assistant{i}_state.pt"))
         teacher = assistant
     torch.manual_seed(dc.seed)
     student = _student(recipe, shape, data.num_classes)
     hist = train_spiking(student, teacher, loss_fn, dc.seed, "distill_state.pt")
+    log("student", hist)
     path = out_dir / "checkpoint.pt"
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
@@ -514,9 +529,14 @@ def reprice(report_path: str | Path, preset_name: str, network: str | Path | Non
 
 
 def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
-        progress: bool = True, backend: str = "lava") -> tuple[dict, Path]:
-    """The whole pipeline for one recipe; returns the report and the run directory."""
-    recipe = load_recipe(recipe_name)
+        progress: bool = True, backend: str = "lava", overrides: dict | None = None,
+        fresh: bool = False) -> tuple[dict, Path]:
+    """The whole pipeline for one recipe; returns the report and the run directory.
+
+    A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`;
+    `overrides`: dotted recipe keys set before validation (see recipe.override)."""
+    import sys
+    recipe = load_recipe(recipe_name, overrides)
     out = Path(runs_dir) / recipe.name
     timing = {}
     t0 = time.perf_counter()
@@ -525,7 +545,12 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
         reusable = ckpt.exists() and load_checkpoint(ckpt)[1] == recipe
     except UserError:            # an older format or a damaged file: train again
         reusable = False
-    if not reusable:
+    if reusable and not fresh:
+        print(f"reusing {ckpt} (same recipe); delete it or pass --fresh to retrain",
+              file=sys.stderr)
+    else:
+        for state in out.glob("*_state.pt") if fresh else ():   # no resuming either
+            state.unlink()
         distill(recipe, out, progress)
     timing["distill_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ fall back to a default, and `epochs: -1` must not write an untrained checkpoint.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,14 +200,38 @@ def resolve(name_or_path: str | None) -> Path:
     return MODELS_DIR / f"{name_or_path}.yaml"
 
 
-def load_recipe(name_or_path: str | None = None) -> Recipe:
-    """A recipe file, validated in full (including its energy preset) before any work."""
+def override(data, overrides: dict, where: str):
+    """data with {"distill.epochs": 2, ...} set (command-line `--set`), before validation, so a
+    bad key or value gets the schema's one-line error; sections a file leaves out are created."""
+    if not isinstance(data, dict | None):
+        return data                              # recipe_from_dict says what is wrong
+    data = copy.deepcopy(data or {})
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = data
+        for i, part in enumerate(parents):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[:i + 1])
+                raise UserError(f"{where}: --set {key}: {section} is not a section of "
+                                f"settings; set {section} itself (--set {section}=...)")
+        node[leaf] = value
+    return data
+
+
+def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) -> Recipe:
+    """A recipe file, validated in full (including its energy preset) before any work;
+    `overrides`: dotted keys set on the file's contents first (see `override`)."""
     from neurodeploy.energy.presets import load_preset
     path = resolve(name_or_path)
     if not path.exists():
         available = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
         raise UserError(f"{path}: no such recipe; available in models/: {available}")
-    recipe = recipe_from_dict(read_yaml(path, "recipe"), str(path))
+    data = read_yaml(path, "recipe")
+    where = str(path)
+    if overrides:
+        data, where = override(data, overrides, where), f"{path} with --set"
+    recipe = recipe_from_dict(data, where)
     try:
         load_preset(recipe.energy.preset)
     except UserError as e:

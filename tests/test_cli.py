@@ -1,0 +1,151 @@
+"""The command line a user of this kind of tool expects: --version, `python -m`, per-verb help
+with examples that parse, `--set` recipe overrides, a line when earlier work is reused,
+history.jsonl, and logs without progress-bar escape codes when stderr is not a terminal."""
+import argparse
+import json
+import math
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from neurodeploy.cli import build_parser, main
+from neurodeploy.recipe import load_recipe
+
+TINY = """
+name: tiny
+encoding: {timesteps: 8}
+teacher: {hidden: [64], epochs: 5}
+student: {hidden: [16]}
+distill: {epochs: 3}
+"""
+
+
+def _verbs() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_version_names_the_stack_and_python_m_works():
+    proc = subprocess.run([sys.executable, "-m", "neurodeploy", "--version"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip()
+    assert "\n" not in line and line.startswith("neurodeploy 0.")
+    for dist in ("torch", "lava-nc", "lava-dl", "nir"):
+        assert f", {dist} " in line, line
+    bad = subprocess.run([sys.executable, "-m", "neurodeploy", "inspect", "missing.net"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_every_argument_has_help():
+    parsers = {"neurodeploy": build_parser(), **_verbs()}
+    missing = [f"{name} {a.option_strings or a.dest}" for name, p in parsers.items()
+               for a in p._actions if not a.help or a.help == argparse.SUPPRESS]
+    assert not missing, missing
+
+
+def test_each_verb_has_its_own_examples_and_they_parse(capsys):
+    epilogs = {}
+    for name, p in _verbs().items():
+        lines = [ln.split("  #")[0].strip() for ln in p.epilog.splitlines()
+                 if ln.strip().startswith("neurodeploy ")]
+        assert lines, f"{name}: no examples"
+        for line in lines:
+            argv = shlex.split(line)[1:]
+            assert argv[0] == name, f"{name}'s --help shows an example of {argv[0]}"
+            assert build_parser().parse_args(argv).verb == name, line
+            # repository-relative paths would fail from any other directory
+            assert not any(a.startswith(("models/", "tests/", "benchmarks/")) for a in argv), line
+        epilogs[name] = p.epilog
+    assert len(set(epilogs.values())) == len(epilogs), "two verbs share their examples"
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--help"])
+    assert exit_.value.code == 0 and "neurodeploy simulate runs/digits/network.net" in \
+        capsys.readouterr().out
+
+
+def test_set_overrides_the_recipe_before_validation():
+    recipe = load_recipe("digits", {"distill.epochs": 2, "student.hidden": [32],
+                                    "encoding.timesteps": 4})
+    assert (recipe.distill.epochs, recipe.student.hidden, recipe.encoding.timesteps) == \
+        (2, [32], 4)
+    assert load_recipe("digits").distill.epochs != 2      # the file itself is untouched
+
+
+@pytest.mark.parametrize("assignment, expected", [
+    ("distill.epoch=2", "distill: unknown key 'epoch'; known: batch_size, chain, epochs"),
+    ("foo=1", "unknown key 'foo'; known: dataset, distill"),
+    ("distill.epochs=-1", "distill.epochs: must be >= 1, got -1"),
+    ("student.hidden=[true]", "student.hidden[0]: must be an integer, got True"),
+    ("student.hidden.x=3", "student.hidden is not a section"),
+])
+def test_a_bad_set_is_one_line_naming_the_key(assignment, expected, tmp_path, monkeypatch,
+                                              capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--set", assignment]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neurodeploy: error: ") and err.count("\n") == 1, err
+    assert "digits.yaml" in err and expected in err, err
+    assert not list(tmp_path.iterdir()), "a refused recipe must create nothing"
+
+
+@pytest.mark.parametrize("assignment", ["nokey", "student.hidden=[32", "=3", "a..b=1"])
+def test_a_malformed_set_is_a_command_line_error(assignment, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["distill", "--set", assignment])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "--set" in err, err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One run with progress left at its default while stderr is captured (not a terminal)."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "tiny.yaml").write_text(TINY)
+    capture = pytest.MonkeyPatch()
+    err = root / "stderr.txt"
+    with open(err, "w") as stream:
+        capture.setattr(sys, "stderr", stream)
+        try:
+            code = main(["run", str(root / "tiny.yaml"), "--runs-dir", str(root / "runs"),
+                         "--set", "teacher.epochs=2", "--set", "distill.epochs=2"])
+        finally:
+            capture.undo()
+    assert code == 0
+    return root, err.read_text()
+
+
+def test_logs_carry_no_progress_bars_when_stderr_is_not_a_terminal(tiny_run):
+    _, err = tiny_run
+    assert "\r" not in err and "\x1b" not in err, err[:500]
+
+
+def test_history_has_one_line_per_epoch_and_stage(tiny_run):
+    root, _ = tiny_run
+    rows = [json.loads(ln) for ln in (root / "runs/tiny/history.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["epoch"]) for r in rows] == \
+        [("teacher", 0), ("teacher", 1), ("student", 0), ("student", 1)]
+    for r in rows:
+        assert set(r) == {"stage", "epoch", "train_loss", "val_accuracy"}
+        assert math.isfinite(r["train_loss"]) and 0 <= r["val_accuracy"] <= 1
+
+
+def test_reuse_is_announced_and_fresh_retrains_with_forced_progress(tiny_run, capsys):
+    root, _ = tiny_run
+    runs, ckpt = root / "runs", root / "runs/tiny/checkpoint.pt"
+    argv = ["run", str(root / "tiny.yaml"), "--runs-dir", str(runs),
+            "--set", "teacher.epochs=2", "--set", "distill.epochs=2"]
+    before = ckpt.stat().st_ino
+    assert main(argv + ["-q"]) == 0
+    err = capsys.readouterr().err
+    assert (f"reusing {ckpt} (same recipe); delete it or pass --fresh to retrain") in err, err
+    assert ckpt.stat().st_ino == before, "a reused checkpoint is not rewritten"
+
+    assert main(argv + ["--fresh", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "reusing" not in err
+    assert ckpt.stat().st_ino != before, "--fresh writes a new checkpoint"
+    assert "\r" in err and "distill" in err, "--progress shows the bars on a non-terminal"
