@@ -16,8 +16,7 @@ import yaml
 
 from neurodeploy.errors import UserError, writable_dir, write_json
 
-AFTER_RUN = ("runs/digits/ below is what `neurodeploy run` (or `distill` + `export`) writes in "
-             "the current directory")
+AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
 EXAMPLES = {
     None: """examples (each verb's --help has its own):
   neurodeploy run                     # the shipped digits recipe end to end, into runs/digits/
