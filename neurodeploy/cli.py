@@ -92,7 +92,10 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "
         f"{acc['student_lava']:.4f}   ({report['samples']} test samples)",
         f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
-        f"(every layer, every step); predictions agree {100 * par['prediction_agreement']:.1f}%",
+        f"(every layer, every step)"
+        + (f", {par['readout_voltage_mismatches']} readout voltage mismatches"
+           if par.get("readout_voltage_mismatches") is not None else "")
+        + f"; predictions agree {100 * par['prediction_agreement']:.1f}%",
         f"  energy    {_fmt_pj(energy['per_inference_pj'])} per inference "
         f"(dynamic {_fmt_pj(energy['dynamic_pj'])}, {_static(energy)})"
         f"{_latency(energy)} [{energy['preset']}: {energy['source'].split(',')[0]}]",

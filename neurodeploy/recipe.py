@@ -162,6 +162,9 @@ class Recipe(BaseModel):
         if "spike_train" in names and not (self.teacher.spiking or self.distill.chain):
             raise ValueError("distill.losses: spike_train needs a spiking teacher; set "
                              "teacher.spiking: true or add a distill.chain assistant")
+        if "spike_train" in names and self.student.readout:
+            raise ValueError("distill.losses: spike_train compares output spikes and a readout "
+                             "student (student.readout: true) has none; drop one of them")
         if names & set(FEATURE_LOSSES) and not (self.student.conv and self.teacher.conv):
             raise ValueError(f"distill.losses: {', '.join(sorted(names & set(FEATURE_LOSSES)))} "
                              "need(s) a conv student (student.conv) and a conv teacher "
