@@ -102,14 +102,10 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"  loihi 2   {report['resources']['verdict']}",
         f"  speed     {report['timing']['simulate_samples_per_s']:.1f} samples/s on "
         f"{report['backend']}",
-        f"  files     checkpoint.pt student.nir network.net manifest.json report.json "
-        f"report.html",
+        f"  files     checkpoint.pt history.jsonl student.nir network.net manifest.json "
+        f"report.json report.html",
     ]
     return "\n".join(lines)
-
-
-def _samples(spikes, labels, n: int | None):
-    return (spikes, labels) if not n else (spikes[:n], labels[:n])
 
 
 def _progress(args) -> bool:
@@ -119,10 +115,7 @@ def _progress(args) -> bool:
 
 def cmd_run(args) -> int:
     from neurodeploy.pipeline import run
-    from neurodeploy.recipe import load_recipe
     overrides = dict(args.set)
-    load_recipe(args.recipe, overrides)      # a bad recipe is refused before anything is created
-    writable_dir(args.runs_dir, "--runs-dir")
     result, out = run(args.recipe, args.runs_dir, progress=_progress(args), backend=args.backend,
                       overrides=overrides, fresh=args.fresh)
     print(summarize(result, out))
@@ -133,7 +126,7 @@ def cmd_distill(args) -> int:
     from neurodeploy.pipeline import distill
     from neurodeploy.recipe import load_recipe
     recipe = load_recipe(args.recipe, dict(args.set))
-    out = writable_dir(args.out or f"runs/{recipe.name}")
+    out = Path(args.out or f"runs/{recipe.name}")
     path = distill(recipe, out, progress=_progress(args))
     print(f"wrote {path} and {out / 'history.jsonl'}")
     return 0
@@ -141,7 +134,7 @@ def cmd_distill(args) -> int:
 
 def cmd_export(args) -> int:
     from neurodeploy.pipeline import export
-    out = writable_dir(args.out or Path(args.checkpoint).parent)
+    out = Path(args.out or Path(args.checkpoint).parent)
     manifest = export(args.checkpoint, out)
     print(f"wrote {out}/student.nir, network.net, manifest.json; deployed (exact) test accuracy "
           f"{manifest['accuracy']['deployed_exact']:.4f}")
@@ -172,12 +165,10 @@ def _positive(kind):
     return parse
 
 
-def _inputs(args, network: Path, meta: dict):
-    from neurodeploy.netx import read_netx
+def _inputs(args, net, meta: dict):
     from neurodeploy.pipeline import load_inputs
     if args.timesteps:
         meta = {**meta, "timesteps": args.timesteps}
-    net = read_netx(network, args.input_shape)[0]
     return load_inputs(meta, args.data, args.samples, classes=net.layers[-1].size,
                        input_size=net.input_size, source=args.network)
 
@@ -204,9 +195,10 @@ def cmd_simulate(args) -> int:
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
     from neurodeploy.pipeline import deployable, simulate
     shard = parse_shard(args.shard)
-    with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization):
+    with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization,
+                                                                 net):
         out = writable_dir(args.out or _default_out("simulate", args.network, args.backend))
-        spikes, labels = _inputs(args, network, meta)
+        spikes, labels = _inputs(args, net, meta)
         prov = provenance(args.network, spikes, labels, args.backend, dt=args.dt,
                           input_shape=args.input_shape)
         run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
@@ -249,9 +241,9 @@ def cmd_parity(args) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if len(names) < 2:
         raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
-    with deployable(args.network, args.dt, args.input_shape) as (network, meta, _):
+    with deployable(args.network, args.dt, args.input_shape) as (network, meta, _, net):
         out = writable_dir(args.out or _default_out("parity", args.network))
-        spikes, labels = _inputs(args, network, meta)
+        spikes, labels = _inputs(args, net, meta)
         records = [simulate(network, spikes, name, progress=_progress(args),
                             timeout_s=args.timeout, input_shape=args.input_shape)
                    for name in names]

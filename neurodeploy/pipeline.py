@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,8 +48,9 @@ CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
 BACKENDS = ("torch", "emulator", "lava", "loihi2")
 
 
-def _sha256(path: Path) -> str:
-    return file_digest(path)
+def _digest(spec) -> str:
+    """sha256 of a JSON-able spec (a recipe, a teacher's settings): what keys cached work."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def _versions() -> dict:
@@ -99,8 +101,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
 
     `teachers`: a directory where trained teachers are kept by their recipe, so runs that
     differ only in the student or the losses (a benchmark sweep) train each teacher once."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = writable_dir(out_dir)
     data = load_dataset(recipe.dataset.name, recipe.dataset.split_seed)
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
@@ -110,7 +111,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     spikes = {name: encode(getattr(data, name).x, enc) for name in ("train", "val", "test")}
     shape = encoded_shape(data.shape, enc)
 
-    recipe_key = hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()
+    recipe_key = _digest(recipe.to_dict())
     history, history_path = [], out_dir / "history.jsonl"
     history_path.unlink(missing_ok=True)        # an older run's curves must not pass for ours
 
@@ -198,7 +199,7 @@ def _teacher_key(recipe: Recipe) -> str:
     if recipe.teacher.spiking:
         spec |= {"encoding": r["encoding"], "neuron": r["student"]["neuron"],
                  "weight_decay": r["distill"]["weight_decay"]}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return _digest(spec)[:16]
 
 
 def _cached(directory: Path | None, key: str, new, train):
@@ -319,15 +320,16 @@ def _encoding(metadata: dict, source: str = "the network") -> dict:
 
 @contextlib.contextmanager
 def deployable(network: str | Path, dt: float | None = None,
-               input_shape: tuple[int, ...] | None = None) -> Iterator[tuple[Path, dict, list]]:
+               input_shape: tuple[int, ...] | None = None
+               ) -> Iterator[tuple[Path, dict, list, IntNetwork]]:
     """A netx file for `network`: the file itself for .net; for .nir (ours or another tool's)
     the graph lowered to Loihi integers in a temporary netx file. Yields (path, metadata,
-    quantization report)."""
+    quantization report, the network as read)."""
     path = Path(network)
     if path.suffix != ".nir":
-        _, meta = read_netx(path, input_shape)
+        net, meta = read_netx(path, input_shape)
         check_manifest(path)
-        yield path, meta, []
+        yield path, meta, [], net
         return
     graph = read_nir(path)
     net, quantization = lower_nir(graph, str(path), dt)
@@ -335,7 +337,7 @@ def deployable(network: str | Path, dt: float | None = None,
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
         lowered = Path(tmp) / "network.net"
         write_netx(net, lowered, meta)
-        yield lowered, meta, quantization
+        yield lowered, meta, quantization, net
 
 
 def load_inputs(metadata: dict, data: str | None = None, samples: int | None = None,
@@ -379,9 +381,9 @@ def load_inputs(metadata: dict, data: str | None = None, samples: int | None = N
 def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json.
 
-    The three files are written as a set: built in a temporary directory, then moved in with
-    the old manifest removed first and the new one last, after its hashes are checked against
-    the files in place. A failed export never leaves a manifest that describes other files."""
+    The three files are written as a set: built and hashed in a temporary directory, then
+    renamed into place with the old manifest removed first and the new one last. A failed
+    export never leaves a manifest that describes other files."""
     out_dir = writable_dir(out_dir)
     student, recipe, ckpt = load_checkpoint(checkpoint)
     integer = student.to_integer()
@@ -406,7 +408,7 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
         manifest = {
             **meta,
             "versions": _versions(),
-            "files": {"student.nir": _sha256(nir_path), "network.net": _sha256(net_path)},
+            "files": {"student.nir": file_digest(nir_path), "network.net": file_digest(net_path)},
             "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
                         "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
             "execution": {"reset_interval": recipe.encoding.timesteps, "netx_reset_offset": 1,
@@ -416,12 +418,9 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
                          "teacher": ckpt["metrics"]["teacher_test_accuracy"]},
         }
         write_json(Path(tmp) / "manifest.json", manifest)
-        (out_dir / "manifest.json").unlink(missing_ok=True)
-        for name, digest in manifest["files"].items():
+        (out_dir / "manifest.json").unlink(missing_ok=True)   # never describes other files
+        for name in manifest["files"]:                 # renames: the hashed bytes themselves
             os.replace(Path(tmp) / name, out_dir / name)
-            if _sha256(out_dir / name) != digest:
-                raise UserError(f"{out_dir / name}: changed while it was being exported; "
-                                "export again")
         os.replace(Path(tmp) / "manifest.json", out_dir / "manifest.json")
     return manifest
 
@@ -441,13 +440,13 @@ def check_manifest(network: Path) -> None:
     if not isinstance(manifest, dict) or "files" not in manifest:
         return
     files = manifest["files"]
+    if isinstance(files, dict) and network.name not in files:
+        return                   # the manifest describes other files, not this one
     listed = files.get(network.name) if isinstance(files, dict) else None
     if not isinstance(listed, str) or len(listed) != 64:
-        if isinstance(files, dict) and network.name not in files:
-            return               # the manifest describes other files, not this one
         raise UserError(f"{path}: field files.{network.name} is not a sha256 hex digest; the "
                         "manifest is damaged: export again")
-    if listed != _sha256(network):
+    if listed != file_digest(network):
         raise UserError(f"{network}: its sha256 differs from the one {path} lists "
                         f"(field files.{network.name}); the two come from different exports: "
                         "export again, or move the network out of that directory")
@@ -520,10 +519,9 @@ def reprice(report_path: str | Path, preset_name: str, network: str | Path | Non
     from neurodeploy.energy.report_file import read_report
     result = read_report(report_path)
     if network is not None:
-        digest = _sha256(Path(network)) if Path(network).is_file() else None
-        if digest is None:
+        if not Path(network).is_file():
             raise UserError(f"{network}: no such network file")
-        if digest != (result.get("network") or {}).get("sha256"):
+        if file_digest(network) != (result.get("network") or {}).get("sha256"):
             raise UserError(f"{report_path}: this record was made with a different network than "
                             f"{network} (sha256 differs); simulate {network} to get its record")
     return {**result, **priced(result, load_preset(preset_name))}
@@ -536,9 +534,8 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
 
     A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`;
     `overrides`: dotted recipe keys set before validation (see recipe.override)."""
-    import sys
     recipe = load_recipe(recipe_name, overrides)
-    out = Path(runs_dir) / recipe.name
+    out = writable_dir(Path(runs_dir) / recipe.name, "--runs-dir")
     timing = {}
     t0 = time.perf_counter()
     ckpt = out / "checkpoint.pt"

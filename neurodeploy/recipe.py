@@ -57,6 +57,12 @@ def _loss_term(term: dict) -> dict:
     return check_term(term)
 
 
+def _one_of(name: str, known: list[str], what: str) -> str:
+    if name not in known:
+        raise ValueError(f"unknown {what} {name!r}; available: {', '.join(known)}")
+    return name
+
+
 class DatasetCfg(BaseModel):
     model_config = STRICT
     name: str = "digits"
@@ -66,9 +72,7 @@ class DatasetCfg(BaseModel):
     @classmethod
     def _known(cls, name: str) -> str:
         from neurodeploy.data.datasets import DATASETS
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
-        return name
+        return _one_of(name, sorted(DATASETS), "dataset")
 
 
 class EncodingCfg(BaseModel):
@@ -81,9 +85,7 @@ class EncodingCfg(BaseModel):
     @classmethod
     def _known(cls, name: str) -> str:
         from neurodeploy.data.encoding import ENCODINGS
-        if name not in ENCODINGS:
-            raise ValueError(f"unknown encoding {name!r}; available: {', '.join(ENCODINGS)}")
-        return name
+        return _one_of(name, list(ENCODINGS), "encoding")
 
     def metadata(self) -> dict:
         """What an exported network records so any backend can encode its inputs."""

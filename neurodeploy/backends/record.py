@@ -53,6 +53,14 @@ def provenance_difference(expected: dict, found: dict | None) -> str | None:
     return None
 
 
+def _checked_info(info, path) -> dict:
+    """A saved record's `info`: a mapping whose provenance, when present, is a mapping too."""
+    if not isinstance(info, dict) or not isinstance(info.get("provenance", {}), dict):
+        raise UserError(f"{path}: its metadata field 'info' (or 'info.provenance') is not a "
+                        "mapping; delete it and simulate again")
+    return info
+
+
 @dataclass
 class SpikeRecord:
     """Spikes of every layer at every window timestep, for N samples.
@@ -122,10 +130,7 @@ class SpikeRecord:
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
                             "delete it and simulate again") from None
-        if not isinstance(info, dict):
-            raise UserError(f"{path}: its metadata field 'info' is not a mapping; delete it and "
-                            "simulate again")
-        return info
+        return _checked_info(info, path)
 
     @classmethod
     def load(cls, path: str | Path) -> tuple["SpikeRecord", dict[str, np.ndarray]]:
@@ -150,11 +155,12 @@ class SpikeRecord:
                 readout = None if readout is None else readout.astype(np.int64)
                 extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "readout")
                          and not k.startswith("layer")}
-                record = cls(meta["backend"], inputs, layers, meta["layer_names"],
-                             dict(meta["info"]), readout)
+                info = meta["info"]
+                record = cls(meta["backend"], inputs, layers, meta["layer_names"], info, readout)
         except Exception as e:      # a damaged file can fail inside numpy, zipfile or json
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
                             "delete it and simulate again") from None
+        _checked_info(info, path)
         if inputs.ndim != 3 or (readout is not None and readout.shape[:2] != inputs.shape[:2]):
             raise UserError(f"{path}: the record's arrays have inconsistent shapes; delete it and "
                             "simulate again")

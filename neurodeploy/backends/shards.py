@@ -110,9 +110,6 @@ def _check_chunk(path: Path, record: SpikeRecord, extra: dict, start: int | None
     if not ok:
         raise UserError(f"{path}: its indices/labels/total do not match its spikes; delete the "
                         "file and simulate again")
-    if not isinstance(record.info.get("provenance", {}), dict):
-        raise UserError(f"{path}: its metadata field 'info.provenance' is not a mapping; delete "
-                        "the file and simulate again")
 
 
 def _concat(records: list[SpikeRecord]) -> SpikeRecord:
