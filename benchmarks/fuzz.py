@@ -90,6 +90,12 @@ class Case:
     names: tuple = ()                 # any of these in the message counts as naming the file
     out: Path | None = None
 
+    def judge(self, why: str | None) -> None:
+        """An oracle's verdict on the written file: a reason to refuse it, or None."""
+        self.expect = MUST if why else MAY
+        if why:
+            self.desc += f"  [{why}]"
+
 
 # ---------------------------------------------------------------- small helpers
 
@@ -522,9 +528,7 @@ def gen_recipe(rng, seeds: Seeds, d: Path) -> Case:
         new, case.desc = mutate_tree(rng, base)
         path.write_text(yaml.safe_dump(new, sort_keys=False, allow_unicode=True))
         why = recipe_problem(new)
-        case.expect = MUST if why else MAY
-        if why:
-            case.desc += f"  [{why}]"
+        case.judge(why)
     return case
 
 
@@ -557,9 +561,7 @@ def gen_preset(rng, seeds: Seeds, d: Path) -> Case:
         new, case.desc = mutate_tree(rng, base)
         path.write_text(yaml.safe_dump(new, allow_unicode=True))
         why = preset_problem(new)
-        case.expect = MUST if why else MAY
-        if why:
-            case.desc += f"  [{why}]"
+        case.judge(why)
     return case
 
 
@@ -587,9 +589,7 @@ def gen_report(rng, seeds: Seeds, d: Path) -> Case:
         text = json.dumps(new, indent=1, default=lambda b: b.decode("latin-1"))
         path.write_text(text)
         why = report_problem(json.loads(text))          # judge what was written
-        case.expect = MUST if why else MAY
-        if why:
-            case.desc += f"  [{why}]"
+        case.judge(why)
     return case
 
 
@@ -667,9 +667,7 @@ def gen_checkpoint(rng, seeds: Seeds, d: Path) -> Case:
                 if why is None and (student.get("hidden", [128]) != base_student["hidden"]
                                     or student.get("conv", []) != base_student["conv"]):
                     why = "student architecture no longer matches the weights"
-        case.expect = MUST if why else MAY
-        if why:
-            case.desc += f"  [{why}]"
+        case.judge(why)
     return case
 
 
@@ -1018,11 +1016,7 @@ def gen_h5(rng, kind: str, seeds: Seeds, d: Path) -> Case:
         else:
             new, desc = mutate_tree(rng, meta, protect=(("quantization",),))
             new_text = json.dumps(new, default=lambda o: o.decode("latin-1"))
-            why = metadata_problem(json.loads(new_text))
-            if why is None and kind == "nir" and isinstance(new, dict):
-                old_t = meta.get("timesteps")
-                if new.get("timesteps") != old_t or new.get("encoding") != meta.get("encoding"):
-                    why = None          # reading out at another T is allowed (--timesteps)
+            why = metadata_problem(json.loads(new_text))   # another T is allowed (--timesteps)
             case.expect = MUST if why else MAY
             desc = f"metadata {desc}" + (f"  [{why}]" if why else "")
         if kind == "netx":
@@ -1120,9 +1114,7 @@ def gen_manifest(rng, seeds: Seeds, d: Path) -> Case:
         text = json.dumps(new, indent=1, default=lambda b: b.decode("latin-1"))
         path.write_text(text)
         why = manifest_problem(json.loads(text), seeds.manifest["files"]["network.net"])
-        case.expect = MUST if why else MAY
-        if why:
-            case.desc += f"  [{why}]"
+        case.judge(why)
     return case
 
 
