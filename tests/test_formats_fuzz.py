@@ -189,23 +189,34 @@ def test_mutations_reported_in_the_issue_are_refused(dataset, action, tmp_path):
     _refusal_is_one_line(e.value, tmp_path / "n.net")
 
 
-def test_committed_exports_still_load():
-    """Files written before the architecture field existed are checked against the per-layer
-    constants their metadata lists, and still load."""
+def _old_format_copy(name: str, tmp_path: Path) -> Path:
+    """A committed export as files written before the architecture field existed."""
+    path = tmp_path / f"{name}.net"
+    path.write_bytes((Path(__file__).parent.parent / "export" / name / "network.net").read_bytes())
+    with h5py.File(path, "r+") as f:
+        meta = json.loads(f.attrs["neurodeploy"])
+        meta.pop("architecture", None)
+        f.attrs["neurodeploy"] = json.dumps(meta)
+    return path
+
+
+def test_committed_exports_still_load(tmp_path):
+    """The committed exports load, and so do files written before the architecture field
+    existed: those are checked against the per-layer constants their metadata lists."""
     for name in ("digits", "fmnist_conv"):
         export = Path(__file__).parent.parent / "export" / name
         net, meta = read_netx(export / "network.net")
-        assert "architecture" not in meta and len(net.layers) == len(meta["quantization"]["layers"])
+        assert len(net.layers) == len(meta["quantization"]["layers"])
+        old, old_meta = read_netx(_old_format_copy(name, tmp_path))
+        assert "architecture" not in old_meta and architecture(old) == architecture(net)
         ours, _ = lower_nir(read_nir(export / "student.nir"), str(export / "student.nir"))
         assert architecture(ours) == architecture(net)
 
 
 def test_deleted_output_layer_is_refused_even_in_old_files(tmp_path):
-    src = Path(__file__).parent.parent / "export" / "digits" / "network.net"
-    path = tmp_path / "network.net"
-    path.write_bytes(src.read_bytes())
+    path = _old_format_copy("digits", tmp_path)
     with h5py.File(path, "r+") as f:
-        del f["layer/2"]
+        del f[f"layer/{len(f['layer']) - 1}"]
     try:
         read_netx(path)
     except UserError as e:

@@ -239,6 +239,14 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             raise UserError(f"{source}: the graph has a cycle through '{name}'")
         seen.add(name)
         if isinstance(graph.nodes[name], nir.Flatten):
+            node = graph.nodes[name]
+            declared = (node.input_type or {}).get("input") if isinstance(node.input_type,
+                                                                          dict) else None
+            if declared is None or tuple(np.asarray(declared).reshape(-1).tolist()) != shape \
+                    or node.start_dim != 0 or node.end_dim != -1:
+                raise UserError(f"{source}: node '{name}': a Flatten must declare its input "
+                                f"{list(shape)} and flatten all of it (start_dim 0, end_dim -1); "
+                                "fix the graph")
             shape, name = (int(np.prod(shape)),), successor.get(name)
             continue
         synapse = graph.nodes[name]

@@ -380,6 +380,10 @@ def read_netx(path: str | Path,
                 elif kind == "flatten":
                     shape = (int(np.prod(shape)),) if shape else shape
                 elif kind in ("dense", "conv") and "neuron" in g:
+                    if kind == "dense" and shape is not None and len(shape) == 3:
+                        raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
+                                        f"'flatten' layer before it (netx connects no other way);"
+                                        f" {REEXPORT}")
                     name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
                     layers.append(_read_layer(g, kind, shape, name, where))
                     shape = layers[-1].shape

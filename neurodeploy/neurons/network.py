@@ -241,7 +241,9 @@ class SpikingNet(nn.Module):
             IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
                      name=f"{'conv' if geo else 'fc'}{i}", conv=geo)
             for i, (syn, geo, neu) in enumerate(zip(self.synapses, self.geometry, self.neurons)))
-        return IntNetwork(input_shape=self.input_shape, layers=layers, readout=self.readout)
+        # a dense-only network reads flat input: no Flatten node for NIR tools to apply to a batch
+        shape = self.input_shape if self.conv_specs else (int(np.prod(self.input_shape)),)
+        return IntNetwork(input_shape=shape, layers=layers, readout=self.readout)
 
     @classmethod
     def from_integer(cls, net: IntNetwork) -> "SpikingNet":
