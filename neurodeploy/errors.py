@@ -7,6 +7,7 @@ traceback. Everything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -32,7 +33,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_dead_writers_temps(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -41,6 +44,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _remove_dead_writers_temps(folder: Path, name: str = "*") -> None:
+    """A writer killed by SIGKILL cannot remove its temp file (`.<name>.<pid>.<random>.tmp`);
+    the next run in the folder does, once that pid is dead (a live writer's file is kept)."""
+    for stale in folder.glob(f".{glob.escape(name) if name != '*' else '*'}.*.tmp"):
+        pid = stale.name[:-len(".tmp")].rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
@@ -64,6 +87,7 @@ def writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
         fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
         os.close(fd)
         os.unlink(probe)
+        _remove_dead_writers_temps(path)
     except OSError as e:
         reason = e.strerror or type(e).__name__
         raise UserError(f"{path}: cannot write output here ({reason}); choose another {what} "

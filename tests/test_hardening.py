@@ -283,3 +283,21 @@ def test_a_killed_distillation_resumes_teacher_and_student(tmp_path, sig):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert len(ckpt["metrics"]["student_val_curve"]) == 6
     assert not list(out.glob("*_state.pt")) and not list(out.glob(".*.tmp"))
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL during an atomic write leaves `.<name>.<pid>.<rand>.tmp`; it must not pile up."""
+    from neurodeploy.errors import write_json, writable_dir
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "state.json"
+    left = tmp_path / f".state.json.{dead.pid}.abcd1234.tmp"
+    other = tmp_path / f".other.json.{dead.pid}.abcd1234.tmp"
+    live = tmp_path / f".state.json.{os.getpid()}.abcd1234.tmp"
+    for f in (left, other, live):
+        f.write_text("partial")
+    write_json(target, {"a": 1})
+    assert not left.exists() and other.exists() and live.exists()
+    writable_dir(tmp_path)
+    assert not other.exists() and live.exists()
+    assert json.loads(target.read_text()) == {"a": 1}
