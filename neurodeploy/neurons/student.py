@@ -1,0 +1,121 @@
+"""The trainable student, and its conversion to and from the deployed integer network."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurodeploy.neurons.cuba import (THRESHOLD_MAX, CubaLIF, CubaParams, CubaReadout,
+                                      QuantConv2d, QuantDense)
+from neurodeploy.neurons.network import Conv, IntLayer, IntNetwork
+
+
+class SpikingNet(nn.Module):
+    """Trainable student: [Conv -> CUBA-LIF]* -> flatten -> [Dense -> CUBA-LIF]+.
+
+    Every layer spikes (no hidden ReLU); the output is the last layer's spike counts.
+    `conv` items are dicts {channels, kernel, stride, padding}; `hidden` are dense widths.
+    With `readout`, the last layer is a non-spiking CUBA integrator (threshold THRESHOLD_MAX,
+    the importer's convention for LI/CubaLI readouts) and the output is its voltage: spike
+    counts of T steps saturate, a voltage does not. params[-1].threshold then only sets the
+    readout synapse's weight scale (one weight unit = 1/threshold) and the logits' unit.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], classes: int, params: list[CubaParams],
+                 conv: list[dict] = (), hidden: list[int] = (), slope: float = 10.0,
+                 readout: bool = False):
+        super().__init__()
+        self.readout = bool(readout)
+        self.input_shape = tuple(input_shape)
+        self.conv_specs, self.hidden, self.classes = [dict(c) for c in conv], list(hidden), classes
+        if len(params) != len(conv) + len(hidden) + 1:
+            raise ValueError(f"{len(conv) + len(hidden) + 1} layers need as many neuron "
+                             f"settings, got {len(params)}")
+        self.synapses, self.geometry, self.out_shapes = nn.ModuleList(), [], []
+        shape = self.input_shape
+        for spec, p in zip(conv, params):
+            syn = QuantConv2d(shape[0], spec["channels"], spec["kernel"], p.threshold,
+                              spec.get("stride", 1), spec.get("padding", 0))
+            geometry = Conv(input_shape=shape, stride=syn.stride, padding=syn.padding)
+            self.synapses.append(syn)
+            self.geometry.append(geometry)
+            shape = geometry.output_shape(syn.weight)
+            self.out_shapes.append(shape)
+        width = int(np.prod(shape))
+        for out, p in zip([*hidden, classes], params[len(conv):]):
+            self.synapses.append(QuantDense(width, out, p.threshold))
+            self.geometry.append(None)
+            self.out_shapes.append((out,))
+            width = out
+        self.neurons = nn.ModuleList(CubaLIF(p, slope) for p in params)
+        self.readout_scale = float(params[-1].threshold)
+        if self.readout:
+            self.neurons[-1] = CubaReadout(replace(params[-1], threshold=THRESHOLD_MAX))
+
+    def forward(self, spikes: torch.Tensor) -> list[torch.Tensor]:
+        """Input spikes [B, T, features] -> per-layer spikes [B, T, n] (float, differentiable);
+        for a readout net the last entry is the readout's voltage per step (integer units)."""
+        b, t = spikes.shape[:2]
+        x = spikes.reshape(b, t, *self.input_shape)
+        out = []
+        for synapse, geometry, neuron in zip(self.synapses, self.geometry, self.neurons):
+            if geometry is None:
+                x = x.reshape(b, t, -1)
+            x = neuron(synapse(x))
+            out.append(x.reshape(b, t, -1))
+        return out
+
+    def step_logits(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Per-step contributions to the logits, [B, T, C]; the logits are their sum over T.
+
+        Spiking output: the spikes (logits = spike counts). Readout: voltage / (threshold * T),
+        so the logits are the window's mean voltage in units of the layer's threshold scale:
+        independent of T and of the order of an ANN's logits, so a KD temperature keeps its
+        meaning, and argmax is the deployed argmax of the summed voltage."""
+        last = outputs[-1]
+        return last / (self.readout_scale * last.shape[1]) if self.readout else last
+
+    def conv_maps(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The conv layers' spikes from `forward`'s outputs, as maps [B, T, C, H, W]."""
+        return [o.reshape(*o.shape[:2], *shape) for o, geo, shape in
+                zip(outputs, self.geometry, self.out_shapes) if geo is not None]
+
+    def to_integer(self) -> IntNetwork:
+        layers = tuple(
+            IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
+                     name=f"{'conv' if geo else 'fc'}{i}", conv=geo)
+            for i, (syn, geo, neu) in enumerate(zip(self.synapses, self.geometry, self.neurons)))
+        # a dense-only network reads flat input: no Flatten node for NIR tools to apply to a batch
+        shape = self.input_shape if self.conv_specs else (int(np.prod(self.input_shape)),)
+        return IntNetwork(input_shape=shape, layers=layers, readout=self.readout)
+
+    @classmethod
+    def from_integer(cls, net: IntNetwork) -> "SpikingNet":
+        """The float (training) mode of a deployed network: same weights, same constants."""
+        if any(layer.bias is not None and np.any(layer.bias) for layer in net.layers):
+            raise ValueError("the training mode has no bias; this network uses one")
+        conv, hidden = [], []
+        for layer in net.layers[:-1]:
+            if layer.conv:
+                c = layer.conv
+                if c.dilation != (1, 1) or c.groups != 1 or len(set(c.stride)) > 1 \
+                        or len(set(c.padding)) > 1 or layer.weight.shape[2] != layer.weight.shape[3]:
+                    raise ValueError(f"layer {layer.name}: the training mode supports square "
+                                     "kernels with equal strides/padding, no dilation or groups")
+                conv.append({"channels": layer.weight.shape[0], "kernel": layer.weight.shape[2],
+                             "stride": c.stride[0], "padding": c.padding[0]})
+            else:
+                hidden.append(layer.size)
+        params = [layer.params for layer in net.layers]
+        if net.readout:   # the readout's threshold is out of reach: scale by the layer before
+            scale = (net.layers[-2].params.threshold if len(net.layers) > 1
+                     else max(1, int(np.abs(net.layers[-1].weight).max())))
+            params[-1] = replace(params[-1], threshold=scale)
+        model = cls(net.input_shape, net.layers[-1].size, params, conv, hidden,
+                    readout=net.readout)
+        with torch.no_grad():
+            for synapse, layer in zip(model.synapses, net.layers):
+                synapse.weight.copy_(torch.as_tensor(layer.weight / synapse.scale))
+        return model

@@ -1,0 +1,76 @@
+"""report.json: what a deployment measured (accuracy, parity, events) and what it costs.
+
+The counts are kept per layer and timestep, so `reprice` applies another energy preset to a
+saved report without simulating again.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy import parity as parity_mod
+from neurodeploy.backends.record import SpikeRecord, file_digest
+from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
+                                layer_table, load_preset, price)
+from neurodeploy.errors import UserError
+from neurodeploy.neurons import IntNetwork
+
+
+def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
+           preset_name: str, teacher_sizes: list[int] | None = None,
+           extra: dict | None = None) -> dict:
+    """report.json: accuracy, parity, counted events and their price, resources, baselines.
+
+    The counts (means per inference, per layer and timestep) are kept in the report, so
+    `reprice` can apply another preset without simulating again.
+    """
+    par = parity_mod.compare(reference, deployed, labels)
+    counts = count_events(deployed, net)
+    layers = layer_table(net)
+    result = {
+        **(extra or {}),
+        "timesteps": deployed.timesteps,
+        "samples": deployed.samples,
+        "accuracy": {"student_torch": reference.accuracy(labels),
+                     "student_lava": deployed.accuracy(labels),
+                     **(extra or {}).get("accuracy", {})},
+        "accuracy_by_timestep": accuracy_by_timestep(deployed, labels),
+        "parity": {k: par[k] for k in ("spike_mismatches", "readout_voltage_mismatches",
+                                       "prediction_agreement",
+                                       "spike_mismatches_per_layer_timestep", "first_mismatch",
+                                       "spikes_compared", "backends")},
+        "layers": layers,
+        "counts": {"layers": deployed.layer_names, "counted_from": deployed.backend,
+                   **{k: v.tolist() for k, v in counts.items()}},
+        "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
+                   for name, s in zip(deployed.layer_names, deployed.layers)},
+        "ann_baselines": (
+            ann_baselines("student architecture as", [
+                {"macs": r["macs"], "weights": r["synapses"], "inputs": r["inputs"],
+                 "outputs": r["neurons"]} for r in layers])
+            + (ann_baselines("teacher", dense_layers(teacher_sizes)) if teacher_sizes else [])),
+    }
+    return {**result, **priced(result, load_preset(preset_name))}
+
+
+def priced(result: dict, preset) -> dict:
+    """The sections of a report that depend on the energy preset."""
+    counts = {k: result["counts"][k] for k in ("synaptic_ops", "neuron_active",
+                                                "neuron_inactive", "spikes")}
+    out = price(counts, result["layers"], preset, result["accuracy_by_timestep"])
+    out["energy"]["ann_baselines"] = result["ann_baselines"]
+    return out
+
+
+def reprice(report_path: str | Path, preset_name: str, network: str | Path | None = None) -> dict:
+    """Apply another energy preset to a saved report.json (validated first); no simulation."""
+    from neurodeploy.energy.report_file import read_report
+    result = read_report(report_path)
+    if network is not None:
+        if not Path(network).is_file():
+            raise UserError(f"{network}: no such network file")
+        if file_digest(network) != (result.get("network") or {}).get("sha256"):
+            raise UserError(f"{report_path}: this record was made with a different network than "
+                            f"{network} (sha256 differs); simulate {network} to get its record")
+    return {**result, **priced(result, load_preset(preset_name))}
