@@ -21,7 +21,7 @@ import numpy as np
 
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
-from neurodeploy.neurons.network import Conv
+from neurodeploy.neurons.network import MAX_DELAY, Conv
 from neurodeploy.data.encoding import ENCODINGS
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 
@@ -43,6 +43,16 @@ def check_deployable(net: IntNetwork, source: str) -> None:
             if np.any(w % 2):
                 raise UserError(f"{where} mixes odd weights with weights beyond [-128, 127]; "
                                 "Loihi's 8-bit mantissa would truncate them: use even weights")
+        if layer.recurrent is not None:
+            both = np.hstack([w, layer.recurrent])   # netx fits one weight format to both
+            if (both.min() < -128 or both.max() > 127) and np.any(both % 2):
+                raise UserError(f"{where} mixes odd weights with weights beyond [-128, 127] "
+                                "across its input and recurrent weights (netx gives both one "
+                                "8-bit mantissa): use even weights")
+            if layer.delay is not None and np.any(layer.delay):
+                raise UserError(f"{where} has both delays and a recurrent connection; netx "
+                                "0.6.0 builds that with the input delays on the recurrent "
+                                "synapse and without its weight exponent: drop the delays")
         if layer.bias is not None and (np.abs(layer.bias) >= BIAS_LIMIT).any():
             raise UserError(f"{where} has a bias beyond Loihi's 13-bit range "
                             f"[-{BIAS_LIMIT}, {BIAS_LIMIT - 1}]: rescale the layer")
@@ -52,7 +62,7 @@ def architecture(net: IntNetwork) -> dict:
     """What a file must contain to be this network: read back and compared by `read_netx`, so
     a deleted or altered layer is refused instead of silently giving a smaller network."""
     return {"input_shape": [int(v) for v in net.input_shape],
-            "layers": [{"name": layer.name, "type": "conv" if layer.conv else "dense",
+            "layers": [{"name": layer.name, "type": layer.kind,
                         "shape": [int(v) for v in layer.shape]} for layer in net.layers],
             "classes": int(net.layers[-1].size)}
 
@@ -78,9 +88,13 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
             g = root.create_group(str(index))
             index += 1
             shape = layer.shape
-            g.create_dataset("type", (1,), "S10", [b"conv" if layer.conv else b"dense"])
+            g.create_dataset("type", (1,), "S10", [layer.kind.encode()])
             g.create_dataset("shape", data=np.array(shape))
             g.create_dataset("weight", data=layer.weight.astype(np.int32))
+            if layer.recurrent is not None:
+                g.create_dataset("weight_rec", data=layer.recurrent.astype(np.int32))
+            if layer.delay is not None:
+                g.create_dataset("delay", data=layer.delay.astype(np.int32))
             if layer.conv:
                 for key in ("stride", "padding", "dilation"):
                     g.create_dataset(key, data=np.array(getattr(layer.conv, key)))
@@ -99,12 +113,16 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
 # ---- reading: every value is checked before it becomes a number --------------------------
 
 REEXPORT = "re-export the network with `neurodeploy export`"
-# Keys of a layer group that netx reads and this reader models; anything else (axonal 'delay',
+# Keys of a layer group that netx reads and this reader models; anything else (conv 'delay',
 # recurrent 'weight_rec', complex weights, ...) would make Lava compute something else.
-LAYER_KEYS = {"dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures"},
+LAYER_KEYS = {"dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures",
+                        "delay"},
+              "dense_rec": {"type", "shape", "weight", "weight_rec", "bias", "neuron",
+                            "inFeatures", "outFeatures"},
               "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding",
                        "dilation", "groups", "inChannels", "outChannels", "kernelSize"}}
 NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike", "messageBits"}
+LAYER_KINDS = ("input", "dense", "dense_rec", "conv")   # IntLayer.kind, as the metadata records
 MAX_SIZE = 2 ** 31 - 1      # neurons per layer or input values; beyond it shapes overflow
 
 
@@ -224,6 +242,17 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
     if conv and weight.shape[0] % conv.groups:
         raise UserError(f"{where}: {weight.shape[0]} output channels cannot be split into "
                         f"'groups' = {conv.groups}; {REEXPORT}")
+    recurrent = delay = None
+    if kind == "dense_rec":
+        recurrent = _ints(_read(g, "weight_rec", where), where, "weight_rec", WEIGHT_MIN,
+                          WEIGHT_MAX)
+        if recurrent.size != weight.shape[0] ** 2:
+            raise UserError(f"{where}: 'weight_rec' has {recurrent.size} values; a recurrent "
+                            f"layer of {weight.shape[0]} neurons needs ({weight.shape[0]}, "
+                            f"{weight.shape[0]}); {REEXPORT}")
+        recurrent = recurrent.reshape(weight.shape[0], weight.shape[0])
+    if "delay" in g:
+        delay = _delay(_read(g, "delay", where), weight.shape, where)
     bias = None
     if "bias" in g:
         bias = _ints(_read(g, "bias", where), where, "bias", 1 - BIAS_LIMIT, BIAS_LIMIT - 1)
@@ -232,13 +261,39 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
                             f"{'channels' if conv else 'neurons'}; {REEXPORT}")
         bias = bias.reshape(-1)
     try:
-        layer = IntLayer(weight=weight, params=params, bias=bias, name=name, conv=conv)
+        layer = IntLayer(weight=weight, params=params, bias=bias, name=name, conv=conv,
+                         recurrent=recurrent, delay=delay)
     except ValueError as e:
         raise UserError(f"{where}: {e}") from None
     if declared != layer.shape:
         raise UserError(f"{where}: declared shape {list(declared)} does not match the shape its "
                         f"weights and input give, {list(layer.shape)}; {REEXPORT}")
     return layer
+
+
+def _delay(value, shape: tuple, where: str) -> np.ndarray:
+    """netx's `delay` as an (out, in) matrix, expanded as netx expands it: one value for all,
+    one per output neuron (checked first, as netx does), one per input, or the full matrix.
+    Delays beyond MAX_DELAY are refused: netx would clip them to it with only a warning."""
+    d = np.asarray(value)
+    if d.dtype.kind == "f" and np.isfinite(d).all():
+        d = np.floor(d)                   # netx's astype(int) on lava-dl's floored delays
+    d = _ints(d, where, "delay", 0, 2 ** 31 - 1)
+    if d.size and d.max() > MAX_DELAY:
+        raise UserError(f"{where}: 'delay' reaches {d.max()} steps; Loihi 2 through netx holds "
+                        f"0..{MAX_DELAY} (netx would clip it silently): retrain with shorter "
+                        "delays")
+    out, inp = shape
+    if d.size == 1:
+        return np.full(shape, int(d.reshape(-1)[0]), dtype=np.int64)
+    if d.ndim == 1 and d.size == out:
+        return np.repeat(d.reshape(-1, 1), inp, axis=1)
+    if d.ndim == 1 and d.size == inp:
+        return np.repeat(d.reshape(1, -1), out, axis=0)
+    if d.shape == tuple(shape):
+        return d
+    raise UserError(f"{where}: 'delay' has shape {list(d.shape)}; netx takes one value, one per "
+                    f"output ({out}), one per input ({inp}) or ({out}, {inp}); {REEXPORT}")
 
 
 def _is_int(v) -> bool:
@@ -292,7 +347,7 @@ def check_metadata(meta, source: str) -> dict:
         arch = meta["architecture"]
         shapes = lambda v: isinstance(v, list) and all(_is_int(x) for x in v)  # noqa: E731
         if not (isinstance(arch, dict) and isinstance(arch.get("layers"), list) and all(
-                isinstance(layer, dict) and layer.get("type") in ("dense", "conv")
+                isinstance(layer, dict) and layer.get("type") in LAYER_KINDS
                 and shapes(layer.get("shape")) for layer in arch["layers"])
                 and shapes(arch.get("input_shape"))):
             raise bad("architecture", "an object {input_shape, layers: [{name, type, shape}], "
@@ -379,15 +434,15 @@ def read_netx(path: str | Path,
                     input_shape = shape = _shape(g, where)
                 elif kind == "flatten":
                     shape = (int(np.prod(shape)),) if shape else shape
-                elif kind in ("dense", "conv") and "neuron" in g:
-                    if kind == "dense" and shape is not None and len(shape) == 3:
+                elif kind in ("dense", "dense_rec", "conv") and "neuron" in g:
+                    if kind != "conv" and shape is not None and len(shape) == 3:
                         raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
                                         f"'flatten' layer before it (netx connects no other way);"
                                         f" {REEXPORT}")
                     name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
                     layers.append(_read_layer(g, kind, shape, name, where))
                     shape = layers[-1].shape
-                elif kind in ("dense", "conv"):
+                elif kind in ("dense", "dense_rec", "conv"):
                     raise UserError(f"{where}: the {kind} layer has no 'neuron' group; {REEXPORT}")
                 elif kind == "?":
                     raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")

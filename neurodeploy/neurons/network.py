@@ -6,6 +6,11 @@ its own window of T steps that starts l steps after layer l-1's. Inside those wi
 at step j receives layer l-1's spikes of step j: the delays and the staggered resets cancel.
 Both the training mode and the exact mode therefore run every layer over the same T window
 steps; the Lava backend maps absolute chip time back onto these windows.
+In window time a synaptic delay d (netx `delay`, Lava's DelayDense) makes input spikes of step
+j arrive at step j + d, and a recurrent connection of a layer onto itself (netx `dense_rec`,
+Lava's RecurrentDense: a second Dense from the neuron back to itself) adds the layer's own
+spikes of step j - 1 at step j; inputs from before a sample's window (step < 0) are zero: the
+Lava backend clears those synapse buffers at every reset so that samples stay independent.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from neurodeploy.neurons.cuba import CubaParams, WEIGHT_MAX, WEIGHT_MIN, exact_s
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
+MAX_DELAY = 62        # netx builds DelayDense with max_delay=62 and clips longer delays to it
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,11 @@ class IntLayer:
     """One deployed layer: integer weights, Loihi neuron constants, optional bias.
 
     Dense: weight (out, in). Conv (`conv` given): weight (out, in/groups, kH, kW), bias per
-    output channel. Inputs and outputs are flattened in CHW order, as PyTorch and netx do.
+    output channel. Input layer with neurons (`input_shape` given, netx `input` with a neuron):
+    weight (n,) is each neuron's gain on its own input value (one-to-one, no synapse matrix).
+    Inputs and outputs are flattened in CHW order, as PyTorch and netx do.
+    Dense only: `recurrent` (n, n) weights of the layer onto itself (one step late, see the
+    module docstring) and `delay` (out, in) synaptic delays in steps, 0..MAX_DELAY.
     """
 
     weight: np.ndarray
@@ -51,10 +61,38 @@ class IntLayer:
     bias: np.ndarray | None = None
     name: str = ""
     conv: Conv | None = None
+    recurrent: np.ndarray | None = None
+    delay: np.ndarray | None = None
+    input_shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
         w = np.asarray(self.weight)
-        ndim = 4 if self.conv else 2
+        ndim = 4 if self.conv else 1 if self.input_shape else 2
+        if self.conv and self.input_shape:
+            raise ValueError(f"layer {self.name!r}: an input layer has no convolution")
+        if self.input_shape and w.shape != (int(np.prod(self.input_shape)),):
+            raise ValueError(f"layer {self.name!r}: an input layer's gains must have shape "
+                             f"({int(np.prod(self.input_shape))},), got {w.shape}")
+        for key, want in (("recurrent", (w.shape[0], w.shape[0])), ("delay", w.shape)):
+            extra = getattr(self, key)
+            if extra is None:
+                continue
+            a = np.asarray(extra)
+            if self.conv or self.input_shape:
+                raise ValueError(f"layer {self.name!r}: '{key}' is supported on dense layers "
+                                 "only (netx reads it nowhere else)")
+            if a.shape != want or not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"layer {self.name!r}: '{key}' must be an integer array of "
+                                 f"shape {want}, got {a.dtype} {a.shape}")
+        if self.recurrent is not None and self.recurrent.size and (
+                self.recurrent.min() < WEIGHT_MIN or self.recurrent.max() > WEIGHT_MAX):
+            raise ValueError(f"layer {self.name!r}: recurrent weights span "
+                             f"[{self.recurrent.min()}, {self.recurrent.max()}], outside "
+                             f"Loihi's [{WEIGHT_MIN}, {WEIGHT_MAX}]")
+        if self.delay is not None and self.delay.size and (
+                self.delay.min() < 0 or self.delay.max() > MAX_DELAY):
+            raise ValueError(f"layer {self.name!r}: delays span [{self.delay.min()}, "
+                             f"{self.delay.max()}] steps; Loihi 2 via netx holds 0..{MAX_DELAY}")
         if w.ndim != ndim or not np.issubdtype(w.dtype, np.integer):
             raise ValueError(f"layer {self.name!r}: weight must be a {ndim}-D integer array, "
                              f"got {w.dtype} {w.shape}")
@@ -76,6 +114,8 @@ class IntLayer:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if self.input_shape:
+            return tuple(self.input_shape)
         return self.conv.output_shape(self.weight) if self.conv else (self.weight.shape[0],)
 
     @property
@@ -84,12 +124,39 @@ class IntLayer:
 
     @property
     def in_size(self) -> int:
+        if self.input_shape:
+            return self.size
         return int(np.prod(self.conv.input_shape)) if self.conv else self.weight.shape[1]
+
+    @property
+    def kind(self) -> str:
+        return "input" if self.input_shape else "conv" if self.conv else \
+            "dense_rec" if self.recurrent is not None else "dense"
+
+    def describe(self) -> str:
+        """One line for `inspect`: kind, shape, synapses, and what netx adds (delays, graded
+        spikes, recurrence)."""
+        parts = [f"{self.name or '?'}: {self.kind} {list(self.shape)}",
+                 f"{int(np.count_nonzero(self.weight))} synapses"]
+        if self.recurrent is not None:
+            parts.append(f"recurrent {int(np.count_nonzero(self.recurrent))} synapses "
+                         "(one step late)")
+        if self.delay is not None:
+            d = self.delay[self.weight != 0]
+            parts.append(f"delays {int(d.min()) if d.size else 0}..{int(d.max()) if d.size else 0}"
+                         " steps")
+        if self.bias is not None:
+            parts.append("bias")
+        p = self.params
+        parts.append(f"iDecay {p.i_decay} vDecay {p.v_decay} vThMant {p.threshold}, binary spikes")
+        return ", ".join(parts)
 
     def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
         """Synaptic input of flat spikes [B, in] in float64 (exact for integer sums): [B, size]."""
         w = torch.as_tensor(self.weight if weight is None else weight, dtype=torch.float64,
                             device=x.device)
+        if self.input_shape:
+            return x * w
         if not self.conv:
             return x @ w.t()
         c = self.conv
@@ -103,10 +170,29 @@ class IntLayer:
         bias = torch.as_tensor(self.bias, dtype=torch.int64, device=device)
         return bias.repeat_interleave(self.size // self.weight.shape[0]) if self.conv else bias
 
+    def window_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Feed-forward synaptic input of spikes x [B, T, in] in window time: [B, T, n] int64
+        (each delay group's spikes shifted by its delay; conv outputs wrapped as Lava does)."""
+        batch, steps = x.shape[:2]
+        if self.delay is None:
+            current = self.synapse(x.reshape(batch * steps, -1)).to(torch.int64)
+            if self.conv:
+                current = (current + CONV_WRAP) % (2 * CONV_WRAP) - CONV_WRAP
+            return current.reshape(batch, steps, -1)
+        current = torch.zeros((batch, steps, self.size), dtype=torch.int64, device=x.device)
+        for d in np.unique(self.delay[self.weight != 0]):
+            if d >= steps:
+                continue
+            part = self.synapse(x[:, :steps - d].reshape(-1, self.in_size),
+                                np.where(self.delay == d, self.weight, 0))
+            current[:, d:] += part.to(torch.int64).reshape(batch, steps - d, -1)
+        return current
+
 
 @dataclass(frozen=True)
 class IntNetwork:
-    """A chain of dense or conv CUBA-LIF layers fed by binary input spikes of `input_shape`.
+    """A chain of CUBA-LIF layers (an optional input layer, then dense or conv) fed by binary
+    input spikes of `input_shape`.
 
     With `readout`, the last layer is a non-spiking integrator (its threshold is out of reach)
     and its voltage, not its spikes, is the network's output.
@@ -120,8 +206,11 @@ class IntNetwork:
         if isinstance(self.input_shape, (int, np.integer)):
             object.__setattr__(self, "input_shape", (int(self.input_shape),))
         shape = tuple(self.input_shape)
-        for layer in self.layers:
-            expected = layer.conv.input_shape if layer.conv else (layer.weight.shape[1],)
+        for i, layer in enumerate(self.layers):
+            if layer.input_shape and i:
+                raise ValueError(f"layer {layer.name!r}: an input layer must come first")
+            expected = layer.conv.input_shape if layer.conv else tuple(layer.input_shape) \
+                if layer.input_shape else (layer.weight.shape[1],)
             if int(np.prod(expected)) != int(np.prod(shape)) or (
                     layer.conv and tuple(expected) != shape):
                 raise ValueError(f"layer {layer.name!r} expects input {expected} but the "
@@ -146,16 +235,19 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     x = spikes.reshape(batch, steps, -1).to(torch.float64)
     out = []
     for layer in net.layers:
-        current = layer.synapse(x.reshape(batch * steps, -1)).to(torch.int64)
-        if layer.conv:
-            current = (current + CONV_WRAP) % (2 * CONV_WRAP) - CONV_WRAP
-        current = current.reshape(batch, steps, -1)
+        current = layer.window_input(x)
         bias = layer.neuron_bias(x.device)
+        rec = None if layer.recurrent is None else torch.as_tensor(
+            layer.recurrent.T, dtype=torch.float64, device=x.device)
         u = torch.zeros_like(current[:, 0])
         v = torch.zeros_like(u)
+        s = torch.zeros_like(u, dtype=torch.bool)
         states, volts = [], []
         for t in range(steps):
-            u, v, s = exact_step(u, v, current[:, t], layer.params, bias)
+            a = current[:, t]
+            if rec is not None:           # own spikes of the previous step, exact in float64
+                a = a + (s.to(torch.float64) @ rec).to(torch.int64)
+            u, v, s = exact_step(u, v, a, layer.params, bias)
             states.append(s)
             volts.append(v)
         layer_spikes = torch.stack(states, dim=1)
