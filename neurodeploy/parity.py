@@ -1,9 +1,14 @@
-"""Parity: do two backends compute the same spikes, layer by layer and step by step?"""
+"""Parity's two questions: do two backends compute the same spikes, layer by layer and step by
+step (deployed vs deployed: exact equality), and how far is the deployed network from the model
+as trained or from another framework's own results (float vs deployed: counts and predictions)?"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.errors import UserError
 
 
 def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) -> dict:
@@ -30,8 +35,110 @@ def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) ->
             name: [int(v) for v in m] for name, m in zip(a.layer_names, per_layer)},
         "first_mismatch": first,
         "prediction_agreement": float((a.predictions == b.predictions).mean()),
-        "spikes_compared": int(sum(x.size for x in a.layers)),
+        "spikes_compared": int(sum(x.size for x in a.layers)),   # neuron-steps, not spikes
     }
     if labels is not None:
         result["accuracy"] = {a.backend: a.accuracy(labels), b.backend: b.accuracy(labels)}
+    return result
+
+
+def compare_source(source: SpikeRecord, deployed: SpikeRecord,
+                   labels: np.ndarray | None = None) -> dict:
+    """How far the deployed network is from the model as trained (the float backend).
+
+    Float and exact legitimately differ (sub-integer rounding, wrap, saturation), so exact
+    spike equality is not the question: per layer, spike counts per inference on both sides
+    and their difference, the share of neuron-steps that differ, and the first layer where
+    anything differs (where divergence starts; later layers inherit it)."""
+    if source.inputs.shape != deployed.inputs.shape \
+            or not np.array_equal(source.inputs, deployed.inputs):
+        raise ValueError("parity needs both backends to see the same input spikes")
+    n = source.samples
+    layers, start = [], None
+    for name, x, y in zip(deployed.layer_names, source.layers, deployed.layers):
+        differ = int((x != y).sum())
+        a, b = x.sum() / n, y.sum() / n
+        per_sample = np.abs(x.sum(axis=1).astype(np.int64) - y.sum(axis=1)).sum(axis=1)
+        layers.append({"layer": name, "float_spikes_per_inference": float(a),
+                       "deployed_spikes_per_inference": float(b),
+                       "count_difference_per_inference": float(b - a),
+                       "relative_count_difference": float((b - a) / a) if a else None,
+                       "abs_count_difference_per_inference": float(per_sample.mean()),
+                       "neuron_steps_differing": differ,
+                       "neuron_steps_differing_share": differ / x.size if x.size else 0.0})
+        if start is None and differ:
+            start = name
+    result = {
+        "backends": [source.backend, deployed.backend],
+        "prediction_agreement": float((source.predictions == deployed.predictions).mean()),
+        "divergence_starts_at": start,
+        "layers": layers,
+        "neuron_steps_compared": int(sum(x.size for x in deployed.layers)),
+    }
+    if source.readout is not None and deployed.readout is not None:
+        diff = np.abs(source.readout - deployed.readout).mean()
+        scale = np.abs(deployed.readout).mean()
+        result["readout_voltage_relative_difference"] = float(diff / scale) if scale else None
+    if labels is not None:
+        acc_s, acc_d = source.accuracy(labels), deployed.accuracy(labels)
+        result["accuracy"] = {source.backend: acc_s, deployed.backend: acc_d}
+        result["accuracy_gap"] = acc_d - acc_s      # deployed minus float
+    return result
+
+
+def read_reference(path: str | Path, samples: int, classes: int) -> dict[str, np.ndarray]:
+    """Another framework's own results for the same inputs: `predictions` [N] and/or `counts`
+    [N, classes] in a .npz, validated (shape, finiteness, length) with one-line errors."""
+    path = Path(path)
+    fix = "save it with np.savez(path, predictions=..., counts=...)"
+    if not path.is_file():
+        raise UserError(f"{path}: no such reference file; {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("predictions", "counts") if k in z.files}
+    except Exception as e:      # not a zip, truncated, pickled objects, ...
+        raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); {fix}") from None
+    if not arrays:
+        raise UserError(f"{path}: holds neither 'predictions' [N] nor 'counts' [N, C]; {fix}")
+    for key, arr in arrays.items():
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+            raise UserError(f"{path}: field '{key}' holds {arr.dtype}, not numbers; {fix}")
+        if not np.isfinite(arr).all():
+            raise UserError(f"{path}: field '{key}' holds NaN or infinite values; store the "
+                            "framework's finite outputs")
+        if len(arr) != samples:
+            raise UserError(f"{path}: field '{key}' has {len(arr)} samples, this run has "
+                            f"{samples}; give one row per input sample, in the same order")
+    pred = arrays.get("predictions")
+    if pred is not None and (pred.ndim != 1 or not np.issubdtype(pred.dtype, np.integer)
+                             or pred.min() < 0 or pred.max() >= classes):
+        raise UserError(f"{path}: field 'predictions' must be [N] integer classes in "
+                        f"0..{classes - 1}, got {pred.dtype} {list(pred.shape)}; store argmax "
+                        "indices")
+    counts = arrays.get("counts")
+    if counts is not None and counts.shape != (samples, classes):
+        raise UserError(f"{path}: field 'counts' has shape {list(counts.shape)}, expected "
+                        f"[{samples}, {classes}] (samples x classes)")
+    if pred is None:
+        arrays["predictions"] = counts.argmax(axis=1)
+    return arrays
+
+
+def compare_reference(reference: dict[str, np.ndarray], record: SpikeRecord,
+                      labels: np.ndarray | None = None, name: str = "reference") -> dict:
+    """A record against another framework's predictions (and output spike counts)."""
+    pred = reference["predictions"]
+    result = {"backends": [name, record.backend],
+              "prediction_agreement": float((pred == record.predictions).mean())}
+    if labels is not None:
+        result["accuracy"] = {name: float((pred == labels).mean()),
+                              record.backend: record.accuracy(labels)}
+        result["accuracy_gap"] = result["accuracy"][record.backend] - result["accuracy"][name]
+    if "counts" in reference and record.readout is None:
+        diff = np.abs(reference["counts"] - record.counts)
+        result["output_counts"] = {
+            "reference_per_inference": float(reference["counts"].sum(axis=1).mean()),
+            "record_per_inference": float(record.counts.sum(axis=1).mean()),
+            "abs_difference_per_inference": float(diff.sum(axis=1).mean()),
+            "samples_identical": float((diff.sum(axis=1) == 0).mean())}
     return result

@@ -31,7 +31,8 @@ from neurodeploy.data import encode, encoded_shape, load_dataset
 from neurodeploy.data.npz import read_inputs
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
-from neurodeploy.distill.train import distill_student, teacher_outputs, train_teacher
+from neurodeploy.distill.train import (barrier, distill_student, is_main, teacher_outputs,
+                                       train_teacher)
 from neurodeploy.errors import UserError, atomic_path, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
@@ -42,7 +43,7 @@ from neurodeploy.report.summary import priced, report, reprice  # noqa: F401 (re
 from neurodeploy.recipe import Recipe, architecture, load_recipe, recipe_from_dict
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
-BACKENDS = ("torch", "emulator", "lava", "loihi2")
+BACKENDS = ("torch", "emulator", "lava", "loihi2", "float")   # float: the training mode
 
 
 def _digest(spec) -> str:
@@ -61,15 +62,19 @@ def _versions() -> dict:
 
 
 def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
-             hidden: list[int], readout: bool = False) -> SpikingNet:
+             hidden: list[int], readout: bool = False, thresholds: list[int] = (),
+             init_gain: float = 1.0) -> SpikingNet:
     n = recipe.student.neuron
-    params = [CubaParams(n.i_decay, n.v_decay, n.threshold)] * (len(conv) + len(hidden) + 1)
-    return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden, readout=readout)
+    layers = len(conv) + len(hidden) + 1
+    params = [CubaParams(n.i_decay, n.v_decay, th) for th in thresholds or [n.threshold] * layers]
+    return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden, readout=readout,
+                      init_gain=init_gain)
 
 
 def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> SpikingNet:
-    return _spiking(recipe, input_shape, classes, recipe.student.conv, recipe.student.hidden,
-                    recipe.student.readout)
+    s = recipe.student
+    return _spiking(recipe, input_shape, classes, s.conv, s.hidden, s.readout, s.thresholds,
+                    s.init_gain)
 
 
 def _stages(channels: list[int]) -> list[dict]:
@@ -119,6 +124,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
                         "val_accuracy": finite(acc)}
                        for epoch, (loss, acc) in enumerate(zip(hist.train_loss,
                                                                hist.val_accuracy)))
+        if not is_main():
+            return
         with atomic_path(history_path) as tmp:
             tmp.write_text("".join(json.dumps(row, allow_nan=False) + "\n" for row in history))
 
@@ -128,7 +135,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
             model, teacher, loss, train_spikes=spikes["train"], train_x=data.train.x,
             train_y=data.train.y, val_spikes=spikes["val"], val_y=data.val.y, epochs=epochs,
             lr=lr, batch_size=batch_size, seed=seed, weight_decay=dc.weight_decay,
-            checkpoint=out_dir / state, progress=progress, key=f"{recipe_key}:{state}")
+            checkpoint=out_dir / state, progress=progress, key=f"{recipe_key}:{state}",
+            validate_every=dc.validate_every)
 
     def new_teacher():
         if tc.spiking:          # a large SNN teacher, trained on labels in its float mode
@@ -144,7 +152,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
                 model, data.train.x, data.train.y, data.val.x, data.val.y,
                 epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
                 progress=progress, checkpoint=out_dir / "teacher_state.pt",
-                key=f"{recipe_key}:teacher")
+                key=f"{recipe_key}:teacher", weight_decay=tc.weight_decay,
+                augment=tc.augment, schedule=tc.schedule, image_shape=data.shape)
         log("teacher", hist)
         return model, {"teacher_test_accuracy": _accuracy(model, data.test.x, spikes["test"],
                                                           data.test.y),
@@ -174,6 +183,9 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     hist = train_spiking(student, teacher, loss_fn, dc.seed, "distill_state.pt")
     log("student", hist)
     path = out_dir / "checkpoint.pt"
+    if not is_main():           # torchrun: rank 0 writes (and removes the training states)
+        barrier()
+        return path
     with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
                     "input_shape": list(shape), "classes": data.num_classes,
@@ -182,10 +194,12 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
                     "metrics": {**teacher_metrics,
                                 "student_best_val_accuracy": hist.best_val_accuracy,
                                 "student_best_epoch": hist.best_epoch,
-                                "student_val_curve": hist.val_accuracy,
+                                "student_val_curve": [a if np.isfinite(a) else None
+                                                      for a in hist.val_accuracy],
                                 "train_seconds": time.perf_counter() - t0}}, tmp)
     for state in out_dir.glob("*_state.pt"):
         state.unlink()
+    barrier()
     return path
 
 
@@ -461,6 +475,9 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bo
     if backend == "emulator":
         return simulate_emulator(network, spikes, batch_size=batch_size, device=device,
                                  progress=progress, input_shape=input_shape)
+    if backend == "float":       # the model as trained, not as deployed (parity's 2nd question)
+        from neurodeploy.backends.float_mode import simulate_float_file
+        return simulate_float_file(network, spikes, device, batch_size, input_shape)
     return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress,
                          timeout_s=timeout_s, input_shape=input_shape)
 
