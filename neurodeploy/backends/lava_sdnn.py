@@ -1,0 +1,126 @@
+"""Lava backend for sigma-delta (SDNN) netx files: lava-dl's own `netx.hdf5.Network`, run by
+Lava's CPU simulator (fixed_pt), with every layer's graded messages recorded per timestep.
+
+Lava cannot reset sigma-delta neurons (netx ignores `reset_interval` for them), so the N
+samples stream through one run as consecutive segments of T steps and state carries over from
+one sample to the next, as in lava-dl's PilotNet SDNN example; the exact-mode counterpart is
+`run_exact(net, inputs.reshape(1, N * T, ...))`. netx's Input block does not wire its `inp`
+port to its Delta neuron, so the source drives the neuron's `a_in` directly. Each dense/conv
+synapse delays by one step, so layer l's messages for input step j leave at chip step j + 1 + l
+(the source sends row j at chip step j + 1); the run lasts N*T + L - 1 steps and the record is
+mapped back to window time. Messages are read from Lava's RingBuffer sinks (Var.get moves one
+element per message, ~34 us: fine for tests, slow for large networks).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy.compat import import_lava, interruption_point, running
+from neurodeploy.errors import UserError
+from neurodeploy.netx.sdnn import read_sdnn
+
+BACKEND = "lava (Loihi2SimCfg fixed_pt, SDNN)"
+
+
+class LavaTimeout(UserError):
+    """The Lava run took longer than its timeout (it was stopped and cleaned up)."""
+
+
+@dataclass
+class SDNNRecord:
+    """Graded messages per layer, each [N, T, n] int64 (layer 0: the delta input layer)."""
+
+    backend: str
+    inputs: np.ndarray
+    layers: list[np.ndarray]
+    layer_names: list[str]
+    info: dict = field(default_factory=dict)
+
+
+def _whc(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """[steps, flat CHW] -> Lava's (W, H, C, steps) layout (1-D shapes: (n, steps))."""
+    if len(shape) == 3:
+        return rows.reshape(-1, *shape).transpose(3, 2, 1, 0)
+    return rows.T
+
+
+def _flat(data: np.ndarray) -> np.ndarray:
+    """Lava's (..., steps) sink buffer in WHC -> [steps, flat CHW]."""
+    if data.ndim == 4:
+        return data.transpose(3, 2, 1, 0).reshape(data.shape[-1], -1)
+    return data.reshape(-1, data.shape[-1]).T
+
+
+def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
+                       timeout_s: float | None = None,
+                       chunk_steps: int = 1024) -> SDNNRecord:
+    """Stream integer inputs [N, T, *input_shape] (or [N, T, n]) through the SDNN on Lava."""
+    net_spec = read_sdnn(netx_path)            # validates the file; gives shapes
+    with_bits = _message_bits_given(netx_path)
+    if with_bits:
+        raise UserError(f"{netx_path}: layer {with_bits}: lava-dl 0.6.0's netx reads "
+                        "'neuron/messageBits' as a group and Lava then fails to compile; remove "
+                        "it (netx then uses 16 bits) to run on Lava")
+    inputs = np.asarray(inputs)
+    if inputs.dtype.kind not in "iu" or inputs.ndim < 3:
+        raise UserError(f"{netx_path}: SDNN inputs must be integers shaped [N, T, ...], got "
+                        f"{inputs.dtype} {list(inputs.shape)}")
+    n, t = inputs.shape[:2]
+    flat = inputs.reshape(n * t, -1)
+    if flat.shape[1] != net_spec.input_size:
+        raise UserError(f"{netx_path}: inputs have {flat.shape[1]} values per step, the network "
+                        f"expects {net_spec.input_size}")
+    if np.abs(flat).max(initial=0) >= 2 ** 31:
+        raise UserError(f"{netx_path}: inputs exceed int32; Lava's Delta takes int32 values")
+    lava = import_lava()
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    depth = len(net_spec.layers) - 1          # synapses, one step of delay each
+    steps = n * t + depth
+    rows = np.zeros((steps, net_spec.input_size), dtype=np.int32)
+    rows[: n * t] = flat
+    net = lava.netx.hdf5.Network(net_config=str(netx_path))
+    source = Source(data=_whc(rows, net_spec.input_shape))
+    source.s_out.connect(net.layers[0].neuron.a_in)
+    sinks = []
+    for layer in net.layers:
+        sink = Sink(shape=layer.out.shape, buffer=steps)
+        layer.out.connect(sink.a_in)
+        sinks.append(sink)
+    cfg = lava.Loihi2SimCfg(select_tag="fixed_pt")
+    started = time.monotonic()
+    with running(net):
+        done = 0
+        while done < steps:
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                raise LavaTimeout(f"{netx_path}: the Lava run exceeded its {timeout_s:g} s "
+                                  f"timeout after {done} of {steps} steps; it was stopped")
+            todo = min(chunk_steps, steps - done)
+            net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
+            done += todo
+            interruption_point()
+        buffers = [np.asarray(sink.data.get()).astype(np.int64) for sink in sinks]
+    layers = []
+    for i, (data, spec) in enumerate(zip(buffers, net_spec.layers)):
+        msgs = _flat(data)                    # sink row k holds chip step k + 1
+        layers.append(msgs[i:i + n * t].reshape(n, t, spec.size))
+    return SDNNRecord(backend=BACKEND, inputs=inputs, layers=layers,
+                      layer_names=[layer.name for layer in net_spec.layers],
+                      info={"chip_steps": steps, "stream": True,
+                            "note": "samples stream back to back; SDNN state is not reset"})
+
+
+def _message_bits_given(path) -> int | None:
+    """Index of the first layer whose neuron has 'messageBits' (netx 0.6.0 cannot compile it)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        for name in sorted(f["layer"], key=int):
+            neuron = f["layer"][name].get("neuron")
+            if isinstance(neuron, h5py.Group) and "messageBits" in neuron:
+                return int(name)
+    return None

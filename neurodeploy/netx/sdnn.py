@@ -1,0 +1,240 @@
+"""Read lava-dl netx HDF5 files of sigma-delta networks (neuron type 'SDNN') into `SDNetwork`.
+
+What lava-dl 0.6.0's `netx.hdf5.Network` builds from such a file (and so what we model):
+layer 0 'input' with an SDNN neuron -> Lava `Delta`; 'dense'/'conv' with an SDNN neuron ->
+`SigmaDelta` (ReLU, bias << 12), or `Sigma` when 'neuron/sigma_output' is present (netx tests
+presence, not value); 'flatten' between conv and dense. netx passes vth = vThMant,
+spike_exp = state_exp = 6 and never cum_error, and reads 'messageBits' (default 16) only to
+make messages graded. Anything netx would ignore or model differently is refused here with
+one line naming the file, the layer, the field and the fix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from neurodeploy.errors import UserError
+from neurodeploy.neurons.cuba import THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
+from neurodeploy.neurons.network import Conv
+from neurodeploy.neurons.sigma_delta import ACTIVATIONS, MESSAGE_BITS, SDLayer, SDNetwork
+
+FIX = "re-export it with lava-dl's slayer (block.export_hdf5)"
+SPIKE_EXP = STATE_EXP = 6       # netx.hdf5.Network's defaults, which it passes to every neuron
+MAX_SIZE = 2 ** 31 - 1
+LAYER_KEYS = {"input": {"type", "shape", "neuron"},
+              "dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures"},
+              "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding",
+                       "dilation", "groups", "inChannels", "outChannels", "kernelSize"}}
+NEURON_KEYS = {"type", "activation", "vThMant", "sigma_output", "messageBits"}
+
+
+def _read(g, key: str, where: str):
+    item = g.get(key)
+    if not isinstance(item, h5py.Dataset):
+        raise UserError(f"{where}: '{key}' is {'missing' if item is None else 'not a dataset'}; "
+                        f"{FIX}")
+    try:
+        return item[()]
+    except (OSError, ValueError, TypeError) as e:
+        raise UserError(f"{where}: '{key}' cannot be read ({type(e).__name__}); {FIX}") from None
+
+
+def _ints(g, key: str, where: str, lo: int, hi: int) -> np.ndarray:
+    """Integers in [lo, hi]; floats only when they hold exact integers (slayer writes float32
+    weights; netx truncates fractions with astype(int))."""
+    a = np.asarray(_read(g, key, where))
+    if a.dtype.kind == "b" or a.dtype.kind not in "iuf":
+        raise UserError(f"{where}: '{key}' holds {a.dtype} values, not integers; {FIX}")
+    if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+        raise UserError(f"{where}: '{key}' holds a fraction, NaN or infinity, which netx would "
+                        f"truncate; store integers ({FIX})")
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise UserError(f"{where}: '{key}' spans [{a.min():g}, {a.max():g}], outside [{lo}, {hi}];"
+                        f" {FIX}")
+    return a.astype(np.int64)
+
+
+def _scalar(g, key: str, where: str, lo: int, hi: int) -> int:
+    v = _ints(g, key, where, lo, hi).reshape(-1)
+    if v.size != 1:
+        raise UserError(f"{where}: '{key}' must be one integer, got {v.size} values; {FIX}")
+    return int(v[0])
+
+
+def _text(g, key: str, where: str) -> str | None:
+    if key not in g:
+        return None
+    v = np.asarray(_read(g, key, where)).reshape(-1)
+    if v.size != 1 or not isinstance(v[0], (bytes, str)):
+        raise UserError(f"{where}: '{key}' is not text; {FIX}")
+    return v[0].decode("ascii", "replace") if isinstance(v[0], bytes) else str(v[0])
+
+
+def _shape(g, where: str) -> tuple[int, ...]:
+    s = _ints(g, "shape", where, 1, MAX_SIZE).reshape(-1)
+    if len(s) not in (1, 3) or np.prod(s, dtype=np.float64) > MAX_SIZE:
+        raise UserError(f"{where}: 'shape' is {s.tolist()}; netx needs [n] or [C, H, W]; {FIX}")
+    return tuple(int(v) for v in s)
+
+
+def _unknown(g, allowed: set, where: str) -> None:
+    extra = sorted(set(g.keys()) - allowed)
+    if extra:
+        raise UserError(f"{where}: '{extra[0]}' is not supported for sigma-delta layers (netx "
+                        f"would use or ignore it, this reader would not model it); remove it "
+                        f"(supported: {', '.join(sorted(allowed))})")
+
+
+def _neuron(g, where: str) -> h5py.Group:
+    n = g.get("neuron")
+    if not isinstance(n, h5py.Group):
+        raise UserError(f"{where}: 'neuron' is {'missing' if n is None else 'not a group'}; {FIX}")
+    return n
+
+
+def is_sdnn(path: str | Path) -> bool:
+    """Whether a readable netx file uses sigma-delta neurons (for dispatch; reads no weights)."""
+    try:
+        with h5py.File(path, "r") as f:
+            layers = f.get("layer")
+            if not isinstance(layers, h5py.Group):
+                return False
+            for name in layers:
+                n = layers[name].get("neuron") if isinstance(layers[name], h5py.Group) else None
+                if isinstance(n, h5py.Group) and _text(n, "type", "") == "SDNN":
+                    return True
+    except (OSError, UserError, KeyError, ValueError):
+        return False
+    return False
+
+
+def _neuron_fields(n: h5py.Group, kind: str, where: str) -> dict:
+    w = f"{where}: neuron"
+    _unknown(n, NEURON_KEYS, w)
+    if (ntype := _text(n, "type", w)) != "SDNN":
+        raise UserError(f"{w}: type {ntype!r} is not 'SDNN'; a netx file mixing neuron types is "
+                        f"not supported: {FIX}")
+    fields = {"spike_exp": SPIKE_EXP, "state_exp": STATE_EXP}
+    if "messageBits" in n:
+        bits = _scalar(n, "messageBits", w, -2 ** 31, 2 ** 31 - 1)
+        if not MESSAGE_BITS[0] <= bits <= MESSAGE_BITS[1]:
+            raise UserError(f"{w}: 'messageBits' = {bits} is out of range; sigma-delta messages "
+                            f"are graded with {MESSAGE_BITS[0]}..{MESSAGE_BITS[1]} bits: set it "
+                            "in that range or remove it (netx then uses 16)")
+        fields["message_bits"] = bits
+    if kind == "sigma_delta":
+        act = _text(n, "activation", w)
+        if act is None:
+            raise UserError(f"{w}: 'activation' is missing; a sigma-delta layer needs it (Lava "
+                            f"applies {ACTIVATIONS[0]}): add neuron/activation='relu' or {FIX}")
+        if act not in ACTIVATIONS:
+            raise UserError(f"{w}: activation {act!r} is not supported (Lava's SigmaDelta as netx "
+                            f"builds it applies {', '.join(ACTIVATIONS)}); retrain with ReLU")
+        fields["activation"] = act
+    if kind != "sigma":
+        fields["vth"] = _scalar(n, "vThMant", w, 0, THRESHOLD_MAX)
+    return fields
+
+
+def _conv(g, in_shape, where: str) -> Conv:
+    if in_shape is None or len(in_shape) != 3:
+        raise UserError(f"{where}: a conv layer needs a [C, H, W] input before it; {FIX}")
+
+    def pair(key, default, lo):
+        if key not in g:
+            return (default, default)
+        v = _ints(g, key, where, lo, 4096).reshape(-1)
+        if v.size not in (1, 2):
+            raise UserError(f"{where}: '{key}' has {v.size} values; give one or two [H, W]")
+        return tuple(int(x) for x in np.broadcast_to(v, (2,)))
+    groups = _scalar(g, "groups", where, 1, 4096) if "groups" in g else 1
+    return Conv(input_shape=tuple(in_shape), stride=pair("stride", 1, 1),
+                padding=pair("padding", 0, 0), dilation=pair("dilation", 1, 1), groups=groups)
+
+
+def _layer(g, kind: str, in_shape, index: int, where: str) -> SDLayer:
+    _unknown(g, LAYER_KEYS[kind], where)
+    n = _neuron(g, where)
+    declared = _shape(g, where)
+    if kind == "input":
+        return SDLayer(kind="delta", shape=declared, name="input",
+                       **_neuron_fields(n, "delta", where))
+    neuron_kind = "sigma" if "sigma_output" in n else "sigma_delta"
+    if neuron_kind == "sigma" and not bool(np.asarray(_read(n, "sigma_output", where))):
+        raise UserError(f"{where}: neuron/sigma_output is false, but netx makes any layer that "
+                        "has it a Sigma layer; remove it for a sigma-delta layer or set it true")
+    conv = _conv(g, in_shape, where) if kind == "conv" else None
+    weight = _ints(g, "weight", where, WEIGHT_MIN, WEIGHT_MAX)
+    if conv and weight.ndim == 5 and weight.shape[4] == 1:
+        weight = weight[..., 0]                          # netx drops slayer's time axis too
+    if not conv and weight.ndim == 1 and len(declared) == 1 and weight.size % declared[0] == 0:
+        weight = weight.reshape(declared[0], -1)         # netx reshapes (n,) to (n, 1) alike
+    if weight.ndim != (4 if conv else 2) or 0 in weight.shape or not weight.any():
+        raise UserError(f"{where}: 'weight' has shape {list(weight.shape)} (or only zeros, which "
+                        f"netx cannot load); a {kind} layer needs a non-zero "
+                        f"{4 if conv else 2}-D array; {FIX}")
+    bias = None
+    if "bias" in g:
+        if neuron_kind == "sigma":
+            raise UserError(f"{where}: 'bias' on a sigma (output) layer: Lava's Sigma takes none "
+                            "and netx would fail; remove it or fold it into the readout")
+        limit = 2 ** (31 - SPIKE_EXP - STATE_EXP)        # Lava holds bias << 12 in int32
+        bias = _ints(g, "bias", where, 1 - limit, limit - 1).reshape(-1)
+        if bias.size != weight.shape[0]:
+            raise UserError(f"{where}: 'bias' has {bias.size} values for {weight.shape[0]} "
+                            f"{'channels' if conv else 'neurons'}; {FIX}")
+    name = f"{'conv' if conv else 'fc'}{index}"
+    try:
+        return SDLayer(kind=neuron_kind, shape=declared, weight=weight, bias=bias, conv=conv,
+                       name=name, **_neuron_fields(n, neuron_kind, where))
+    except ValueError as e:
+        raise UserError(f"{where}: {e}; {FIX}") from None
+
+
+def read_sdnn(path: str | Path) -> SDNetwork:
+    """Read a netx SDNN file; every malformed file raises a one-line `UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such network file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise UserError(f"{path}: not a readable HDF5 netx file ({e}); {FIX}") from None
+    layers: list[SDLayer] = []
+    try:
+        with f:
+            groups = f.get("layer")
+            if not isinstance(groups, h5py.Group) or len(groups) == 0:
+                raise UserError(f"{path}: no 'layer' group with layers, so not a netx network")
+            shape = None
+            for i in range(len(groups)):
+                g = groups.get(str(i))
+                where = f"{path}: layer {i}"
+                if not isinstance(g, h5py.Group):
+                    raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1};"
+                                    f" '{i}' is missing")
+                kind = _text(g, "type", where)
+                if i == 0 and kind != "input" or i > 0 and kind == "input":
+                    raise UserError(f"{where}: an SDNN file starts with one 'input' layer with "
+                                    f"an SDNN neuron (netx's Delta encoder); {FIX}")
+                if kind == "flatten":
+                    shape = (int(np.prod(shape)),)
+                    continue
+                if kind not in LAYER_KEYS:
+                    raise UserError(f"{where}: layer type {kind!r} is not supported for SDNN "
+                                    "(supported: input, conv, flatten, dense)")
+                if kind == "dense" and len(shape) == 3:
+                    raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
+                                    f"'flatten' layer before it; {FIX}")
+                layers.append(_layer(g, kind, shape, len(layers), where))
+                shape = tuple(layers[-1].shape)
+    except (OSError, RuntimeError, KeyError) as e:
+        raise UserError(f"{path}: the HDF5 file is damaged ({type(e).__name__}); {FIX}") from None
+    if len(layers) < 2:
+        raise UserError(f"{path}: the network has no dense or conv layer after its input; {FIX}")
+    try:
+        return SDNetwork(input_shape=tuple(layers[0].shape), layers=tuple(layers))
+    except ValueError as e:
+        raise UserError(f"{path}: {e}; {FIX}") from None
