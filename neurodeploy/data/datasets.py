@@ -14,13 +14,16 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from neurodeploy.data.encoding import encode, encoded_shape
+from neurodeploy.data.npz import read_dataset
 from neurodeploy.errors import UserError
 
 
 @dataclass(frozen=True)
 class Split:
-    x: np.ndarray   # [N, features], float32 in [0, 1]
+    x: np.ndarray   # [N, features], float32 in [0, 1] (for spike data: each input's rate)
     y: np.ndarray   # [N], int64
+    spikes: np.ndarray | None = None    # [N, T, features] uint8, for a dataset of spike trains
 
     def __len__(self) -> int:
         return len(self.y)
@@ -34,10 +37,39 @@ class Dataset:
     test: Split
     num_classes: int
     shape: tuple[int, ...] = ()      # one sample's shape, e.g. (1, 28, 28); x is stored flat
+    file: str | None = None          # a user's dataset .npz (see data/npz.py), else None
+    sha256: str | None = None        # of that file: which data a checkpoint was made from
 
     @property
     def features(self) -> int:
         return self.train.x.shape[1]
+
+    @property
+    def timesteps(self) -> int | None:
+        """T of a dataset of spike trains (None for intensities, which an encoding turns
+        into spikes)."""
+        return None if self.train.spikes is None else self.train.spikes.shape[1]
+
+    def encoded(self, split: str, encoding: dict) -> np.ndarray:
+        """A split's input spikes [N, T, ...]: intensities encoded as `encoding` says, spike
+        trains as they are (their T must be the encoding's)."""
+        part = getattr(self, split)
+        if part.spikes is None:
+            return encode(part.x, encoding)
+        if self.timesteps != int(encoding["timesteps"]):
+            raise UserError(f"{self.file}: the dataset holds spike trains of T={self.timesteps} "
+                            f"steps; set encoding.timesteps: {self.timesteps} in the recipe")
+        return part.spikes
+
+    def input_shape(self, encoding: dict) -> tuple[int, ...]:
+        """The network's per-timestep input shape for this data and encoding."""
+        return self.shape if self.timesteps else encoded_shape(self.shape, encoding)
+
+    def provenance(self, split_seed: int) -> dict:
+        """What a checkpoint and a manifest record about the data that made them."""
+        return {"name": self.name, "split_seed": split_seed,
+                **({"file": self.file, "sha256": self.sha256} if self.file else {}),
+                "samples": {s: len(getattr(self, s)) for s in ("train", "val", "test")}}
 
 
 def _digits():
@@ -79,15 +111,68 @@ def _fashion_part(kind: str) -> tuple[np.ndarray, np.ndarray]:
     return images, files["labels-idx1"].astype(np.int64)
 
 
-DATASETS = {"digits": (_digits, (1, 8, 8)), "fashion-mnist": (None, (1, 28, 28))}
+# "file": the user's own dataset .npz, named by the recipe's dataset.file
+DATASETS = {"digits": (_digits, (1, 8, 8)), "fashion-mnist": (None, (1, 28, 28)),
+            "file": (None, None)}
+
+
+def _split(x, y, fraction: float, seed: int):
+    """A seeded split, stratified when every class has two samples (else plain)."""
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 and len(y) * fraction >= len(counts) else None
+    try:
+        return train_test_split(x, y, test_size=fraction, stratify=stratify, random_state=seed)
+    except ValueError as e:     # too few samples to split
+        raise UserError(f"cannot split {len(y)} training samples into train and validation "
+                        f"({e}); give more samples, or x_val and y_val") from None
+
+
+def load_file_dataset(path: str | Path, split_seed: int = 0, val_fraction: float = 0.1,
+                      sha256: str | None = None) -> Dataset:
+    """A dataset .npz (see data/npz.py), with the built-in sets' guarantees: fixed splits (no
+    x_val: a stratified split of train seeded by `split_seed`), checked arrays, and its sha256.
+    `sha256`: the hash a checkpoint or manifest recorded; a file that changed is refused."""
+    from neurodeploy.backends.record import file_digest
+    path = Path(path)
+    splits = read_dataset(path)
+    digest = file_digest(path)
+    if sha256 is not None and digest != sha256:
+        raise UserError(f"{path}: its sha256 {digest[:12]} is not the {sha256[:12]} recorded when "
+                        "the network was made from it; restore that file or distill again")
+    if "val" not in splits:
+        x_tr, x_va, y_tr, y_va = _split(*splits["train"], val_fraction, split_seed)
+        splits["train"], splits["val"] = (x_tr, y_tr), (x_va, y_va)
+    spiking = splits["train"][0].dtype == np.uint8
+
+    def part(x, y):
+        if spiking:   # teachers read each input's firing rate; the student reads the spikes
+            return Split(x.mean(1).reshape(len(x), -1).astype(np.float32), y,
+                         x.reshape(*x.shape[:2], -1))
+        return Split(x.reshape(len(x), -1), y)
+    x0 = splits["train"][0]
+    return Dataset("file", *(part(*splits[s]) for s in ("train", "val", "test")),
+                   num_classes=int(splits["train"][1].max()) + 1,
+                   shape=tuple(x0.shape[2:] if spiking else x0.shape[1:]), file=str(path),
+                   sha256=digest)
+
+
+def load_data(cfg) -> Dataset:
+    """The one place a recipe's dataset ({name, split_seed[, file]}) is loaded."""
+    if getattr(cfg, "file", None):
+        return load_file_dataset(cfg.file, cfg.split_seed)
+    return load_dataset(cfg.name, cfg.split_seed)
 
 
 def load_dataset(name: str, split_seed: int = 0, test_fraction: float = 0.2,
                  val_fraction: float = 0.1) -> Dataset:
     """Fixed splits. Fashion-MNIST keeps its official 10,000-image test set and carves a
-    stratified validation set of `val_fraction` from its 60,000 training images."""
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
+    stratified validation set of `val_fraction` from its 60,000 training images. A path to a
+    dataset .npz loads that file (see load_file_dataset)."""
+    if name.endswith(".npz"):
+        return load_file_dataset(name, split_seed, val_fraction)
+    if name not in DATASETS or name == "file":
+        raise UserError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))} "
+                        "(file: a dataset .npz, named by dataset.file)")
     loader, shape = DATASETS[name]
     if name == "fashion-mnist":
         x_rest, y_rest = _fashion_part("train")
@@ -102,3 +187,56 @@ def load_dataset(name: str, split_seed: int = 0, test_fraction: float = 0.2,
         x_rest, y_rest, test_size=val_share, stratify=y_rest, random_state=split_seed)
     return Dataset(name, Split(x_train, y_train), Split(x_val, y_val), Split(x_test, y_test),
                    num_classes=int(y_rest.max()) + 1, shape=shape)
+
+
+def _arrays(source, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from a torch Dataset or DataLoader yielding (x, y) pairs."""
+    import torch
+    from torch.utils.data import DataLoader
+    loader = source if isinstance(source, DataLoader) else DataLoader(source, batch_size=256)
+    xs, ys = [], []
+    try:
+        for batch in loader:
+            x, y = batch[0], batch[1]
+            xs.append(torch.as_tensor(x).detach().cpu().numpy())
+            ys.append(torch.as_tensor(y).detach().cpu().numpy().reshape(-1))
+    except (TypeError, IndexError, ValueError, RuntimeError) as e:
+        raise UserError(f"{what}: items must be (x, y) pairs of a tensor and a label "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
+    if not xs:
+        raise UserError(f"{what}: the dataset is empty; give at least one sample per split")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def save_dataset(data, path: str | Path, split_seed: int = 0,
+                 test_fraction: float = 0.2) -> Path:
+    """Materialize in-memory data as a dataset .npz at `path` (returned), so it gets every
+    guarantee of a file dataset: checked arrays, fixed splits, a sha256 in the checkpoint.
+
+    `data`: a torch Dataset or DataLoader (a seeded, stratified `test_fraction` becomes the
+    test split, like digits), a (train, test) pair or a {train, test[, val]} dict of them."""
+    if isinstance(data, (str, Path)):
+        return Path(data)
+    if isinstance(data, tuple) and len(data) == 2:
+        data = {"train": data[0], "test": data[1]}
+    if isinstance(data, dict):
+        unknown = set(data) - {"train", "val", "test"}
+        if unknown or not {"train", "test"} <= set(data):
+            raise UserError(f"data: expected keys train, test[, val], got {sorted(data)}")
+        arrays = {}
+        for split, source in data.items():
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = _arrays(source, f"data[{split!r}]")
+    else:
+        x, y = _arrays(data, "data")
+        try:
+            x_tr, x_te, y_tr, y_te = _split(x, y.astype(np.int64), test_fraction, split_seed)
+        except (UserError, TypeError):
+            raise UserError(f"data: cannot carve a test split from {len(y)} samples; give more "
+                            "samples or a {train, test} pair") from None
+        arrays = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
+    from neurodeploy.errors import atomic_path
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return path
