@@ -2,8 +2,8 @@
 
 An independent second implementation of what Lava computes (it shares only the netx reader
 with the torch exact backend): it steps chip time as Lava does, with each synapse's one-step
-output buffer, netx's resets staggered by one step per layer, Lava's 24-bit conv wrap and the
-LIF model's integer arithmetic, and then reads each layer's window back out. Samples are
+output buffer (longer for synaptic delays, as Lava's DelayDense; recurrent synapses too),
+netx's resets staggered by one step per layer, Lava's 24-bit conv wrap and the LIF model's integer arithmetic, and then reads each layer's window back out. Samples are
 independent between resets, so a whole batch runs side by side. Tensors are torch's, on the
 CPU or on CUDA when asked. Integers are carried in floating point where that is provably exact
 and faster: synaptic sums in float32 when no sum can reach 2**24 (else float64), neuron state
@@ -29,13 +29,15 @@ U_WRAP, V_LIMIT, CONV_WRAP = 2 ** 23, 2 ** 23 - 1, 2 ** 23
 
 def _exact_dtype(layer: IntLayer) -> torch.dtype:
     """float32 if no synaptic sum of binary spikes can reach 2**24 (exact), else float64."""
-    bound = np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(1).max()
+    bound = np.abs(layer.weight).reshape(len(layer.weight), -1).sum(1).max()
     return torch.float32 if bound < 2 ** 24 else torch.float64
 
 
 def _synapse(x: torch.Tensor, layer: IntLayer, weight: torch.Tensor) -> torch.Tensor:
     """Integer synaptic input (as float64) of spikes x [B, in] for one chip step: [B, n]."""
     x = x.to(weight.dtype)
+    if layer.input_shape:                  # input layer: each neuron's gain on its own input
+        return (x * weight).to(torch.float64)
     if layer.conv is None:
         return (x @ weight.T).to(torch.float64)
     c = layer.conv
@@ -52,10 +54,21 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     new = lambda n, dtype=torch.float64: torch.zeros((b, n), dtype=dtype, device=dev)  # noqa
     u = [new(layer.size) for layer in net.layers]
     v = [new(layer.size) for layer in net.layers]
-    buffers = [new(layer.size) for layer in net.layers]                 # synapse outputs
+    # synapse outputs, one column per remaining delay step (Lava's DelayDense a_buff)
+    depth = [1 + (0 if layer.delay is None else int(layer.delay.max())) for layer in net.layers]
+    buffers = [torch.zeros((b, layer.size, d), dtype=torch.float64, device=dev)
+               for layer, d in zip(net.layers, depth)]
     spikes = [new(layer.size, torch.bool) for layer in net.layers]
-    weights = [torch.as_tensor(layer.weight, dtype=_exact_dtype(layer), device=dev)
-               for layer in net.layers]
+    # (delay, weights with that delay) per layer; one group of all weights without delays
+    groups = [[(d, torch.as_tensor(np.where(layer.delay == d, layer.weight, 0)
+                                   if layer.delay is not None else layer.weight,
+                                   dtype=_exact_dtype(layer), device=dev))
+               for d in (np.unique(layer.delay) if layer.delay is not None else [0])]
+              for layer in net.layers]
+    rec = [None if layer.recurrent is None else
+           torch.as_tensor(layer.recurrent.T, dtype=torch.float64, device=dev)
+           for layer in net.layers]
+    rec_buffers = [new(layer.size) for layer in net.layers]
     bias = [torch.as_tensor(layer.neuron_bias(dev), dtype=torch.float64, device=dev) * 64
             for layer in net.layers]
     windows = [torch.zeros((b, steps, layer.size), dtype=torch.bool, device=dev)
@@ -64,13 +77,23 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     volts = torch.zeros((b, steps, net.layers[-1].size), dtype=torch.float64, device=dev)
     for tau in range(1, steps + len(net.layers) + 1):                   # chip time starts at 1
         for i, layer in enumerate(net.layers):
-            # the synapse sends what it buffered last step and buffers what the layer below
-            # emits now (neuron -> synapse has no delay; synapse -> neuron has one step)
-            a_in = buffers[i]
+            # the synapse sends what it buffered for this step and buffers what the layer below
+            # emits now, d steps further on (neuron -> synapse has no delay; synapse -> neuron
+            # has one step plus the synapse's delay d)
+            if tau == 1 + i:        # the Lava backend clears delay buffers before each window
+                buffers[i].zero_()
+            if tau == 2 + i:        # ... and recurrent buffers
+                rec_buffers[i].zero_()
+            a_in = buffers[i][:, :, 0]
+            if rec[i] is not None:
+                a_in = a_in + rec_buffers[i]
+            buffers[i] = torch.roll(buffers[i], -1, dims=2)
+            buffers[i][:, :, -1] = 0
             presyn = (x[:, tau - 1] if tau - 1 < steps else None) if i == 0 \
                 else spikes[i - 1]
-            buffers[i] = (_synapse(presyn, layer, weights[i]) if presyn is not None
-                          else torch.zeros_like(a_in))
+            if presyn is not None:
+                for d, weight in groups[i]:
+                    buffers[i][:, :, d] += _synapse(presyn, layer, weight)
             if tau == 2 + i:                                            # netx's staggered reset
                 u[i].zero_()
                 v[i].zero_()
@@ -82,6 +105,8 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
             v[i].clamp_(-V_LIMIT, V_LIMIT)
             spikes[i] = v[i] > (p.threshold * 64)
             v[i].masked_fill_(spikes[i], 0)
+            if rec[i] is not None:                  # arrives at this layer's next step
+                rec_buffers[i] = (spikes[i].to(rec[i].dtype) @ rec[i]).to(torch.float64)
             j = tau - 2 - i                                             # this layer's window step
             if 0 <= j < steps:
                 windows[i][:, j] = spikes[i]

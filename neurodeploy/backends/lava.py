@@ -44,6 +44,40 @@ def loihi2_missing() -> str | None:
     return None
 
 
+def _wire_input_layer(net, spec, src_path, steps: int, source_cls):
+    """Feed an `input` layer with neurons as netx means to but does not: lava-dl 0.6.0 reads
+    its `weight` (default 64) and `bias` into an unused `transform` and leaves the block's
+    `inp` port unconnected, so its neuron would never receive anything. The source drives the
+    neuron's a_in directly with gain * x (no synapse, so no synaptic delay: the rows start one
+    step later to keep window time) and the bias goes to the neuron's bias_mant (netx's
+    bias_exp = 6 gives it the units of any other layer's bias)."""
+    neuron = net.in_layer.neuron
+    shape = tuple(neuron.a_in.shape)
+    source = source_cls(path=str(src_path), steps=steps, shape=shape, gain=spec.weight)
+    source.s_out.connect(neuron.a_in)
+    if spec.bias is not None:
+        from neurodeploy.backends.lavaproc.memmap_io import to_port
+        neuron.bias_mant.init = to_port(np.asarray(spec.bias, dtype=np.int32), shape)
+    return source
+
+
+def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
+    """Chip steps after which synapse buffers must be emptied so samples stay independent:
+    a delayed or recurrent synapse still holds spikes of the previous sample (or of the steps
+    before the first window) when its layer resets, and netx's reset zeroes only the neuron.
+    Layer i resets at step kT + RESET_OFFSET + 1 + i; its feed-forward synapse accumulates the
+    window's first input one step earlier and its recurrent synapse is read at the reset."""
+    clears: dict[int, list] = {}
+    for i, (block, layer) in enumerate(zip(net.layers, spec.layers)):
+        for k in range(n):
+            reset = k * t + RESET_OFFSET + 1 + i
+            if layer.delay is not None and reset - 2 >= 1:
+                clears.setdefault(reset - 2, []).append(block.synapse.a_buff)
+            if layer.recurrent is not None:
+                clears.setdefault(reset - 1, []).append(block.synapse_rec.a_buff)
+    return clears
+
+
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
                   chunk_steps: int = 2048, progress: bool = True,
                   timeout_s: float | None = None,
@@ -71,15 +105,21 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     with run_tempdir("neurodeploy-lava-") as tmp:     # removed by the next run after kill -9
         src_path = Path(tmp) / "input.u8"
         rows = np.memmap(src_path, dtype=np.uint8, mode="w+", shape=(steps, width))
-        rows[: n * t] = spikes.reshape(n * t, width)
+        lead = 1 if net_spec.layers[0].input_shape else 0   # see _wire_input_layer
+        rows[lead: lead + n * t] = spikes.reshape(n * t, width)
         rows.flush()
         del rows
         net = lava.netx.hdf5.Network(net_config=str(netx_path), reset_interval=t,
                                      reset_offset=RESET_OFFSET,
                                      input_shape=tuple(net_spec.input_shape[::-1])
                                      if len(net_spec.input_shape) == 3 else None)
-        source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape)
-        source.s_out.connect(net.inp)
+        if lead:
+            source = _wire_input_layer(net, net_spec.layers[0], src_path, steps,
+                                       MemmapSpikeSource)
+        else:
+            source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape)
+            source.s_out.connect(net.inp)
+        clears = _buffer_clears(net, net_spec, n, t)
         sink_paths = []
         for i, (layer, spec) in enumerate(zip(net.layers, net_spec.layers)):
             path = Path(tmp) / f"layer{i}.u8"
@@ -102,9 +142,12 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                 if timeout_s is not None and time.monotonic() - started > timeout_s:
                     raise LavaTimeout(f"the Lava run exceeded its {timeout_s:g} s timeout after "
                                       f"{min(n, done // t)} of {n} samples; it was stopped")
-                todo = min(per_run, steps - done)
+                todo = min(per_run, steps - done,
+                           min((s for s in clears if s > done), default=steps) - done)
                 net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
                 done += todo
+                for var in clears.get(done, ()):
+                    var.set(np.zeros(var.shape, dtype=np.int32))
                 interruption_point()
                 bar.update(min(n, done // t) - bar.n)
         layers = []

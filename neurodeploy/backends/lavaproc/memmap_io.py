@@ -36,10 +36,12 @@ def from_port(data: np.ndarray) -> np.ndarray:
 
 
 class MemmapSpikeSource(AbstractProcess):
-    """Sends row `t - 1` of a (steps, n) uint8 memmap at timestep t; zeros after the end."""
+    """Sends row `t - 1` of a (steps, n) uint8 memmap at timestep t, times `gain` (flat, CHW)
+    when given; zeros after the end."""
 
-    def __init__(self, *, path: str, steps: int, shape: tuple):
-        super().__init__(path=path, steps=steps, shape=tuple(shape))
+    def __init__(self, *, path: str, steps: int, shape: tuple, gain=None):
+        super().__init__(path=path, steps=steps, shape=tuple(shape),
+                         gain=None if gain is None else np.asarray(gain, dtype=np.int32))
         self.s_out = OutPort(shape=tuple(shape))
 
 
@@ -71,11 +73,15 @@ class PyMemmapSpikeSourceModel(PyLoihiProcessModel):
         self._shape = proc_params["shape"]
         self._rows = open_rows(proc_params, np.uint8, "r")
         self._zeros = np.zeros(self._shape, dtype=np.int32)
+        self._gain = proc_params.get("gain")
 
     def run_spk(self):
         t = self.time_step - 1
-        self.s_out.send(to_port(self._rows[t].astype(np.int32), self._shape)
-                        if t < len(self._rows) else self._zeros)
+        if t >= len(self._rows):
+            self.s_out.send(self._zeros)
+            return
+        row = self._rows[t].astype(np.int32)
+        self.s_out.send(to_port(row if self._gain is None else row * self._gain, self._shape))
 
 
 @implements(proc=MemmapSpikeSink, protocol=LoihiProtocol)
