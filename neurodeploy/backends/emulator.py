@@ -36,8 +36,10 @@ def _exact_dtype(layer: IntLayer) -> torch.dtype:
 def _synapse(x: torch.Tensor, layer: IntLayer, weight: torch.Tensor) -> torch.Tensor:
     """Integer synaptic input (as float64) of spikes x [B, in] for one chip step: [B, n]."""
     x = x.to(weight.dtype)
-    if layer.input_shape:                  # input layer: each neuron's gain on its own input
-        return (x * weight).to(torch.float64)
+    if layer.input_shape:     # input layer: each neuron's gain on its own input, plus bias
+        return x.to(torch.float64) * weight.to(torch.float64) + (
+            0 if layer.bias is None else torch.as_tensor(layer.bias, dtype=torch.float64,
+                                                         device=x.device))
     if layer.conv is None:
         return (x @ weight.T).to(torch.float64)
     c = layer.conv

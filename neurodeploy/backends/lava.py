@@ -48,16 +48,14 @@ def _wire_input_layer(net, spec, src_path, steps: int, source_cls):
     """Feed an `input` layer with neurons as netx means to but does not: lava-dl 0.6.0 reads
     its `weight` (default 64) and `bias` into an unused `transform` and leaves the block's
     `inp` port unconnected, so its neuron would never receive anything. The source drives the
-    neuron's a_in directly with gain * x (no synapse, so no synaptic delay: the rows start one
-    step later to keep window time) and the bias goes to the neuron's bias_mant (netx's
-    bias_exp = 6 gives it the units of any other layer's bias)."""
+    neuron's a_in directly with gain * x + bias, the input current slayer's Input block
+    trains with (no synapse, so no synaptic delay: the rows start one step later to keep
+    window time)."""
     neuron = net.in_layer.neuron
     shape = tuple(neuron.a_in.shape)
-    source = source_cls(path=str(src_path), steps=steps, shape=shape, gain=spec.weight)
+    source = source_cls(path=str(src_path), steps=steps, shape=shape, gain=spec.weight,
+                        offset=spec.bias)
     source.s_out.connect(neuron.a_in)
-    if spec.bias is not None:
-        from neurodeploy.backends.lavaproc.memmap_io import to_port
-        neuron.bias_mant.init = to_port(np.asarray(spec.bias, dtype=np.int32), shape)
     return source
 
 

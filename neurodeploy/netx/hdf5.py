@@ -21,7 +21,7 @@ import numpy as np
 
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
-from neurodeploy.neurons.network import MAX_DELAY, Conv
+from neurodeploy.neurons.network import INPUT_LIMIT, MAX_DELAY, Conv
 from neurodeploy.data.encoding import ENCODINGS
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 
@@ -33,6 +33,11 @@ def check_deployable(net: IntNetwork, source: str) -> None:
     for layer in net.layers:
         w = layer.weight
         where = f"{source}: layer {layer.name!r}"
+        if layer.input_shape:
+            if np.any(w != w[0]) or (layer.bias is not None and np.any(layer.bias != layer.bias[0])):
+                raise UserError(f"{where}: an input layer's gain and bias must be uniform (netx "
+                                "reads one 'weight' and one 'bias' for it): use one value each")
+            continue
         if not np.any(w):
             raise UserError(f"{where} has only zero weights, which netx cannot load "
                             "(OverflowError); remove the layer or retrain it")
@@ -80,7 +85,13 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
         inp.create_dataset("type", (1,), "S10", [b"input"])
         inp.create_dataset("shape", data=np.array(net.input_shape))
         shape, index = tuple(net.input_shape), 1
-        for layer in net.layers:
+        if net.layers[0].input_shape:          # an input layer with neurons (see _read_input)
+            first = net.layers[0]
+            inp.create_dataset("weight", data=int(first.weight[0]))
+            if first.bias is not None:
+                inp.create_dataset("bias", data=int(first.bias[0]))
+            _write_neuron(inp, first.params)
+        for layer in net.layers[1 if net.layers[0].input_shape else 0:]:
             if len(shape) == 3 and not layer.conv:
                 flat = root.create_group(str(index))
                 flat.create_dataset("type", (1,), "S10", [b"flatten"])
@@ -101,13 +112,16 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
                 g.create_dataset("groups", data=layer.conv.groups)
             if layer.bias is not None:
                 g.create_dataset("bias", data=layer.bias.astype(np.int32))
-            p = layer.params
-            g.create_dataset("neuron/type", data="CUBA")
-            g.create_dataset("neuron/iDecay", data=p.i_decay)
-            g.create_dataset("neuron/vDecay", data=p.v_decay)
-            g.create_dataset("neuron/vThMant", data=p.threshold)
-            g.create_dataset("neuron/refDelay", data=1)
-            g.create_dataset("neuron/gradedSpike", data=False)
+            _write_neuron(g, layer.params)
+
+
+def _write_neuron(g, p: CubaParams) -> None:
+    g.create_dataset("neuron/type", data="CUBA")
+    g.create_dataset("neuron/iDecay", data=p.i_decay)
+    g.create_dataset("neuron/vDecay", data=p.v_decay)
+    g.create_dataset("neuron/vThMant", data=p.threshold)
+    g.create_dataset("neuron/refDelay", data=1)
+    g.create_dataset("neuron/gradedSpike", data=False)
 
 
 # ---- reading: every value is checked before it becomes a number --------------------------
@@ -123,6 +137,14 @@ LAYER_KEYS = {"dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures
                        "dilation", "groups", "inChannels", "outChannels", "kernelSize"}}
 NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike", "messageBits"}
 LAYER_KINDS = ("input", "dense", "dense_rec", "conv")   # IntLayer.kind, as the metadata records
+NETX_CANNOT = {    # layer types lava-dl 0.6.0's netx.hdf5.Network refuses, and what to do instead
+    "pool": "use a strided convolution instead of pooling",
+    "average": "use a strided convolution instead of average pooling",
+    "convT": "use a convolution (no transposed convolutions)",
+    "unpool": "remove the unpooling layer",
+    "concat": "use one chain of layers (no concatenation)",
+    "dense_comp": "use real weights (netx 0.6.0 lacks create_complex_dense)",
+}
 MAX_SIZE = 2 ** 31 - 1      # neurons per layer or input values; beyond it shapes overflow
 
 
@@ -195,8 +217,9 @@ def _unknown(group, allowed: set, where: str) -> None:
                         f"would not model it); supported keys: {', '.join(sorted(allowed))}")
 
 
-def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
-    _unknown(g, LAYER_KEYS[kind], where)
+def _neuron_params(g, where: str) -> CubaParams:
+    """The layer's CUBA/LOIHI neuron constants; refuses what netx 0.6.0 would drop or Lava's
+    LIF cannot send, instead of running something else than what was trained."""
     neuron = g["neuron"]
     if not isinstance(neuron, h5py.Group):
         raise UserError(f"{where}: 'neuron' is not a group; {REEXPORT}")
@@ -205,8 +228,45 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
     if ntype not in ("CUBA", "LOIHI"):
         raise UserError(f"{where}: neuron type {ntype!r} is not supported (supported: CUBA, LOIHI)")
     if "messageBits" in neuron and _scalar(neuron, "messageBits", where, 0, 32) != 0:
-        raise UserError(f"{where}: 'neuron/messageBits' asks for graded spikes, which this reader "
-                        "does not model; set it to 0 or remove it")
+        raise UserError(f"{where}: 'neuron/messageBits' asks for graded spikes, but Lava's LIF "
+                        "(netx's CUBA/LOIHI neuron) sends 1-bit spikes whatever it says: set it "
+                        "to 0 or remove it")
+    graded = np.asarray(_read(neuron, "gradedSpike", where) if "gradedSpike" in neuron else 0)
+    if graded.dtype.kind not in "biuf" or graded.size != 1:
+        raise UserError(f"{where}: 'neuron/gradedSpike' must be one true/false value; {REEXPORT}")
+    if graded.reshape(-1)[0]:
+        raise UserError(f"{where}: 'neuron/gradedSpike' is true, but netx 0.6.0 ignores it and "
+                        "Lava's LIF sends 1-bit spikes: retrain with binary spikes or set it "
+                        "false")
+    if "refDelay" in neuron and _scalar(neuron, "refDelay", where, 0, 2 ** 16) > 1:
+        raise UserError(f"{where}: 'neuron/refDelay' asks for a refractory period, which netx "
+                        "0.6.0 does not read (Lava's LIF has none): retrain with refDelay 1")
+    return CubaParams(_scalar(neuron, "iDecay", where, 0, DECAY_UNITY),
+                      _scalar(neuron, "vDecay", where, 0, DECAY_UNITY),
+                      _scalar(neuron, "vThMant", where, 1, THRESHOLD_MAX))
+
+
+def _read_input(g, name: str, where: str) -> IntLayer:
+    """An `input` layer with a neuron: netx reads one `weight` (default 64) and one `bias`
+    (default 0) for the whole layer; each neuron receives weight * x + bias (see IntLayer)."""
+    _unknown(g, {"type", "shape", "weight", "bias", "neuron"}, where)
+    params = _neuron_params(g, where)
+    shape = _shape(g, where)
+    lim = INPUT_LIMIT - 1
+    gain = _scalar(g, "weight", where, -lim, lim) if "weight" in g else 64
+    bias = _scalar(g, "bias", where, -lim, lim) if "bias" in g else 0
+    n = int(np.prod(shape))
+    try:
+        return IntLayer(weight=np.full(n, gain, dtype=np.int64), params=params, name=name,
+                        bias=np.full(n, bias, dtype=np.int64) if bias else None,
+                        input_shape=shape)
+    except ValueError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
+    _unknown(g, LAYER_KEYS[kind], where)
+    params = _neuron_params(g, where)
     conv = None
     if kind == "conv":
         if in_shape is None or len(in_shape) != 3:
@@ -229,9 +289,6 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
                     padding=pair("padding", 0, 0), dilation=pair("dilation", 1, 1),
                     groups=single(_ints(_read(g, "groups", where), where, "groups", 1, 4096))
                     if "groups" in g else 1)
-    params = CubaParams(_scalar(neuron, "iDecay", where, 0, DECAY_UNITY),
-                        _scalar(neuron, "vDecay", where, 0, DECAY_UNITY),
-                        _scalar(neuron, "vThMant", where, 1, THRESHOLD_MAX))
     declared = _shape(g, where)
     weight = _ints(_read(g, "weight", where), where, "weight", WEIGHT_MIN, WEIGHT_MAX)
     if conv is None and weight.ndim == 1 and len(declared) == 1 and weight.size % declared[0] == 0:
@@ -432,6 +489,9 @@ def read_netx(path: str | Path,
                 kind = _text(g, "type", where)
                 if kind == "input" and "neuron" not in g and i == 0:
                     input_shape = shape = _shape(g, where)
+                elif kind == "input" and i == 0:
+                    layers.append(_read_input(g, "input", where))
+                    input_shape = shape = layers[-1].shape
                 elif kind == "flatten":
                     shape = (int(np.prod(shape)),) if shape else shape
                 elif kind in ("dense", "dense_rec", "conv") and "neuron" in g:
@@ -446,10 +506,16 @@ def read_netx(path: str | Path,
                     raise UserError(f"{where}: the {kind} layer has no 'neuron' group; {REEXPORT}")
                 elif kind == "?":
                     raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
+                elif kind in NETX_CANNOT:
+                    raise UserError(f"{where}: layer type {kind!r} cannot run: lava-dl 0.6.0's "
+                                    f"netx cannot build it; {NETX_CANNOT[kind]}")
+                elif kind == "input":
+                    raise UserError(f"{where}: an 'input' layer must be layer 0 (netx feeds the "
+                                    f"network through it); {REEXPORT}")
                 else:
-                    raise UserError(f"{where}: layer type {kind!r} is not supported yet "
-                                    "(supported: input without neuron, dense and conv with CUBA "
-                                    "neurons, flatten)")
+                    raise UserError(f"{where}: layer type {kind!r} is not supported (supported: "
+                                    "input, dense, dense_rec and conv with CUBA/LOIHI neurons, "
+                                    "flatten)")
     except (OSError, RuntimeError, KeyError) as e:  # damaged HDF5 structure (h5py's own errors)
         raise UserError(f"{path}: the HDF5 file is damaged ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:80] if str(e) else 'unreadable'}); "

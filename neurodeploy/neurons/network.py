@@ -23,6 +23,7 @@ from neurodeploy.neurons.cuba import CubaParams, WEIGHT_MAX, WEIGHT_MIN, exact_s
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
+INPUT_LIMIT = 2 ** 15  # an input layer's gain * x + bias reaches LIF's 16-bit a_in directly
 MAX_DELAY = 62        # netx builds DelayDense with max_delay=62 and clips longer delays to it
 
 
@@ -50,7 +51,9 @@ class IntLayer:
 
     Dense: weight (out, in). Conv (`conv` given): weight (out, in/groups, kH, kW), bias per
     output channel. Input layer with neurons (`input_shape` given, netx `input` with a neuron):
-    weight (n,) is each neuron's gain on its own input value (one-to-one, no synapse matrix).
+    weight (n,) is each neuron's gain on its own input value (one-to-one, no synapse matrix)
+    and `bias` is added to that input current every step, as slayer's Input block trains it
+    (neuron(x * weight + bias)), not to the voltage as a dense or conv layer's bias is.
     Inputs and outputs are flattened in CHW order, as PyTorch and netx do.
     Dense only: `recurrent` (n, n) weights of the layer onto itself (one step late, see the
     module docstring) and `delay` (out, in) synaptic delays in steps, 0..MAX_DELAY.
@@ -96,9 +99,14 @@ class IntLayer:
         if w.ndim != ndim or not np.issubdtype(w.dtype, np.integer):
             raise ValueError(f"layer {self.name!r}: weight must be a {ndim}-D integer array, "
                              f"got {w.dtype} {w.shape}")
-        if w.size and (w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX):
+        lo, hi = (-INPUT_LIMIT, INPUT_LIMIT - 1) if self.input_shape else (WEIGHT_MIN, WEIGHT_MAX)
+        if self.input_shape and self.bias is not None and (
+                np.abs(w).max() + np.abs(self.bias).max() >= INPUT_LIMIT):
+            raise ValueError(f"layer {self.name!r}: gain + input bias reach Lava's 16-bit "
+                             f"neuron input limit {INPUT_LIMIT}")
+        if w.size and (w.min() < lo or w.max() > hi):
             raise ValueError(f"layer {self.name!r}: weights span [{w.min()}, {w.max()}], "
-                             f"outside Loihi's [{WEIGHT_MIN}, {WEIGHT_MAX}]")
+                             f"outside [{lo}, {hi}]")
         if self.conv and (self.conv.groups < 1 or w.shape[0] % self.conv.groups):
             raise ValueError(f"layer {self.name!r}: groups={self.conv.groups} must divide its "
                              f"{w.shape[0]} output channels")
@@ -156,7 +164,9 @@ class IntLayer:
         w = torch.as_tensor(self.weight if weight is None else weight, dtype=torch.float64,
                             device=x.device)
         if self.input_shape:
-            return x * w
+            offset = 0 if self.bias is None else torch.as_tensor(
+                self.bias, dtype=torch.float64, device=x.device)
+            return x * w + offset
         if not self.conv:
             return x @ w.t()
         c = self.conv
@@ -165,7 +175,7 @@ class IntLayer:
         return out.reshape(x.shape[0], -1)
 
     def neuron_bias(self, device) -> torch.Tensor | int:
-        if self.bias is None:
+        if self.bias is None or self.input_shape:       # an input layer's bias is a current
             return 0
         bias = torch.as_tensor(self.bias, dtype=torch.int64, device=device)
         return bias.repeat_interleave(self.size // self.weight.shape[0]) if self.conv else bias

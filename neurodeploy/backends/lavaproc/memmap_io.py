@@ -36,12 +36,13 @@ def from_port(data: np.ndarray) -> np.ndarray:
 
 
 class MemmapSpikeSource(AbstractProcess):
-    """Sends row `t - 1` of a (steps, n) uint8 memmap at timestep t, times `gain` (flat, CHW)
-    when given; zeros after the end."""
+    """Sends row `t - 1` of a (steps, n) uint8 memmap at timestep t, as `gain * row + offset`
+    (flat, CHW) when given; zeros after the end."""
 
-    def __init__(self, *, path: str, steps: int, shape: tuple, gain=None):
-        super().__init__(path=path, steps=steps, shape=tuple(shape),
-                         gain=None if gain is None else np.asarray(gain, dtype=np.int32))
+    def __init__(self, *, path: str, steps: int, shape: tuple, gain=None, offset=None):
+        as_int = lambda a: None if a is None else np.asarray(a, dtype=np.int32)  # noqa: E731
+        super().__init__(path=path, steps=steps, shape=tuple(shape), gain=as_int(gain),
+                         offset=as_int(offset))
         self.s_out = OutPort(shape=tuple(shape))
 
 
@@ -74,6 +75,7 @@ class PyMemmapSpikeSourceModel(PyLoihiProcessModel):
         self._rows = open_rows(proc_params, np.uint8, "r")
         self._zeros = np.zeros(self._shape, dtype=np.int32)
         self._gain = proc_params.get("gain")
+        self._offset = proc_params.get("offset")
 
     def run_spk(self):
         t = self.time_step - 1
@@ -81,7 +83,9 @@ class PyMemmapSpikeSourceModel(PyLoihiProcessModel):
             self.s_out.send(self._zeros)
             return
         row = self._rows[t].astype(np.int32)
-        self.s_out.send(to_port(row if self._gain is None else row * self._gain, self._shape))
+        if self._gain is not None:
+            row = row * self._gain + (0 if self._offset is None else self._offset)
+        self.s_out.send(to_port(row, self._shape))
 
 
 @implements(proc=MemmapSpikeSink, protocol=LoihiProtocol)
