@@ -44,6 +44,7 @@ EXAMPLES = {
   neurodeploy simulate runs/digits/network.net --backend torch --timesteps 32
   neurodeploy simulate runs/digits/network.net --shard 0/4 --out s0   # job array slice 0 of 4
   neurodeploy simulate graph.nir --backend emulator --dt 1e-3 --data digits   # a foreign NIR
+  neurodeploy simulate runs/digits/network.net --backend float   # the model as trained
 """,
     "merge": """examples (s0..s3: the --out directories of `simulate --shard i/4`):
   neurodeploy merge s0/chunks s1/chunks s2/chunks s3/chunks --out merged
@@ -51,6 +52,9 @@ EXAMPLES = {
     "parity": f"""examples ({AFTER_RUN}):
   neurodeploy parity runs/digits/network.net --samples 50
   neurodeploy parity runs/digits/student.nir --backends torch,emulator
+  neurodeploy parity runs/digits/network.net --backends float,torch,lava   # vs as trained
+  neurodeploy parity their.nir --backends float,lava --reference theirs.npz
+      # theirs.npz: their framework's own `predictions` [N] and/or output `counts` [N, C]
 """,
     "energy": f"""examples ({AFTER_RUN}):
   neurodeploy energy runs/digits/report.json --preset loihi2-proxy
@@ -92,10 +96,13 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "
         f"{acc['student_lava']:.4f}   ({report['samples']} test samples)",
         f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
-        f"(every layer, every step)"
+        f"neuron-steps (every layer, every step)"
         + (f", {par['readout_voltage_mismatches']} readout voltage mismatches"
            if par.get("readout_voltage_mismatches") is not None else "")
         + f"; predictions agree {100 * par['prediction_agreement']:.1f}%",
+        *([f"  float     the training mode agrees with {report['backend']} on "
+           f"{100 * report['source_parity']['prediction_agreement']:.1f}% of predictions"]
+          if "prediction_agreement" in (report.get("source_parity") or {}) else []),
         f"  energy    {_fmt_pj(energy['per_inference_pj'])} per inference "
         f"(dynamic {_fmt_pj(energy['dynamic_pj'])}, {_static(energy)})"
         f"{_latency(energy)} [{energy['preset']}: {energy['source'].split(',')[0]}]",
@@ -174,10 +181,14 @@ def _inputs(args, net, meta: dict):
 
 
 def _record_summary(record, labels, **extra) -> dict:
+    from neurodeploy.report.summary import generated
     return {"backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
-            "accuracy": record.accuracy(labels), **extra,
+            "accuracy": record.accuracy(labels), **extra, "generated": generated(),
             "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
                                                                   record.layers)},
+            "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
+                n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
+                for n, s in zip(record.layer_names, record.layers)},
             "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()}
 
 
@@ -190,10 +201,28 @@ def _default_out(verb: str, network: str, backend: str | None = None) -> Path:
     return Path("runs") / verb / "-".join(p for p in parts if p)
 
 
+def _run_backend(name: str, network, args, spikes, timeout_s=None):
+    """One backend on the inputs. The float backend reads the user's own file (a foreign NIR
+    graph keeps its float semantics), the deployed ones the lowered netx file."""
+    from neurodeploy.pipeline import simulate
+    device = getattr(args, "device", "cpu")
+    if name == "float":
+        from neurodeploy.backends.float_mode import simulate_float_file
+        return simulate_float_file(args.network, spikes, device, input_shape=args.input_shape,
+                                   dt=args.dt)
+    return simulate(network, spikes, name, progress=_progress(args), timeout_s=timeout_s,
+                    device=device, input_shape=args.input_shape)
+
+
+def _page(kind: str, result: dict, out: Path) -> Path:
+    from neurodeploy.report import write_record_html
+    return write_record_html(kind, result, out)
+
+
 def cmd_simulate(args) -> int:
     from neurodeploy.backends.record import provenance
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
-    from neurodeploy.pipeline import deployable, simulate
+    from neurodeploy.pipeline import deployable
     shard = parse_shard(args.shard)
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization,
                                                                  net):
@@ -201,10 +230,8 @@ def cmd_simulate(args) -> int:
         spikes, labels = _inputs(args, net, meta)
         prov = provenance(args.network, spikes, labels, args.backend, dt=args.dt,
                           input_shape=args.input_shape)
-        run = lambda x, timeout_s=None: simulate(network, x, args.backend,  # noqa: E731
-                                                 progress=_progress(args), timeout_s=timeout_s,
-                                                 device=args.device,
-                                                 input_shape=args.input_shape)
+        run = lambda x, timeout_s=None: _run_backend(args.backend, network, args,  # noqa: E731
+                                                     x, timeout_s)
         if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
             record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
                                          args.timeout, progress=_progress(args), provenance=prov)
@@ -213,10 +240,11 @@ def cmd_simulate(args) -> int:
             lo, hi = shard_range(len(spikes), shard)
             record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
     result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
-                             quantization=quantization, provenance=prov)
+                             quantization=quantization, provenance=prov, network=args.network)
     write_json(out / "simulate.json", result)
+    page = _page("simulate", result, out)
     print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples "
-          f"(shard {result['shard']}); wrote {out / 'simulate.json'}")
+          f"(shard {result['shard']}); wrote {out / 'simulate.json'}, {page}")
     return 0
 
 
@@ -236,35 +264,52 @@ def cmd_merge(args) -> int:
 
 def cmd_parity(args) -> int:
     from neurodeploy.backends.record import provenance
-    from neurodeploy.parity import compare
-    from neurodeploy.pipeline import deployable, simulate
+    from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
+    from neurodeploy.pipeline import BACKENDS, deployable
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if len(names) < 2:
-        raise UserError("--backends needs at least two backends, e.g. torch,emulator,lava")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
+                        f"{', '.join(BACKENDS)}")
+    if len(names) < 2 and not args.reference:
+        raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
+                        "float,torch), or one with --reference")
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, _, net):
         out = writable_dir(args.out or _default_out("parity", args.network))
         spikes, labels = _inputs(args, net, meta)
-        records = [simulate(network, spikes, name, progress=_progress(args),
-                            timeout_s=args.timeout, input_shape=args.input_shape)
-                   for name in names]
-    pairs = [compare(records[0], other, labels) for other in records[1:]]
+        reference = (read_reference(args.reference, len(labels), net.layers[-1].size)
+                     if args.reference else None)
+        records = [_run_backend(name, network, args, spikes, args.timeout) for name in names]
+    deployed = [r for n, r in zip(names, records) if n != "float"]
+    floats = [r for n, r in zip(names, records) if n == "float"]
+    pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
+    sources = [compare_source(f, d, labels) for f in floats for d in deployed]
+    refs = ([compare_reference(reference, r, labels, Path(args.reference).name)
+             for r in records] if reference is not None else [])
     result = {"network": args.network, "samples": len(labels),
               "provenance": provenance(args.network, spikes, labels, ",".join(names),
                                        dt=args.dt, input_shape=args.input_shape),
               "accuracy": {r.backend: r.accuracy(labels) for r in records},
-              "comparisons": pairs,
+              "comparisons": pairs, "source": sources, "reference": refs,
               "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
               "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
                                                 for p in pairs)}
+    if reference is not None:
+        result["accuracy"][Path(args.reference).name] = float(
+            (reference["predictions"] == labels).mean())
+    from neurodeploy.report.summary import generated
+    result["generated"] = generated()
     write_json(out / "parity.json", result)
+    page = _page("parity", result, out)
     print(f"parity of {args.network} on {len(labels)} samples "
           f"({records[0].timesteps} steps, {len(records[0].layers)} layers)")
-    for r in records:
-        print(f"  {r.backend:32s} accuracy {r.accuracy(labels):.4f}")
+    for backend, acc in result["accuracy"].items():
+        print(f"  {backend:32s} accuracy {acc:.4f}")
     for p in pairs:
         a, b = p["backends"]
         print(f"  {b} vs {a}: {p['spike_mismatches']} spike mismatches in "
-              f"{p['spikes_compared']}; predictions agree {100 * p['prediction_agreement']:.2f}%")
+              f"{p['spikes_compared']} neuron-steps; predictions agree "
+              f"{100 * p['prediction_agreement']:.2f}%")
         if p["readout_voltage_mismatches"] is not None:
             print(f"    readout voltages: {p['readout_voltage_mismatches']} mismatches")
         for layer, per_t in p["spike_mismatches_per_layer_timestep"].items():
@@ -272,7 +317,24 @@ def cmd_parity(args) -> int:
                 print(f"    {layer}: per timestep {per_t}")
         if p["first_mismatch"]:
             print(f"    first mismatch: {p['first_mismatch']}")
-    print(f"  wrote {out / 'parity.json'}")
+    for p in sources:
+        a, b = p["backends"]
+        print(f"  {b} vs {a} (as trained): predictions agree "
+              f"{100 * p['prediction_agreement']:.2f}%, accuracy {100 * p['gap']:+.2f} points; "
+              + (f"spikes first differ in {p['divergence_starts_at']}"
+                 if p["divergence_starts_at"] else "every spike the same"))
+        for row in p["layers"]:
+            print(f"    {row['layer']}: {row['float_spikes_per_inference']:.1f} vs "
+                  f"{row['deployed_spikes_per_inference']:.1f} spikes per inference "
+                  f"({row['count_difference_per_inference']:+.2f}), "
+                  f"{100 * row['neuron_steps_differing_share']:.2f}% of neuron-steps differ")
+    for p in refs:
+        a, b = p["backends"]
+        print(f"  {b} vs {a}: predictions agree {100 * p['prediction_agreement']:.2f}%"
+              + (f", output spikes per inference differ by "
+                 f"{p['output_counts']['abs_difference_per_inference']:.2f}"
+                 if "output_counts" in p else ""))
+    print(f"  wrote {out / 'parity.json'}, {page}")
     return 0 if result["spike_mismatches"] == result["readout_voltage_mismatches"] == 0 else 1
 
 
@@ -440,9 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("simulate", cmd_simulate, "run a netx network on a backend; writes simulate.json")
     data_args(p)
-    p.add_argument("--backend", default="lava", choices=("torch", "emulator", "lava", "loihi2"),
+    p.add_argument("--backend", default="lava",
+                   choices=("torch", "emulator", "lava", "loihi2", "float"),
                    help="torch (exact integer model), emulator (batched), lava (CPU "
-                        "simulation) or loihi2 (a board) (default: lava)")
+                        "simulation), loihi2 (a board) or float (the model as trained, not "
+                        "deployed) (default: lava)")
     p.add_argument("--device", default="cpu", help="torch backend device (cpu, cuda)")
     p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")
     p.add_argument("--chunk", type=_positive(int), default=1000,
@@ -456,9 +520,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("parity", cmd_parity, "compare backends spike for spike (exit 1 on any mismatch)")
     data_args(p)
     p.add_argument("--backends", default="torch,emulator,lava",
-                   help="comma-separated; the first is the reference (default: "
-                        "torch,emulator,lava)")
-    p.add_argument("--out", help="directory for parity.json (default: "
+                   help="comma-separated; the first deployed one is the reference; float "
+                        "adds the model as trained, compared by spike counts and predictions "
+                        "(default: torch,emulator,lava)")
+    p.add_argument("--reference", help="a .npz of another framework's own results on the same "
+                                       "inputs: predictions [N] and/or output counts [N, C]")
+    p.add_argument("--device", default="cpu", help="device of the torch and float backends "
+                                                   "(cpu, cuda)")
+    p.add_argument("--out", help="directory for parity.json and report.html (default: "
                                  "runs/parity/<network>-<sha8>)")
     p = verb("energy", cmd_energy, "reprice a run's report.json with another energy preset "
              "(no simulation)")

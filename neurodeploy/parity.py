@@ -35,7 +35,8 @@ def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) ->
             name: [int(v) for v in m] for name, m in zip(a.layer_names, per_layer)},
         "first_mismatch": first,
         "prediction_agreement": float((a.predictions == b.predictions).mean()),
-        "spikes_compared": int(sum(x.size for x in a.layers)),   # neuron-steps, not spikes
+        "spikes_compared": int(sum(x.size for x in a.layers)),   # kept for older readers
+        "neuron_steps_compared": int(sum(x.size for x in a.layers)),
     }
     if labels is not None:
         result["accuracy"] = {a.backend: a.accuracy(labels), b.backend: b.accuracy(labels)}
@@ -82,7 +83,7 @@ def compare_source(source: SpikeRecord, deployed: SpikeRecord,
     if labels is not None:
         acc_s, acc_d = source.accuracy(labels), deployed.accuracy(labels)
         result["accuracy"] = {source.backend: acc_s, deployed.backend: acc_d}
-        result["accuracy_gap"] = acc_d - acc_s      # deployed minus float
+        result["gap"] = acc_d - acc_s      # deployed minus float
     return result
 
 
@@ -133,7 +134,7 @@ def compare_reference(reference: dict[str, np.ndarray], record: SpikeRecord,
     if labels is not None:
         result["accuracy"] = {name: float((pred == labels).mean()),
                               record.backend: record.accuracy(labels)}
-        result["accuracy_gap"] = result["accuracy"][record.backend] - result["accuracy"][name]
+        result["gap"] = result["accuracy"][record.backend] - result["accuracy"][name]
     if "counts" in reference and record.readout is None:
         diff = np.abs(reference["counts"] - record.counts)
         result["output_counts"] = {

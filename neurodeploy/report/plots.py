@@ -79,5 +79,43 @@ def tradeoff(report: dict) -> bytes:
     return _png(fig)
 
 
+def record_spikes(result: dict) -> bytes | None:
+    """simulate.json: spikes per layer and timestep (mean per inference)."""
+    rows = result.get("spikes_per_layer_timestep")
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, row in rows.items():
+        ax.plot(range(len(row)), row, marker="o", ms=3, label=name)
+    ax.set(xlabel="timestep t", ylabel="spikes per inference",
+           title=f"Spikes per layer and timestep ({result['backend']})")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def source_counts(result: dict) -> bytes | None:
+    """parity.json: spikes per inference per layer, the model as trained vs each deployed
+    backend, side by side (float and exact legitimately differ a little)."""
+    sources = result.get("source") or []
+    if not sources:
+        return None
+    names = [r["layer"] for r in sources[0]["layers"]]
+    bars = [(sources[0]["backends"][0], [r["float_spikes_per_inference"]
+                                         for r in sources[0]["layers"]])]
+    bars += [(s["backends"][1], [r["deployed_spikes_per_inference"] for r in s["layers"]])
+             for s in sources]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    width = 0.8 / len(bars)
+    for i, (label, values) in enumerate(bars):
+        ax.bar(np.arange(len(names)) + i * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
+    ax.set(ylabel="spikes per inference", title="Spikes per layer: as trained vs deployed")
+    ax.legend(frameon=False)
+    return _png(fig)
+
+
 FIGURES = {"spikes_per_layer": spikes_per_layer, "raster": raster,
            "energy_per_timestep": energy_per_timestep, "tradeoff": tradeoff}
+RECORD_FIGURES = {"simulate": {"spikes_per_layer": record_spikes},
+                  "parity": {"source_counts": source_counts}}

@@ -13,6 +13,7 @@ from neurodeploy import parity as parity_mod
 from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
+from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 
@@ -27,6 +28,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     """
     par = parity_mod.compare(reference, deployed, labels)
     counts = count_events(deployed, net)
+    source = source_parity(net, deployed, labels)
     layers = layer_table(net)
     result = {
         **(extra or {}),
@@ -34,12 +36,17 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
                      "student_lava": deployed.accuracy(labels),
+                     "student_float": (source.get("accuracy") or {}).get("float"),
                      **(extra or {}).get("accuracy", {})},
         "accuracy_by_timestep": accuracy_by_timestep(deployed, labels),
         "parity": {k: par[k] for k in ("spike_mismatches", "readout_voltage_mismatches",
                                        "prediction_agreement",
                                        "spike_mismatches_per_layer_timestep", "first_mismatch",
-                                       "spikes_compared", "backends")},
+                                       "spikes_compared", "neuron_steps_compared",
+                                       "backends")},
+        "source_parity": source,
+        "neurobench": neurobench_metrics(deployed, net, labels, counts["synaptic_ops"]),
+        "generated": generated(),
         "layers": layers,
         "counts": {"layers": deployed.layer_names, "counted_from": deployed.backend,
                    **{k: v.tolist() for k, v in counts.items()}},
@@ -52,6 +59,31 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
             + (ann_baselines("teacher", dense_layers(teacher_sizes)) if teacher_sizes else [])),
     }
     return {**result, **priced(result, load_preset(preset_name))}
+
+
+def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) -> dict:
+    """The deployed record against the student's training mode (float backend) on the same
+    inputs: prediction agreement, accuracy gap, per-layer spike counts; or why it cannot run."""
+    from neurodeploy.backends.float_mode import simulate_float
+    try:
+        source = simulate_float(net, deployed.inputs)
+    except UserError as e:
+        return {"skipped": str(e)}
+    return parity_mod.compare_source(source, deployed, labels)
+
+
+def generated() -> dict:
+    """When and with what a report was made (its provenance block shows it)."""
+    import datetime
+    import importlib.metadata
+    versions = {}
+    for pkg in ("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions}
 
 
 def priced(result: dict, preset) -> dict:
