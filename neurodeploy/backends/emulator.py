@@ -83,7 +83,7 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
             # emits now, d steps further on (neuron -> synapse has no delay; synapse -> neuron
             # has one step plus the synapse's delay d)
             if tau == 1 + i:        # the Lava backend clears delay buffers before each window
-                buffers[i].zero_()
+                buffers[i][:, :, 1:] = 0
             if tau == 2 + i:        # ... and recurrent buffers
                 rec_buffers[i].zero_()
             a_in = buffers[i][:, :, 0]

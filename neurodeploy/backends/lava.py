@@ -63,8 +63,10 @@ def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
     """Chip steps after which synapse buffers must be emptied so samples stay independent:
     a delayed or recurrent synapse still holds spikes of the previous sample (or of the steps
     before the first window) when its layer resets, and netx's reset zeroes only the neuron.
-    Layer i resets at step kT + RESET_OFFSET + 1 + i; its feed-forward synapse accumulates the
-    window's first input one step earlier and its recurrent synapse is read at the reset."""
+    Layer i resets at step r = kT + RESET_OFFSET + 1 + i. Its delayed synapse accumulates the
+    new window's first input at r - 1 but still sends the old window's last input then, so all
+    but the buffer's next column is emptied after step r - 2; its recurrent synapse holds the
+    old window's last spikes for step r and is emptied after step r - 1."""
     clears: dict[int, list] = {}
     for i, (block, layer) in enumerate(zip(net.layers, spec.layers)):
         for k in range(n):
@@ -145,7 +147,10 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                 net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
                 done += todo
                 for var in clears.get(done, ()):
-                    var.set(np.zeros(var.shape, dtype=np.int32))
+                    kept = np.zeros(var.shape, dtype=np.int32)
+                    if len(var.shape) == 2:     # a delay buffer: column 0 is still this window's
+                        kept[:, 0] = var.get()[:, 0]
+                    var.set(kept)
                 interruption_point()
                 bar.update(min(n, done // t) - bar.n)
         layers = []
