@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from neurodeploy.errors import atomic_path
@@ -21,7 +22,8 @@ padding:10px 14px;min-width:170px} .card b{display:block;font-size:22px} .muted{
 table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th{background:#f5f5f5} td:first-child,th:first-child{text-align:left} img{max-width:100%}
 .ok{color:#176d2c} .bad{color:#b00020} .wide{flex:1 1 100%;background:#f7f9fc}
-.wide div{margin-top:4px} .wide b{display:inline;font-size:20px} td{word-break:break-all}
+.wide div{margin-top:4px} .wide b{display:inline;font-size:20px} td.t,th.t{text-align:left}
+.cards+.cards{margin-top:12px} .mono{font-family:ui-monospace,monospace;font-size:12px}
 """
 
 
@@ -38,9 +40,16 @@ def _pj(pj: float | None) -> str:
     return f"{pj:.3g} pJ"
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+_NUMBER = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?( ?(%|[pnµm]?J|µs|W|pJ|points))?( \(.*\))?$")
+
+
+def _table(header: list[str], rows: list[list], text: bool = False) -> str:
+    """Numbers right-aligned, text left-aligned (`text`: every cell is text)."""
+    head = "".join(f'<th class="t">{_e(h)}</th>' if text else f"<th>{_e(h)}</th>"
+                   for h in header)
+    cell = lambda c: (f"<td>{_e(c)}</td>" if not text and _NUMBER.match(str(c))  # noqa: E731
+                      else f'<td class="t">{_e(c)}</td>')
+    body = "".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -66,23 +75,18 @@ def _versus_ann(energy: dict) -> str:
             f'(energy per inference, {_e(energy["preset"])})</span>{lines}</div>')
 
 
-def _first_output_step(report: dict) -> int | None:
-    """The first timestep at which the output layer has any spikes (None if it never does)."""
-    out = report["counts"]["spikes"][-1]
-    return next((t for t, v in enumerate(out) if v > 0), None)
-
-
 def _delay_note(report: dict) -> str:
     """Why accuracy at small T' reads chance: the output has not spiked (or integrated) yet."""
     layers = len(report["counts"]["layers"])
-    first = _first_output_step(report)
-    when = (f"the output layer's first spikes come at t = {first} (T' = {first + 1})"
-            if first is not None else "the output layer does not spike in this record")
-    readout = bool(report.get("parity", {}).get("readout_voltage_mismatches") is not None)
+    out = report["counts"]["spikes"][-1][:6]
+    readout = report.get("parity", {}).get("readout_voltage_mismatches") is not None
+    when = ("the readout voltage needs a few steps to build up" if readout else
+            "output spikes per inference at t = " + ", ".join(str(t) for t in range(len(out)))
+            + ": " + ", ".join(f"{v:.2f}" for v in out))
     return (f"<p class='muted'>Why the first T' read chance: each of the {layers} layers must "
             "integrate its input current past threshold before it spikes, so activity reaches "
-            f"the output a few steps into the window; {when if not readout else 'the readout voltage needs a few steps to build up'}. "
-            "Before that every class ties and the prediction is class 0. On the chip each layer "
+            f"the output only a few steps into the window ({when}). "
+            "Until then every class ties and the prediction is class 0. On the chip each layer "
             f"adds one more step of synaptic delay ({layers} steps for {layers} layers), which "
             "window time (the record's time axis) already removes.</p>")
 
@@ -98,7 +102,7 @@ def _provenance(prov: dict | None, generated: dict | None, extra: dict) -> str:
     rows += [[f"version: {k}", v] for k, v in (generated.get("versions") or {}).items()]
     rows += [[k, v] for k, v in prov.items() if k not in (
         "network_sha256", "inputs_sha256", "backend", "timesteps", "samples")]
-    return _table(["provenance", ""], [r for r in rows if r[1] is not None])
+    return _table(["what", "value"], [r for r in rows if r[1] is not None], text=True)
 
 
 def _links(files: dict[str, str], out_dir: Path | None) -> str:
@@ -111,8 +115,8 @@ def _links(files: dict[str, str], out_dir: Path | None) -> str:
 def _source_table(source: dict) -> str:
     rows = [[r["layer"], f"{r['float_spikes_per_inference']:,.1f}",
              f"{r['deployed_spikes_per_inference']:,.1f}",
-             f"{r['count_difference_per_inference']:+,.1f}"
-             + (f" ({100 * r['relative_count_difference']:+.1f}%)"
+             f"{r['count_difference_per_inference']:+,.2f}"
+             + (f" ({100 * r['relative_count_difference']:+.2f}%)"
                 if r["relative_count_difference"] is not None else ""),
              f"{100 * r['neuron_steps_differing_share']:.2f}%"] for r in source["layers"]]
     a, b = source["backends"]
@@ -161,7 +165,8 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
                                          "neuron_inactive_pj"),
                                         ("output spikes", "spikes", "spike_out_pj"))]
     trace.append(["static power x time", f"{energy['latency_us'] or 0:.3g} µs",
-                  f"{f['static_w']:g} W", _pj(energy["static_pj"])])
+                  f"{f['static_w']:g} W" if f["static_w"] else "not modelled",
+                  _pj(energy["static_pj"]) if f["static_w"] else "not modelled"])
     parity_ok = par["spike_mismatches"] == 0
     compared = par.get("neuron_steps_compared", par["spikes_compared"])
     sizes = "-".join(str(s) for s in report["network"]["sizes"])
@@ -283,6 +288,7 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
                  ("timesteps", str(result["timesteps"]), "window steps per sample"),
                  ("spikes per inference", f"{sum(result['spikes_per_layer'].values()) / max(1, result['samples']):,.1f}",
                   "all layers")]
+        body.append("<h2>Spikes per layer</h2>")
         body.append(_table(["layer", "spikes (all samples)", "per inference"],
                            [[k, f"{v:,}", f"{v / max(1, result['samples']):,.1f}"]
                             for k, v in result["spikes_per_layer"].items()]))

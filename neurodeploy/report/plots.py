@@ -69,10 +69,10 @@ def tradeoff(report: dict) -> bytes:
     a1.set(xlabel="read out after T' steps", ylabel="test accuracy", title="Accuracy vs T'")
     a1.grid(alpha=0.3)
     a2.plot(energy, acc, marker="o", ms=3)
-    for x, y, label in zip(energy, acc, t):
-        if label in (1, 2, 4, 8, 16, 32) or label == t[-1]:
-            a2.annotate(f"T'={label}", (x, y), textcoords="offset points", xytext=(4, -10),
-                        fontsize=8)
+    shown = [i for i, label in enumerate(t) if label in (1, 2, 4, 8, 16, 32) or label == t[-1]]
+    for k, i in enumerate(shown):         # alternate above / below so neighbours never overlap
+        a2.annotate(f"T'={t[i]}", (energy[i], acc[i]), textcoords="offset points",
+                    xytext=(4, -12 if k % 2 == 0 else 6), fontsize=8)
     a2.set(xlabel="energy per inference (uJ)", ylabel="test accuracy",
            title="Energy / accuracy trade-off")
     a2.grid(alpha=0.3)
@@ -95,23 +95,23 @@ def record_spikes(result: dict) -> bytes | None:
 
 
 def source_counts(result: dict) -> bytes | None:
-    """parity.json: spikes per inference per layer, the model as trained vs each deployed
-    backend, side by side (float and exact legitimately differ a little)."""
+    """parity.json: per layer, each deployed backend's spike count relative to the model as
+    trained (float), in % (float and exact legitimately differ a little)."""
     sources = result.get("source") or []
     if not sources:
         return None
     names = [r["layer"] for r in sources[0]["layers"]]
-    bars = [(sources[0]["backends"][0], [r["float_spikes_per_inference"]
-                                         for r in sources[0]["layers"]])]
-    bars += [(s["backends"][1], [r["deployed_spikes_per_inference"] for r in s["layers"]])
-             for s in sources]
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    width = 0.8 / len(bars)
-    for i, (label, values) in enumerate(bars):
-        ax.bar(np.arange(len(names)) + i * width, values, width, label=label)
+    width = 0.8 / len(sources)
+    for i, s in enumerate(sources):
+        values = [100 * (r["relative_count_difference"] or 0) for r in s["layers"]]
+        ax.bar(np.arange(len(names)) + i * width, values, width, label=s["backends"][1])
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
-    ax.set(ylabel="spikes per inference", title="Spikes per layer: as trained vs deployed")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(ylabel="% spikes vs as trained",
+           title="Spikes per layer: deployed relative to the model as trained")
     ax.legend(frameon=False)
+    ax.grid(alpha=0.3, axis="y")
     return _png(fig)
 
 
