@@ -173,3 +173,15 @@ def test_float_against_lava_on_a_few_samples(tmp_path):
     assert result["comparisons"][0]["spike_mismatches"] == 0
     lava = [s for s in result["source"] if "lava" in s["backends"][1].lower()]
     assert lava and 0 <= lava[0]["prediction_agreement"] <= 1
+
+
+def test_parity_of_a_foreign_graph_compares_its_float_semantics_with_the_deployment(tmp_path):
+    _foreign_graph(tmp_path / "g.nir")
+    np.savez(tmp_path / "x.npz", x=_spikes(20, 12).astype(np.uint8), y=np.arange(20) % 4)
+    assert main(["parity", str(tmp_path / "g.nir"), "--backends", "float,torch", "--data",
+                 str(tmp_path / "x.npz"), "--out", str(tmp_path / "p"), "-q"]) == 0
+    source = json.loads((tmp_path / "p" / "parity.json").read_text())["source"][0]
+    assert [r["layer"] for r in source["layers"]] == ["fc0", "fc1"]
+    # 8-bit weights move the voltages a little, in the same units on both sides
+    assert 0 < source["readout_voltage_relative_difference"] < 0.2
+    assert source["prediction_agreement"] >= 0.8
