@@ -144,7 +144,7 @@ def test_layer_types_netx_cannot_build_are_refused(tmp_path, kind):
     export(tmp_path / "p.net", blocks, torch.zeros(1, 2, 8, 8, 2))
     if kind != "pool":
         _edit(tmp_path / "p.net", 1, "type", np.array([kind.encode()], dtype="S10"))
-    with pytest.raises(UserError, match=f"layer 1: layer type '{kind}' cannot run: lava-dl "
+    with pytest.raises(UserError, match=f"layer 1: layer type '{kind}' is not supported: lava-dl "
                                         "0.6.0's netx cannot build it"):
         read_netx(tmp_path / "p.net", (2, 8, 8))
 

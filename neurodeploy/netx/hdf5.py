@@ -507,7 +507,7 @@ def read_netx(path: str | Path,
                 elif kind == "?":
                     raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
                 elif kind in NETX_CANNOT:
-                    raise UserError(f"{where}: layer type {kind!r} cannot run: lava-dl 0.6.0's "
+                    raise UserError(f"{where}: layer type {kind!r} is not supported: lava-dl 0.6.0's "
                                     f"netx cannot build it; {NETX_CANNOT[kind]}")
                 elif kind == "input":
                     raise UserError(f"{where}: an 'input' layer must be layer 0 (netx feeds the "

@@ -106,7 +106,8 @@ class IntLayer:
                              f"neuron input limit {INPUT_LIMIT}")
         if w.size and (w.min() < lo or w.max() > hi):
             raise ValueError(f"layer {self.name!r}: weights span [{w.min()}, {w.max()}], "
-                             f"outside [{lo}, {hi}]")
+                             f"outside {'LIF input' if self.input_shape else 'Loihi'}'s "
+                             f"[{lo}, {hi}]")
         if self.conv and (self.conv.groups < 1 or w.shape[0] % self.conv.groups):
             raise ValueError(f"layer {self.name!r}: groups={self.conv.groups} must divide its "
                              f"{w.shape[0]} output channels")
