@@ -155,6 +155,9 @@ def _conv(g, in_shape, where: str) -> Conv:
 
 
 def _layer(g, kind: str, in_shape, index: int, where: str) -> SDLayer:
+    if kind == "input" and (key := next((k for k in ("weight", "bias") if k in g), None)):
+        raise UserError(f"{where}: '{key}' on the input layer: netx's Input block drops it, so "
+                        "Lava would not apply it; scale or shift the inputs instead and remove it")
     _unknown(g, LAYER_KEYS[kind], where)
     n = _neuron(g, where)
     declared = _shape(g, where)

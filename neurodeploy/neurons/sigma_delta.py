@@ -10,7 +10,6 @@ then the change itself. `run_exact` follows Lava's fixed-point models bit for bi
     delta input:  a = x << (spike_exp + state_exp)             (x: the integer input)
     sigma-delta:  sigma += a_in;  a = relu(sigma + (bias << (spike_exp + state_exp)))
     both:         d = a - act + residue;  s = d where |d| >= vth << 12, else 0
-                  (cum_error: e += d; s = d where |e| >= vth << 12; e = 0 where s != 0)
                   residue = d - s;  act = a;  message = s >> state_exp   (floor)
     sigma:        sigma += a_in;  message = sigma
     synapse:      a_in = W @ message (Dense, exact); Conv output wraps to signed 24 bits
@@ -62,7 +61,6 @@ class SDLayer:
     bias: np.ndarray | None = None
     conv: Conv | None = None
     vth: int = 0
-    cum_error: bool = False
     spike_exp: int = 6
     state_exp: int = 6
     message_bits: int = 16
@@ -133,20 +131,26 @@ class SDLayer:
         return ones.grad.reshape(-1).round().to(torch.int64).numpy()
 
     def synapse(self, msg: torch.Tensor) -> torch.Tensor:
-        """Synaptic input [B, size] (int64) of flat graded messages [B, in] (int64), exact."""
-        w = torch.as_tensor(np.asarray(self.weight), device=msg.device)
-        bound = float(msg.abs().max()) * float(w.abs().max()) * (w[0].numel()) if msg.numel() else 0
-        exact_float = bound < 2 ** 53      # float64 sums of integers are exact below 2**53
-        dtype = torch.float64 if exact_float or msg.device.type != "cpu" else torch.int64
-        x, w = msg.to(dtype), w.to(dtype)
-        if not self.conv:
-            out = x @ w.t()
-        else:
+        """Synaptic input [B, size] (int64) of flat graded messages [B, in] (int64), exact.
+
+        Sums run in float64 (CPU and CUDA), exact while below 2**53; for larger messages the
+        messages are split into high and low 16-bit halves, each summed exactly."""
+        w = torch.as_tensor(np.asarray(self.weight), dtype=torch.float64, device=msg.device)
+
+        def apply(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(torch.float64)
+            if not self.conv:
+                return (x @ w.t()).round().to(torch.int64)
             c = self.conv
             out = torch.nn.functional.conv2d(x.reshape(-1, *c.input_shape), w, stride=c.stride,
                                              padding=c.padding, dilation=c.dilation,
-                                             groups=c.groups).reshape(x.shape[0], -1)
-        out = out.round().to(torch.int64) if dtype == torch.float64 else out
+                                             groups=c.groups)
+            return out.reshape(x.shape[0], -1).round().to(torch.int64)
+        peak = float(msg.abs().max()) if msg.numel() else 0.0
+        if peak * float(w.abs().max()) * w[0].numel() < 2 ** 53:
+            out = apply(msg)
+        else:
+            out = (apply(msg >> 16) << 16) + apply(msg & 0xFFFF)
         if self.conv:
             out = (out + CONV_WRAP) % (2 * CONV_WRAP) - CONV_WRAP
         return _wrap32(out)
@@ -182,8 +186,9 @@ class SDNetwork:
                 raise ValueError(f"layer {layer.name!r}: nothing may follow a sigma layer "
                                  "(its output is the network's)")
             if layer.conv and tuple(layer.conv.input_shape) != shape:
-                raise ValueError(f"layer {layer.name!r} expects input {list(layer.conv.input_shape)}"
-                                 f" but the previous layer gives {list(shape)}")
+                raise ValueError(f"layer {layer.name!r} expects input "
+                                 f"{list(layer.conv.input_shape)} but the previous layer gives "
+                                 f"{list(shape)}")
             if layer.in_size != int(np.prod(shape)):
                 raise ValueError(f"layer {layer.name!r} expects {layer.in_size} inputs but the "
                                  f"previous layer gives {int(np.prod(shape))}")
@@ -198,15 +203,11 @@ class SDNetwork:
         return [layer.size for layer in self.layers]
 
 
-def _delta(a: torch.Tensor, state: dict, vth: int, cum_error: bool) -> torch.Tensor:
-    """Lava's delta encoder on scaled activations `a`; updates `state`, returns scaled s_out."""
+def _delta(a: torch.Tensor, state: dict, vth: int) -> torch.Tensor:
+    """Lava's delta encoder (cum_error off: netx never turns it on) on scaled activations
+    `a`; updates `state`, returns the scaled s_out."""
     d = _wrap32(a - state["act"] + state["residue"])
-    if cum_error:
-        state["error"] = _wrap32(state["error"] + d)
-        s = torch.where(_abs32(state["error"]) >= vth, d, torch.zeros_like(d))
-        state["error"] = torch.where(s != 0, torch.zeros_like(d), state["error"])
-    else:
-        s = torch.where(_abs32(d) >= vth, d, torch.zeros_like(d))
+    s = torch.where(_abs32(d) >= vth, d, torch.zeros_like(d))
     state["residue"] = _wrap32(d - s)
     state["act"] = a
     return s
@@ -216,16 +217,16 @@ def exact_step(layer: SDLayer, a_in: torch.Tensor, state: dict, bias=0) -> torch
     """One Lava timestep of `layer`'s neurons: input [B, n] int64 -> graded messages [B, n].
 
     For a delta layer `a_in` is the network input; otherwise the synaptic input. `state` holds
-    sigma, act, residue, error ([B, n] int64, zero at start) and is updated in place."""
+    sigma, act, residue ([B, n] int64, zero at start) and is updated in place."""
     vth = layer.vth << layer.scale_bits
     if layer.kind == "delta":
         a = _wrap32(a_in << layer.scale_bits)
-        return _delta(a, state, vth, layer.cum_error) >> layer.state_exp
+        return _delta(a, state, vth) >> layer.state_exp
     state["sigma"] = _wrap32(state["sigma"] + a_in)
     if layer.kind == "sigma":
         return state["sigma"]
     a = torch.clamp(_wrap32(state["sigma"] + bias), min=0)          # relu
-    return _delta(a, state, vth, layer.cum_error) >> layer.state_exp
+    return _delta(a, state, vth) >> layer.state_exp
 
 
 def run_exact(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
@@ -244,7 +245,7 @@ def run_exact(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
         drive = x if layer.kind == "delta" else \
             layer.synapse(x.reshape(batch * steps, -1)).reshape(batch, steps, -1)
         zeros = torch.zeros_like(drive[:, 0])
-        state = {k: zeros.clone() for k in ("sigma", "act", "residue", "error")}
+        state = {k: zeros.clone() for k in ("sigma", "act", "residue")}
         bias = layer.neuron_bias(x.device)
         msgs = [exact_step(layer, drive[:, t], state, bias) for t in range(steps)]
         x = torch.stack(msgs, dim=1)
