@@ -158,3 +158,28 @@ def test_intlayer_refuses_bad_fields():
         IntLayer(w, p, delay=np.full((3, 4), 63))
     with pytest.raises(ValueError, match="recurrent weights span"):
         IntLayer(w, p, recurrent=np.full((3, 3), 300))
+
+
+def test_energy_counts_recurrent_and_delayed_synapses():
+    from neurodeploy.backends.record import SpikeRecord
+    from neurodeploy.energy import layer_table
+    from neurodeploy.energy.counting import count_events
+    p = CubaParams(0, 4096, 1000)                   # a silent layer: only its inputs count
+    w = np.array([[1, 0], [2, 3]])
+    rec = np.array([[0, 5], [6, 7]])
+    layer = IntLayer(w, p, name="r", recurrent=rec, delay=np.array([[1, 0], [2, 2]]))
+    net = IntNetwork((2,), (layer,))
+    x = np.zeros((1, 4, 2), dtype=bool)
+    x[0, 0] = True                                  # both inputs spike at step 0
+    own = np.zeros((1, 4, 2), dtype=bool)
+    own[0, 1, 0] = True                             # the layer's neuron 0 spikes at step 1
+    record = SpikeRecord(backend="test", inputs=x, layers=[own], layer_names=["r"], info={})
+    counts = count_events(record, net)
+    # step 0: 3 input ops; step 1: neuron 0's spike reads one recurrent synapse (to neuron 1)
+    assert counts["synaptic_ops"][0].tolist() == [3, 1, 0, 0]
+    # delivered: step 1 input 0 -> neuron 0 (delay 1); step 2 inputs 0, 1 -> neuron 1 (delay 2)
+    # and the recurrent event of step 1 -> neuron 1
+    assert counts["neuron_active"][0].tolist() == [0, 1, 1, 0]
+    row = layer_table(net)[0]
+    assert row["synapses"] == 8 and row["recurrent_synapses"] == 3 and row["max_delay"] == 2
+    assert row["fan_in"] == 4

@@ -5,10 +5,18 @@
 - neuron updates: every neuron of a layer is serviced every step; it is "active" in a step
   where at least one synaptic event reached it, else "inactive";
 - spikes: output spikes of the layer.
+Recurrent synapses (netx dense_rec) count like any other: one op per non-zero weight of a
+spike's row, in the step the spike is sent (the chip reads the synapse then); they reach their
+neurons one step later. A delayed synapse op (netx delay) is one op in the step the spike is
+sent and reaches its neuron d steps later: the delay is held in the dendritic accumulator, not
+paid per op (Lava's DelayDense and Loihi 2 model it so; the per-op prices have no delay term).
+An input layer with neurons counts one op per input spike (its one-to-one synapse).
 Counts are means per inference over the record's samples, shape [layers, T]; they are all that
 pricing needs, so a report can be repriced without simulating again.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,9 +35,19 @@ def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False) -> 
     for layer, post in zip(net.layers, record.layers):
         # events reaching each neuron: the layer's own synapse op with 0/1 weights (exact in
         # float64), so dense and conv layers are counted by the same rule
-        events = layer.synapse(pre, weight=(layer.weight != 0)).reshape(n, steps, -1)
-        active = (events > 0).sum(-1).sum(0).numpy()
-        counts["synaptic_ops"].append(events.sum(-1).sum(0).numpy())
+        ones = (layer.weight != 0).astype(np.int64)
+        events = layer.synapse(pre, weight=ones).reshape(n, steps, -1)
+        ops = events.sum(-1).sum(0)
+        delivered = events if layer.delay is None else replace(
+            layer, weight=ones, bias=None).window_input(pre.reshape(n, steps, -1))
+        if layer.recurrent is not None:
+            own = torch.as_tensor(post.reshape(n, steps, -1), dtype=torch.float64)
+            rec = own @ torch.as_tensor((layer.recurrent != 0).T, dtype=torch.float64)
+            ops = ops + rec.sum(-1).sum(0)
+            delivered = delivered.clone()
+            delivered[:, 1:] += rec[:, :-1].to(delivered.dtype)
+        active = (delivered > 0).sum(-1).sum(0).numpy()
+        counts["synaptic_ops"].append(ops.numpy())
         counts["neuron_active"].append(active)
         counts["neuron_inactive"].append(layer.size * n - active)
         counts["spikes"].append(post.reshape(n, steps, -1).sum(-1).sum(0))

@@ -22,18 +22,33 @@ SOURCE = ("Intel Loihi 2 technology brief (2021) and Orchard et al., IEEE SiPS 2
 
 
 def layer_table(net: IntNetwork) -> list[dict]:
-    """Per layer: neurons, stored synapses, non-zero synapses, max fan-in.
+    """Per layer: neurons, stored synapses, non-zero synapses, max fan-in, max delay.
 
     Dense layers store every weight; conv layers store their kernel once (Loihi 2's
     convolutional connectivity shares weights), so their synapse memory is the kernel size.
+    A recurrent layer (netx dense_rec) also stores its (n, n) recurrent weights, which count
+    as synapses and fan-in like the input weights. An input layer with neurons has one
+    synapse per neuron. Delays add no synapses: each synapse carries its delay (Loihi 2: 6
+    bits, 0..62 through netx; lava/proc/dense/models.py, DelayDense), and the sources above
+    give no per-core budget for delay slots, so `max_delay` is reported, not priced in cores.
     """
-    return [{"name": layer.name, "kind": "conv" if layer.conv else "dense",
-             "neurons": layer.size, "synapses": int(layer.weight.size),
-             "inputs": layer.in_size,
-             "macs": layer.size * int(np.prod(layer.weight.shape[1:])),  # as an ANN layer
-             "nonzero_synapses": int((layer.weight != 0).sum()),
-             "fan_in": int((layer.weight != 0).reshape(layer.weight.shape[0], -1).sum(1).max())}
-            for layer in net.layers]
+    rows = []
+    for layer in net.layers:
+        weights = layer.weight.reshape(len(layer.weight), -1)
+        if layer.recurrent is not None:
+            weights = np.hstack([weights, layer.recurrent])
+        row = {"name": layer.name, "kind": "conv" if layer.conv else "dense",  # storage kind
+               "neurons": layer.size, "synapses": int(weights.size),
+               "inputs": layer.in_size,
+               "macs": layer.size * weights.shape[1],   # as an ANN layer
+               "nonzero_synapses": int((weights != 0).sum()),
+               "fan_in": int((weights != 0).sum(1).max())}
+        if layer.recurrent is not None:       # only where present: older rows stay as they were
+            row["recurrent_synapses"] = int((layer.recurrent != 0).sum())
+        if layer.delay is not None:
+            row["max_delay"] = int(layer.delay.max())
+        rows.append(row)
+    return rows
 
 
 def resource_estimate(layers: list[dict]) -> dict:

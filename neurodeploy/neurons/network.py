@@ -161,13 +161,12 @@ class IntLayer:
         return ", ".join(parts)
 
     def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
-        """Synaptic input of flat spikes [B, in] in float64 (exact for integer sums): [B, size]."""
+        """Synaptic input of flat spikes [B, in] in float64 (exact for integer sums): [B, size]
+        (the weights only: no delays, no recurrence, no input layer bias)."""
         w = torch.as_tensor(self.weight if weight is None else weight, dtype=torch.float64,
                             device=x.device)
         if self.input_shape:
-            offset = 0 if self.bias is None else torch.as_tensor(
-                self.bias, dtype=torch.float64, device=x.device)
-            return x * w + offset
+            return x * w
         if not self.conv:
             return x @ w.t()
         c = self.conv
@@ -185,6 +184,9 @@ class IntLayer:
         """Feed-forward synaptic input of spikes x [B, T, in] in window time: [B, T, n] int64
         (each delay group's spikes shifted by its delay; conv outputs wrapped as Lava does)."""
         batch, steps = x.shape[:2]
+        if self.input_shape and self.bias is not None:     # input current: gain * x + bias
+            return (self.synapse(x.reshape(batch, steps, -1)).to(torch.int64)
+                    + torch.as_tensor(self.bias, dtype=torch.int64, device=x.device))
         if self.delay is None:
             current = self.synapse(x.reshape(batch * steps, -1)).to(torch.int64)
             if self.conv:
