@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
                       field_validator, model_validator)
@@ -102,6 +102,9 @@ class TeacherCfg(BaseModel):
     lr: LearningRate = 2e-3
     batch_size: BatchSize = 64
     seed: Seed = 0
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0    # AdamW's decoupled decay
+    augment: Literal["none", "crop", "crop_flip"] = "none"     # image shifts (pad 2) / h-flips
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"   # lr, per batch
 
 
 class NeuronCfg(BaseModel):
@@ -123,6 +126,18 @@ class StudentCfg(BaseModel):
     hidden: Layers = [128]
     neuron: NeuronCfg = NeuronCfg()
     readout: bool = False   # true: non-spiking last layer, predictions from summed voltage
+    # per-layer thresholds (one per conv, hidden and output layer) instead of neuron.threshold
+    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=2 ** 17 - 1)]],
+                          Field(max_length=129)] = []
+    init_gain: Annotated[float, Field(gt=0, le=100)] = 1.0   # x Kaiming: use the 8-bit grid
+
+    @model_validator(mode="after")
+    def _one_threshold_per_layer(self):
+        layers = len(self.conv) + len(self.hidden) + 1
+        if self.thresholds and len(self.thresholds) != layers:
+            raise ValueError(f"thresholds: {len(self.thresholds)} given for {layers} layers "
+                             f"(conv, hidden, output); give {layers} or none")
+        return self
 
 
 class DistillCfg(BaseModel):
@@ -132,6 +147,8 @@ class DistillCfg(BaseModel):
     batch_size: BatchSize = 64
     seed: Seed = 0
     weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
+    # exact-mode validation every N epochs (and after the last); the best validated one is kept
+    validate_every: Annotated[int, Field(ge=1, le=100_000)] = 1
     chain: Annotated[list[ChainSpec], Field(max_length=16)] = []   # assistants, teacher first
     losses: Annotated[list[Annotated[dict[str, Any], AfterValidator(_loss_term)]],
                       Field(min_length=1, max_length=32)] = [

@@ -5,29 +5,77 @@ integer mode, i.e. as deployed) and never look at the test split. Both loops wri
 checkpoint after every epoch; a killed run continues where it stopped, and a NaN loss stops
 training with the last good checkpoint kept. Checkpoints hold only tensors and plain data and
 are read with `weights_only=True`, so a file can never run code.
+
+Under `torchrun --nproc_per_node N` both loops are data-parallel (DistributedDataParallel; gloo
+on CPU, nccl on CUDA): every rank starts from the same seeds, takes its shard of every batch,
+validates its shard of the validation split, and only rank 0 writes files.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import SpikingNet, run_exact
 
+SCHEDULES = ("constant", "cosine", "onecycle")
+AUGMENTS = ("none", "crop", "crop_flip")
+
 
 @dataclass
 class History:
     train_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)   # NaN: epoch not validated
     best_epoch: int = -1
     best_val_accuracy: float = 0.0
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size): joins the process group torchrun describes (WORLD_SIZE > 1 in the
+    environment) on first use; (0, 1) for an ordinary single process."""
+    if dist.is_available() and not dist.is_initialized() \
+            and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    """True in the process that writes files (rank 0, or the only process)."""
+    return init_distributed()[0] == 0
+
+
+def barrier() -> None:
+    if init_distributed()[1] > 1:
+        dist.barrier()
+
+
+def _device() -> torch.device:
+    """This rank's accelerator when torch sees one, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _check_divides(batch_size: int, world: int, field_name: str) -> None:
+    if batch_size % world:
+        raise UserError(f"recipe {field_name}: {batch_size} is not divisible by the {world} "
+                        f"processes of torchrun; set {field_name} to a multiple of {world} "
+                        f"(e.g. {batch_size // world * world or world}) or change --nproc_per_node")
 
 
 def _load_state(path: Path | None, key: str | None) -> dict | None:
@@ -48,92 +96,187 @@ def _load_state(path: Path | None, key: str | None) -> dict | None:
 
 
 def _save_state(path: Path | None, key: str | None, **state) -> None:
-    if path is not None:
+    if path is not None and is_main():
         with atomic_path(path) as tmp:
             torch.save({**state, "key": key, "history": dataclasses.asdict(state["history"])},
                        tmp)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator):
+    """One epoch's batches (the same on every rank: same generator), each cut to this rank's
+    shard; a batch too small to give every rank a sample is dropped."""
+    rank, world = init_distributed()
     order = torch.randperm(n, generator=generator)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    out = []
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        idx = idx[:len(idx) // world * world][rank::world]
+        if len(idx):
+            out.append(idx)
+    return out
+
+
+def _sync_grads(params) -> None:
+    """Average gradients over ranks for parameters outside DDP (learned loss terms)."""
+    world = init_distributed()[1]
+    for p in params:
+        if world > 1 and p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def augment_images(x: torch.Tensor, shape: tuple[int, ...], generator: torch.Generator,
+                   pad: int = 2, flip: bool = True) -> torch.Tensor:
+    """Per-sample random crop of the zero-padded image (shift by up to `pad` pixels) and, with
+    `flip`, a random horizontal flip; seeded by `generator`. x: [B, C*H*W] -> same shape."""
+    b, (c, h, w) = len(x), shape
+    img = x.reshape(b, c, h, w)
+    if pad:
+        padded = F.pad(img, (pad,) * 4)
+        oy, ox = torch.randint(0, 2 * pad + 1, (2, b), generator=generator)
+        rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w))[:, None, None, :]
+        img = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                     rows, cols]
+    if flip:
+        flipped = torch.rand(b, generator=generator) < 0.5
+        img = torch.where(flipped[:, None, None, None], img.flip(-1), img)
+    return img.reshape(b, -1)
+
+
+def _scheduler(opt, schedule: str, lr: float, total_steps: int):
+    """The per-batch learning-rate schedule: constant, cosine to zero, or one-cycle."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(2, total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
 def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: int, lr: float,
                   batch_size: int, seed: int, progress: bool = True,
-                  checkpoint: Path | None = None,
-                  key: str | None = None) -> tuple[nn.Module, History]:
-    """An ANN teacher on labels; resumable from `checkpoint` like the student."""
+                  checkpoint: Path | None = None, key: str | None = None,
+                  weight_decay: float = 0.0, augment: str = "none", schedule: str = "constant",
+                  image_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, History]:
+    """An ANN teacher on labels (AdamW; optional augmentation of image inputs and a per-batch
+    lr schedule); resumable from `checkpoint` like the student."""
+    rank, world = init_distributed()
+    _check_divides(batch_size, world, "teacher.batch_size")
+    if augment != "none" and (image_shape is None or len(image_shape) != 3):
+        raise UserError(f"recipe teacher.augment: {augment!r} shifts and flips images, and these "
+                        f"samples have shape {image_shape}; set teacher.augment: none")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    device = _device()
+    model = model.to(device)
     x, y = torch.as_tensor(x_train), torch.as_tensor(y_train)
     xv, yv = torch.as_tensor(x_val), torch.as_tensor(y_val)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = len(_batches(len(x), batch_size, torch.Generator().manual_seed(0)))
+    sched = _scheduler(opt, schedule, lr, epochs * steps)
     hist, best, start = History(), copy.deepcopy(model.state_dict()), 0
     if state := _load_state(checkpoint, key):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         hist, best, start = state["history"], state["best"], state["epoch"] + 1
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     for epoch in tqdm(range(start, epochs), desc="teacher", disable=not progress, leave=False):
-        model.train()
+        net.train()
         losses = []
         for idx in _batches(len(x), batch_size, gen):
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            xb = x[idx]
+            if augment != "none":
+                xb = augment_images(xb, image_shape, gen, flip=augment == "crop_flip")
+            loss = F.cross_entropy(net(xb.to(device)), y[idx].to(device))
             if not torch.isfinite(loss):
                 raise UserError(f"teacher loss became {loss.item()} at epoch {epoch}: lower "
                                 "teacher.lr in the recipe")
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
             losses.append(loss.item())
+        if world > 1:           # BatchNorm statistics: rank 0's, so every rank selects alike
+            for buffer in model.buffers():
+                dist.broadcast(buffer, 0)
         model.eval()
         with torch.no_grad():
-            acc = (model(xv).argmax(1) == yv).float().mean().item()
+            pred = torch.cat([model(xv[i:i + 1024].to(device)).argmax(1).cpu()
+                              for i in range(0, len(xv), 1024)])
+            acc = (pred == yv).float().mean().item()
         hist.train_loss.append(float(np.mean(losses)))
         hist.val_accuracy.append(acc)
         if acc > hist.best_val_accuracy or hist.best_epoch < 0:
             hist.best_epoch, hist.best_val_accuracy = epoch, acc
             best = copy.deepcopy(model.state_dict())
         _save_state(checkpoint, key, epoch=epoch, model=model.state_dict(), best=best,
-                    optimizer=opt.state_dict(), generator=gen.get_state(), history=hist)
+                    optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                    generator=gen.get_state(), history=hist)
     model.load_state_dict(best)
-    return model.eval(), hist
+    return model.cpu().eval(), hist
 
 
 def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
     """A teacher's logits [N, C] over a dataset, and for a spiking teacher also its output
     spikes [N, T, C] (else None). A spiking teacher reads the spikes (its logits are its output
     spike counts), an ANN the analog x. In batches: a whole split's activations need GBs."""
+    device = next(teacher.parameters()).device
     with torch.no_grad():
         if isinstance(teacher, SpikingNet):
             teacher.eval()
             steps = torch.cat([teacher.step_logits(teacher(torch.as_tensor(
-                spikes[i:i + batch], dtype=torch.float32))) for i in range(0, len(spikes), batch)])
+                spikes[i:i + batch], dtype=torch.float32, device=device))).cpu()
+                for i in range(0, len(spikes), batch)])
             return steps.sum(1), steps
-        return torch.cat([teacher(torch.as_tensor(x[i:i + batch]))
+        return torch.cat([teacher(torch.as_tensor(x[i:i + batch], device=device)).cpu()
                           for i in range(0, len(x), batch)]), None
 
 
-def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy as deployed: exact integer mode, argmax of output spike counts (of the summed
-    voltage for a readout student, as the backends decode it)."""
+def _exact_correct(student: SpikingNet, spikes, labels) -> int:
+    """How many samples the deployed (exact integer) network classifies correctly; the
+    argmax of output spike counts, or of the summed voltage for a readout student."""
+    if not len(labels):
+        return 0
     with torch.no_grad():
         if getattr(student, "readout", False):
             _, out = run_exact(student.to_integer(), torch.as_tensor(spikes), voltage=True)
         else:
             out = run_exact(student.to_integer(), torch.as_tensor(spikes))[-1]
-    return float((out.sum(1).argmax(1).numpy() == labels).mean())
+    return int((out.sum(1).argmax(1).numpy() == np.asarray(labels)).sum())
+
+
+def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy as deployed: exact integer mode, argmax of output spike counts (of the summed
+    voltage for a readout student, as the backends decode it). Under torchrun each rank runs
+    its shard and the counts are summed."""
+    rank, world = init_distributed()
+    correct = _exact_correct(student, spikes[rank::world], labels[rank::world])
+    if world > 1:
+        total = torch.tensor([correct], dtype=torch.float64, device=_device())
+        dist.all_reduce(total)
+        correct = int(total.item())
+    return correct / len(labels)
 
 
 def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_spikes,
                     train_x, train_y, val_spikes, val_y, epochs: int, lr: float,
                     batch_size: int, seed: int, weight_decay: float = 0.0,
                     checkpoint: Path | None = None, progress: bool = True,
-                    key: str | None = None) -> History:
-    """Distill `teacher` (reads analog features) into `student` (reads spikes)."""
+                    key: str | None = None, validate_every: int = 1) -> History:
+    """Distill `teacher` (reads analog features) into `student` (reads spikes).
+
+    The deployed (exact-mode) validation accuracy is measured every `validate_every` epochs
+    and after the last one; the best validated epoch is kept."""
+    rank, world = init_distributed()
+    _check_divides(batch_size, world, "distill.batch_size")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    device = _device()
+    student.to(device)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
     learned = list(loss_fn.parameters()) if isinstance(loss_fn, nn.Module) else []
     opt = torch.optim.AdamW(list(student.parameters()) + learned, lr=lr,
                             weight_decay=weight_decay)
@@ -154,39 +297,47 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     if features and not hasattr(teacher, "cam"):
         raise UserError("a feature loss (attention, samd, feature_kd) needs an ANN conv teacher: "
                         "set teacher.conv in the recipe, e.g. [32, 64], and teacher.spiking: false")
+    if teacher is not None:
+        teacher.to(device)
+    # the teacher's outputs over the training set, once (inputs are not augmented)
     teacher_logits, teacher_steps = (teacher_outputs(teacher, x_train, s_train)
                                      if teacher is not None else (None, None))
-    bar = tqdm(range(start, epochs), desc="distill", disable=not progress, leave=False)
+    net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
+    bar = tqdm(range(start, epochs), desc="distill", disable=not progress or not is_main(),
+               leave=False)
     for epoch in bar:
         student.train()
         losses = []
         for idx in _batches(len(s_train), batch_size, gen):
-            outputs = student(s_train[idx])
+            outputs = net(s_train[idx].to(device))
             steps = student.step_logits(outputs)    # spikes or scaled voltage [B, T, C]
             extra = {}
             if features:        # per batch: a whole dataset of feature maps would not fit
                 with torch.no_grad():
-                    logits, maps = teacher(x_train[idx], features=True)
+                    logits, maps = teacher(x_train[idx].to(device), features=True)
                     extra = {"teacher_maps": maps, "teacher_cam": teacher.cam(maps[-1], logits)}
                 extra["student_maps"] = student.conv_maps(outputs)
             if teacher_steps is not None:
-                extra["teacher_steps"] = teacher_steps[idx]
+                extra["teacher_steps"] = teacher_steps[idx].to(device)
             loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
-                           teacher=None if teacher_logits is None else teacher_logits[idx],
-                           labels=y_train[idx], **extra)
+                           teacher=None if teacher_logits is None
+                           else teacher_logits[idx].to(device),
+                           labels=y_train[idx].to(device), **extra)
             if not torch.isfinite(loss):
                 raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "
                                 f"the last good checkpoint is kept"
                                 f"{f' in {checkpoint}' if checkpoint else ''}: lower distill.lr")
             opt.zero_grad()
             loss.backward()
+            _sync_grads(learned)
             opt.step()
             losses.append(loss.item())
         sched.step()
-        acc = exact_accuracy(student, val_spikes, val_y)
+        validate = (epoch + 1) % validate_every == 0 or epoch == epochs - 1
+        acc = exact_accuracy(student, val_spikes, val_y) if validate else math.nan
         hist.train_loss.append(float(np.mean(losses)))
         hist.val_accuracy.append(acc)
-        if acc > hist.best_val_accuracy:
+        if validate and (acc > hist.best_val_accuracy or hist.best_epoch < 0):
             hist.best_epoch, hist.best_val_accuracy = epoch, acc
             best = copy.deepcopy(student.state_dict())
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{acc:.3f}")
@@ -194,4 +345,7 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                     loss=loss_fn.state_dict() if learned else None, optimizer=opt.state_dict(),
                     scheduler=sched.state_dict(), generator=gen.get_state(), history=hist)
     student.load_state_dict(best)
+    for module in (student, teacher, loss_fn):
+        if isinstance(module, nn.Module):
+            module.cpu()
     return hist

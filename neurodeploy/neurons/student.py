@@ -21,11 +21,14 @@ class SpikingNet(nn.Module):
     the importer's convention for LI/CubaLI readouts) and the output is its voltage: spike
     counts of T steps saturate, a voltage does not. params[-1].threshold then only sets the
     readout synapse's weight scale (one weight unit = 1/threshold) and the logits' unit.
+    `init_gain` multiplies the Kaiming-uniform initial weights: with wide fan-ins and small
+    thresholds Kaiming's bound is below one 8-bit grid step, so most integer weights start at
+    zero (see `zero_weight_fraction`).
     """
 
     def __init__(self, input_shape: tuple[int, ...], classes: int, params: list[CubaParams],
                  conv: list[dict] = (), hidden: list[int] = (), slope: float = 10.0,
-                 readout: bool = False):
+                 readout: bool = False, init_gain: float = 1.0):
         super().__init__()
         self.readout = bool(readout)
         self.input_shape = tuple(input_shape)
@@ -53,6 +56,10 @@ class SpikingNet(nn.Module):
         self.readout_scale = float(params[-1].threshold)
         if self.readout:
             self.neurons[-1] = CubaReadout(replace(params[-1], threshold=THRESHOLD_MAX))
+        if init_gain != 1.0:
+            with torch.no_grad():
+                for synapse in self.synapses:
+                    synapse.weight.mul_(init_gain)
 
     def forward(self, spikes: torch.Tensor) -> list[torch.Tensor]:
         """Input spikes [B, T, features] -> per-layer spikes [B, T, n] (float, differentiable);
@@ -119,3 +126,8 @@ class SpikingNet(nn.Module):
             for synapse, layer in zip(model.synapses, net.layers):
                 synapse.weight.copy_(torch.as_tensor(layer.weight / synapse.scale))
         return model
+
+
+def zero_weight_fraction(net: SpikingNet) -> list[float]:
+    """Per layer, the fraction of the deployed (8-bit grid) weights that are exactly zero."""
+    return [float((syn.integer_weight() == 0).double().mean()) for syn in net.synapses]
