@@ -284,10 +284,10 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
     body = []
     if kind == "simulate":
         title = f"simulate: {_e(result.get('network', ''))} on {_e(result['backend'])}"
+        per = sum(result["spikes_per_layer"].values()) / max(1, result["samples"])
         cards = [("accuracy", f"{result['accuracy']:.4f}", f"{result['samples']} samples"),
                  ("timesteps", str(result["timesteps"]), "window steps per sample"),
-                 ("spikes per inference", f"{sum(result['spikes_per_layer'].values()) / max(1, result['samples']):,.1f}",
-                  "all layers")]
+                 ("spikes per inference", f"{per:,.1f}", "all layers")]
         body.append("<h2>Spikes per layer</h2>")
         body.append(_table(["layer", "spikes (all samples)", "per inference"],
                            [[k, f"{v:,}", f"{v / max(1, result['samples']):,.1f}"]
