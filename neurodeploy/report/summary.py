@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy import parity as parity_mod
+from neurodeploy.parity import compare, compare_source   # the module, not api.parity
 from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
@@ -26,7 +26,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     The counts (means per inference, per layer and timestep) are kept in the report, so
     `reprice` can apply another preset without simulating again.
     """
-    par = parity_mod.compare(reference, deployed, labels)
+    par = compare(reference, deployed, labels)
     counts = count_events(deployed, net)
     source = source_parity(net, deployed, labels)
     layers = layer_table(net)
@@ -69,7 +69,7 @@ def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) ->
         source = simulate_float(net, deployed.inputs)
     except UserError as e:
         return {"skipped": str(e)}
-    return parity_mod.compare_source(source, deployed, labels)
+    return compare_source(source, deployed, labels)
 
 
 def generated() -> dict:
