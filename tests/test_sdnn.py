@@ -9,7 +9,8 @@ from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.compat import import_lava
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
-from neurodeploy.neurons.sigma_delta import SDLayer, activity, run_exact
+from neurodeploy.neurons.sigma_delta import (SDLayer, activity, message_mismatches, run_exact,
+                                              run_stream)
 
 
 def slayer_sdnn(path, conv: bool, threshold: float = 0.1, bias: bool = False):
@@ -58,17 +59,20 @@ def test_exact_mode_matches_lava_message_for_message(conv, high, bias, tmp_path)
     n, t = 2, 6
     x = inputs(net.input_shape, n, t, high)
     lava = simulate_lava_sdnn(path, x)
-    exact = run_exact(net, torch.as_tensor(x).reshape(1, n * t, *net.input_shape))
+    exact = run_stream(net, x)
     assert len(lava.layers) == len(exact) == len(net.layers)
-    for i, (a, b) in enumerate(zip(lava.layers, exact)):
-        b = b.reshape(a.shape).numpy()
-        mismatches = (a != b).reshape(n * t, -1).sum(axis=1)
-        assert mismatches.tolist() == [0] * (n * t), f"layer {i}: mismatches per step"
+    parity = message_mismatches(lava.layers, exact)
+    assert parity["per_layer_step"] == [[0] * t] * len(net.layers), parity["first"]
+    for i, a in enumerate(lava.layers):
         assert a.any(), f"layer {i} sent nothing: the comparison would prove nothing"
-    hidden = exact[1]
-    assert (hidden == 0).any(), "sigma-delta layers should stay silent where nothing changed"
-    if high > 2 ** 12:           # Lava's 24-bit conv wrap and int32 states were exercised
-        assert net.layers[1].conv is not None
+    assert (exact[1] == 0).any(), "sigma-delta layers should stay silent where nothing changed"
+    assert activity(net, lava.layers) == activity(net, exact)
+    if high > 2 ** 12:           # the conv's sums really passed Lava's signed 24-bit wrap
+        c = net.layers[1].conv
+        msgs = torch.as_tensor(exact[0]).reshape(-1, *c.input_shape).double()
+        raw = torch.nn.functional.conv2d(msgs, torch.as_tensor(net.layers[1].weight).double(),
+                                         stride=c.stride, padding=c.padding)
+        assert raw.abs().max() >= 2 ** 23
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +134,17 @@ def test_activity_counts_messages_and_synaptic_ops(tmp_path):
             per = nz_in @ w_nz.t()
         assert act["synaptic_ops"][i] == per.sum(dim=(0, 2)).round().long().tolist()
     assert sum(act["synaptic_ops"][1]) > 0
+
+
+def test_message_mismatches_locates_the_first_difference():
+    a = [np.zeros((2, 3, 4), dtype=np.int64), np.zeros((2, 3, 2), dtype=np.int64)]
+    b = [x.copy() for x in a]
+    b[1][1, 2, 0] = 64
+    b[1][0, 2, 1] = -64
+    got = message_mismatches(a, b)
+    assert got["per_layer_step"] == [[0, 0, 0], [0, 0, 2]]
+    assert got["total"] == 2 and got["compared"] == 36 and got["first"] == (1, 0, 2, 1)
+    assert message_mismatches(a, a)["first"] is None
 
 
 def _put(f, key, value):

@@ -253,8 +253,30 @@ def run_exact(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def activity(net: SDNetwork, messages: list[torch.Tensor]) -> dict:
-    """Activity per layer and timestep, summed over the batch, from `run_exact`'s messages.
+def run_stream(net: SDNetwork, inputs: np.ndarray) -> list[np.ndarray]:
+    """The exact counterpart of the Lava backend: N samples [N, T, ...] streamed back to back
+    through one state (Lava cannot reset sigma-delta neurons) -> per layer [N, T, n] int64."""
+    n, t = inputs.shape[:2]
+    out = run_exact(net, torch.as_tensor(np.asarray(inputs)).reshape(1, n * t, -1))
+    return [m.reshape(n, t, -1).numpy() for m in out]
+
+
+def message_mismatches(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
+    """Parity of two runs' graded messages (each per layer [N, T, n]): mismatching messages per
+    layer and timestep, their total, and the first one as (layer, sample, step, neuron)."""
+    if [x.shape for x in a] != [y.shape for y in b]:
+        raise ValueError(f"the runs differ in shape: {[x.shape for x in a]} vs "
+                         f"{[y.shape for y in b]}")
+    diff = [np.asarray(x) != np.asarray(y) for x, y in zip(a, b)]
+    first = next(((i, *map(int, np.argwhere(d)[0])) for i, d in enumerate(diff) if d.any()), None)
+    per = [d.sum(axis=(0, 2)).astype(int).tolist() for d in diff]
+    return {"per_layer_step": per, "total": int(sum(map(sum, per))),
+            "compared": int(sum(d.size for d in diff)), "first": first}
+
+
+def activity(net: SDNetwork, messages: list) -> dict:
+    """Activity per layer and timestep, summed over the batch, from any run's messages (each
+    [B, T, n]: `run_exact`, `run_stream` or the Lava backend's record).
 
     Returns {"messages": [L][T], "synaptic_ops": [L][T], "neurons": [L]} as lists of ints:
     `messages` counts non-zero graded messages a layer sends at each step; `synaptic_ops` of
@@ -270,11 +292,12 @@ def activity(net: SDNetwork, messages: list[torch.Tensor]) -> dict:
     is published), so pricing graded ops at the spike figures is an assumption, to be
     labelled a proxy like every Loihi 2 per-op figure.
     """
-    nonzero = [(m != 0) for m in messages]
+    nonzero = [torch.as_tensor(np.asarray(m) if not torch.is_tensor(m) else m) != 0
+               for m in messages]
     counts = [nz.sum(dim=(0, 2)).tolist() for nz in nonzero]
     ops = [[0] * len(counts[0])]
     for i, layer in enumerate(net.layers[1:], 1):
         fan = torch.as_tensor(layer.fanout_counts(), dtype=torch.int64,
-                              device=messages[i - 1].device)
+                              device=nonzero[i - 1].device)
         ops.append((nonzero[i - 1].to(torch.int64) * fan).sum(dim=(0, 2)).tolist())
     return {"messages": counts, "synaptic_ops": ops, "neurons": net.sizes}
