@@ -136,6 +136,26 @@ def test_what_netx_would_change_is_refused(tmp_path, layer, key, value, message)
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+def test_conv_input_layer_matches_lava(tmp_path):
+    s = slayer()
+    torch.manual_seed(3)
+    blocks = [s.block.cuba.Input(P, weight=2.0, bias=-0.125),
+              s.block.cuba.Conv(P, 2, 3, 3, padding=1, stride=2, weight_scale=2),
+              s.block.cuba.Flatten(),
+              s.block.cuba.Dense(P, 3 * 4 * 4, 4, weight_scale=2)]
+    export(tmp_path / "c.net", blocks, torch.zeros(1, 2, 8, 8, 4))
+    net, _, _ = three_way(tmp_path / "c.net", samples=3, steps=10)
+    assert net.input_shape == (2, 8, 8) and net.layers[0].bias[0] == -8
+
+
+def test_conv_delays_are_refused(tmp_path):
+    s = slayer()
+    blocks = [s.block.cuba.Conv(P, 2, 3, 3, weight_scale=2, delay=True)]
+    export(tmp_path / "d.net", blocks, torch.zeros(1, 2, 8, 8, 2))
+    with pytest.raises(UserError, match="layer 0: netx 0.6.0 ignores a conv layer's 'delay'"):
+        read_netx(tmp_path / "d.net", (2, 8, 8))
+
+
 @pytest.mark.parametrize("kind", ["pool", "average", "convT", "unpool", "concat"])
 def test_layer_types_netx_cannot_build_are_refused(tmp_path, kind):
     s = slayer()

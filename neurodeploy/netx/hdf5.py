@@ -265,6 +265,13 @@ def _read_input(g, name: str, where: str) -> IntLayer:
 
 
 def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
+    if kind == "conv" and "delay" in g:
+        raise UserError(f"{where}: netx 0.6.0 ignores a conv layer's 'delay' (Lava would run the "
+                        "layer without it): retrain without delays or remove the dataset")
+    if kind == "dense_rec" and "delay" in g:
+        raise UserError(f"{where}: netx 0.6.0 builds delays on a recurrent layer with the input "
+                        "delays on the recurrent synapse and without the weight exponent: "
+                        "retrain without delays or remove the dataset")
     _unknown(g, LAYER_KEYS[kind], where)
     params = _neuron_params(g, where)
     conv = None
