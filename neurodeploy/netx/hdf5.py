@@ -2,7 +2,12 @@
 
 Layout written (what lava-dl 0.6.0's `netx.hdf5.Network` reads; see netx/README.md there):
     layer/0     type='input', shape=[n] or [C, H, W]          (documents the input shape)
-    layer/i     type='dense', shape=[n], weight (n, n_prev) int, or
+                or, for an input layer with neurons, also weight, bias (one value each) and a
+                neuron group (see IntLayer; netx 0.6.0 reads them but does not apply them: the
+                Lava backend wires the layer itself)
+    layer/i     type='dense', shape=[n], weight (n, n_prev) int, optional delay (n, n_prev)
+                in steps 0..62 (Lava's DelayDense), or
+                type='dense_rec', as dense plus weight_rec (n, n) (Lava's RecurrentDense), or
                 type='conv', shape=[C, H, W], weight (out, in, kH, kW) int, stride, padding,
                 dilation (each [H, W]), groups; both with
                 neuron/{type='CUBA', iDecay, vDecay, vThMant, refDelay, gradedSpike} and an
@@ -10,6 +15,7 @@ Layout written (what lava-dl 0.6.0's `netx.hdf5.Network` reads; see netx/README.
                 type='flatten' between a conv and a dense layer (CHW order, as PyTorch)
 netx reads weights with `.astype(int)` and silently clips, truncates or zeroes what does not
 fit Loihi's synapse, so `check_deployable` refuses such networks before anything is written.
+Reading also refuses what netx would drop or cannot build (see _neuron_params, NETX_CANNOT).
 """
 from __future__ import annotations
 
