@@ -9,8 +9,8 @@ from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.compat import import_lava
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
-from neurodeploy.neurons.sigma_delta import (SDLayer, activity, message_mismatches, run_exact,
-                                              run_stream)
+from neurodeploy.neurons.sigma_delta import (SDLayer, activity, describe, message_mismatches,
+                                              run_exact, run_stream)
 
 
 def slayer_sdnn(path, conv: bool, threshold: float = 0.1, bias: bool = False):
@@ -134,6 +134,16 @@ def test_activity_counts_messages_and_synaptic_ops(tmp_path):
             per = nz_in @ w_nz.t()
         assert act["synaptic_ops"][i] == per.sum(dim=(0, 2)).round().long().tolist()
     assert sum(act["synaptic_ops"][1]) > 0
+
+
+def test_describe_lists_every_layer(dense_file):
+    rows = describe(read_sdnn(dense_file))
+    assert [r["kind"] for r in rows] == ["delta", "sigma_delta", "sigma_delta", "sigma"]
+    assert [r["shape"] for r in rows] == [[12], [10], [8], [4]]
+    assert rows[0]["synapses"] == 0 and rows[1]["synapse"] == "dense"
+    w = read_sdnn(dense_file).layers[1].weight
+    assert rows[1]["synapses"] == int((w != 0).sum())
+    assert rows[3]["vth"] is None and rows[1]["vth"] == 6 and rows[1]["message_bits"] == 16
 
 
 def test_message_mismatches_locates_the_first_difference():

@@ -203,6 +203,21 @@ class SDNetwork:
         return [layer.size for layer in self.layers]
 
 
+def describe(net: SDNetwork) -> list[dict]:
+    """One JSON-ready row per layer (what `inspect` shows): name, kind, shape, synapse,
+    synapses (non-zero weights), vth (vThMant), message_bits and bias."""
+    rows = []
+    for layer in net.layers:
+        rows.append({"name": layer.name, "kind": layer.kind, "shape": list(layer.shape),
+                     "synapse": None if layer.kind == "delta" else
+                     ("conv" if layer.conv else "dense"),
+                     "synapses": int(layer.fanout_counts().sum()) if layer.weight is not None
+                     else 0,
+                     "vth": None if layer.kind == "sigma" else layer.vth,
+                     "message_bits": layer.message_bits, "bias": layer.bias is not None})
+    return rows
+
+
 def _delta(a: torch.Tensor, state: dict, vth: int) -> torch.Tensor:
     """Lava's delta encoder (cum_error off: netx never turns it on) on scaled activations
     `a`; updates `state`, returns the scaled s_out."""
