@@ -28,8 +28,10 @@ from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.record import SpikeRecord, file_digest, provenance
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
-from neurodeploy.data.npz import read_inputs
+from neurodeploy.data.datasets import dataset_of, load_data
+from neurodeploy.data.npz import is_dataset_file, read_inputs
 from neurodeploy.distill.losses import build_loss
+from neurodeploy.distill.teacher_file import teacher_module, teacher_provenance
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import (barrier, distill_student, is_main, teacher_outputs,
                                        train_teacher)
@@ -98,20 +100,21 @@ def _teacher(recipe: Recipe, data) -> torch.nn.Module:
 
 
 def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
-            teachers: Path | None = None) -> Path:
+            teachers: Path | None = None, teacher_model: torch.nn.Module | None = None) -> Path:
     """Train the teacher, distill the student, write out_dir/checkpoint.pt (resumable).
 
     `teachers`: a directory where trained teachers are kept by their recipe, so runs that
-    differ only in the student or the losses (a benchmark sweep) train each teacher once."""
+    differ only in the student or the losses (a benchmark sweep) train each teacher once.
+    `teacher_model`: a trained nn.Module to distill from (as teacher.file does from a file)."""
     out_dir = writable_dir(out_dir)
-    data = load_dataset(recipe.dataset.name, recipe.dataset.split_seed)
+    data = load_data(recipe.dataset)
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
     t0 = time.perf_counter()
     tc, dc = recipe.teacher, recipe.distill
     enc = recipe.encoding.metadata()
-    spikes = {name: encode(getattr(data, name).x, enc) for name in ("train", "val", "test")}
-    shape = encoded_shape(data.shape, enc)
+    spikes = {name: data.encoded(name, enc) for name in ("train", "val", "test")}
+    shape = data.input_shape(enc)
 
     recipe_key = _digest(recipe.to_dict())
     history, history_path = [], out_dir / "history.jsonl"
@@ -159,7 +162,18 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
                                                           data.test.y),
                        "teacher_best_val_accuracy": hist.best_val_accuracy}
 
-    if loss_fn.needs_teacher or dc.chain:
+    given = teacher_model if teacher_model is not None else tc.file
+    if given is None and (tc.features or tc.head):
+        raise UserError(f"recipe {recipe.name}: teacher.features / teacher.head name layers of "
+                        "a trained teacher; set teacher.file (or pass teacher= in Python)")
+    if given is not None:   # trained elsewhere: measured, never trained
+        teacher = teacher_module(given, data.shape, data.num_classes, tc.features, tc.head)
+        teacher_metrics = {f"teacher_{key}_accuracy": _accuracy(
+            teacher, getattr(data, split).x, spikes[split], getattr(data, split).y)
+            for key, split in (("test", "test"), ("best_val", "val"))}
+        loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
+                             architecture(recipe, teacher.channels))
+    elif loss_fn.needs_teacher or dc.chain:
         torch.manual_seed(tc.seed)
         teacher, teacher_metrics = _cached(teachers, _teacher_key(recipe), new_teacher,
                                            train_teacher_from_recipe)
@@ -186,17 +200,14 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     if not is_main():           # torchrun: rank 0 writes (and removes the training states)
         barrier()
         return path
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
-                    "input_shape": list(shape), "classes": data.num_classes,
-                    "student": student.state_dict(),
-                    "teacher": first_teacher and first_teacher.state_dict(),
-                    "metrics": {**teacher_metrics,
-                                "student_best_val_accuracy": hist.best_val_accuracy,
-                                "student_best_epoch": hist.best_epoch,
-                                "student_val_curve": [a if np.isfinite(a) else None
-                                                      for a in hist.val_accuracy],
-                                "train_seconds": time.perf_counter() - t0}}, tmp)
+    save_checkpoint(path, recipe, student, teacher=None if given is not None else (
+        first_teacher and first_teacher.state_dict()),
+        provenance={"dataset": data.provenance(recipe.dataset.split_seed),
+                    "teacher": teacher_provenance(given)},
+        metrics={**teacher_metrics, "student_best_val_accuracy": hist.best_val_accuracy,
+                 "student_best_epoch": hist.best_epoch,
+                 "student_val_curve": [a if np.isfinite(a) else None for a in hist.val_accuracy],
+                 "train_seconds": time.perf_counter() - t0})
     for state in out_dir.glob("*_state.pt"):
         state.unlink()
     barrier()
@@ -277,8 +288,9 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
                         "an accuracy in [0, 1] or null; re-run `neurodeploy distill`")
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
     from neurodeploy.data.datasets import DATASETS
-    expected = encoded_shape(DATASETS[recipe.dataset.name][1], recipe.encoding.metadata())
-    if tuple(shape) != tuple(expected):
+    expected = encoded_shape(DATASETS[recipe.dataset.name][1] or shape,
+                             recipe.encoding.metadata())   # a file's: checked at export
+    if recipe.dataset.file is None and tuple(shape) != tuple(expected):
         raise UserError(f"{path}: field 'input_shape' {shape} is not what its recipe's dataset "
                         f"and encoding give, {list(expected)}; the checkpoint is damaged: "
                         "re-run `neurodeploy distill`")
@@ -311,12 +323,12 @@ def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.
                                                                              np.ndarray]:
     """The encoded test split a network was exported for (from its own metadata)."""
     try:
-        data = load_dataset(metadata["dataset"]["name"], metadata["dataset"]["split_seed"])
+        data = dataset_of(metadata["dataset"])
         encoding = _encoding(metadata, source)
     except (KeyError, TypeError):
         raise UserError(f"{source}: its metadata names no dataset/timesteps; pass --data "
                         "explicitly or re-export it with `neurodeploy export`") from None
-    return encode(data.test.x, encoding), data.test.y
+    return data.encoded("test", encoding), data.test.y
 
 
 def _encoding(metadata: dict, source: str = "the network") -> dict:
@@ -363,12 +375,12 @@ def load_inputs(metadata: dict, data: str | None = None, samples: int | None = N
         raise UserError(f"--samples {samples}: give a positive number of samples")
     if data is None:
         spikes, labels = encoded_test_split(metadata, source)
-    elif not data.endswith(".npz"):
+    elif not data.endswith(".npz") or is_dataset_file(data):     # its test split
         if not metadata.get("timesteps"):
             raise UserError("the network does not record its timesteps; pass --timesteps or "
                             "a .npz of spike trains")
-        split = load_dataset(data).test
-        spikes, labels = encode(split.x, _encoding(metadata, source)), split.y
+        dataset = load_dataset(data)
+        spikes, labels = dataset.encoded("test", _encoding(metadata, source)), dataset.test.y
     else:
         x, labels = read_inputs(data, classes)
         if np.issubdtype(x.dtype, np.floating):
@@ -400,7 +412,9 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     integer = student.to_integer()
     meta = {"recipe": recipe.name, "timesteps": recipe.encoding.timesteps,
             "encoding": recipe.encoding.metadata(),
-            "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed},
+            "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed,
+                        **{k: v for k, v in ckpt.get("provenance", {}).get("dataset", {}).items()
+                           if k in ("file", "sha256")}},
             "quantization": {
                 "weights": "even integers in [-256, 254] (8-bit mantissa x 2)",
                 "state": "24-bit current (wraps), 24-bit voltage (saturates), decays /4096",
@@ -516,7 +530,7 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     deployed = simulate(out / "network.net", spikes, backend, progress)
     timing["simulate_s"] = time.perf_counter() - t0
     timing["simulate_samples_per_s"] = len(labels) / timing["simulate_s"]
-    teacher_sizes = (None if recipe.teacher.conv     # CNN teachers: no baseline yet
+    teacher_sizes = (None if recipe.teacher.conv or recipe.teacher.file   # no baseline yet
                      else [net.input_size, *recipe.teacher.hidden, net.layers[-1].size])
     result = report(net, reference, deployed, labels, recipe.energy.preset, teacher_sizes, extra={
         "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
@@ -529,3 +543,96 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     write_json(out / "report.json", result)
     write_html(result, out)
     return result, out
+
+
+def save_checkpoint(path: Path, recipe: Recipe, student: SpikingNet, metrics: dict,
+                    teacher: dict | None = None, provenance: dict | None = None,
+                    input_shape: tuple[int, ...] | None = None) -> Path:
+    """checkpoint.pt for a student (what `export` reads), written atomically: only tensors and
+    plain data, so it loads with weights_only=True. `input_shape`: the data's, when a
+    dense-only student was built for the same inputs flat."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
+                    "input_shape": list(input_shape or student.input_shape),
+                    "classes": student.classes,
+                    "student": student.state_dict(), "teacher": teacher,
+                    "provenance": provenance or {}, "metrics": metrics}, tmp)
+    return path
+
+
+def student_recipe(student: SpikingNet, base: Recipe) -> Recipe:
+    """`base` with its student section describing `student` (a SpikingNet built in Python), so
+    it exports like a distilled one; decays must be shared by all layers, as a recipe's are."""
+    params = [n.params for n in student.neurons]
+    if len({(p.i_decay, p.v_decay) for p in params}) > 1:
+        raise UserError("student: layers with different i_decay/v_decay cannot be described by "
+                        "one recipe; give every layer the same decays")
+    thresholds = [p.threshold for p in params[:-1]] + [
+        int(student.readout_scale) if student.readout else params[-1].threshold]
+    spec = base.to_dict()
+    spec["student"] = {**spec["student"], "conv": student.conv_specs, "hidden": student.hidden,
+                       "readout": student.readout,
+                       "neuron": {"i_decay": params[0].i_decay, "v_decay": params[0].v_decay,
+                                  "threshold": thresholds[-1]},
+                       "thresholds": thresholds if len(set(thresholds)) > 1 else []}
+    return recipe_from_dict(spec, "student")
+
+
+def inspect(path: str | Path, dt: float | None = None) -> dict:
+    """What a .nir, .net or checkpoint .pt holds: kind, metadata (recipe and metrics for a
+    checkpoint), each layer's shape, weights and neuron constants, what quantization cost (NIR)
+    and the Loihi 2 resource estimate."""
+    from neurodeploy.energy import layer_table, resource_estimate
+    path = Path(path)
+    info, quantization = {"file": str(path)}, []
+    if path.suffix == ".nir":
+        graph = read_nir(path)
+        net, quantization = lower_nir(graph, str(path), dt)
+        info |= {"kind": "nir", "nodes": {name: type(node).__name__
+                                          for name, node in graph.nodes.items()}}
+    elif path.suffix == ".pt":
+        student, recipe, ckpt = load_checkpoint(path)
+        net = student.to_integer()
+        info |= {"kind": "checkpoint", "recipe": recipe.to_dict(), "metrics": ckpt["metrics"],
+                 "provenance": ckpt.get("provenance", {})}
+    else:
+        net, meta = read_netx(path)
+        info |= {"kind": "netx", "metadata": meta}
+    layers, shape = [], list(net.input_shape)
+    for layer in net.layers:
+        layers.append({"name": layer.name, "type": "conv" if layer.conv else "dense",
+                       "input_shape": shape, "shape": list(layer.shape),
+                       "weight_range": [int(layer.weight.min()), int(layer.weight.max())],
+                       "nonzero_weights": int((layer.weight != 0).sum()),
+                       "i_decay": layer.params.i_decay, "v_decay": layer.params.v_decay,
+                       "threshold": layer.params.threshold})
+        shape = list(layer.shape)
+    return info | {"layers": layers, "quantization": quantization,
+                   "loihi2": resource_estimate(layer_table(net))}
+
+
+def parity(network: str | Path, spikes: np.ndarray, labels: np.ndarray, backends: list[str],
+           progress: bool = False, timeout_s: float | None = None, dt: float | None = None,
+           input_shape: tuple[int, ...] | None = None) -> dict:
+    """Run the same input spikes through several backends of one network file and compare:
+    the deployed backends spike for spike against the first, `float` (the model as trained)
+    against each deployed one. Returns what `neurodeploy parity` writes to parity.json."""
+    from neurodeploy.parity import compare, compare_source
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or len(backends) < 2:
+        raise UserError(f"backends {list(backends)}: give two or more of {', '.join(BACKENDS)}")
+    with deployable(network, dt, input_shape) as (lowered, _, _, _):
+        records = [simulate(lowered if b != "float" else network, spikes, b, progress,
+                            timeout_s, input_shape=input_shape) for b in backends]
+    deployed = [r for b, r in zip(backends, records) if b != "float"]
+    floats = [r for b, r in zip(backends, records) if b == "float"]
+    pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
+    return {"network": str(network), "samples": len(labels),
+            "provenance": provenance(network, spikes, labels, ",".join(backends), dt=dt,
+                                     input_shape=input_shape),
+            "accuracy": {r.backend: r.accuracy(labels) for r in records},
+            "comparisons": pairs,
+            "source": [compare_source(f, d, labels) for f in floats for d in deployed],
+            "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
+            "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
+                                              for p in pairs)}

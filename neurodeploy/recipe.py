@@ -67,12 +67,27 @@ class DatasetCfg(BaseModel):
     model_config = STRICT
     name: str = "digits"
     split_seed: Seed = 0
+    file: Annotated[str, Field(min_length=1)] | None = None   # your dataset .npz (data/npz.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_is_named_file(cls, data):
+        if isinstance(data, dict) and data.get("file") is not None:
+            return {"name": "file", **data}
+        return data
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
         from neurodeploy.data.datasets import DATASETS
         return _one_of(name, sorted(DATASETS), "dataset")
+
+    @model_validator(mode="after")
+    def _file_iff_named_file(self):
+        if (self.name == "file") != (self.file is not None):
+            raise ValueError("name: 'file' and dataset.file go together; give dataset.file: "
+                             "<your .npz> alone, or a built-in name without a file")
+        return self
 
 
 class EncodingCfg(BaseModel):
@@ -102,6 +117,11 @@ class TeacherCfg(BaseModel):
     lr: LearningRate = 2e-3
     batch_size: BatchSize = 64
     seed: Seed = 0
+    # a teacher trained elsewhere (TorchScript or torch.export .pt2; see distill/teacher_file.py)
+    file: Annotated[str, Field(min_length=1)] | None = None
+    # layers of that teacher (or of one given from Python) that feature losses read
+    features: Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=64)] = []
+    head: Annotated[str, Field(min_length=1)] | None = None   # its final Linear layer (samd)
     weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0    # AdamW's decoupled decay
     augment: Literal["none", "crop", "crop_flip"] = "none"     # image shifts (pad 2) / h-flips
     schedule: Literal["constant", "cosine", "onecycle"] = "constant"   # lr, per batch
@@ -184,10 +204,19 @@ class Recipe(BaseModel):
         if "spike_train" in names and self.student.readout:
             raise ValueError("distill.losses: spike_train compares output spikes and a readout "
                              "student (student.readout: true) has none; drop one of them")
-        if names & set(FEATURE_LOSSES) and not (self.student.conv and self.teacher.conv):
+        trained = self.teacher.file or self.teacher.features or self.teacher.head
+        if trained and (self.teacher.spiking or self.teacher.conv):
+            raise ValueError("teacher.file / features / head describe a teacher trained "
+                             "elsewhere: drop teacher.spiking and teacher.conv (they describe "
+                             "a teacher the tool trains)")
+        if "samd" in names and self.teacher.features and not self.teacher.head:
+            raise ValueError("teacher.head: samd reads class activation maps; name the "
+                             "teacher's final Linear layer, e.g. head: fc")
+        if names & set(FEATURE_LOSSES) and not (self.student.conv and (
+                self.teacher.conv or self.teacher.features)):
             raise ValueError(f"distill.losses: {', '.join(sorted(names & set(FEATURE_LOSSES)))} "
                              "need(s) a conv student (student.conv) and a conv teacher "
-                             "(teacher.conv)")
+                             "(teacher.conv, or teacher.file with teacher.features)")
         try:
             build_loss(self.distill.losses, "distill", architecture(self))
         except UserError as e:
@@ -241,6 +270,16 @@ def override(data, overrides: dict, where: str):
     return data
 
 
+def _relative_to(data, folder: Path):
+    """dataset.file and teacher.file as written in a recipe are relative to the recipe's
+    folder (a recipe travels with its data); made absolute here."""
+    for section in ("dataset", "teacher"):
+        part = data.get(section) if isinstance(data, dict) else None
+        if isinstance(part, dict) and isinstance(part.get("file"), str) and part["file"]:
+            data[section] = {**part, "file": str((folder / part["file"]).resolve())}
+    return data
+
+
 def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) -> Recipe:
     """A recipe file, validated in full (including its energy preset) before any work;
     `overrides`: dotted keys set on the file's contents first (see `override`)."""
@@ -249,7 +288,7 @@ def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) 
     if not path.exists():
         available = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
         raise UserError(f"{path}: no such recipe; available in models/: {available}")
-    data = read_yaml(path, "recipe")
+    data = _relative_to(read_yaml(path, "recipe"), path.parent)
     where = str(path)
     if overrides:
         data, where = override(data, overrides, where), f"{path} with --set"
@@ -261,7 +300,12 @@ def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) 
     return recipe
 
 
-def architecture(recipe: Recipe) -> dict:
-    """What learned loss terms need to know about the networks (channels per conv stage)."""
+def architecture(recipe: Recipe, teacher_channels: list[int] | None = None) -> dict:
+    """What learned loss terms need to know about the networks (channels per conv stage).
+    A teacher file's channels are known once it is loaded (`teacher_channels`); before, one
+    placeholder per named feature layer lets the recipe be checked."""
+    if teacher_channels is None:
+        teacher_channels = ([1] * len(recipe.teacher.features) if recipe.teacher.features
+                            else list(recipe.teacher.conv))
     return {"student_channels": [c["channels"] for c in recipe.student.conv],
-            "teacher_channels": list(recipe.teacher.conv)}
+            "teacher_channels": list(teacher_channels)}

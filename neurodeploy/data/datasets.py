@@ -240,3 +240,12 @@ def save_dataset(data, path: str | Path, split_seed: int = 0,
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
     return path
+
+
+def dataset_of(metadata: dict) -> Dataset:
+    """The dataset a checkpoint or network records ({name, split_seed[, file, sha256]}); a
+    file must still have the recorded sha256."""
+    if metadata.get("file"):
+        return load_file_dataset(metadata["file"], metadata["split_seed"],
+                                 sha256=metadata.get("sha256"))
+    return load_dataset(metadata["name"], metadata["split_seed"])

@@ -12,6 +12,7 @@ name) is one line naming the file and the fix.
 """
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -48,14 +49,18 @@ def load_teacher_file(path: str | Path) -> tuple[nn.Module, int | None]:
     try:
         if not exported:
             return torch.jit.load(str(path), map_location="cpu").eval(), None
-        program = torch.export.load(str(path))
+        with warnings.catch_warnings():     # torch's own deprecation notes, not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.export.load(str(path))
     except Exception:       # a torch.save pickle is a zip too, but neither format
         raise refused from None
     names = set(program.graph_signature.user_inputs)
     shapes = [n.meta["val"].shape for n in program.graph.nodes
               if n.op == "placeholder" and n.name in names and "val" in n.meta]
     batch = shapes[0][0] if shapes and len(shapes[0]) and isinstance(shapes[0][0], int) else None
-    return torch.export.unflatten(program), batch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.export.unflatten(program), batch
 
 
 class TeacherModule(nn.Module):
@@ -181,3 +186,14 @@ def teacher_module(teacher: nn.Module | str | Path, input_shape: tuple[int, ...]
                         f"{type(teacher).__name__}")
     return TeacherModule(teacher, input_shape, classes, features, head,
                          f"teacher {type(teacher).__name__}")
+
+
+def teacher_provenance(teacher) -> dict | None:
+    """What a checkpoint records about a teacher trained elsewhere: its file and sha256, or
+    the class of a module given from Python (None: the tool trained its own)."""
+    if teacher is None:
+        return None
+    if isinstance(teacher, (str, Path)):
+        from neurodeploy.backends.record import file_digest
+        return {"file": str(teacher), "sha256": file_digest(teacher)}
+    return {"module": type(teacher).__name__}

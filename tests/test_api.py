@@ -1,0 +1,93 @@
+"""The Python API: the README's example runs as written, and each verb matches the CLI's."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import neurodeploy
+from neurodeploy import api
+from neurodeploy import api as nd
+from neurodeploy.errors import UserError
+from neurodeploy.neurons import CubaParams, SpikingNet
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_example() -> str:
+    section = README.read_text().split("## Python\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, "the Python section shows one example"
+    return blocks[0]
+
+
+def _digits(n_train=240, n_test=10):
+    d = load_digits()
+    x = (d.data / 16).astype(np.float32)
+    return x[:n_train], d.target[:n_train], x[-n_test:], d.target[-n_test:]
+
+
+def _teacher(x, y):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(40):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(torch.as_tensor(x)), torch.as_tensor(y)).backward()
+        opt.step()
+    return model.eval()
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """A user's folder: their data.npz and teacher.pt, then the README's lines as written."""
+    x_tr, y_tr, x_te, y_te = _digits()
+    np.savez(tmp_path / "data.npz", x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
+    torch.jit.save(torch.jit.script(_teacher(x_tr, y_tr)), tmp_path / "teacher.pt")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_python_example(), str(README), "exec"), {})
+    out = capsys.readouterr().out
+    assert "'deployed_exact'" in out and re.search(r"^lava \d\.\d+$", out, re.M), out
+    manifest = json.loads((tmp_path / "runs/mine/manifest.json").read_text())
+    assert manifest["dataset"]["file"] == str(tmp_path / "data.npz")
+
+
+def test_a_torch_dataset_and_module_teacher_distill_like_files(tmp_path):
+    x_tr, y_tr, x_te, y_te = _digits(200, 10)
+    x = np.concatenate([x_tr, x_te])
+    y = np.concatenate([y_tr, y_te])
+    data = TensorDataset(torch.as_tensor(x.reshape(-1, 1, 8, 8)), torch.as_tensor(y))
+    teacher = _teacher(x_tr, y_tr)
+    ckpt = nd.distill({"name": "ds", "encoding": {"timesteps": 4}, "student": {"hidden": [8]},
+                       "distill": {"epochs": 1}}, tmp_path, teacher=teacher, data=data)
+    saved = np.load(tmp_path / "data.npz")
+    assert len(saved["y_test"]) == 42 and len(saved["y_train"]) == 168   # seeded 20% test
+    info = api.inspect(ckpt)
+    assert info["kind"] == "checkpoint"
+    assert info["provenance"]["teacher"] == {"module": "Sequential"}
+    test_x = torch.as_tensor(saved["x_test"].reshape(-1, 64))
+    expected = float((teacher(test_x).argmax(1).numpy() == saved["y_test"]).mean())
+    assert info["metrics"]["teacher_test_accuracy"] == pytest.approx(expected)
+    with pytest.raises(UserError, match="data: the dataset is empty"):
+        nd.distill({"name": "e"}, tmp_path / "e", data=TensorDataset(torch.zeros(0, 64),
+                                                                     torch.zeros(0)))
+
+
+def test_a_spikingnet_built_in_python_exports_in_one_call(tmp_path):
+    torch.manual_seed(0)
+    student = SpikingNet((64,), 10, [CubaParams(1024, 256, 128)] * 2, hidden=[16])
+    manifest = nd.export(student, tmp_path)
+    assert manifest["dataset"]["name"] == "digits" and manifest["accuracy"]["samples"] == 360
+    sim = nd.simulate(tmp_path / "network.net", backend="torch", samples=5)
+    assert sim["samples"] == 5 and sim["record"].timesteps == 16
+    parity = nd.parity(tmp_path / "network.net", backends=("torch", "emulator"), samples=5)
+    assert parity["spike_mismatches"] == 0 and parity["samples"] == 5
+    assert neurodeploy.export is api.export and neurodeploy.simulate is api.simulate
+    layers = api.inspect(tmp_path / "network.net")["layers"]
+    assert [layer["shape"] for layer in layers] == [[16], [10]]
+    with pytest.raises(UserError, match="do not fit"):
+        nd.export(SpikingNet((32,), 10, [CubaParams(1024, 256, 128)]), tmp_path / "bad")
