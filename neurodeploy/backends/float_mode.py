@@ -22,17 +22,30 @@ import torch
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.errors import UserError
-from neurodeploy.neurons import IntNetwork, SpikingNet
+from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
 from neurodeploy.neurons.cuba import STATE_SHIFT
 
 BACKEND = "float"
 _UNIT = float(1 << STATE_SHIFT)      # Lava's voltage = integer voltage << 6
 
 
+def _trainable(net: IntNetwork) -> None:
+    """Refuse what SpikingNet has no float counterpart for (from_integer would ignore it)."""
+    for layer in net.layers:
+        for name in ("recurrent", "delay", "input_shape"):
+            if getattr(layer, name, None) is not None:
+                raise ValueError(f"layer {layer.name}: it has {name.replace('_shape', '')} "
+                                 "weights/settings, which the training mode has no counterpart for")
+        if not isinstance(layer.params, CubaParams):
+            raise ValueError(f"layer {layer.name}: {type(layer.params).__name__} neurons are "
+                             "not CUBA-LIF")
+
+
 def simulate_float(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
                    batch_size: int = 512, source: str = "the network") -> SpikeRecord:
     """Our training mode of a deployed network over input spikes [N, T, ...]."""
     try:
+        _trainable(net)
         model = SpikingNet.from_integer(net)
     except ValueError as e:
         raise UserError(f"{source}: the float backend runs our training mode, which cannot "
