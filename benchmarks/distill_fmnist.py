@@ -1,23 +1,27 @@
 """Every distillation method on the same spiking conv student, Fashion-MNIST, several seeds.
 
-Each (method, seed) trains the student from scratch from models/fmnist_conv.yaml with only the
-loss (and, for Distilling Spikes, the teacher and chain) changed; teachers are trained once per
-seed and shared by the methods that use the same one. Each student is exported and measured on
-the full test split in the exact integer mode (which equals Lava spike for spike; checked in
-tests/ and benchmarks/backends.py): deployed accuracy at the recipe's T, and read out after every
-T' = 1..8 of one 8-step run (the input frame repeats, so T' > T is defined). The epoch is
-selected on the validation split. Seeds run in the outer loop, so a partial sweep has every
-method; results are appended to the JSON after every run and each run keeps resumable
-checkpoints, so a killed sweep continues where it stopped.
+Each (method, seed) trains the student from scratch from models/fmnist_conv.yaml (a readout
+student: summed voltage, not spike counts) with only the loss (and, for Distilling Spikes, the
+teacher and chain) changed; teachers are trained once per seed and shared by the methods that use
+the same one. Each student is exported and measured on the full test split in the exact integer
+mode (which equals Lava spike for spike; checked in tests/ and benchmarks/backends.py): deployed
+accuracy at the recipe's T = 4, and read out after every T' = 1..8 of one 8-step run (the input
+frame repeats, so T' > T is defined; full_range_kd trains for every T'). The epoch is selected on
+the validation split. Method `ann_ceiling` is a float ReLU ANN with the student's layers (on the
+analog image), trained as long and selected the same way: what the architecture can reach.
 
-    .venv/bin/python benchmarks/distill_fmnist.py [--methods a,b] [--seeds 0,1,2] [--epochs N]
-        [--lava 1000]   # then: the validation-best student -> export/fmnist_conv, run on Lava
-    .venv/bin/python benchmarks/render.py        # README table from the results
+Resumable: rows are appended to the results file one by one (seeds in the outer loop, so a
+partial sweep has every method) and a rerun skips the rows it holds; each row names the machine
+(CPU model or GPU, threads) that produced it. `--quick` is the same protocol for every method on
+a seeded 10,000-sample training subset (2,000 validation), 3 epochs, sized to finish all rows in
+about an hour on 2 CPU cores; it writes its own results file.
+
+    .venv/bin/python benchmarks/distill_fmnist.py [--quick] [--methods a,b] [--seeds 3|0,1,2]
+        [--epochs N] [--lava 1000]   # then: the validation-best student -> export/fmnist_conv
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -26,9 +30,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
+from neurodeploy.data import load_dataset
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
+from neurodeploy.distill.train import subset, train_teacher
 from neurodeploy.energy import accuracy_by_timestep, count_events
 from neurodeploy.energy.hardware import layer_table
 from neurodeploy.errors import write_json
@@ -39,14 +47,17 @@ from neurodeploy.recipe import load_recipe, recipe_from_dict
 from timing import timed
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "results" / "distill_fmnist.json"
+RESULTS = ROOT / "benchmarks" / "results"
+OUT = {"full": RESULTS / "distill_fmnist_sweep.json", "quick": RESULTS / "distill_fmnist_quick.json"}
 WORK = ROOT / "benchmarks" / ".work" / "distill_fmnist"
 READOUT_STEPS = 8
 IMAGE, CLASSES = torch.Size((1, 28, 28)), 10      # Fashion-MNIST, as the teachers read it
-MACHINE = {"platform": platform.platform(), "torch": torch.__version__, "cpus": os.cpu_count(),
-           "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
 CE = {"name": "ce", "weight": 0.5}
 KD = {"name": "logit_kd", "weight": 0.5, "temperature": 2.0}
+SPIKING_TEACHER = {"spiking": True, "conv": [32, 64], "hidden": [], "epochs": 3, "lr": 0.005,
+                   "augment": "none", "schedule": "constant", "weight_decay": 0.0}
+ASSISTANT = [{"conv": [{"channels": 24, "kernel": 3, "stride": 2, "padding": 1},
+                       {"channels": 48, "kernel": 3, "stride": 2, "padding": 1}]}]
 METHODS = {       # name: (loss terms, teacher overrides, chain)
     "none": ([{"name": "ce"}], {}, []),
     "logit_kd": ([CE, KD], {}, []),
@@ -55,24 +66,93 @@ METHODS = {       # name: (loss terms, teacher overrides, chain)
     "samd_nld": ([{"name": "ce"}, {"name": "samd"}, {"name": "nld"}], {}, []),
     "kdsnn": ([CE, KD, {"name": "feature_kd", "weight": 1.0}], {}, []),
     "lasnn": ([CE, KD, {"name": "attention", "weight": 1.0}], {}, []),
-    "distilling_spikes": ([CE, KD, {"name": "spike_train", "weight": 1.0}],
-                          {"spiking": True, "conv": [32, 64], "hidden": [], "epochs": 3, "lr": 0.005},
-                          [{"conv": [{"channels": 24, "kernel": 3, "stride": 2, "padding": 1},
-                                     {"channels": 48, "kernel": 3, "stride": 2, "padding": 1}]}]),
+    # a readout student has no output spike train: Distilling Spikes keeps its spike-count
+    # loss (logit KD from the spiking teacher, through the assistant) and drops spike_train
+    "distilling_spikes": ([CE, KD], SPIKING_TEACHER, ASSISTANT),
+}
+PROTOCOL = {   # what each protocol changes in models/fmnist_conv.yaml, for every method alike
+    "full": {"distill": {"epochs": 15, "validate_every": 3},
+             "teacher": {"epochs": 15}},
+    "quick": {"dataset": {"train_samples": 10000, "val_samples": 2000},
+              "distill": {"epochs": 3, "validate_every": 1},
+              "teacher": {"epochs": 3}},
 }
 
 
-def variant(method: str, seed: int, epochs: int | None, teacher_epochs: int | None = None):
-    base = load_recipe("fmnist_conv").to_dict()
-    losses, teacher, chain = METHODS[method]
-    base["name"] = f"fmnist_{method}_s{seed}"
-    base["teacher"].update(teacher, seed=seed)
-    base["distill"].update(losses=losses, chain=chain, seed=seed)
+def machine() -> dict:
+    """What produced a row: CPU model (or GPU name) and threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in
+                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "platform": platform.platform()}
+
+
+def base(protocol: str, seed: int, epochs: int | None) -> dict:
+    recipe = load_recipe("fmnist_conv").to_dict()
+    for section, values in PROTOCOL[protocol].items():
+        recipe[section].update(values)
+    recipe["teacher"]["seed"] = recipe["distill"]["seed"] = seed
     if epochs:
-        base["distill"]["epochs"] = epochs
-    if teacher_epochs:
-        base["teacher"]["epochs"] = teacher_epochs
-    return recipe_from_dict(base, f"benchmark {method}")
+        recipe["distill"]["epochs"] = epochs
+    return recipe
+
+
+def variant(method: str, seed: int, protocol: str, epochs: int | None = None):
+    recipe = base(protocol, seed, epochs)
+    losses, teacher, chain = METHODS[method]
+    recipe["name"] = f"fmnist_{protocol}_{method}_s{seed}"
+    spiking_epochs = 2 if protocol == "quick" else teacher.get("epochs")
+    recipe["teacher"].update(teacher, **({"epochs": spiking_epochs} if teacher else {}))
+    recipe["distill"].update(losses=losses, chain=chain)
+    return recipe_from_dict(recipe, f"benchmark {method}")
+
+
+class AnnTwin(nn.Module):
+    """The student's layers as a float ReLU ANN on the analog image: the accuracy ceiling of
+    the architecture (same convs, same dense widths, no spikes, no 8-bit grid)."""
+
+    def __init__(self, student: dict, shape=IMAGE, classes=CLASSES):
+        super().__init__()
+        self.shape, layers, c = tuple(shape), [], shape[0]
+        for spec in student["conv"]:
+            layers += [nn.Conv2d(c, spec["channels"], spec["kernel"], spec.get("stride", 1),
+                                 spec.get("padding", 0)), nn.ReLU()]
+            c = spec["channels"]
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():
+            width = self.convs(torch.zeros(1, *self.shape)).numel()
+        dense = []
+        for h in student["hidden"]:
+            dense += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.dense = nn.Sequential(nn.Flatten(), *dense, nn.Linear(width, classes))
+
+    def forward(self, x):
+        return self.dense(self.convs(x.reshape(len(x), *self.shape)))
+
+
+def ann_ceiling(seed: int, protocol: str, epochs: int | None) -> dict:
+    recipe = recipe_from_dict({**base(protocol, seed, epochs), "name": "ceiling"}, "benchmark")
+    d = recipe.dataset
+    data = subset(load_dataset(d.name, d.split_seed), d.train_samples, d.val_samples, d.split_seed)
+    torch.manual_seed(seed)
+    model, hist = train_teacher(AnnTwin(recipe.student.model_dump()), data.train.x,
+                                data.train.y, data.val.x, data.val.y,
+                                epochs=recipe.distill.epochs, lr=recipe.distill.lr,
+                                batch_size=recipe.distill.batch_size, seed=seed, progress=False,
+                                schedule="cosine")
+    with torch.no_grad():
+        pred = torch.cat([model(torch.as_tensor(data.test.x[i:i + 1000])).argmax(1)
+                          for i in range(0, len(data.test.x), 1000)]).numpy()
+    return {"accuracy_deployed": None, "accuracy_float": float((pred == data.test.y).mean()),
+            "val_accuracy": hist.best_val_accuracy, "epoch_selected": hist.best_epoch,
+            "T": recipe.encoding.timesteps, "epochs": recipe.distill.epochs,
+            "student": {"params": sum(p.numel() for p in model.parameters())}}
 
 
 def teacher_size(recipe, state: dict | None) -> dict:
@@ -95,7 +175,7 @@ def teacher_size(recipe, state: dict | None) -> dict:
     return {"kind": "CNN" if recipe.teacher.conv else "MLP", "params": params, "macs": sum(macs)}
 
 
-def measure(recipe, work: Path, method: str, seed: int, seconds: float) -> dict:
+def measure(recipe, work: Path) -> dict:
     """Export the student and measure it as deployed (exact integer mode = Lava)."""
     manifest = export(work / "checkpoint.pt", work)
     net, meta = read_netx(work / "network.net")
@@ -106,8 +186,7 @@ def measure(recipe, work: Path, method: str, seed: int, seconds: float) -> dict:
     _, _, ckpt = load_checkpoint(work / "checkpoint.pt")
     table = layer_table(net)
     synops = count_events(record, net)["synaptic_ops"][:, :steps].sum()
-    return {"method": method, "seed": seed, "T": steps, "accuracy_deployed": by_t[steps - 1],
-            "accuracy_by_readout_T": by_t,
+    return {"T": steps, "accuracy_deployed": by_t[steps - 1], "accuracy_by_readout_T": by_t,
             "val_accuracy": ckpt["metrics"]["student_best_val_accuracy"],
             "epoch_selected": ckpt["metrics"]["student_best_epoch"],
             "teacher_accuracy": manifest["accuracy"]["teacher"],
@@ -116,14 +195,15 @@ def measure(recipe, work: Path, method: str, seed: int, seconds: float) -> dict:
                         "synapses": sum(r["nonzero_synapses"] for r in table),
                         "macs_as_ann": sum(r["macs"] for r in table) * steps,
                         "synaptic_ops": float(synops)},
-            "epochs": recipe.distill.epochs, "seconds": seconds}
+            "epochs": recipe.distill.epochs}
 
 
-def lava_check(results: dict, samples: int) -> dict:
+def lava_check(results: dict, samples: int, protocol: str) -> dict:
     """The validation-selected best student becomes export/fmnist_conv and runs through Lava on
     the first `samples` test samples; every spike is compared with the exact mode."""
-    best = max(results["runs"], key=lambda r: r["val_accuracy"])
-    work = WORK / f"fmnist_{best['method']}_s{best['seed']}"
+    best = max((r for r in results["runs"] if r["method"] != "ann_ceiling"),
+               key=lambda r: r["val_accuracy"])
+    work = WORK / f"fmnist_{protocol}_{best['method']}_s{best['seed']}"
     target = ROOT / "export" / "fmnist_conv"
     target.mkdir(parents=True, exist_ok=True)
     for name in ("student.nir", "network.net", "manifest.json"):
@@ -141,36 +221,52 @@ def lava_check(results: dict, samples: int) -> dict:
             "accuracy_lava": lava.accuracy(labels), "accuracy_exact": exact.accuracy(labels)}
 
 
+def run_row(method: str, seed: int, protocol: str, epochs: int | None) -> dict:
+    if method == "ann_ceiling":
+        return ann_ceiling(seed, protocol, epochs)
+    recipe = variant(method, seed, protocol, epochs)
+    work = WORK / recipe.name
+    ckpt = work / "checkpoint.pt"
+    if not (ckpt.exists() and load_checkpoint(ckpt)[1] == recipe):
+        distill(recipe, work, progress=False, teachers=WORK / "teachers")
+    return measure(recipe, work)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--epochs", type=int, help="override the recipe's distillation epochs")
-    ap.add_argument("--teacher-epochs", type=int, help="override the teachers' epochs")
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--methods", default=",".join([*METHODS, "ann_ceiling"]))
+    ap.add_argument("--seeds", default="3", help="a count (0..N-1) or a comma list")
+    ap.add_argument("--quick", action="store_true", help="the ~1 hour protocol (see above)")
+    ap.add_argument("--epochs", type=int, help="override the protocol's distillation epochs")
+    ap.add_argument("--max-rows", type=int, help="stop after this many new rows")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument("--out", help="results file (default: per protocol, in benchmarks/results)")
     ap.add_argument("--lava", type=int, metavar="N",
                     help="afterwards, run the validation-best student through Lava on N samples")
     args = ap.parse_args()
-    out = Path(args.out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    protocol = "quick" if args.quick else "full"
+    out = Path(args.out) if args.out else OUT[protocol]
+    seeds = ([int(s) for s in args.seeds.split(",")] if "," in args.seeds
+             else list(range(int(args.seeds))))
     results = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    results.update(protocol=protocol, recipe=base(protocol, 0, args.epochs))
     done = {(r["method"], r["seed"]) for r in results["runs"]}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    new = 0
+    for seed in seeds:
         for method in args.methods.split(","):
-            if (method, seed) in done:
+            if (method, seed) in done or (args.max_rows is not None and new >= args.max_rows):
                 continue
-            recipe = variant(method, seed, args.epochs, args.teacher_epochs)
-            work = WORK / recipe.name
             t0 = time.perf_counter()
-            ckpt = work / "checkpoint.pt"
-            if not (ckpt.exists() and load_checkpoint(ckpt)[1] == recipe):
-                distill(recipe, work, teachers=WORK / "teachers")
-            results["runs"].append(measure(recipe, work, method, seed, time.perf_counter() - t0))
-            results["recipe"] = load_recipe("fmnist_conv").to_dict()    # what made the runs
-            results["machine"] = MACHINE
-            write_json(out, results)           # after every run: a killed sweep resumes
-            print(results["runs"][-1], flush=True)
+            row = run_row(method, seed, protocol, args.epochs)
+            results["runs"].append({"method": method, "seed": seed, "protocol": protocol, **row,
+                                    "seconds": time.perf_counter() - t0, "machine": machine()})
+            write_json(out, results)           # after every row: a killed sweep resumes
+            new += 1
+            print(json.dumps(results["runs"][-1]), flush=True)
     if args.lava:
-        results["lava_check"] = lava_check(results, args.lava)
+        results["lava_check"] = lava_check(results, args.lava, protocol)
         write_json(out, results)
         print(results["lava_check"], flush=True)
     return 0

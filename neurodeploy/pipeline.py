@@ -33,8 +33,8 @@ from neurodeploy.data.npz import is_dataset_file, read_inputs
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teacher_file import teacher_module, teacher_provenance
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
-from neurodeploy.distill.train import (barrier, distill_student, is_main, teacher_outputs,
-                                       train_teacher)
+from neurodeploy.distill.train import (barrier, distill_student, is_main, subset,
+                                       teacher_outputs, train_teacher)
 from neurodeploy.errors import UserError, atomic_path, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
@@ -107,7 +107,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     differ only in the student or the losses (a benchmark sweep) train each teacher once.
     `teacher_model`: a trained nn.Module to distill from (as teacher.file does from a file)."""
     out_dir = writable_dir(out_dir)
-    data = load_data(recipe.dataset)
+    data = subset(load_data(recipe.dataset), recipe.dataset.train_samples,
+                  recipe.dataset.val_samples, recipe.dataset.split_seed)
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
     t0 = time.perf_counter()

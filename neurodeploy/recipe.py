@@ -68,6 +68,9 @@ class DatasetCfg(BaseModel):
     name: str = "digits"
     split_seed: Seed = 0
     file: Annotated[str, Field(min_length=1)] | None = None   # your dataset .npz (data/npz.py)
+    # quick runs: train/validate on a seeded random subset (the test split stays whole)
+    train_samples: Annotated[int, Field(ge=1)] | None = None
+    val_samples: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -349,3 +349,17 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         if isinstance(module, nn.Module):
             module.cpu()
     return hist
+
+
+def subset(data, train: int | None, val: int | None, seed: int):
+    """`data` with its train and validation splits cut to seeded random subsets of `train` and
+    `val` samples (None: the whole split); the test split is kept whole, so accuracies stay
+    comparable with full runs."""
+    def cut(split, n, offset):
+        if n is None or n >= len(split):
+            return split
+        keep = np.sort(np.random.default_rng(seed + offset).permutation(len(split))[:n])
+        return dataclasses.replace(split, **{f.name: getattr(split, f.name)[keep]
+                                             for f in dataclasses.fields(split)
+                                             if getattr(split, f.name) is not None})
+    return dataclasses.replace(data, train=cut(data.train, train, 0), val=cut(data.val, val, 1))
