@@ -191,6 +191,7 @@ BAD_DATA = [
     ({"y_train": np.zeros(59, np.int64)}, "x_train has 60 samples but y_train has 59"),
     ({"y_test": np.full(6, 12)}, "label 12, a class the training set never shows"),
     ({"y_train": np.linspace(0, 9, 60)}, "'y_train' must be 1-D integer labels"),
+    ({"y_test": np.full(6, -1)}, "'y_test' holds label -1; labels are class indices"),
     ({"x_test": np.full((6, 1, 8, 8), np.nan, np.float32)}, "'x_test' holds NaN"),
     ({"x_train": np.full((60, 1, 8, 8), 255, np.float32)}, "spans [255, 255]; analog inputs"),
     ({"x_train": np.array(["a"] * 60)}, "'x_train' has dtype <U1"),
