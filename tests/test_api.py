@@ -86,8 +86,28 @@ def test_a_spikingnet_built_in_python_exports_in_one_call(tmp_path):
     assert sim["samples"] == 5 and sim["record"].timesteps == 16
     parity = nd.parity(tmp_path / "network.net", backends=("torch", "emulator"), samples=5)
     assert parity["spike_mismatches"] == 0 and parity["samples"] == 5
+    x_tr, y_tr, x_te, y_te = _digits(10, 4)        # in-memory inputs: checked like a .npz
+    mine = nd.simulate(tmp_path / "network.net", inputs=(x_te, y_te), backend="torch")
+    assert mine["samples"] == 4 and list(mine["labels"]) == list(y_te)
+    with pytest.raises(UserError, match="NaN"):
+        nd.simulate(tmp_path / "network.net", inputs=(x_te * np.nan, y_te))
     assert neurodeploy.export is api.export and neurodeploy.simulate is api.simulate
     layers = api.inspect(tmp_path / "network.net")["layers"]
     assert [layer["shape"] for layer in layers] == [[16], [10]]
     with pytest.raises(UserError, match="do not fit"):
         nd.export(SpikingNet((32,), 10, [CubaParams(1024, 256, 128)]), tmp_path / "bad")
+
+
+def test_a_dataloader_is_materialized_with_the_same_checks(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from neurodeploy.data.datasets import load_file_dataset, save_dataset
+    x_tr, y_tr, x_te, y_te = _digits(60, 8)
+    pair = (DataLoader(TensorDataset(torch.as_tensor(x_tr), torch.as_tensor(y_tr)), batch_size=7),
+            TensorDataset(torch.as_tensor(x_te), torch.as_tensor(y_te)))
+    data = load_file_dataset(save_dataset(pair, tmp_path / "d.npz"))
+    assert len(data.test) == 8 and len(data.train) + len(data.val) == 60
+    assert np.array_equal(data.test.x, x_te)
+    bad = TensorDataset(torch.as_tensor(x_tr * 3), torch.as_tensor(y_tr))
+    with pytest.raises(UserError, match="spans"):
+        load_file_dataset(save_dataset({"train": bad, "test": bad}, tmp_path / "bad.npz"))
