@@ -84,7 +84,8 @@ def test_one_recipe_one_command_deploys_a_student_of_your_teacher_and_data(byo, 
     assert prov["dataset"]["sha256"] == _sha256(root / "data.npz")
     assert prov["dataset"]["samples"] == {"train": 216, "val": 24, "test": 12}
     assert prov["teacher"]["sha256"] == _sha256(root / "teacher.pt")
-    stages = {json.loads(line)["stage"] for line in (out / "history.jsonl").read_text().splitlines()}
+    history = (out / "history.jsonl").read_text().splitlines()
+    stages = {json.loads(line)["stage"] for line in history}
     assert stages == {"student"}                # trained elsewhere: never retrained here
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dataset"]["sha256"] == _sha256(root / "data.npz")
