@@ -16,8 +16,15 @@ becomes: iDecay = 4096 dt/tau_syn (4096 for LIF/IF: u = W s), vDecay = 4096 dt/t
 (dt/tau_syn) w_in (dt/tau_mem) r folded into the weight rows, v_leak into the bias, and a
 per-neuron threshold made uniform by rescaling each neuron's inputs. Linear nodes between two
 neuron layers (Affine, Linear, Conv2d, Flatten, Scale, SumPool2d, AvgPool2d) are composed into
-one synapse (kept as a convolution when it is a single Conv2d). Finally one scale per layer
-puts the weights on Loihi's 8-bit grid; every rounding is reported.
+one synapse: a convolution where they are convolutions and pools (a pool folds into the conv
+before it, kernel composed; a pool alone is a depthwise conv, groups = channels), else one
+dense matrix. Finally one scale per layer puts the weights on Loihi's 8-bit grid (a power of
+two where that makes them exact); every rounding is reported.
+Recurrent layers: a neuron node whose output returns to itself through one Affine, Linear or
+Conv2d node (snnTorch RLeaky/RSynaptic; see nir_io.recurrent_loops) adds W_rec s[t-1] to its
+input at step t, as snnTorch does and Lava's RecurrentDense does; the loop becomes the layer's
+dense recurrent weights (the layer is dense then), scaled with the feed-forward weights.
+Other structures (branches, skip connections, loops through other layers) are refused.
 """
 from __future__ import annotations
 
@@ -29,13 +36,15 @@ import torch
 import torch.nn.functional as F
 
 from neurodeploy.errors import UserError
-from neurodeploy.graph.nir_io import graph_dt, groups, numbers, pair, shape_of
+from neurodeploy.graph.nir_io import (graph_dt, groups, not_a_chain, numbers, pair,
+                                       recurrent_loops, shape_of)
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX
 
 LINEAR = (nir.Affine, nir.Linear, nir.Conv2d, nir.Flatten, nir.Scale, nir.SumPool2d,
           nir.AvgPool2d)
 NEURONS = (nir.CubaLIF, nir.LIF, nir.IF)
+SPATIAL = (nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
 READOUTS = (nir.CubaLI, nir.LI)          # non-spiking: only as the last layer
 SUPPORTED = ("Input", "Output", *(c.__name__ for c in LINEAR + NEURONS + READOUTS))
 BIAS_MAX = 2 ** 12 - 1
@@ -63,21 +72,30 @@ def _arr(value, n: int | None = None, where: tuple[str, str, str] = ("<graph>", 
                     "give one per neuron or a single value")
 
 
-def chain(graph: nir.NIRGraph, source: str) -> list[tuple[str, nir.NIRNode]]:
-    """The graph's nodes from Input to Output; refuses what is not a simple chain."""
+def chain(graph: nir.NIRGraph, source: str,
+          recurrent: bool = False) -> list[tuple[str, nir.NIRNode]]:
+    """The graph's nodes from Input to Output, recurrent loops (see `recurrent_loops`) left
+    out where `recurrent` allows them; refuses what is not a chain, naming the structure."""
     bad = [f"'{k}' ({type(v).__name__})" for k, v in graph.nodes.items()
            if type(v).__name__ not in SUPPORTED]
     if bad:
         raise UserError(f"{source}: unsupported NIR node(s) {', '.join(bad)}; supported: "
                         f"{', '.join(SUPPORTED)}")
-    successor = {}
     for pre, post in graph.edges:
         for end in (pre, post):
             if end not in graph.nodes:
                 raise UserError(f"{source}: edge ({pre!r}, {post!r}) names node '{end}', which "
                                 "does not exist: remove the edge or add the node")
+    edges, loops = recurrent_loops(graph)
+    if loops and not recurrent:
+        name, path = next(iter(loops.items()))
+        raise UserError(f"{source}: node '{name}' is recurrent (through "
+                        f"{', '.join(repr(n) for n in path)}); this reader takes feed-forward "
+                        "chains only: deploy the graph and run the deployed network")
+    successor = {}
+    for pre, post in edges:
         if pre in successor:
-            raise UserError(f"{source}: node '{pre}' feeds several nodes; only chains deploy")
+            raise not_a_chain(edges, pre, source)
         successor[pre] = post
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
@@ -176,26 +194,131 @@ def _apply(node: nir.NIRNode, x: torch.Tensor) -> torch.Tensor:
     return pooled * (k[0] * k[1]) if isinstance(node, nir.SumPool2d) else pooled
 
 
-def _synapse(block: list[tuple[str, nir.NIRNode]], in_shape: tuple[int, ...], source: str):
-    """Compose a run of linear nodes into (conv geometry or None, weight, bias, out shape)."""
-    nodes = [node for _, node in block if not isinstance(node, nir.Flatten)]
-    if len(nodes) == 1 and isinstance(nodes[0], nir.Conv2d) and len(in_shape) == 3:
-        c = nodes[0]
-        name = block[0][0]
-        if isinstance(c.padding, str):
-            raise UserError(f"{source}: node '{name}': padding {c.padding!r} must be numeric")
-        geometry = Conv(tuple(in_shape), pair(c.stride, name, "stride", source, 1),
-                        pair(c.padding, name, "padding", source, 0),
-                        pair(c.dilation, name, "dilation", source, 1),
-                        groups(c.groups, name, source))
-        weight = numbers(c.weight, name, "weight", source)
-        bias = numbers(c.bias if c.bias is not None else 0.0, name, "bias", source)
-        if weight.ndim != 4 or weight.shape[0] % geometry.groups or bias.size not in (
-                1, weight.shape[0]) or weight.shape[1] * geometry.groups != in_shape[0]:
-            raise UserError(f"{source}: node '{name}': Conv2d weight {list(weight.shape)} or bias "
-                            f"does not fit input {list(in_shape)} with groups = {geometry.groups}")
-        out_shape = geometry.output_shape(weight)
-        return geometry, weight, np.broadcast_to(bias, out_shape[:1]).copy(), out_shape
+@dataclass
+class _Kernel:
+    """A linear map on [C, H, W] written as one convolution (PyTorch conventions)."""
+    weight: np.ndarray                  # (Cout, Cin / groups, kH, kW)
+    bias: np.ndarray                    # (Cout,)
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def dense_channels(self) -> np.ndarray:
+        """(Cout, Cin, kH, kW): groups expanded to a block-diagonal channel matrix."""
+        cout, cin_g = self.weight.shape[:2]
+        full = np.zeros((cout, cin_g * self.groups, *self.weight.shape[2:]))
+        per = cout // self.groups
+        for g in range(self.groups):
+            full[g * per:(g + 1) * per, g * cin_g:(g + 1) * cin_g] = \
+                self.weight[g * per:(g + 1) * per]
+        return full
+
+
+def _kernel(name: str, node: nir.NIRNode, in_shape: tuple[int, ...], source: str) -> _Kernel:
+    """A Conv2d, or a pooling node as a fixed-weight depthwise conv (groups = channels):
+    SumPool2d weights 1, AvgPool2d weights 1/(kH kW) (count_include_pad, as `_apply`)."""
+    if isinstance(node, nir.Conv2d):
+        if isinstance(node.padding, str):
+            raise UserError(f"{source}: node '{name}': padding {node.padding!r} must be numeric")
+        k = _Kernel(numbers(node.weight, name, "weight", source),
+                    np.zeros(0), pair(node.stride, name, "stride", source, 1),
+                    pair(node.padding, name, "padding", source, 0),
+                    pair(node.dilation, name, "dilation", source, 1),
+                    groups(node.groups, name, source))
+        bias = numbers(node.bias if node.bias is not None else 0.0, name, "bias", source)
+        w = k.weight
+        if w.ndim != 4 or w.shape[0] % k.groups or bias.size not in (1, w.shape[0]) \
+                or w.shape[1] * k.groups != in_shape[0]:
+            raise UserError(f"{source}: node '{name}': Conv2d weight {list(w.shape)} or bias "
+                            f"does not fit input {list(in_shape)} with groups = {k.groups}")
+        k.bias = np.broadcast_to(bias.reshape(-1), (w.shape[0],)).copy()
+        return k
+    size = pair(node.kernel_size, name, "kernel_size", source, 1)
+    channels = in_shape[0]
+    value = 1.0 / (size[0] * size[1]) if isinstance(node, nir.AvgPool2d) else 1.0
+    return _Kernel(np.full((channels, 1, *size), value), np.zeros(channels),
+                   pair(node.stride, name, "stride", source, 1),
+                   pair(node.padding, name, "padding", source, 0), groups=channels)
+
+
+def _compose(a: _Kernel, b: _Kernel) -> _Kernel:
+    """b after a as one convolution: stride sa*sb, dilation 1, kernel taps at
+    sa*db*j + da*l. Exact when b has no padding (padding of b pads a's *output* with zeros,
+    which no input padding reproduces); callers verify the result numerically anyway."""
+    ka, kb = a.dense_channels(), b.dense_channels()
+    sa, sb, da, db = a.stride, b.stride, a.dilation, b.dilation
+    size = [sa[i] * db[i] * (kb.shape[2 + i] - 1) + da[i] * (ka.shape[2 + i] - 1) + 1
+            for i in (0, 1)]
+    k = np.zeros((kb.shape[0], ka.shape[1], *size))
+    for jh in range(kb.shape[2]):
+        for jw in range(kb.shape[3]):
+            for lh in range(ka.shape[2]):
+                for lw in range(ka.shape[3]):
+                    k[:, :, sa[0] * db[0] * jh + da[0] * lh, sa[1] * db[1] * jw + da[1] * lw] += \
+                        kb[:, :, jh, jw] @ ka[:, :, lh, lw]
+    bias = b.bias + kb.sum((2, 3)) @ a.bias
+    out = _Kernel(k, bias, (sa[0] * sb[0], sa[1] * sb[1]),
+                  tuple(a.padding[i] + sa[i] * b.padding[i] for i in (0, 1)))
+    for g in sorted({a.groups, b.groups}, reverse=True):       # keep a factor's groups
+        if g > 1 and k.shape[0] % g == 0 and k.shape[1] % g == 0:
+            grouped = _Kernel(np.concatenate([k[i * k.shape[0] // g:(i + 1) * k.shape[0] // g,
+                                                i * k.shape[1] // g:(i + 1) * k.shape[1] // g]
+                                              for i in range(g)]), bias, out.stride, out.padding,
+                              groups=g)
+            if np.array_equal(grouped.dense_channels(), k):
+                return grouped
+    return out
+
+
+def _as_conv(block, in_shape, source):
+    """A run of Conv2d / SumPool2d / AvgPool2d nodes (a trailing Flatten allowed) folded into
+    one convolution, or None where that is not exact (checked on random inputs against the
+    nodes applied one by one): a pool after a conv becomes a conv with the composed kernel,
+    a pool on its own a depthwise conv, instead of a dense unroll of the whole map."""
+    spatial = list(block)
+    while spatial and isinstance(spatial[-1][1], nir.Flatten):
+        spatial.pop()
+    if len(in_shape) != 3 or not spatial or not all(isinstance(node, SPATIAL)
+                                                    for _, node in spatial):
+        return None
+    shape, kernel = tuple(in_shape), None
+    for name, node in spatial:
+        k = _kernel(name, node, shape, source)
+        shape = Conv(shape, k.stride, k.padding, k.dilation, k.groups).output_shape(k.weight)
+        if min(shape) < 1:
+            return None                    # the generic path names the node and the shapes
+        kernel = k if kernel is None else _compose(kernel, k)
+    geometry = Conv(tuple(in_shape), kernel.stride, kernel.padding, kernel.dilation,
+                    kernel.groups)
+    if geometry.output_shape(kernel.weight) != shape:
+        return None
+    x = torch.as_tensor(np.random.default_rng(0).random((2, *in_shape)))
+    try:
+        with torch.no_grad():
+            want = x
+            for _, node in block:
+                want = _apply(node, want)
+            got = F.conv2d(x, torch.as_tensor(kernel.weight), torch.as_tensor(kernel.bias),
+                           stride=kernel.stride, padding=kernel.padding,
+                           dilation=kernel.dilation, groups=kernel.groups)
+    except (ValueError, TypeError, RuntimeError):      # the dense path names the bad node
+        return None
+    if got.shape != want.shape:
+        return None
+    if not np.allclose(got.flatten(1).numpy(), want.flatten(1).numpy(), rtol=1e-9, atol=1e-12):
+        return None
+    return geometry, kernel.weight, kernel.bias, shape
+
+
+def _synapse(block: list[tuple[str, nir.NIRNode]], in_shape: tuple[int, ...], source: str,
+             dense: bool = False):
+    """Compose a run of linear nodes into (conv geometry or None, weight, bias, out shape):
+    a convolution where the run is convolutions and pools (unless `dense`), otherwise one
+    dense matrix."""
+    folded = None if dense else _as_conv(block, tuple(in_shape), source)
+    if folded is not None:
+        return folded
     size = int(np.prod(in_shape))
     if size > 50_000:
         raise UserError(f"{source}: the linear block at '{block[0][0]}' has {size} inputs, too "
@@ -222,7 +345,8 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
                  dt: float | None = None) -> tuple[IntNetwork, list[dict]]:
     """Lower a float NIR graph to Loihi integers; returns the network and a quantization report."""
     dt = infer_dt(graph, dt, source)
-    nodes = chain(graph, source)
+    nodes = chain(graph, source, recurrent=True)
+    loops = recurrent_loops(graph)[1]
     input_shape = shape_of(nodes[0][1].output_type["output"], nodes[0][0], source)
     shape, block, layers, report, readout = input_shape, [], [], [], False
     for index, (name, node) in enumerate(nodes[1:], start=1):
@@ -242,10 +366,24 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
         if readout and not isinstance(nodes[index + 1][1], nir.Output):
             raise UserError(f"{source}: non-spiking node '{name}' ({type(node).__name__}) can "
                             "only be the last layer, right before the Output")
-        conv, weight, bias, out_shape = _synapse(block, shape, source)
-        neuron = _neuron(name, node, dt, source, int(np.prod(out_shape)))
+        loop = [(n, graph.nodes[n]) for n in loops.get(name, [])]
+        conv, weight, bias, out_shape = _synapse(block, shape, source, dense=bool(loop))
+        n = int(np.prod(out_shape))
+        neuron = _neuron(name, node, dt, source, n)
+        recurrent = None
+        if loop:
+            if readout:
+                raise UserError(f"{source}: recurrent edge through '{loop[0][0]}' onto "
+                                f"non-spiking node '{name}' cannot be mapped (it has no spikes "
+                                "to send back); remove the loop")
+            _, recurrent, rec_bias, rec_shape = _synapse(loop, out_shape, source, dense=True)
+            if int(np.prod(rec_shape)) != n:
+                raise UserError(f"{source}: recurrent loop through '{loop[0][0]}' gives "
+                                f"{int(np.prod(rec_shape))} values back to the {n} neurons of "
+                                f"'{name}'; fix its weight shape")
+            bias = bias + rec_bias      # a constant current on the loop: every step, as bias
         layer, row = _quantize(name, block[0][0], conv, weight, bias, out_shape, neuron, source,
-                               readout)
+                               readout, recurrent)
         layers.append(layer)
         report.append(row)
         shape, block = layer.shape, []
@@ -257,8 +395,23 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
         raise UserError(f"{source}: {e}") from None
 
 
+def _grid_scale(scale: float, weight, threshold, bias) -> float:
+    """scale, or else the largest power of two below it, when that puts every weight on the
+    even 8-bit grid and the threshold and biases on integers; otherwise scale. Weights that
+    are binary fractions (k/128, or the k/512 a 2x2 AvgPool2d folds them into) then deploy
+    with no rounding: AvgPool's 1/(kH kW) is exact when kH kW is a power of two."""
+    on = lambda v, step: np.all(np.abs(v / step - np.round(v / step)) <= 1e-4)  # noqa: E731
+    for candidate in (scale, 2.0 ** np.floor(np.log2(scale))):
+        if on(weight * candidate, 2) and on(bias * candidate, 1) and (threshold is None or (
+                on(threshold * candidate, 1) and threshold * candidate >= 1)):
+            return float(candidate)
+    return scale
+
+
 def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron, source,
-              readout: bool = False):
+              readout: bool = False, recurrent: np.ndarray | None = None):
+    """One scale for the layer's feed-forward and recurrent weights: both are added into the
+    same current, so they share the gains, the threshold and the 8-bit grid."""
     n = int(np.prod(out_shape))
     if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
         raise UserError(f"{source}: node '{synapse_name}': weights or biases hold NaN or "
@@ -281,26 +434,37 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
         w_eff = weight * per[:, :1, None, None]
     else:
         w_eff = weight * row_scale[:, None]
-    w_max = np.abs(w_eff).max()
+    rec_eff = None if recurrent is None else recurrent * row_scale[:, None]
+    if rec_eff is not None and not np.isfinite(rec_eff).all():
+        raise UserError(f"{source}: node '{name}': recurrent weights hold NaN or infinity; "
+                        "fix the graph")
+    w_max = max(np.abs(w_eff).max(), 0 if rec_eff is None else np.abs(rec_eff).max())
     if w_max == 0:
         raise UserError(f"{source}: node '{synapse_name}': all weights are zero")
     scale = WEIGHT_MAX / w_max if readout else min(WEIGHT_MAX / w_max, THRESHOLD_MAX / ref)
     if np.any(v_bias):
         scale = min(scale, BIAS_MAX / np.abs(v_bias).max())
-    w_int = np.clip(2 * np.round(w_eff * scale / 2), -256, 254).astype(np.int64)
+    both = w_eff.reshape(-1) if rec_eff is None else np.concatenate([w_eff.reshape(-1),
+                                                                      rec_eff.reshape(-1)])
+    scale = _grid_scale(scale, both, None if readout else ref, v_bias)
+    grid = lambda w: np.clip(2 * np.round(w * scale / 2), -256, 254).astype(np.int64)  # noqa
+    w_int = grid(w_eff)
+    rec_int = None if rec_eff is None else grid(rec_eff)
     th_int = THRESHOLD_MAX if readout else int(max(1, round(ref * scale)))
     b_int = np.round(v_bias * scale).astype(np.int64) if np.any(v_bias) else None
     i_decay, v_decay = round(DECAY_UNITY * neuron.du), round(DECAY_UNITY * neuron.dv)
     try:
         layer = IntLayer(weight=w_int, params=CubaParams(i_decay, v_decay, th_int),
                          bias=(b_int[::per_channel] if conv and b_int is not None else b_int),
-                         name=synapse_name, conv=conv)
+                         name=synapse_name, conv=conv, recurrent=rec_int)
     except ValueError as e:
         raise UserError(f"{source}: node '{synapse_name}': {e}") from None
-    err = w_int / scale - w_eff
+    err = (w_int / scale - w_eff).reshape(-1)
+    if rec_int is not None:
+        err = np.concatenate([err, (rec_int / scale - rec_eff).reshape(-1)])
     row = {
         "layer": synapse_name, "neurons": name, "scale": float(scale),
-        "weight_rel_rms_error": float(np.sqrt((err ** 2).mean() / (w_eff ** 2).mean())),
+        "weight_rel_rms_error": float(np.sqrt((err ** 2).mean() / (both ** 2).mean())),
         "weight_max_abs_error": float(np.abs(err).max()),
         "threshold": {"float": float(ref * scale), "int": th_int,
                       "rel_error": float(abs(th_int - ref * scale) / (ref * scale))},
@@ -309,4 +473,6 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
         "bias_max_abs_error": (float(np.abs(b_int - v_bias * scale).max())
                                if b_int is not None else 0.0),
     }
+    if rec_int is not None:
+        row["recurrent_synapses"] = int(np.count_nonzero(rec_int))
     return layer, row

@@ -10,6 +10,9 @@ Export convention (recorded in the graph's metadata, stated here once):
   with tau_syn = dt * 4096 / iDecay, tau_mem = dt * 4096 / vDecay, w_in = tau_syn / dt and
   r = tau_mem / dt, so that I and v follow Lava's recurrence exactly (before fixed-point
   rounding). Neuron parameters are per-neuron arrays; shapes exclude the batch dimension.
+- A recurrent layer (IntLayer.recurrent) is a loop lifN -> recN (nir.Linear, the integer
+  weights) -> lifN: its input at step t adds its own spikes of step t-1, as snnTorch's RLeaky,
+  Norse's recurrent cells and Lava's RecurrentDense read such a loop.
 - A readout network's last layer (IntNetwork.readout) is a nir.CubaLI node with the same
   parameters and no threshold: Loihi runs it as a CUBA neuron whose threshold is THRESHOLD_MAX
   (out of reach), and its voltage is the output. Lowering a CubaLI gives back exactly that.
@@ -20,6 +23,7 @@ graph whose layers disagree with the architecture its own metadata records.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import nir
@@ -32,12 +36,77 @@ from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX
 
 DT = 1e-4
 SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "Flatten", "CubaLIF", "CubaLI", "Output")
+LOOP = (nir.Affine, nir.Linear, nir.Conv2d)      # what may carry a node's output back to it
+
+
+def recurrent_loops(graph: nir.NIRGraph) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """Recurrent layers: a node whose output returns to itself through linear nodes only
+    (Affine, Linear, Conv2d), each on the loop alone (snnTorch RLeaky/RSynaptic, the NIR
+    paper's RSNN). Returns the edges without those loops and {node: loop nodes in order}; a
+    node with several loops keeps them in its edges (refused later as a recurrent edge)."""
+    succ, pred = defaultdict(list), defaultdict(list)
+    for pre, post in graph.edges:
+        succ[pre].append(post)
+        pred[post].append(pre)
+    loops: dict[str, list[str]] = {}
+    for name in graph.nodes:
+        found = []
+        for first in succ.get(name, []):
+            path, cur = [], first
+            while isinstance(graph.nodes.get(cur), LOOP) and len(succ[cur]) == 1 \
+                    and len(pred[cur]) == 1 and len(path) < len(graph.nodes):
+                path.append(cur)
+                cur = succ[cur][0]
+                if cur == name:
+                    found.append(path)
+                    break
+        if len(found) == 1:
+            loops[name] = found[0]
+    drop = {edge for name, path in loops.items()
+            for edge in zip([name, *path], [*path, name])}
+    return [tuple(e) for e in graph.edges if tuple(e) not in drop], loops
+
+
+def not_a_chain(edges: list[tuple[str, str]], node: str, source: str) -> UserError:
+    """The one-line refusal for a node that feeds several nodes: a recurrent edge we cannot
+    map (a path leads back to the node), a skip connection (two paths meet again) or a branch."""
+    succ = defaultdict(list)
+    for pre, post in edges:
+        succ[pre].append(post)
+
+    def reach(start):                    # in breadth-first order, start included
+        order, seen = [start], {start}
+        for n in order:
+            for m in succ[n]:
+                if m not in seen:
+                    seen.add(m)
+                    order.append(m)
+        return order
+
+    outs = list(dict.fromkeys(succ[node]))
+    back = [o for o in outs if node in reach(o)]
+    if back:
+        return UserError(f"{source}: recurrent edge from '{node}' back through '{back[0]}' "
+                         "cannot be mapped: only a neuron's own output returning to it through "
+                         "one Affine/Linear deploys (netx dense_rec); remove that edge")
+    for i, a in enumerate(outs):
+        for b in outs[i + 1:]:
+            meet = next((n for n in reach(a) if n in set(reach(b))), None)
+            if meet is not None:
+                return UserError(f"{source}: skip connection: '{node}' reaches '{meet}' along "
+                                 f"two paths (through '{a}' and '{b}'); netx runs chains of "
+                                 "layers: remove one path")
+    return UserError(f"{source}: branch: node '{node}' feeds {', '.join(repr(o) for o in outs)}; "
+                     "netx runs one chain to one Output: keep one")
 
 
 def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type=np.array(net.input_shape))}
-    chain, shape = ["input"], tuple(net.input_shape)
+    chain, shape, loops = ["input"], tuple(net.input_shape), []
     for i, layer in enumerate(net.layers):
+        if layer.delay is not None or layer.input_shape is not None:
+            raise ValueError(f"layer {layer.name!r}: synaptic delays and input layers have no "
+                             "NIR form here; export the network as netx only")
         p = layer.params
         full = lambda value: np.full(layer.shape, value, dtype=np.float64)  # noqa: E731
         tau_syn = DT * DECAY_UNITY / p.i_decay if p.i_decay else np.inf
@@ -71,6 +140,9 @@ def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
                 v_leak=full(0.0), v_threshold=full(float(p.threshold)), v_reset=full(0.0),
                 w_in=full(tau_syn / DT))
         chain.append(f"lif{i}")
+        if layer.recurrent is not None:          # the loop lif -> rec -> lif, one step late
+            nodes[f"rec{i}"] = nir.Linear(weight=layer.recurrent.astype(np.float32))
+            loops += [(f"lif{i}", f"rec{i}"), (f"rec{i}", f"lif{i}")]
         shape = layer.shape
     nodes["output"] = nir.Output(output_type=np.array([net.layers[-1].size]))
     chain.append("output")
@@ -78,7 +150,8 @@ def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
             "neurodeploy": json.dumps({"discretization": "forward-euler, current first, "
                                        "v uses updated I", **(metadata or {}),
                                        "architecture": architecture(net)}, allow_nan=False)}
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])), metadata=meta)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])) + loops,
+                        metadata=meta)
 
 
 def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:
@@ -212,8 +285,30 @@ def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -
         raise UserError(f"{source}: node '{name}': {e}") from None
 
 
+def _recurrent(graph, neuron: str, loop: list[str] | None, conv, source) -> np.ndarray | None:
+    """A layer's recurrent integer weights from its loop `neuron -> Linear -> neuron`."""
+    if loop is None:
+        return None
+    node = graph.nodes[loop[0]]
+    if len(loop) != 1 or not isinstance(node, (nir.Affine, nir.Linear)) or conv is not None \
+            or isinstance(graph.nodes[neuron], nir.CubaLI):
+        raise UserError(f"{source}: recurrent edge through {', '.join(repr(n) for n in loop)} "
+                        f"onto '{neuron}' cannot be mapped: a spiking dense layer takes its own "
+                        "spikes back through one Affine/Linear node (netx dense_rec)")
+    w = numbers(node.weight, loop[0], "weight", source)
+    if not np.all(np.abs(w - np.round(w)) <= 1e-6):
+        raise UserError(f"{source}: node '{loop[0]}': recurrent weights are not integers; "
+                        "quantize the graph to Loihi's 8-bit grid before lowering")
+    if getattr(node, "bias", None) is not None and np.any(
+            numbers(node.bias, loop[0], "bias", source) != 0):
+        raise UserError(f"{source}: node '{loop[0]}': a non-zero bias is an input current "
+                        "Loihi cannot add; fold it into the neuron or drop it")
+    return np.round(w).astype(np.int64)
+
+
 def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
-    """Lower a NIR chain Input -> (Affine|Linear -> CubaLIF)+ -> Output to Loihi integers."""
+    """Lower a NIR chain Input -> (Affine|Linear -> CubaLIF)+ -> Output to Loihi integers; a
+    CubaLIF may feed itself back through one Linear (our recurrent layers, one step late)."""
     bad = [f"'{k}' ({type(v).__name__})" for k, v in graph.nodes.items()
            if type(v).__name__ not in SUPPORTED]
     if bad:
@@ -223,9 +318,10 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     for pre, post in graph.edges:
         if pre not in graph.nodes or post not in graph.nodes:
             raise UserError(f"{source}: edge ({pre!r}, {post!r}) names a node that does not exist")
+    edges, loops = recurrent_loops(graph)
+    for pre, post in edges:
         if pre in successor:
-            raise UserError(f"{source}: node '{pre}' fans out to several nodes; only chains "
-                            "lower to netx")
+            raise not_a_chain(edges, pre, source)
         successor[pre] = post
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
@@ -283,11 +379,12 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             if w.ndim != 4 or w.shape[0] % conv.groups:
                 raise UserError(f"{source}: node '{name}': Conv2d weight {list(w.shape)} must be "
                                 f"4-D with output channels divisible by groups = {conv.groups}")
+        recurrent = _recurrent(graph, neuron_name, loops.get(neuron_name), conv, source)
         try:
             layers.append(IntLayer(weight=np.round(w).astype(np.int64),
                                    params=_neuron(neuron_name, graph.nodes[neuron_name], dt,
                                                   source),
-                                   name=name, conv=conv))
+                                   name=name, conv=conv, recurrent=recurrent))
         except ValueError as e:
             raise UserError(f"{source}: node '{name}': {e}") from None
         shape = layers[-1].shape

@@ -1,0 +1,153 @@
+"""NIR graphs beyond plain chains: pooling kept as convolutions, recurrent layers.
+
+Exactness: where every parameter lands on Loihi's grid (weights that are binary fractions,
+decays that are multiples of 1/4096, reset to zero) the deployed network reproduces the
+source framework; what is left is Loihi's fixed-point voltage decay (round toward zero after
+6 fractional bits), which the agreement numbers below measure.
+"""
+import nir
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.errors import UserError
+from neurodeploy.graph import lower_nir
+from neurodeploy.graph.importer import _apply
+from neurodeploy.netx import write_netx
+from neurodeploy.neurons import run_exact
+from neurodeploy.backends.lava import simulate_lava
+
+snn = pytest.importorskip("snntorch")
+
+
+def _leaky(shape, beta=0.875):
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape), init_hidden=True,
+                     reset_mechanism="zero", reset_delay=False)
+
+
+def _binary_fractions(model, steps=32, top=31):
+    """Weights k/steps with |k| <= top, biases zero: binary fractions, so that the pooled
+    (composed) kernels stay on Loihi's grid and the mapping is exact."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.round(p * top / p.abs().max()) / steps if name.endswith("weight")
+                    else torch.zeros_like(p))
+
+
+def _snntorch_counts(model, x, shape):
+    from snntorch import utils
+    utils.reset(model)
+    with torch.no_grad():
+        out = [model(torch.as_tensor(x[:, t].reshape(len(x), *shape), dtype=torch.float32))
+               for t in range(x.shape[1])]
+    return torch.stack(out, 1).sum(1).numpy()
+
+
+def _exact_counts(net, x):
+    return run_exact(net, torch.as_tensor(x))[-1].sum(1).numpy()
+
+
+def _dense_synapses(layer) -> tuple[int, int]:
+    """(stored, non-zero) synapses of the same layer unrolled into a dense matrix."""
+    basis = torch.eye(layer.in_size, dtype=torch.float64)
+    dense = layer.synapse(basis).T
+    return dense.numel(), int((dense != 0).sum())
+
+
+def conv_pool_model():
+    """snnTorch Conv2d -> AvgPool2d -> Leaky (the pool folds into the conv), then
+    Leaky -> AvgPool2d -> Leaky (the pool alone: a depthwise conv layer)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.AvgPool2d(2),
+                                _leaky((4, 4, 4)), torch.nn.AvgPool2d(2), _leaky((4, 2, 2)),
+                                torch.nn.Flatten(), torch.nn.Linear(16, 5), _leaky((5,)))
+    _binary_fractions(model)
+    with torch.no_grad():
+        model[0].weight.mul_(4)      # k/8: the 2x2 average brings them back to k/32
+    return model, (1, 8, 8)
+
+
+def test_snntorch_conv_avgpool_deploys_as_convolutions_exactly(tmp_path):
+    from snntorch.export_nir import export_to_nir
+    model, shape = conv_pool_model()
+    graph = export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0])
+    net, report = lower_nir(graph, "graph")
+    folded, pooled, dense = net.layers
+    assert folded.conv and folded.weight.shape == (4, 1, 4, 4) and folded.conv.stride == (2, 2)
+    assert pooled.conv and pooled.conv.groups == 4 and pooled.weight.shape == (4, 1, 2, 2)
+    assert len(set(pooled.weight.reshape(-1).tolist())) == 1        # a fixed-weight average
+    assert dense.conv is None
+    # synapses: the composed kernel is stored once; the dense unroll stored every pair
+    assert folded.weight.size == 64 and _dense_synapses(folded) == (4096, 775)  # zero-padded
+    assert pooled.weight.size == 16 and _dense_synapses(pooled) == (1024, 64)
+    assert all(row["weight_max_abs_error"] < 1e-3 for row in report)   # on the grid
+    x = (np.random.default_rng(0).random((200, 12, 64)) < 0.4).astype(np.uint8)
+    reference = _snntorch_counts(model, x, shape)
+    ours = _exact_counts(net, x)
+    assert reference.sum() > 100
+    assert (ours.argmax(1) == reference.argmax(1)).mean() == 1.0
+    assert (ours == reference).mean() >= 0.99          # Loihi's decay rounding, see the top
+    write_netx(net, tmp_path / "p.net")
+    lava = simulate_lava(tmp_path / "p.net", x[:6], progress=False)
+    np.testing.assert_array_equal(lava.counts, ours[:6])
+
+
+def _graph(*linear, shape=(2, 6, 6), neuron_shape=None, check=True):
+    """Input -> linear nodes -> IF -> Output, by hand."""
+    nodes = {"input": nir.Input(input_type=np.array(shape))}
+    names = ["input"]
+    for i, node in enumerate(linear):
+        nodes[f"l{i}"] = node
+        names.append(f"l{i}")
+    nodes["if"] = nir.IF(r=np.ones(neuron_shape), v_threshold=np.full(neuron_shape, 2.0))
+    nodes["output"] = nir.Output(output_type=np.array(neuron_shape))
+    names += ["if", "output"]
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=check)
+
+
+def _conv(cin, cout, k, stride=1, padding=0, dilation=1, groups=1, seed=0):
+    w = np.random.default_rng(seed).integers(-3, 4, (cout, cin // groups, k, k)) / 4
+    return nir.Conv2d(input_shape=None, weight=w, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, bias=np.zeros(cout))
+
+
+@pytest.mark.parametrize("nodes, out, kernel", [
+    ((_conv(2, 4, 3, padding=1), nir.SumPool2d(np.array([2, 2]), np.array([2, 2]),
+                                              np.array([0, 0]))), (4, 3, 3), (4, 2, 4, 4)),
+    ((_conv(2, 4, 2, dilation=2, groups=2), nir.AvgPool2d(
+        np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))), (4, 2, 2), (4, 1, 4, 4)),
+    ((_conv(2, 4, 3, stride=2, padding=1), nir.AvgPool2d(
+        np.array([2, 2]), np.array([1, 1]), np.array([0, 0]))), (4, 2, 2), (4, 2, 5, 5)),
+    ((nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])), _conv(2, 4, 3)),
+     (4, 1, 1), (4, 2, 6, 6)),
+    ((nir.SumPool2d(np.array([3, 3]), np.array([3, 3]), np.array([1, 1])),), (2, 2, 2),
+     (2, 1, 3, 3)),
+])
+def test_conv_and_pool_runs_compose_into_one_exact_convolution(nodes, out, kernel):
+    """Each composition must give the nodes' own output (the importer checks it and would
+    otherwise fall back to a dense matrix, which this test would see)."""
+    x_shape = (2, 6, 6)
+    net, _ = lower_nir(_graph(*nodes, shape=x_shape, neuron_shape=out), "g", dt=1e-4)
+    layer = net.layers[0]
+    assert layer.conv is not None and layer.weight.shape == kernel and layer.shape == out
+    x = (np.random.default_rng(1).random((50, 6, 72)) < 0.5)
+    spikes = torch.as_tensor(x, dtype=torch.float64).reshape(300, *x_shape)
+    want = spikes
+    for node in nodes:
+        want = _apply(node, want)
+    got = layer.synapse(spikes.reshape(300, -1))
+    scale = got.abs().max() / want.abs().max()
+    torch.testing.assert_close(got, want.reshape(300, -1) * scale)
+
+
+def test_a_pool_with_padding_after_a_conv_is_not_folded_but_stays_exact():
+    """Padding pads the conv's output with zeros, which no kernel reproduces: dense."""
+    nodes = (_conv(2, 2, 3), nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([1, 1])))
+    net, _ = lower_nir(_graph(*nodes, neuron_shape=(2, 3, 3)), "g", dt=1e-4)
+    assert net.layers[0].conv is None and net.layers[0].weight.shape == (18, 72)
+
+
+def test_a_pool_that_does_not_fit_names_the_node():
+    nodes = (nir.SumPool2d(np.array([8, 8]), np.array([1, 1]), np.array([0, 0])),)
+    with pytest.raises(UserError, match="node 'l0'"):
+        lower_nir(_graph(*nodes, neuron_shape=(2, 1, 1), check=False), "g", dt=1e-4)
