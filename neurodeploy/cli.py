@@ -219,11 +219,92 @@ def _page(kind: str, result: dict, out: Path) -> Path:
     return write_record_html(kind, result, out)
 
 
+def _sdnn(args, backends: list[str], verb: str) -> int:
+    """A sigma-delta netx file (graded messages, no per-sample reset): run it on the exact mode
+    (`torch`) and/or Lava, streamed as Lava streams it, and compare message for message."""
+    import hashlib
+    from neurodeploy.backends.record import file_digest
+    from neurodeploy.netx.sdnn import read_sdnn
+    from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
+    net = read_sdnn(args.network)
+    unknown = [b for b in backends if b not in ("torch", "lava")]
+    if unknown:
+        raise UserError(f"{args.network}: a sigma-delta network runs on the backends torch "
+                        f"(exact mode) and lava, not {unknown[0]!r}")
+    if not args.data:
+        raise UserError(f"{args.network}: a sigma-delta network has no recorded dataset; pass "
+                        "--data x.npz with integer frames 'x' shaped [N, T, ...]")
+    x = _sdnn_inputs(args.data, net.input_size, args.samples)
+    out = writable_dir(args.out or _default_out(verb, args.network, "-".join(backends)))
+    runs = {}
+    for name in backends:
+        if name == "torch":
+            runs[name] = run_stream(net, x)
+        else:
+            from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
+            runs[name] = simulate_lava_sdnn(args.network, x, timeout_s=args.timeout).layers
+    first = runs[backends[0]]
+    result = {"network": args.network, "kind": "sigma-delta", "samples": len(x),
+              "timesteps": int(x.shape[1]),
+              "provenance": {"network_sha256": file_digest(args.network),
+                             "inputs_sha256": hashlib.sha256(repr(x.shape).encode() + np.ascontiguousarray(x, dtype=np.int64).tobytes()).hexdigest(),
+                             "backends": backends,
+                             "timesteps": int(x.shape[1]), "samples": len(x)},
+              "activity": activity(net, first),
+              "messages_per_layer": {layer.name: int(np.count_nonzero(m))
+                                     for layer, m in zip(net.layers, first)}}
+    if len(backends) > 1:
+        result["message_mismatches"] = message_mismatches(runs[backends[0]], runs[backends[1]])
+    write_json(out / f"{verb}.json", result)
+    print(f"{args.network}: sigma-delta network, {len(net.layers)} layers, {len(x)} samples x "
+          f"{x.shape[1]} steps on {', '.join(backends)}")
+    for layer, count in result["messages_per_layer"].items():
+        print(f"  {layer}: {count} non-zero messages")
+    mism = result.get("message_mismatches")
+    if mism:
+        print(f"  {backends[1]} vs {backends[0]}: {mism['total']} message mismatches in "
+              f"{mism['compared']}" + (f"; first {mism['first']}" if mism["first"] else ""))
+    print(f"  wrote {out / f'{verb}.json'}")
+    return 1 if mism and mism["total"] else 0
+
+
+def _sdnn_inputs(path: str, input_size: int, samples: int | None) -> np.ndarray:
+    """Integer frames 'x' [N, T, ...] from an .npz, checked (Lava's Delta takes int32)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f.files:
+                raise UserError(f"{path}: no array 'x'; save integer frames [N, T, ...] as x")
+            x = f["x"]
+    except (OSError, ValueError, EOFError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with "
+                        "numpy.savez") from None
+    if x.dtype.kind == "f" and np.isfinite(x).all() and np.array_equal(x, np.round(x)):
+        x = x.astype(np.int64)
+    if x.dtype.kind not in "iu" or x.ndim < 3 or not x.shape[0] or not x.shape[1]:
+        raise UserError(f"{path}: field x must hold integers shaped [N, T, ...] with N, T >= 1, "
+                        f"got {x.dtype} {list(x.shape)}")
+    if int(np.prod(x.shape[2:])) != input_size:
+        raise UserError(f"{path}: field x has {int(np.prod(x.shape[2:]))} values per step; the "
+                        f"network's input layer takes {input_size}")
+    if np.abs(x.astype(np.int64)).max() >= 2 ** 31:
+        raise UserError(f"{path}: field x exceeds int32, which Lava's Delta input takes")
+    return x[:samples] if samples else x
+
+
+def _is_sdnn(path: str) -> bool:
+    from neurodeploy.netx.sdnn import is_sdnn
+    return Path(path).suffix not in (".nir", ".pt") and Path(path).is_file() and is_sdnn(path)
+
+
 def cmd_simulate(args) -> int:
     from neurodeploy.backends.record import provenance
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
     from neurodeploy.pipeline import deployable
     shard = parse_shard(args.shard)
+    if _is_sdnn(args.network):
+        return _sdnn(args, [args.backend], "simulate")
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization,
                                                                  net):
         out = writable_dir(args.out or _default_out("simulate", args.network, args.backend))
@@ -267,6 +348,8 @@ def cmd_parity(args) -> int:
     from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
     from neurodeploy.pipeline import BACKENDS, deployable
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if _is_sdnn(args.network):
+        return _sdnn(args, names, "parity")
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
@@ -373,6 +456,13 @@ def cmd_inspect(args) -> int:
         print(f"{path}: checkpoint of recipe {recipe.name!r}; metrics "
               f"{json.dumps({k: v for k, v in ckpt['metrics'].items() if k != 'student_val_curve'})}")
         net = student.to_integer()
+    elif _is_sdnn(args.file):
+        from neurodeploy.netx.sdnn import read_sdnn
+        from neurodeploy.neurons.sigma_delta import describe
+        print(f"{path}: sigma-delta (SDNN) netx network")
+        for row in describe(read_sdnn(path)):
+            print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+        return 0
     else:
         from neurodeploy.netx import read_netx
         net, meta = read_netx(path)
@@ -386,6 +476,8 @@ def cmd_inspect(args) -> int:
               f" weights [{w.min()}, {w.max()}], {int((w != 0).sum())} non-zero; iDecay "
               f"{layer.params.i_decay} vDecay {layer.params.v_decay} vThMant "
               f"{layer.params.threshold}")
+        if layer.kind not in ("dense", "conv") or layer.delay is not None:
+            print(f"    {layer.describe()}")
         shape = layer.shape
     for row in quantization:
         print(f"  quantization {row['layer']}: scale {row['scale']:.4g}, weight RMS error "

@@ -220,3 +220,31 @@ def test_bad_inputs_are_refused(dense_file):
         simulate_lava_sdnn(dense_file, np.zeros((1, 2, 5), dtype=np.int64))
     with pytest.raises(UserError, match="integers"):
         simulate_lava_sdnn(dense_file, np.zeros((1, 2, 12), dtype=np.float32))
+
+
+def test_the_cli_runs_and_compares_an_sdnn_file(tmp_path, capsys):
+    """`inspect`, `simulate` and `parity` route a sigma-delta file to its own exact mode and
+    Lava runner; the parity record counts 0 message mismatches and keeps the provenance."""
+    import json
+
+    from neurodeploy.cli import main
+    path = slayer_sdnn(tmp_path / "sd.net", conv=False, bias=True)
+    x = inputs(read_sdnn(path).input_shape, 2, 5, 256)
+    np.savez(tmp_path / "x.npz", x=x)
+    assert main(["inspect", str(path)]) == 0
+    assert "sigma-delta" in capsys.readouterr().out
+    out = tmp_path / "par"
+    assert main(["parity", str(path), "--backends", "torch,lava", "--data",
+                 str(tmp_path / "x.npz"), "--out", str(out)]) == 0
+    result = json.loads((out / "parity.json").read_text())
+    assert result["message_mismatches"]["total"] == 0
+    assert result["message_mismatches"]["compared"] > 0
+    assert result["provenance"]["timesteps"] == 5
+    assert sum(result["messages_per_layer"].values()) > 0
+    assert main(["simulate", str(path), "--backend", "emulator", "--data",
+                 str(tmp_path / "x.npz"), "--out", str(out)]) == 2
+    assert "torch (exact mode) and lava" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", x=x[..., :3])
+    assert main(["simulate", str(path), "--backend", "torch", "--data",
+                 str(tmp_path / "bad.npz"), "--out", str(out)]) == 2
+    assert "bad.npz: field x has" in capsys.readouterr().err

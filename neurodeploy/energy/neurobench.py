@@ -39,13 +39,18 @@ VERSION = "2.3.0"
 def dense_ops(layer: IntLayer) -> int:
     """NeuroBench's Dense count for one layer and step: all weights and all inputs set to one."""
     ones = torch.ones(1, layer.in_size, dtype=torch.float64)
-    return int(layer.synapse(ones, weight=np.ones_like(layer.weight)).sum())
+    recurrent = 0 if layer.recurrent is None else layer.recurrent.size   # n x n, every step
+    return int(layer.synapse(ones, weight=np.ones_like(layer.weight)).sum()) + recurrent
+
+
+def _recurrent(layer: IntLayer) -> np.ndarray:
+    return np.zeros(0) if layer.recurrent is None else layer.recurrent
 
 
 def footprint(net: IntNetwork, weight_bytes: int = 1, bias_bytes: int = 2,
               constant_bytes: int = 4) -> int:
     """Bytes the deployed network stores (see the module docstring for the widths)."""
-    return int(sum(layer.weight.size * weight_bytes
+    return int(sum((layer.weight.size + _recurrent(layer).size) * weight_bytes
                    + (layer.bias.size * bias_bytes if layer.bias is not None else 0)
                    + 3 * constant_bytes for layer in net.layers))
 
@@ -58,7 +63,7 @@ def neurobench_metrics(record: SpikeRecord, net: IntNetwork, labels: np.ndarray,
         synaptic_ops = count_events(record, net)["synaptic_ops"]
     spiking = record.layers[:-1] if net.readout else record.layers
     outputs = sum(s.size for s in spiking)
-    weights = sum(layer.weight.size for layer in net.layers)
+    weights = sum(layer.weight.size + _recurrent(layer).size for layer in net.layers)
     return {
         "version": VERSION,
         "ClassificationAccuracy": record.accuracy(labels),
@@ -68,8 +73,9 @@ def neurobench_metrics(record: SpikeRecord, net: IntNetwork, labels: np.ndarray,
             "Dense": float(sum(dense_ops(layer) for layer in net.layers) * record.timesteps)},
         "ActivationSparsity": (float(1 - sum(int(s.sum()) for s in spiking) / outputs)
                                if outputs else 0.0),
-        "ConnectionSparsity": float(sum(int((layer.weight == 0).sum()) for layer in net.layers)
-                                    / weights),
+        "ConnectionSparsity": float(sum(int((layer.weight == 0).sum())
+                                        + int((_recurrent(layer) == 0).sum())
+                                        for layer in net.layers) / weights),
         "Footprint": footprint(net),
         "notes": "NeuroBench 2.3.0 definitions on the deployed record (energy/neurobench.py); "
                  "Footprint in bytes at deployed widths (8-bit weights), not float32",

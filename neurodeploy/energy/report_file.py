@@ -48,6 +48,8 @@ class Layer(BaseModel):
     macs: Size = 0
     nonzero_synapses: Size = 0
     fan_in: Size = 0
+    recurrent_synapses: Size = 0
+    max_delay: Size = 0
 
 
 class Baseline(BaseModel):

@@ -481,6 +481,10 @@ def read_netx(path: str | Path,
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such network file; run `neurodeploy export` first")
+    from neurodeploy.netx.sdnn import is_sdnn
+    if is_sdnn(path):
+        raise UserError(f"{path}: a sigma-delta (SDNN) network, not a CUBA one: run it with "
+                        "`neurodeploy simulate|parity|inspect` and --data frames.npz")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
