@@ -151,3 +151,89 @@ def test_a_pool_that_does_not_fit_names_the_node():
     nodes = (nir.SumPool2d(np.array([8, 8]), np.array([1, 1]), np.array([0, 0])),)
     with pytest.raises(UserError, match="node 'l0'"):
         lower_nir(_graph(*nodes, neuron_shape=(2, 1, 1), check=False), "g", dt=1e-4)
+
+
+def _benchmark():
+    """benchmarks/interop.py holds the networks and the agreement measure, defined once."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parent.parent / "benchmarks" / "interop.py"
+    spec = importlib.util.spec_from_file_location("interop_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("kind", ["rleaky", "rleaky-one-to-one"])
+def test_snntorch_rleaky_deploys_onto_a_recurrent_layer_exactly(kind):
+    """RLeaky's loop lif -> w_rec -> lif becomes IntLayer.recurrent; on the grid the deployed
+    network reproduces snnTorch's spikes, and Lava (RecurrentDense) the exact mode's."""
+    row = _benchmark().measure(kind, "grid", samples=150, lava_samples=4)
+    assert row["layers"] == ["dense_rec", "dense"] and row["reference_spikes"] > 500
+    assert row["weight_rel_rms_error"] < 1e-9
+    assert row["prediction_agreement"] == 1.0 and row["count_agreement"] == 1.0, row
+    assert row["lava_equals_exact"]
+
+
+def test_recurrent_weights_share_the_feed_forward_scale():
+    from snntorch.export_nir import export_to_nir
+    net, shape = _benchmark().model("rleaky", "grid")
+    graph = export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0])
+    deployed, report = lower_nir(graph, "graph")
+    layer, scale = deployed.layers[0], report[0]["scale"]
+    np.testing.assert_allclose(layer.recurrent / scale, net[1].recurrent.weight.detach().numpy(),
+                               atol=1e-7)
+    np.testing.assert_allclose(layer.weight / scale, net[0].weight.detach().numpy(), atol=1e-7)
+    assert report[0]["recurrent_synapses"] == np.count_nonzero(layer.recurrent)
+
+
+def _recurrent_net():
+    from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
+    rng = np.random.default_rng(0)
+    return IntNetwork(input_shape=(6,), layers=(
+        IntLayer(weight=rng.integers(-60, 60, (5, 6)) * 2, params=CubaParams(1024, 512, 100),
+                 name="fc0", recurrent=rng.integers(-40, 40, (5, 5)) * 2),
+        IntLayer(weight=rng.integers(-60, 60, (3, 5)) * 2, params=CubaParams(4096, 512, 90),
+                 name="fc1")))
+
+
+def test_our_recurrent_export_round_trips(tmp_path):
+    from neurodeploy.graph import from_nir, read_nir, to_nir, write_nir
+    net = _recurrent_net()
+    graph = to_nir(net)
+    assert ("lif0", "rec0") in graph.edges and ("rec0", "lif0") in graph.edges
+    write_nir(graph, tmp_path / "r.nir")
+    for back in (from_nir(read_nir(tmp_path / "r.nir")), lower_nir(graph, "r.nir")[0]):
+        assert back.layers[0].kind == "dense_rec" and back.layers[1].recurrent is None
+        np.testing.assert_array_equal(back.layers[0].recurrent, net.layers[0].recurrent)
+        np.testing.assert_array_equal(back.layers[0].weight, net.layers[0].weight)
+    x = torch.as_tensor(np.random.default_rng(1).random((20, 12, 6)) < 0.5)
+    for a, b in zip(run_exact(net, x), run_exact(from_nir(graph), x)):
+        assert torch.equal(a, b)
+
+
+def _edit(graph, add=(), drop=(), nodes=None):
+    edges = [tuple(e) for e in graph.edges if tuple(e) not in set(drop)] + list(add)
+    return nir.NIRGraph(nodes={**graph.nodes, **(nodes or {})}, edges=edges,
+                        metadata={k: v for k, v in graph.metadata.items() if k != "neurodeploy"},
+                        type_check=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"add": [("lif1", "rec0")], "drop": [("lif0", "rec0")]},
+     "recurrent edge from 'lif1' back through 'rec0'"),
+    ({"add": [("lif0", "extra")], "nodes": {"extra": nir.Output(np.array([5]))}},
+     "branch: node 'lif0' feeds 'fc1', 'extra'"),
+    ({"add": [("input", "skip"), ("skip", "lif1")],
+      "nodes": {"skip": nir.Linear(np.ones((3, 6)))}},
+     "skip connection: 'input' reaches 'lif1' along two paths"),
+])
+def test_other_structures_are_refused_by_name_in_one_line(change, message):
+    from neurodeploy.graph import to_nir
+    graph = _edit(to_nir(_recurrent_net()), **change)
+    from neurodeploy.graph import import_graph
+    for lower in (lambda g: lower_nir(g, "r.nir"), lambda g: import_graph(g, "r.nir")):
+        # our own integer graphs (from_nir) and foreign float graphs (the importer) alike
+        with pytest.raises(UserError, match=message) as e:
+            lower(graph)
+        assert "\n" not in str(e.value) and str(e.value).startswith("r.nir: ")
