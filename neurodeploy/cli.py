@@ -205,13 +205,10 @@ def _run_backend(name: str, network, args, spikes, timeout_s=None):
     """One backend on the inputs. The float backend reads the user's own file (a foreign NIR
     graph keeps its float semantics), the deployed ones the lowered netx file."""
     from neurodeploy.pipeline import simulate
-    device = getattr(args, "device", "cpu")
-    if name == "float":
-        from neurodeploy.backends.float_mode import simulate_float_file
-        return simulate_float_file(args.network, spikes, device, input_shape=args.input_shape,
-                                   dt=args.dt)
-    return simulate(network, spikes, name, progress=_progress(args), timeout_s=timeout_s,
-                    device=device, input_shape=args.input_shape)
+    return simulate(args.network if name == "float" else network, spikes, name,
+                    progress=_progress(args), timeout_s=timeout_s,
+                    device=getattr(args, "device", "cpu"), input_shape=args.input_shape,
+                    dt=args.dt)
 
 
 def _page(kind: str, result: dict, out: Path) -> Path:
@@ -344,44 +341,17 @@ def cmd_merge(args) -> int:
 
 
 def cmd_parity(args) -> int:
-    from neurodeploy.backends.record import provenance
-    from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
-    from neurodeploy.pipeline import BACKENDS, deployable
+    from neurodeploy.pipeline import deployable, parity
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if _is_sdnn(args.network):
         return _sdnn(args, names, "parity")
-    unknown = [n for n in names if n not in BACKENDS]
-    if unknown:
-        raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
-                        f"{', '.join(BACKENDS)}")
-    if len(names) < 2 and not args.reference:
-        raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
-                        "float,torch), or one with --reference")
-    with deployable(args.network, args.dt, args.input_shape) as (network, meta, _, net):
+    with deployable(args.network, args.dt, args.input_shape) as (_, meta, _, net):
         out = writable_dir(args.out or _default_out("parity", args.network))
         spikes, labels = _inputs(args, net, meta)
-        reference = (read_reference(args.reference, len(labels), net.layers[-1].size)
-                     if args.reference else None)
-        records = [_run_backend(name, network, args, spikes, args.timeout) for name in names]
-    deployed = [r for n, r in zip(names, records) if n != "float"]
-    floats = [r for n, r in zip(names, records) if n == "float"]
-    pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
-    sources = [compare_source(f, d, labels) for f in floats for d in deployed]
-    refs = ([compare_reference(reference, r, labels, Path(args.reference).name)
-             for r in records] if reference is not None else [])
-    result = {"network": args.network, "samples": len(labels),
-              "provenance": provenance(args.network, spikes, labels, ",".join(names),
-                                       dt=args.dt, input_shape=args.input_shape),
-              "accuracy": {r.backend: r.accuracy(labels) for r in records},
-              "comparisons": pairs, "source": sources, "reference": refs,
-              "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
-              "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
-                                                for p in pairs)}
-    if reference is not None:
-        result["accuracy"][Path(args.reference).name] = float(
-            (reference["predictions"] == labels).mean())
-    from neurodeploy.report.summary import generated
-    result["generated"] = generated()
+    result, records = parity(args.network, spikes, labels, names, _progress(args), args.timeout,
+                             args.dt, args.input_shape, getattr(args, "device", "cpu"),
+                             args.reference)
+    pairs, sources, refs = result["comparisons"], result["source"], result["reference"]
     write_json(out / "parity.json", result)
     page = _page("parity", result, out)
     print(f"parity of {args.network} on {len(labels)} samples "

@@ -480,8 +480,9 @@ def check_manifest(network: Path) -> None:
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
              timeout_s: float | None = None, device: str = "cpu", batch_size: int = 1000,
-             input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
-    """Run input spikes [N, T, ...] through a netx file on one backend."""
+             input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> SpikeRecord:
+    """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
+    file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
@@ -492,7 +493,7 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bo
                                  progress=progress, input_shape=input_shape)
     if backend == "float":       # the model as trained, not as deployed (parity's 2nd question)
         from neurodeploy.backends.float_mode import simulate_float_file
-        return simulate_float_file(network, spikes, device, batch_size, input_shape)
+        return simulate_float_file(network, spikes, device, batch_size, input_shape, dt)
     return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress,
                          timeout_s=timeout_s, input_shape=input_shape)
 
@@ -614,26 +615,42 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
 
 def parity(network: str | Path, spikes: np.ndarray, labels: np.ndarray, backends: list[str],
            progress: bool = False, timeout_s: float | None = None, dt: float | None = None,
-           input_shape: tuple[int, ...] | None = None) -> dict:
+           input_shape: tuple[int, ...] | None = None, device: str = "cpu",
+           reference: str | Path | None = None) -> tuple[dict, list[SpikeRecord]]:
     """Run the same input spikes through several backends of one network file and compare:
-    the deployed backends spike for spike against the first, `float` (the model as trained)
-    against each deployed one. Returns what `neurodeploy parity` writes to parity.json."""
-    from neurodeploy.parity import compare, compare_source
+    the deployed backends spike for spike against the first, `float` (the model as trained,
+    read from the user's own file, so a foreign NIR graph keeps its float semantics) against
+    each deployed one, and every backend against `reference` (another framework's predictions
+    and output counts, a .npz). Returns parity.json's content and the records."""
+    from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
+    from neurodeploy.report.summary import generated
     unknown = [b for b in backends if b not in BACKENDS]
-    if unknown or len(backends) < 2:
-        raise UserError(f"backends {list(backends)}: give two or more of {', '.join(BACKENDS)}")
-    with deployable(network, dt, input_shape) as (lowered, _, _, _):
+    if unknown:
+        raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
+                        f"{', '.join(BACKENDS)}")
+    if len(backends) < 2 and not reference:
+        raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
+                        "float,torch), or one with --reference")
+    with deployable(network, dt, input_shape) as (lowered, _, _, net):
+        ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
         records = [simulate(lowered if b != "float" else network, spikes, b, progress,
-                            timeout_s, input_shape=input_shape) for b in backends]
+                            timeout_s, device, input_shape=input_shape, dt=dt)
+                   for b in backends]
     deployed = [r for b, r in zip(backends, records) if b != "float"]
     floats = [r for b, r in zip(backends, records) if b == "float"]
     pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
-    return {"network": str(network), "samples": len(labels),
-            "provenance": provenance(network, spikes, labels, ",".join(backends), dt=dt,
-                                     input_shape=input_shape),
-            "accuracy": {r.backend: r.accuracy(labels) for r in records},
-            "comparisons": pairs,
-            "source": [compare_source(f, d, labels) for f in floats for d in deployed],
-            "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
-            "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
-                                              for p in pairs)}
+    result = {"network": str(network), "samples": len(labels),
+              "provenance": provenance(network, spikes, labels, ",".join(backends), dt=dt,
+                                       input_shape=input_shape),
+              "accuracy": {r.backend: r.accuracy(labels) for r in records},
+              "comparisons": pairs,
+              "source": [compare_source(f, d, labels) for f in floats for d in deployed],
+              "reference": ([compare_reference(ref, r, labels, Path(reference).name)
+                             for r in records] if ref is not None else []),
+              "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
+              "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
+                                                for p in pairs),
+              "generated": generated()}
+    if ref is not None:
+        result["accuracy"][Path(reference).name] = float((ref["predictions"] == labels).mean())
+    return result, records
