@@ -70,12 +70,13 @@ METHODS = {       # name: (loss terms, teacher overrides, chain)
     # loss (logit KD from the spiking teacher, through the assistant) and drops spike_train
     "distilling_spikes": ([CE, KD], SPIKING_TEACHER, ASSISTANT),
 }
+TEACHER = {"lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05, "augment": "crop_flip"}
 PROTOCOL = {   # what each protocol changes in models/fmnist_conv.yaml, for every method alike
     "full": {"distill": {"epochs": 15, "validate_every": 3},
-             "teacher": {"epochs": 15}},
+             "teacher": {**TEACHER, "epochs": 15}},
     "quick": {"dataset": {"train_samples": 10000, "val_samples": 2000},
               "distill": {"epochs": 3, "validate_every": 1},
-              "teacher": {"epochs": 3}},
+              "teacher": {**TEACHER, "epochs": 6}},
 }
 
 
@@ -258,10 +259,12 @@ def main() -> int:
         for method in args.methods.split(","):
             if (method, seed) in done or (args.max_rows is not None and new >= args.max_rows):
                 continue
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             row = run_row(method, seed, protocol, args.epochs)
             results["runs"].append({"method": method, "seed": seed, "protocol": protocol, **row,
-                                    "seconds": time.perf_counter() - t0, "machine": machine()})
+                                    "seconds": time.perf_counter() - t0,
+                                    "cpu_seconds": time.process_time() - cpu0,   # shared hosts
+                                    "machine": machine()})
             write_json(out, results)           # after every row: a killed sweep resumes
             new += 1
             print(json.dumps(results["runs"][-1]), flush=True)

@@ -129,6 +129,17 @@ class TeacherCfg(BaseModel):
     augment: Literal["none", "crop", "crop_flip"] = "none"     # image shifts (pad 2) / h-flips
     schedule: Literal["constant", "cosine", "onecycle"] = "constant"   # lr, per batch
 
+    @model_validator(mode="after")
+    def _ann_training_only(self):
+        """A spiking teacher trains like a student (on spikes): these settings would be ignored."""
+        for name, default in (("weight_decay", 0.0), ("augment", "none"),
+                              ("schedule", "constant")):
+            if self.spiking and getattr(self, name) != default:
+                raise ValueError(f"{name}: applies to ANN teachers; a spiking teacher trains "
+                                 f"like the student (distill.weight_decay, cosine lr): remove "
+                                 f"teacher.{name} or set teacher.spiking: false")
+        return self
+
 
 class NeuronCfg(BaseModel):
     model_config = STRICT

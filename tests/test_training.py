@@ -103,3 +103,10 @@ def test_distill_with_validate_every_writes_a_finite_checkpoint(tmp_path):
     assert curve[0] is None and curve[1] is not None and curve[2] is not None
     assert ckpt["metrics"]["student_best_epoch"] in (1, 2)
     assert all(torch.isfinite(t).all() for t in ckpt["student"].values())
+
+
+def test_ann_teacher_settings_on_a_spiking_teacher_are_refused_in_one_line():
+    for key, value in (("augment", "crop"), ("schedule", "cosine"), ("weight_decay", 0.1)):
+        with pytest.raises(UserError, match=f"teacher.*{key}.*spiking: false") as e:
+            recipe_from_dict({"name": "t", "teacher": {"spiking": True, key: value}}, "t.yaml")
+        assert "\n" not in str(e.value)
