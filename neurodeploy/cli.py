@@ -406,57 +406,44 @@ def cmd_energy(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    from neurodeploy.pipeline import inspect
     path = Path(args.file)
-    quantization = []
-    if path.suffix == ".nir":
-        from neurodeploy.graph import lower_nir, read_nir
-        graph = read_nir(path)
-        print(f"{path}: NIR graph, {len(graph.nodes)} nodes, {len(graph.edges)} edges")
-        for name, node in graph.nodes.items():
-            params = {k: v for k, v in vars(node).items() if isinstance(v, np.ndarray)
-                      and v.size > 1 and k not in ("input_type", "output_type")
-                      and np.issubdtype(v.dtype, np.number)}
-            ranges = ", ".join(f"{k} {list(v.shape)} [{v.min():.3g}, {v.max():.3g}]"
-                               for k, v in params.items())
-            print(f"  {name:10s} {type(node).__name__:9s} {ranges}")
-        net, quantization = lower_nir(graph, str(path), args.dt)
-    elif path.suffix == ".pt":
-        from neurodeploy.pipeline import load_checkpoint
-        student, recipe, ckpt = load_checkpoint(path)
-        print(f"{path}: checkpoint of recipe {recipe.name!r}; metrics "
-              f"{json.dumps({k: v for k, v in ckpt['metrics'].items() if k != 'student_val_curve'})}")
-        net = student.to_integer()
-    elif _is_sdnn(args.file):
+    if _is_sdnn(args.file):
         from neurodeploy.netx.sdnn import read_sdnn
         from neurodeploy.neurons.sigma_delta import describe
         print(f"{path}: sigma-delta (SDNN) netx network")
         for row in describe(read_sdnn(path)):
             print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
         return 0
+    info = inspect(path, args.dt)
+    if info["kind"] == "nir":
+        print(f"{path}: NIR graph, {len(info['nodes'])} nodes, {info['edges']} edges")
+        for name, node in info["nodes"].items():
+            ranges = ", ".join(f"{k} {a['shape']} [{a['range'][0]:.3g}, {a['range'][1]:.3g}]"
+                               for k, a in node["arrays"].items())
+            print(f"  {name:10s} {node['type']:9s} {ranges}")
+    elif info["kind"] == "checkpoint":
+        metrics = {k: v for k, v in info["metrics"].items() if k != "student_val_curve"}
+        print(f"{path}: checkpoint of recipe {info['recipe']['name']!r}; metrics "
+              f"{json.dumps(metrics)}")
     else:
-        from neurodeploy.netx import read_netx
-        net, meta = read_netx(path)
-        print(f"{path}: netx network; metadata {json.dumps(meta)}")
-    shape = net.input_shape
-    for layer in net.layers:
-        w = layer.weight
-        kind = (f"conv {w.shape[2]}x{w.shape[3]}/{layer.conv.stride[0]}" if layer.conv
-                else "dense")
-        print(f"  {layer.name:6s} {kind:10s} {str(list(shape)):>12s} -> {str(list(layer.shape)):<12s}"
-              f" weights [{w.min()}, {w.max()}], {int((w != 0).sum())} non-zero; iDecay "
-              f"{layer.params.i_decay} vDecay {layer.params.v_decay} vThMant "
-              f"{layer.params.threshold}")
-        if layer.kind not in ("dense", "conv") or layer.delay is not None:
-            print(f"    {layer.describe()}")
-        shape = layer.shape
-    for row in quantization:
+        print(f"{path}: netx network; metadata {json.dumps(info['metadata'])}")
+    for row in info["layers"]:
+        kind = (f"conv {row['kernel'][0]}x{row['kernel'][1]}/{row['stride'][0]}"
+                if row["kernel"] else row["type"])
+        print(f"  {row['name']:6s} {kind:10s} {str(row['input_shape']):>12s} -> "
+              f"{str(row['shape']):<12s} weights [{row['weight_range'][0]}, "
+              f"{row['weight_range'][1]}], {row['nonzero_weights']} non-zero; iDecay "
+              f"{row['i_decay']} vDecay {row['v_decay']} vThMant {row['threshold']}")
+        if row["type"] not in ("dense", "conv") or "delays" in row["describe"]:
+            print(f"    {row['describe']}")
+    for row in info["quantization"]:
         print(f"  quantization {row['layer']}: scale {row['scale']:.4g}, weight RMS error "
               f"{100 * row['weight_rel_rms_error']:.2f}%, threshold {row['threshold']['float']:.4g}"
               f" -> {row['threshold']['int']}, iDecay {row['i_decay']['exact']:.2f} -> "
               f"{row['i_decay']['int']}, vDecay {row['v_decay']['exact']:.2f} -> "
               f"{row['v_decay']['int']}")
-    from neurodeploy.energy import layer_table, resource_estimate
-    print(f"  Loihi 2: {resource_estimate(layer_table(net))['verdict']}")
+    print(f"  Loihi 2: {info['loihi2']['verdict']}")
     return 0
 
 

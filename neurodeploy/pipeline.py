@@ -582,16 +582,25 @@ def student_recipe(student: SpikingNet, base: Recipe) -> Recipe:
 
 def inspect(path: str | Path, dt: float | None = None) -> dict:
     """What a .nir, .net or checkpoint .pt holds: kind, metadata (recipe and metrics for a
-    checkpoint), each layer's shape, weights and neuron constants, what quantization cost (NIR)
-    and the Loihi 2 resource estimate."""
+    checkpoint; value ranges per NIR node), each layer's shape, weights, neuron constants and
+    what netx adds (recurrence, delays, input neurons), what quantization cost (NIR) and the
+    Loihi 2 resource estimate."""
     from neurodeploy.energy import layer_table, resource_estimate
     path = Path(path)
     info, quantization = {"file": str(path)}, []
     if path.suffix == ".nir":
         graph = read_nir(path)
         net, quantization = lower_nir(graph, str(path), dt)
-        info |= {"kind": "nir", "nodes": {name: type(node).__name__
-                                          for name, node in graph.nodes.items()}}
+        nodes = {}
+        for name, node in graph.nodes.items():
+            arrays = {k: v for k, v in vars(node).items() if isinstance(v, np.ndarray)
+                      and v.size > 1 and k not in ("input_type", "output_type")
+                      and np.issubdtype(v.dtype, np.number)}
+            nodes[name] = {"type": type(node).__name__,
+                           "arrays": {k: {"shape": list(v.shape),
+                                          "range": [float(v.min()), float(v.max())]}
+                                      for k, v in arrays.items()}}
+        info |= {"kind": "nir", "nodes": nodes, "edges": len(graph.edges)}
     elif path.suffix == ".pt":
         student, recipe, ckpt = load_checkpoint(path)
         net = student.to_integer()
@@ -602,12 +611,15 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
         info |= {"kind": "netx", "metadata": meta}
     layers, shape = [], list(net.input_shape)
     for layer in net.layers:
-        layers.append({"name": layer.name, "type": "conv" if layer.conv else "dense",
-                       "input_shape": shape, "shape": list(layer.shape),
-                       "weight_range": [int(layer.weight.min()), int(layer.weight.max())],
-                       "nonzero_weights": int((layer.weight != 0).sum()),
+        w = layer.weight
+        layers.append({"name": layer.name, "type": layer.kind, "input_shape": shape,
+                       "shape": list(layer.shape),
+                       "kernel": ([int(w.shape[2]), int(w.shape[3])] if layer.conv else None),
+                       "stride": list(layer.conv.stride) if layer.conv else None,
+                       "weight_range": [int(w.min()), int(w.max())],
+                       "nonzero_weights": int((w != 0).sum()),
                        "i_decay": layer.params.i_decay, "v_decay": layer.params.v_decay,
-                       "threshold": layer.params.threshold})
+                       "threshold": layer.params.threshold, "describe": layer.describe()})
         shape = list(layer.shape)
     return info | {"layers": layers, "quantization": quantization,
                    "loihi2": resource_estimate(layer_table(net))}
