@@ -13,7 +13,8 @@ analog image), trained as long and selected the same way: what the architecture 
 Resumable: rows are appended to the results file one by one (seeds in the outer loop, so a
 partial sweep has every method) and a rerun skips the rows it holds; each row names the machine
 (CPU model or GPU, threads) that produced it. `--quick` is the same protocol for every method on
-a seeded 10,000-sample training subset (2,000 validation), 3 epochs, sized to finish all rows in
+a seeded 10,000-sample training subset (2,000 validation), 3 epochs, measured on the first
+2,000 test samples without writing exports, sized to finish all rows in
 about an hour on 2 CPU cores; it writes its own results file.
 
     .venv/bin/python benchmarks/distill_fmnist.py [--quick] [--methods a,b] [--seeds 3|0,1,2]
@@ -39,6 +40,7 @@ from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import subset, train_teacher
 from neurodeploy.energy import accuracy_by_timestep, count_events
 from neurodeploy.energy.hardware import layer_table
+from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
@@ -70,6 +72,7 @@ METHODS = {       # name: (loss terms, teacher overrides, chain)
     # loss (logit KD from the spiking teacher, through the assistant) and drops spike_train
     "distilling_spikes": ([CE, KD], SPIKING_TEACHER, ASSISTANT),
 }
+QUICK_TEST_SAMPLES = 2000     # --quick measures on the first 2,000 test samples
 TEACHER = {"lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05, "augment": "crop_flip"}
 PROTOCOL = {   # what each protocol changes in models/fmnist_conv.yaml, for every method alike
     "full": {"distill": {"epochs": 15, "validate_every": 3},
@@ -176,21 +179,32 @@ def teacher_size(recipe, state: dict | None) -> dict:
     return {"kind": "CNN" if recipe.teacher.conv else "MLP", "params": params, "macs": sum(macs)}
 
 
-def measure(recipe, work: Path) -> dict:
-    """Export the student and measure it as deployed (exact integer mode = Lava)."""
-    manifest = export(work / "checkpoint.pt", work)
-    net, meta = read_netx(work / "network.net")
-    spikes, labels = encoded_test_split({**meta, "timesteps": READOUT_STEPS})
-    record = simulate(work / "network.net", spikes, "torch", progress=False)
+def measure(recipe, work: Path, test_samples: int | None = None) -> dict:
+    """Export the student and measure it as deployed (exact integer mode = Lava). With
+    `test_samples` (--quick), the checkpoint's integer network (what export writes, bit for
+    bit: tests/test_readout.py) on the first test samples, without writing the export."""
+    student, _, ckpt = load_checkpoint(work / "checkpoint.pt")
+    meta = {"dataset": recipe.dataset.model_dump(), "encoding": recipe.encoding.metadata(),
+            "timesteps": READOUT_STEPS}
+    if test_samples:
+        net = student.to_integer()
+        spikes, labels = encoded_test_split(meta)
+        spikes, labels = spikes[:test_samples], labels[:test_samples]
+        record = simulate_torch(net, spikes)
+        teacher_accuracy = ckpt["metrics"]["teacher_test_accuracy"]
+    else:
+        teacher_accuracy = export(work / "checkpoint.pt", work)["accuracy"]["teacher"]
+        net, meta = read_netx(work / "network.net")
+        spikes, labels = encoded_test_split({**meta, "timesteps": READOUT_STEPS})
+        record = simulate(work / "network.net", spikes, "torch", progress=False)
     by_t = accuracy_by_timestep(record, labels)
     steps = recipe.encoding.timesteps
-    _, _, ckpt = load_checkpoint(work / "checkpoint.pt")
     table = layer_table(net)
     synops = count_events(record, net)["synaptic_ops"][:, :steps].sum()
     return {"T": steps, "accuracy_deployed": by_t[steps - 1], "accuracy_by_readout_T": by_t,
             "val_accuracy": ckpt["metrics"]["student_best_val_accuracy"],
             "epoch_selected": ckpt["metrics"]["student_best_epoch"],
-            "teacher_accuracy": manifest["accuracy"]["teacher"],
+            "teacher_accuracy": teacher_accuracy, "test_samples": int(len(labels)),
             "teacher": teacher_size(recipe, ckpt["teacher"]),
             "student": {"params": sum(r["synapses"] for r in table),
                         "synapses": sum(r["nonzero_synapses"] for r in table),
@@ -230,7 +244,7 @@ def run_row(method: str, seed: int, protocol: str, epochs: int | None) -> dict:
     ckpt = work / "checkpoint.pt"
     if not (ckpt.exists() and load_checkpoint(ckpt)[1] == recipe):
         distill(recipe, work, progress=False, teachers=WORK / "teachers")
-    return measure(recipe, work)
+    return measure(recipe, work, QUICK_TEST_SAMPLES if protocol == "quick" else None)
 
 
 def main() -> int:
