@@ -222,7 +222,7 @@ def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
     """A teacher's logits [N, C] over a dataset, and for a spiking teacher also its output
     spikes [N, T, C] (else None). A spiking teacher reads the spikes (its logits are its output
     spike counts), an ANN the analog x. In batches: a whole split's activations need GBs."""
-    device = next(teacher.parameters()).device
+    device = next(teacher.parameters(), torch.empty(0)).device
     with torch.no_grad():
         if isinstance(teacher, SpikingNet):
             teacher.eval()
