@@ -186,6 +186,8 @@ def _edit(graph, add=(), drop=(), nodes=None):
 @pytest.mark.parametrize("change, message", [
     ({"add": [("lif1", "rec0")], "drop": [("lif0", "rec0")]},
      "recurrent edge from 'lif1' back through 'rec0'"),
+    ({"add": [("fc1", "loop"), ("loop", "fc1")], "nodes": {"loop": nir.Linear(np.eye(3))}},
+     "recurrent edge from 'fc1' back through 'loop'"),       # not a neuron's: no step delay
     ({"add": [("lif0", "extra")], "nodes": {"extra": nir.Output(np.array([5]))}},
      "branch: node 'lif0' feeds 'fc1', 'extra'"),
     ({"add": [("input", "skip"), ("skip", "lif1")],

@@ -40,7 +40,7 @@ LOOP = (nir.Affine, nir.Linear, nir.Conv2d)      # what may carry a node's outpu
 
 
 def recurrent_loops(graph: nir.NIRGraph) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
-    """Recurrent layers: a node whose output returns to itself through linear nodes only
+    """Recurrent layers: a neuron node whose output returns to itself through linear nodes only
     (Affine, Linear, Conv2d), each on the loop alone (snnTorch RLeaky/RSynaptic, the NIR
     paper's RSNN). Returns the edges without those loops and {node: loop nodes in order}; a
     node with several loops keeps them in its edges (refused later as a recurrent edge)."""
@@ -49,7 +49,9 @@ def recurrent_loops(graph: nir.NIRGraph) -> tuple[list[tuple[str, str]], dict[st
         succ[pre].append(post)
         pred[post].append(pre)
     loops: dict[str, list[str]] = {}
-    for name in graph.nodes:
+    for name, node in graph.nodes.items():
+        if not isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.CubaLI, nir.LI)):
+            continue                        # only a neuron's state makes a loop one step late
         found = []
         for first in succ.get(name, []):
             path, cur = [], first
