@@ -147,6 +147,26 @@ def distill_fmnist_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def interop_recurrent_table(data: dict) -> str:
+    lines = [f"Source: {data['source']}. `grid`: random weights already on Loihi's grid (the "
+             "mapping is exact, so every number must be 100%); `trained`: trained on digits in "
+             "snnTorch and tested on its 360-sample test split.", "",
+             "| network | weights | samples | predictions agree | agree where snnTorch's top "
+             "class is unique | output spike counts agree | synapses per layer | accuracy "
+             "snnTorch / deployed | Lava = exact mode |", "|---|---|---|---|---|---|---|---|---|"]
+    for n in data["networks"]:
+        acc = n.get("accuracy")
+        acc = f"{100 * acc['snntorch']:.1f} / {100 * acc['deployed']:.1f}" if acc else "—"
+        lava = f"{'yes' if n['lava_equals_exact'] else 'NO'} ({n['lava_samples']} samples)"
+        lines.append(f"| {n['kind']} | {n['flavour']} | {n['samples']} | "
+                     f"{100 * n['prediction_agreement']:.1f}% | "
+                     f"{100 * n['prediction_agreement_unique_top']:.1f}% | "
+                     f"{100 * n['count_agreement']:.1f}% | "
+                     f"{', '.join(str(v) for v in n['synapses'])} | {acc} | {lava} |")
+    lines += ["", f"- Norse recurrent cells: {data['norse_recurrent']}."]
+    return "\n".join(lines)
+
+
 def fuzz_table(data: dict) -> str:
     cols = ("cases", "one_line_errors", "tracebacks", "hangs", "accepted_valid",
             "accepted_wrong", "code_ran")
@@ -181,7 +201,8 @@ def main() -> None:
     text = readme.read_text()
     for name, render in (("digits", digits_table), ("energy", energy_table),
                          ("backends", backends_table), ("distill_fmnist", distill_fmnist_table),
-                         ("kill9", kill9_table), ("fuzz", fuzz_table)):
+                         ("kill9", kill9_table), ("fuzz", fuzz_table),
+                         ("interop_recurrent", interop_recurrent_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue
