@@ -154,36 +154,36 @@ NETX_CANNOT = {    # layer types lava-dl 0.6.0's netx.hdf5.Network refuses, and 
 MAX_SIZE = 2 ** 31 - 1      # neurons per layer or input values; beyond it shapes overflow
 
 
-def _read(group, key: str, where: str):
+def _read(group, key: str, where: str, fix: str = REEXPORT):
     """The value of dataset `key`, refusing a missing key, a group, or an unreadable value."""
     try:
         item = group.get(key)
         if not isinstance(item, h5py.Dataset):
             what = "is missing" if item is None else "is a group, not a dataset"
-            raise UserError(f"{where}: '{key}' {what}; {REEXPORT}")
+            raise UserError(f"{where}: '{key}' {what}; {fix}")
         return item[()]
     except (OSError, KeyError, ValueError, TypeError) as e:
-        raise UserError(f"{where}: '{key}' cannot be read ({type(e).__name__}); {REEXPORT}") \
+        raise UserError(f"{where}: '{key}' cannot be read ({type(e).__name__}); {fix}") \
             from None
 
 
-def _ints(value, where: str, key: str, lo: int, hi: int) -> np.ndarray:
+def _ints(value, where: str, key: str, lo: int, hi: int, fix: str = REEXPORT) -> np.ndarray:
     """`value` as int64, refusing bools, text, NaN/inf, fractions (netx's astype(int) would
     truncate them) and values outside [lo, hi]. Floats holding exact integers are accepted:
     lava-dl's own exporter writes weights as float32."""
     a = np.asarray(value)
     if a.dtype.kind not in "iuf":
-        raise UserError(f"{where}: '{key}' holds {a.dtype} values, not integers; {REEXPORT}")
+        raise UserError(f"{where}: '{key}' holds {a.dtype} values, not integers; {fix}")
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
-            raise UserError(f"{where}: '{key}' holds NaN or infinity; {REEXPORT}")
+            raise UserError(f"{where}: '{key}' holds NaN or infinity; {fix}")
         if (a != np.round(a)).any():
             bad = a[a != np.round(a)].flat[0]
             raise UserError(f"{where}: '{key}' holds the fraction {bad:g}; netx would truncate "
-                            f"it: store integers ({REEXPORT})")
+                            f"it: store integers ({fix})")
     if a.size and (a.min() < lo or a.max() > hi):
         raise UserError(f"{where}: '{key}' spans [{a.min():g}, {a.max():g}], outside its range "
-                        f"[{lo}, {hi}]; {REEXPORT}")
+                        f"[{lo}, {hi}]; {fix}")
     return a.astype(np.int64)
 
 

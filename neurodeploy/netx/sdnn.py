@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from neurodeploy.errors import UserError
+from neurodeploy.netx import hdf5
 from neurodeploy.neurons.cuba import THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 from neurodeploy.neurons.network import Conv
 from neurodeploy.neurons.sigma_delta import ACTIVATIONS, MESSAGE_BITS, SDLayer, SDNetwork
@@ -31,29 +32,13 @@ NEURON_KEYS = {"type", "activation", "vThMant", "sigma_output", "messageBits"}
 
 
 def _read(g, key: str, where: str):
-    item = g.get(key)
-    if not isinstance(item, h5py.Dataset):
-        raise UserError(f"{where}: '{key}' is {'missing' if item is None else 'not a dataset'}; "
-                        f"{FIX}")
-    try:
-        return item[()]
-    except (OSError, ValueError, TypeError) as e:
-        raise UserError(f"{where}: '{key}' cannot be read ({type(e).__name__}); {FIX}") from None
+    return hdf5._read(g, key, where, FIX)
 
 
 def _ints(g, key: str, where: str, lo: int, hi: int) -> np.ndarray:
     """Integers in [lo, hi]; floats only when they hold exact integers (slayer writes float32
     weights; netx truncates fractions with astype(int))."""
-    a = np.asarray(_read(g, key, where))
-    if a.dtype.kind == "b" or a.dtype.kind not in "iuf":
-        raise UserError(f"{where}: '{key}' holds {a.dtype} values, not integers; {FIX}")
-    if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
-        raise UserError(f"{where}: '{key}' holds a fraction, NaN or infinity, which netx would "
-                        f"truncate; store integers ({FIX})")
-    if a.size and (a.min() < lo or a.max() > hi):
-        raise UserError(f"{where}: '{key}' spans [{a.min():g}, {a.max():g}], outside [{lo}, {hi}];"
-                        f" {FIX}")
-    return a.astype(np.int64)
+    return hdf5._ints(_read(g, key, where), where, key, lo, hi, FIX)
 
 
 def _scalar(g, key: str, where: str, lo: int, hi: int) -> int:
