@@ -10,7 +10,6 @@ spike mismatches, energy per inference and samples/s of both backends side by si
 """
 from __future__ import annotations
 
-import dataclasses
 import platform
 import statistics
 import sys
@@ -32,13 +31,10 @@ OUT = Path(__file__).parent / "results" / "digits.json"
 
 
 def main() -> int:
-    base = load_recipe("digits")
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in SEEDS:
-            recipe = dataclasses.replace(
-                base, teacher=dataclasses.replace(base.teacher, seed=seed),
-                distill=dataclasses.replace(base.distill, seed=seed))
+            recipe = load_recipe("digits", {"teacher.seed": seed, "distill.seed": seed})
             out = Path(tmp) / f"seed{seed}"
             t0 = time.perf_counter()
             distill(recipe, out, progress=False)
