@@ -4,8 +4,9 @@ Parity's second question is how far the deployed network is from the model the u
 This backend answers the "trained" side with the same SpikeRecord the deployed backends return:
 - our networks (netx, or our own NIR export): `SpikingNet.from_integer(net)`, the student's
   training mode (float CUBA-LIF, same integer weights and constants, no fixed-point rounding,
-  wrap or saturation). Its limits are from_integer's: no bias, square conv kernels with equal
-  strides and padding, no dilation or groups; such a network is refused with one line.
+  wrap or saturation; recurrent dense layers included). Its limits are from_integer's: no
+  bias, no delays, square conv kernels with equal strides and padding, no dilation or groups,
+  no recurrence onto a readout; such a network is refused with one line.
 - a foreign NIR graph (snnTorch, Norse, ...): its float semantics under the importer's
   discretization (neurodeploy/graph/importer.py: forward Euler, the updated current drives the
   voltage, per-neuron thresholds, reset to zero), with the float weights before quantization.
@@ -32,7 +33,7 @@ _UNIT = float(1 << STATE_SHIFT)      # Lava's voltage = integer voltage << 6
 def _trainable(net: IntNetwork) -> None:
     """Refuse what SpikingNet has no float counterpart for (from_integer would ignore it)."""
     for layer in net.layers:
-        for name in ("recurrent", "delay", "input_shape"):
+        for name in ("delay", "input_shape"):
             if getattr(layer, name, None) is not None:
                 raise ValueError(f"layer {layer.name}: it has {name.replace('_shape', '')} "
                                  "weights/settings, which the training mode has no counterpart for")

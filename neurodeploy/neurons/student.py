@@ -1,6 +1,7 @@
 """The trainable student, and its conversion to and from the deployed integer network."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from neurodeploy.neurons.cuba import (THRESHOLD_MAX, CubaLIF, CubaParams, CubaReadout,
-                                      QuantConv2d, QuantDense)
+                                      QuantConv2d, QuantDense, float_step)
 from neurodeploy.neurons.network import Conv, IntLayer, IntNetwork
 
 
@@ -24,11 +25,17 @@ class SpikingNet(nn.Module):
     `init_gain` multiplies the Kaiming-uniform initial weights: with wide fan-ins and small
     thresholds Kaiming's bound is below one 8-bit grid step, so most integer weights start at
     zero (see `zero_weight_fraction`).
+    `recurrent=True` gives every hidden dense layer a synapse onto itself (n -> n, 8-bit grid,
+    the layer's weight scale): its own spikes of step t-1 join its input at step t, which is
+    run_exact's and netx `dense_rec`'s semantics, so a temporal task can be distilled and
+    deployed as is. Dense-only students with a hidden layer; `from_integer` passes the indices
+    of the layers that have such weights instead.
     """
 
     def __init__(self, input_shape: tuple[int, ...], classes: int, params: list[CubaParams],
                  conv: list[dict] = (), hidden: list[int] = (), slope: float = 10.0,
-                 readout: bool = False, init_gain: float = 1.0):
+                 readout: bool = False, init_gain: float = 1.0,
+                 recurrent: bool | Iterable[int] = False):
         super().__init__()
         self.readout = bool(readout)
         self.input_shape = tuple(input_shape)
@@ -56,9 +63,24 @@ class SpikingNet(nn.Module):
         self.readout_scale = float(params[-1].threshold)
         if self.readout:
             self.neurons[-1] = CubaReadout(replace(params[-1], threshold=THRESHOLD_MAX))
+        if recurrent is True:
+            if conv or not hidden:
+                raise ValueError("student.recurrent: recurrence needs a dense-only student with "
+                                 "a hidden layer (no conv); set student.recurrent: false or "
+                                 "use student.hidden without student.conv")
+            recurrent = range(len(hidden))
+        # keyed by layer index; a missing key is a feed-forward layer (checkpoints stay as before)
+        self.recurrent = nn.ModuleDict()
+        for i in sorted(set(recurrent or ())):
+            if not 0 <= i < len(self.synapses) or self.geometry[i] is not None \
+                    or (self.readout and i == len(self.synapses) - 1):
+                raise ValueError(f"student.recurrent: layer {i} is not a spiking dense layer; "
+                                 "only those can have recurrent weights")
+            n = self.out_shapes[i][0]
+            self.recurrent[str(i)] = QuantDense(n, n, params[i].threshold)
         if init_gain != 1.0:
             with torch.no_grad():
-                for synapse in self.synapses:
+                for synapse in [*self.synapses, *self.recurrent.values()]:
                     synapse.weight.mul_(init_gain)
 
     def forward(self, spikes: torch.Tensor) -> list[torch.Tensor]:
@@ -67,10 +89,12 @@ class SpikingNet(nn.Module):
         b, t = spikes.shape[:2]
         x = spikes.reshape(b, t, *self.input_shape)
         out = []
-        for synapse, geometry, neuron in zip(self.synapses, self.geometry, self.neurons):
+        for i, (synapse, geometry, neuron) in enumerate(zip(self.synapses, self.geometry,
+                                                            self.neurons)):
             if geometry is None:
                 x = x.reshape(b, t, -1)
-            x = neuron(synapse(x))
+            rec = self.recurrent[str(i)] if str(i) in self.recurrent else None
+            x = neuron(synapse(x)) if rec is None else _recurrent_lif(neuron, synapse(x), rec)
             out.append(x.reshape(b, t, -1))
         return out
 
@@ -92,7 +116,9 @@ class SpikingNet(nn.Module):
     def to_integer(self) -> IntNetwork:
         layers = tuple(
             IntLayer(weight=syn.integer_weight().cpu().numpy(), params=neu.params,
-                     name=f"{'conv' if geo else 'fc'}{i}", conv=geo)
+                     name=f"{'conv' if geo else 'fc'}{i}", conv=geo,
+                     recurrent=self.recurrent[str(i)].integer_weight().cpu().numpy()
+                     if str(i) in self.recurrent else None)
             for i, (syn, geo, neu) in enumerate(zip(self.synapses, self.geometry, self.neurons)))
         # a dense-only network reads flat input: no Flatten node for NIR tools to apply to a batch
         shape = self.input_shape if self.conv_specs else (int(np.prod(self.input_shape)),)
@@ -120,12 +146,27 @@ class SpikingNet(nn.Module):
             scale = (net.layers[-2].params.threshold if len(net.layers) > 1
                      else max(1, int(np.abs(net.layers[-1].weight).max())))
             params[-1] = replace(params[-1], threshold=scale)
+        recurrent = [i for i, layer in enumerate(net.layers) if layer.recurrent is not None]
         model = cls(net.input_shape, net.layers[-1].size, params, conv, hidden,
-                    readout=net.readout)
+                    readout=net.readout, recurrent=recurrent)
         with torch.no_grad():
             for synapse, layer in zip(model.synapses, net.layers):
                 synapse.weight.copy_(torch.as_tensor(layer.weight / synapse.scale))
+            for i in recurrent:
+                rec = model.recurrent[str(i)]
+                rec.weight.copy_(torch.as_tensor(net.layers[i].recurrent / rec.scale))
         return model
+
+
+def _recurrent_lif(neuron: CubaLIF, current: torch.Tensor, rec: QuantDense) -> torch.Tensor:
+    """CubaLIF over [B, T, n] feed-forward input plus `rec` of its own spikes one step late
+    (zero before the first step), as run_exact adds IntLayer.recurrent."""
+    u = v = s = torch.zeros_like(current[:, 0])
+    out = []
+    for t in range(current.shape[1]):
+        u, v, s = float_step(u, v, current[:, t] + rec(s), neuron.params, slope=neuron.slope)
+        out.append(s)
+    return torch.stack(out, dim=1)
 
 
 def zero_weight_fraction(net: SpikingNet) -> list[float]:
