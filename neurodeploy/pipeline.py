@@ -65,18 +65,18 @@ def _versions() -> dict:
 
 def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
              hidden: list[int], readout: bool = False, thresholds: list[int] = (),
-             init_gain: float = 1.0) -> SpikingNet:
+             init_gain: float = 1.0, recurrent: bool = False) -> SpikingNet:
     n = recipe.student.neuron
     layers = len(conv) + len(hidden) + 1
     params = [CubaParams(n.i_decay, n.v_decay, th) for th in thresholds or [n.threshold] * layers]
     return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden, readout=readout,
-                      init_gain=init_gain)
+                      init_gain=init_gain, recurrent=recurrent)
 
 
 def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> SpikingNet:
     s = recipe.student
     return _spiking(recipe, input_shape, classes, s.conv, s.hidden, s.readout, s.thresholds,
-                    s.init_gain)
+                    s.init_gain, s.recurrent)
 
 
 def _stages(channels: list[int]) -> list[dict]:

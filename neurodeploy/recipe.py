@@ -164,6 +164,15 @@ class StudentCfg(BaseModel):
     thresholds: Annotated[list[Annotated[int, Field(ge=1, le=2 ** 17 - 1)]],
                           Field(max_length=129)] = []
     init_gain: Annotated[float, Field(gt=0, le=100)] = 1.0   # x Kaiming: use the 8-bit grid
+    recurrent: bool = False   # true: each hidden dense layer also gets its own spikes, 1 step late
+
+    @model_validator(mode="after")
+    def _recurrence_on_hidden_dense_layers(self):
+        if self.recurrent and (self.conv or not self.hidden):
+            raise ValueError("recurrent: needs a dense-only student with a hidden layer (no "
+                             "student.conv, student.hidden not empty); set student.recurrent: "
+                             "false or change the layers")
+        return self
 
     @model_validator(mode="after")
     def _one_threshold_per_layer(self):
