@@ -571,9 +571,13 @@ def student_recipe(student: SpikingNet, base: Recipe) -> Recipe:
                         "one recipe; give every layer the same decays")
     thresholds = [p.threshold for p in params[:-1]] + [
         int(student.readout_scale) if student.readout else params[-1].threshold]
+    recurrent = sorted(int(i) for i in student.recurrent)
+    if recurrent and (student.conv_specs or recurrent != list(range(len(student.hidden)))):
+        raise UserError("student: recurrent weights on only some layers cannot be described by "
+                        "a recipe's student.recurrent; build it with recurrent=True")
     spec = base.to_dict()
     spec["student"] = {**spec["student"], "conv": student.conv_specs, "hidden": student.hidden,
-                       "readout": student.readout,
+                       "readout": student.readout, "recurrent": bool(recurrent),
                        "neuron": {"i_decay": params[0].i_decay, "v_decay": params[0].v_decay,
                                   "threshold": thresholds[-1]},
                        "thresholds": thresholds if len(set(thresholds)) > 1 else []}

@@ -151,3 +151,17 @@ def test_a_distilled_recurrent_student_deploys_exactly_on_lava(tmp_path):
                  "--samples", "6", "--out", str(tmp_path / "parity"), "-q"]) == 0
     parity = json.loads((tmp_path / "parity" / "parity.json").read_text())
     assert parity["comparisons"][0]["spike_mismatches"] == 0
+
+
+def test_a_python_built_recurrent_student_is_described_by_its_recipe():
+    """api.distill/export describe a SpikingNet built in Python by a recipe; the recurrent
+    weights must survive that (strict load), and a partial recurrence is refused in one line."""
+    from neurodeploy.pipeline import _student, student_recipe
+    p = CubaParams(1024, 256, 100)
+    model = SpikingNet((20,), 5, [p, p], hidden=[16], recurrent=True)
+    recipe = student_recipe(model, recipe_from_dict({"name": "x"}, "r.yaml"))
+    assert recipe.student.recurrent is True
+    _student(recipe, (20,), 5).load_state_dict(model.state_dict())
+    partial = SpikingNet((20,), 5, [p, p, p], hidden=[16, 8], recurrent=[1])
+    with pytest.raises(UserError, match="student.recurrent"):
+        student_recipe(partial, recipe_from_dict({"name": "x"}, "r.yaml"))
