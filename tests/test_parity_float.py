@@ -55,9 +55,9 @@ def test_float_backend_refuses_what_the_training_mode_cannot_express():
     with pytest.raises(UserError) as e:
         simulate_float(IntNetwork(4, (layer,)), _spikes(2, 3, 4), source="b.net")
     assert "b.net" in str(e.value) and "bias" in str(e.value) and "\n" not in str(e.value)
-    recurrent = IntLayer(np.full((3, 4), 2), P, name="fc0", recurrent=np.zeros((3, 3), int))
-    with pytest.raises(UserError, match="fc0: it has recurrent"):
-        simulate_float(IntNetwork(4, (recurrent,)), _spikes(2, 3, 4))
+    delayed = IntLayer(np.full((3, 4), 2), P, name="fc0", delay=np.ones((3, 4), int))
+    with pytest.raises(UserError, match="fc0: it has delay"):
+        simulate_float(IntNetwork(4, (delayed,)), _spikes(2, 3, 4))
 
 
 def _foreign_graph(path):
