@@ -167,6 +167,64 @@ def interop_recurrent_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def distill_sweep_table(data: dict) -> str:
+    """The current sweep protocol (readout students, ann_ceiling rows, a machine per row)."""
+    runs, recipe = data["runs"], data["recipe"]
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    by = {m: [r for r in runs if r["method"] == m] for m in methods}
+    snn = [r for r in runs if r["method"] != "ann_ceiling"]
+    t, readouts = snn[0]["T"], len(snn[0]["accuracy_by_readout_T"])
+    machines = sorted({f"{r['machine']['cpu']} ({r['machine']['threads']} threads"
+                       + (f", {r['machine']['gpu']}" if r["machine"]["gpu"] else ", no GPU") + ")"
+                       for r in runs})
+    ds = recipe["dataset"]
+    subset = (f"a seeded {ds['train_samples']:,}-sample training subset "
+              f"({ds['val_samples']:,} validation), " if ds.get("train_samples") else "")
+    lines = [
+        f"Protocol `{data['protocol']}`: Fashion-MNIST, {subset}{snn[0]['epochs']} epochs per "
+        f"student, epoch selected on validation, deployed accuracy (exact integer mode = Lava) "
+        f"on {snn[0]['test_samples']:,} test samples, in %, mean ± std over seeds; student "
+        f"{recipe['encoding'].get('levels', 1)}x28x28-"
+        f"{'-'.join(str(c['channels']) + 'c3s2' for c in recipe['student']['conv'])}-10, "
+        f"{'readout (summed voltage)' if recipe['student'].get('readout') else 'spike counts'}, "
+        f"T = {t}. Rows produced on: {'; '.join(machines)}.",
+        "",
+        f"| method | seeds | deployed acc. at T = {t} | teacher acc. | CPU s per row | "
+        + " | ".join(f"T'={i + 1}" for i in range(readouts)) + " |",
+        "|---|---|---|---|---|" + "---|" * readouts]
+    curve = {m: [sum(r["accuracy_by_readout_T"][i] for r in by[m]) / len(by[m])
+                 for i in range(readouts)] for m in methods if m != "ann_ceiling"}
+    for m in methods:
+        rs = by[m]
+        cpu = sum(r["cpu_seconds"] for r in rs) / len(rs)
+        if m == "ann_ceiling":
+            lines.append(f"| ann_ceiling (the student's layers as a float ReLU ANN) | {len(rs)} | "
+                         f"{_mean_std([r['accuracy_float'] for r in rs])} (float) | — | "
+                         f"{cpu:.0f} | " + " | ".join("" for _ in range(readouts)) + " |")
+            continue
+        teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
+        lines.append(
+            f"| {m} | {len(rs)} | {_mean_std([r['accuracy_deployed'] for r in rs])} | "
+            f"{_mean_std(teacher) if teacher else '—'} | {cpu:.0f} | "
+            + " | ".join(f"{100 * a:.1f}" for a in curve[m]) + " |")
+    lines += ["", f"T' columns: mean accuracy when the output is read after T' steps of one "
+              f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined)."]
+    if "none" in curve and len(curve) > 1:
+        mean = {m: c[t - 1] for m, c in curve.items()}
+        best = max((m for m in curve if m != "none"), key=mean.get)
+        seeds = {m: len(by[m]) for m in curve}
+        lines.append(f"- Best method by mean deployed accuracy: {best}, "
+                     f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation "
+                     f"({seeds[best]} vs {seeds['none']} seeds).")
+    if "full_range_kd" in curve:
+        full = curve["full_range_kd"]
+        worst = min(range(readouts), key=full.__getitem__)
+        lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
+                     f"1..{readouts}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
+                     f"{worst + 1}).")
+    return "\n".join(lines)
+
+
 def fuzz_table(data: dict) -> str:
     cols = ("cases", "one_line_errors", "tracebacks", "hangs", "accepted_valid",
             "accepted_wrong", "code_ran")
@@ -202,7 +260,9 @@ def main() -> None:
     for name, render in (("digits", digits_table), ("energy", energy_table),
                          ("backends", backends_table), ("distill_fmnist", distill_fmnist_table),
                          ("kill9", kill9_table), ("fuzz", fuzz_table),
-                         ("interop_recurrent", interop_recurrent_table)):
+                         ("interop_recurrent", interop_recurrent_table),
+                         ("distill_fmnist_quick", distill_sweep_table),
+                         ("distill_fmnist_sweep", distill_sweep_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue
