@@ -306,19 +306,35 @@ def preset_ok(v):
     return isinstance(v, str) and (v in PRESETS or v.endswith((".yaml", ".yml")))
 
 
+def optional(rule):
+    return lambda v: v is None or rule(v)
+
+
+def one_of(*names):
+    return lambda v: isinstance(v, str) and v in names
+
+
+BOOL = lambda v: isinstance(v, bool)  # noqa: E731
 RECIPE = {
     "name": STR,
-    "dataset": ({"name": lambda v: v in ("digits", "fashion-mnist"), "split_seed": seed_rule}, ()),
+    "dataset": ({"name": lambda v: v in ("digits", "fashion-mnist"), "split_seed": seed_rule,
+                 "train_samples": optional(I(1, 2 ** 63)), "val_samples": optional(I(1, 2 ** 63))},
+                ()),
     "encoding": ({"name": lambda v: v in ("rate", "thermometer"), "timesteps": I(1, 4096),
                   "levels": I(1, 256)}, ()),
-    "teacher": ({"conv": list_of(WIDTH), "hidden": list_of(WIDTH), "spiking":
-                 lambda v: isinstance(v, bool), "epochs": I(1, 100000), "lr": F(0, 10, True),
-                 "batch_size": I(1, 65536), "seed": seed_rule}, ()),
+    "teacher": ({"conv": list_of(WIDTH), "hidden": list_of(WIDTH), "spiking": BOOL,
+                 "epochs": I(1, 100000), "lr": F(0, 10, True), "batch_size": I(1, 65536),
+                 "seed": seed_rule, "weight_decay": F(0, 10),
+                 "augment": one_of("none", "crop", "crop_flip"),
+                 "schedule": one_of("constant", "cosine", "onecycle")}, ()),
     "student": ({"conv": list_of(CONV), "hidden": list_of(WIDTH),
                  "neuron": ({"i_decay": I(0, 4096), "v_decay": I(0, 4096),
-                             "threshold": I(1, 2 ** 17 - 1)}, ())}, ()),
+                             "threshold": I(1, 2 ** 17 - 1)}, ()),
+                 "readout": BOOL, "recurrent": BOOL, "init_gain": F(0, 100, True),
+                 "thresholds": list_of(I(1, 2 ** 17 - 1))}, ()),
     "distill": ({"epochs": I(1, 100000), "lr": F(0, 10, True), "batch_size": I(1, 65536),
-                 "seed": seed_rule, "weight_decay": F(0, 1e6), "chain": list_of(chain_rule),
+                 "seed": seed_rule, "weight_decay": F(0, 10), "chain": list_of(chain_rule),
+                 "validate_every": I(1, 100000),
                  "losses": list_of(loss_rule, nonempty=True)}, ()),
     "energy": ({"preset": preset_ok}, ()),
 }
