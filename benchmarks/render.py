@@ -169,8 +169,13 @@ def interop_recurrent_table(data: dict) -> str:
 
 def distill_sweep_table(data: dict) -> str:
     """The current sweep protocol (readout students, ann_ceiling rows, a machine per row)."""
-    runs, recipe = data["runs"], data["recipe"]
-    methods = list(dict.fromkeys(r["method"] for r in runs))
+    recipe = data["recipe"]
+    methods = list(dict.fromkeys(r["method"] for r in data["runs"]))
+    # every method over the same seeds: a seed enters the table once all its rows exist
+    seeds = sorted(set.intersection(*({r["seed"] for r in data["runs"] if r["method"] == m}
+                                      for m in methods)))
+    runs = [r for r in data["runs"] if r["seed"] in seeds]
+    pending = len(data["runs"]) - len(runs)
     by = {m: [r for r in runs if r["method"] == m] for m in methods}
     snn = [r for r in runs if r["method"] != "ann_ceiling"]
     t, readouts = snn[0]["T"], len(snn[0]["accuracy_by_readout_T"])
@@ -199,7 +204,8 @@ def distill_sweep_table(data: dict) -> str:
         cpu = sum(r["cpu_seconds"] for r in rs) / len(rs)
         if m == "ann_ceiling":
             lines.append(f"| ann_ceiling (the student's layers as a float ReLU ANN) | {len(rs)} | "
-                         f"{_mean_std([r['accuracy_float'] for r in rs])} (float) | — | "
+                         f"{_mean_std([r['accuracy_float'] for r in rs])} (float, whole test "
+                         f"set) | — | "
                          f"{cpu:.0f} | " + " | ".join("" for _ in range(readouts)) + " |")
             continue
         teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
@@ -209,13 +215,14 @@ def distill_sweep_table(data: dict) -> str:
             + " | ".join(f"{100 * a:.1f}" for a in curve[m]) + " |")
     lines += ["", f"T' columns: mean accuracy when the output is read after T' steps of one "
               f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined)."]
+    if pending:
+        lines.append(f"- Seeds {', '.join(map(str, seeds))} complete; {pending} rows of further "
+                     "seeds are in the results file and enter the table when their seed is.")
     if "none" in curve and len(curve) > 1:
         mean = {m: c[t - 1] for m, c in curve.items()}
         best = max((m for m in curve if m != "none"), key=mean.get)
-        seeds = {m: len(by[m]) for m in curve}
         lines.append(f"- Best method by mean deployed accuracy: {best}, "
-                     f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation "
-                     f"({seeds[best]} vs {seeds['none']} seeds).")
+                     f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation.")
     if "full_range_kd" in curve:
         full = curve["full_range_kd"]
         worst = min(range(readouts), key=full.__getitem__)
