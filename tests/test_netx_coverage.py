@@ -14,6 +14,7 @@ from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.hdf5 import write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, run_exact
+from slayer_export import export
 
 P = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03,
      "scale_grad": 3, "requires_grad": False}
@@ -23,20 +24,6 @@ def slayer():
     import_lava()
     from lava.lib.dl import slayer as s
     return s
-
-
-def export(path, blocks, x, delays=None):
-    """lava-dl's own export: slayer learns neuron (and delay) shapes on a first forward pass,
-    after which `delays` {block index: per-neuron delays} are set."""
-    with torch.no_grad():
-        for block in blocks:
-            x = block(x)
-        for i, d in (delays or {}).items():
-            blocks[i].delay.delay.data = d
-    with h5py.File(path, "w") as f:
-        layer = f.create_group("layer")
-        for i, block in enumerate(blocks):
-            block.export_hdf5(layer.create_group(f"{i}"))
 
 
 def three_way(path, samples=4, steps=12, seed=1):

@@ -7,6 +7,7 @@ import torch
 
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.compat import import_lava
+from slayer_export import export
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 from neurodeploy.neurons.sigma_delta import (SDLayer, activity, describe, message_mismatches,
@@ -29,13 +30,9 @@ def slayer_sdnn(path, conv: bool, threshold: float = 0.1, bias: bool = False):
         blocks = [sd.Input(p), sd.Dense(p, 12, 10, weight_scale=2),
                   sd.Dense(p, 10, 8, weight_scale=2), sd.Output(p, 8, 4)]
         x = torch.rand(1, 12, 3)
-    for block in blocks:         # slayer learns its neuron shapes on the first forward pass
-        x = block(x)
-    with h5py.File(path, "w") as f:
-        layer = f.create_group("layer")
-        for i, block in enumerate(blocks):
-            block.export_hdf5(layer.create_group(f"{i}"))
-        if bias:                 # slayer's SD blocks export none; netx reads a dense 'bias'
+    export(path, blocks, x)
+    if bias:                     # slayer's SD blocks export none; netx reads a dense 'bias'
+        with h5py.File(path, "a") as f:
             f["layer/1/bias"] = np.random.default_rng(0).integers(-3, 4, size=10)
     return path
 

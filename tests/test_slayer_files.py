@@ -1,5 +1,4 @@
 """netx files written by lava-dl's own slayer exporter run on every backend, spike for spike."""
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -9,6 +8,7 @@ from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.compat import import_lava
 from neurodeploy.netx import read_netx
+from slayer_export import export
 
 
 def slayer_file(path, conv: bool):
@@ -27,12 +27,7 @@ def slayer_file(path, conv: bool):
         blocks = [slayer.block.cuba.Dense(p, 20, 16, weight_scale=2, weight_norm=False),
                   slayer.block.cuba.Dense(p, 16, 5, weight_scale=2, weight_norm=False)]
         x = torch.zeros(1, 20, 4)
-    for block in blocks:         # slayer learns its neuron shapes on the first forward pass
-        x = block(x)
-    with h5py.File(path, "w") as f:
-        layer = f.create_group("layer")
-        for i, block in enumerate(blocks):
-            block.export_hdf5(layer.create_group(f"{i}"))
+    export(path, blocks, x)
 
 
 @pytest.mark.parametrize("conv", [False, True], ids=["dense", "conv"])
