@@ -244,7 +244,9 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     result = {"network": args.network, "kind": "sigma-delta", "samples": len(x),
               "timesteps": int(x.shape[1]),
               "provenance": {"network_sha256": file_digest(args.network),
-                             "inputs_sha256": hashlib.sha256(repr(x.shape).encode() + np.ascontiguousarray(x, dtype=np.int64).tobytes()).hexdigest(),
+                             "inputs_sha256": hashlib.sha256(
+                                 repr(x.shape).encode()
+                                 + np.ascontiguousarray(x, dtype=np.int64).tobytes()).hexdigest(),
                              "backends": backends,
                              "timesteps": int(x.shape[1]), "samples": len(x)},
               "activity": activity(net, first),
@@ -273,8 +275,6 @@ def _sdnn_inputs(path: str, input_size: int, samples: int | None) -> np.ndarray:
                 raise UserError(f"{path}: no array 'x'; save integer frames [N, T, ...] as x")
             x = f["x"]
     except (OSError, ValueError, EOFError) as e:
-        if isinstance(e, UserError):
-            raise
         raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with "
                         "numpy.savez") from None
     if x.dtype.kind == "f" and np.isfinite(x).all() and np.array_equal(x, np.round(x)):
@@ -456,14 +456,9 @@ class _Parser(argparse.ArgumentParser):
 
 def versions() -> str:
     """One line for bug reports: this package and the stack it is tested against."""
-    from importlib.metadata import PackageNotFoundError, version
-    parts = []
-    for dist in ("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"):
-        try:
-            parts.append(f"{dist} {version(dist)}")
-        except PackageNotFoundError:
-            parts.append(f"{dist} not installed")
-    return ", ".join(parts)
+    from neurodeploy import package_versions
+    found = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"))
+    return ", ".join(f"{name} {v or 'not installed'}" for name, v in found.items())
 
 
 class _Version(argparse.Action):

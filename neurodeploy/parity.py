@@ -27,6 +27,7 @@ def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) ->
     if a.readout is not None or b.readout is not None:
         readout = (int((a.readout != b.readout).sum())
                    if a.readout is not None and b.readout is not None else None)
+    compared = int(sum(x.size for x in a.layers))
     result = {
         "backends": [a.backend, b.backend],
         "readout_voltage_mismatches": readout,
@@ -35,8 +36,8 @@ def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) ->
             name: [int(v) for v in m] for name, m in zip(a.layer_names, per_layer)},
         "first_mismatch": first,
         "prediction_agreement": float((a.predictions == b.predictions).mean()),
-        "spikes_compared": int(sum(x.size for x in a.layers)),   # kept for older readers
-        "neuron_steps_compared": int(sum(x.size for x in a.layers)),
+        "spikes_compared": compared,   # kept for older readers
+        "neuron_steps_compared": compared,
     }
     if labels is not None:
         result["accuracy"] = {a.backend: a.accuracy(labels), b.backend: b.accuracy(labels)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ from neurodeploy.distill.teacher_file import teacher_module, teacher_provenance
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import (barrier, distill_student, is_main, subset,
                                        teacher_outputs, train_teacher)
+from neurodeploy import package_versions
 from neurodeploy.errors import UserError, atomic_path, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
@@ -54,13 +54,7 @@ def _digest(spec) -> str:
 
 
 def _versions() -> dict:
-    out = {}
-    for pkg in ("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions(("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"))
 
 
 def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],

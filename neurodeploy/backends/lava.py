@@ -10,6 +10,8 @@ window time. Spikes enter and leave through memmap-backed processes (see lavapro
 """
 from __future__ import annotations
 
+import bisect
+
 import importlib.util
 import time
 from pathlib import Path
@@ -120,6 +122,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape)
             source.s_out.connect(net.inp)
         clears = _buffer_clears(net, net_spec, n, t)
+        stops = sorted(clears)
         sink_paths = []
         for i, (layer, spec) in enumerate(zip(net.layers, net_spec.layers)):
             path = Path(tmp) / f"layer{i}.u8"
@@ -142,8 +145,9 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                 if timeout_s is not None and time.monotonic() - started > timeout_s:
                     raise LavaTimeout(f"the Lava run exceeded its {timeout_s:g} s timeout after "
                                       f"{min(n, done // t)} of {n} samples; it was stopped")
+                stop = bisect.bisect_right(stops, done)     # the next buffer clear
                 todo = min(per_run, steps - done,
-                           min((s for s in clears if s > done), default=steps) - done)
+                           (stops[stop] if stop < len(stops) else steps) - done)
                 net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
                 done += todo
                 for var in clears.get(done, ()):

@@ -19,15 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy.backends.lava import LavaTimeout
 from neurodeploy.compat import import_lava, interruption_point, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import read_sdnn
 
 BACKEND = "lava (Loihi2SimCfg fixed_pt, SDNN)"
-
-
-class LavaTimeout(UserError):
-    """The Lava run took longer than its timeout (it was stopped and cleaned up)."""
 
 
 @dataclass

@@ -215,8 +215,6 @@ def save_dataset(data, path: str | Path, split_seed: int = 0,
 
     `data`: a torch Dataset or DataLoader (a seeded, stratified `test_fraction` becomes the
     test split, like digits), a (train, test) pair or a {train, test[, val]} dict of them."""
-    if isinstance(data, (str, Path)):
-        return Path(data)
     if isinstance(data, tuple) and len(data) == 2:
         data = {"train": data[0], "test": data[1]}
     if isinstance(data, dict):

@@ -29,8 +29,6 @@ from tqdm import tqdm
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import SpikingNet, run_exact
 
-SCHEDULES = ("constant", "cosine", "onecycle")
-AUGMENTS = ("none", "crop", "crop_flip")
 
 
 @dataclass

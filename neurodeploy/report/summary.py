@@ -14,6 +14,7 @@ from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
 from neurodeploy.energy.neurobench import neurobench_metrics
+from neurodeploy import package_versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 
@@ -75,13 +76,7 @@ def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) ->
 def generated() -> dict:
     """When and with what a report was made (its provenance block shows it)."""
     import datetime
-    import importlib.metadata
-    versions = {}
-    for pkg in ("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy"):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
+    versions = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy"))
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions}
 
