@@ -140,11 +140,11 @@ def parity(network: str | Path, inputs=None, backends=("torch", "emulator", "lav
     spike (and `float`, the model as trained, against the deployed ones). Returns parity.json's
     content; `spike_mismatches` is 0 when the backends agree exactly. `reference`: another
     framework's predictions/output counts for the same inputs (.npz), compared too."""
-    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as folder, \
-            pipeline.deployable(network, dt) as (_, meta, _, net):
-        spikes, labels = _inputs(inputs, net, meta, samples, str(network), Path(folder))
-    return pipeline.parity(network, spikes, labels, list(backends), progress, dt=dt,
-                           reference=reference)[0]
+    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as folder:
+        return pipeline.parity(
+            network, lambda meta, net: _inputs(inputs, net, meta, samples, str(network),
+                                               Path(folder)),
+            list(backends), progress, dt=dt, reference=reference)[0]
 
 
 def inspect(path: str | Path, dt: float | None = None) -> dict:

@@ -341,20 +341,24 @@ def cmd_merge(args) -> int:
 
 
 def cmd_parity(args) -> int:
-    from neurodeploy.pipeline import deployable, parity
+    from neurodeploy.pipeline import parity
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if _is_sdnn(args.network):
         return _sdnn(args, names, "parity")
-    with deployable(args.network, args.dt, args.input_shape) as (_, meta, _, net):
+    out = None
+
+    def inputs(meta, net):       # the network is open and valid: check --out, then read inputs
+        nonlocal out
         out = writable_dir(args.out or _default_out("parity", args.network))
-        spikes, labels = _inputs(args, net, meta)
-    result, records = parity(args.network, spikes, labels, names, _progress(args), args.timeout,
+        return _inputs(args, net, meta)
+
+    result, records = parity(args.network, inputs, names, _progress(args), args.timeout,
                              args.dt, args.input_shape, getattr(args, "device", "cpu"),
                              args.reference)
     pairs, sources, refs = result["comparisons"], result["source"], result["reference"]
     write_json(out / "parity.json", result)
     page = _page("parity", result, out)
-    print(f"parity of {args.network} on {len(labels)} samples "
+    print(f"parity of {args.network} on {result['samples']} samples "
           f"({records[0].timesteps} steps, {len(records[0].layers)} layers)")
     for backend, acc in result["accuracy"].items():
         print(f"  {backend:32s} accuracy {acc:.4f}")

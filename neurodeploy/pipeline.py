@@ -623,15 +623,16 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
                    "loihi2": resource_estimate(layer_table(net))}
 
 
-def parity(network: str | Path, spikes: np.ndarray, labels: np.ndarray, backends: list[str],
-           progress: bool = False, timeout_s: float | None = None, dt: float | None = None,
+def parity(network: str | Path, inputs, backends: list[str], progress: bool = False, timeout_s: float | None = None, dt: float | None = None,
            input_shape: tuple[int, ...] | None = None, device: str = "cpu",
            reference: str | Path | None = None) -> tuple[dict, list[SpikeRecord]]:
     """Run the same input spikes through several backends of one network file and compare:
     the deployed backends spike for spike against the first, `float` (the model as trained,
     read from the user's own file, so a foreign NIR graph keeps its float semantics) against
     each deployed one, and every backend against `reference` (another framework's predictions
-    and output counts, a .npz). Returns parity.json's content and the records."""
+    and output counts, a .npz). `inputs(metadata, net) -> (spikes, labels)` picks the inputs
+    once the network is open, so it is read once. Returns parity.json's content and the
+    records."""
     from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
     from neurodeploy.report.summary import generated
     unknown = [b for b in backends if b not in BACKENDS]
@@ -641,7 +642,8 @@ def parity(network: str | Path, spikes: np.ndarray, labels: np.ndarray, backends
     if len(backends) < 2 and not reference:
         raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
                         "float,torch), or one with --reference")
-    with deployable(network, dt, input_shape) as (lowered, _, _, net):
+    with deployable(network, dt, input_shape) as (lowered, meta, _, net):
+        spikes, labels = inputs(meta, net)
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
         records = [simulate(lowered if b != "float" else network, spikes, b, progress,
                             timeout_s, device, input_shape=input_shape, dt=dt)
