@@ -481,16 +481,16 @@ def read_netx(path: str | Path,
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such network file; run `neurodeploy export` first")
-    from neurodeploy.netx.sdnn import is_sdnn
-    if is_sdnn(path):
-        raise UserError(f"{path}: a sigma-delta (SDNN) network, not a CUBA one: run it with "
-                        "`neurodeploy simulate|parity|inspect` and --data frames.npz")
+    from neurodeploy.netx.sdnn import uses_sdnn
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise UserError(f"{path}: not a readable HDF5 netx file ({e}); re-export it") from None
     try:
         with f:
+            if uses_sdnn(f):
+                raise UserError(f"{path}: a sigma-delta (SDNN) network, not a CUBA one: run it "
+                                "with `neurodeploy simulate|parity|inspect` and --data frames.npz")
             groups = f.get("layer")
             if not isinstance(groups, h5py.Group):
                 raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")

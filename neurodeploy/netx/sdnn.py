@@ -83,13 +83,21 @@ def is_sdnn(path: str | Path) -> bool:
     """Whether a readable netx file uses sigma-delta neurons (for dispatch; reads no weights)."""
     try:
         with h5py.File(path, "r") as f:
-            layers = f.get("layer")
-            if not isinstance(layers, h5py.Group):
-                return False
-            for name in layers:
-                n = layers[name].get("neuron") if isinstance(layers[name], h5py.Group) else None
-                if isinstance(n, h5py.Group) and _text(n, "type", "") == "SDNN":
-                    return True
+            return uses_sdnn(f)
+    except OSError:
+        return False
+
+
+def uses_sdnn(f: h5py.File) -> bool:
+    """Whether an open netx file has a sigma-delta neuron; unreadable parts count as no."""
+    try:
+        layers = f.get("layer")
+        if not isinstance(layers, h5py.Group):
+            return False
+        for name in layers:
+            n = layers[name].get("neuron") if isinstance(layers[name], h5py.Group) else None
+            if isinstance(n, h5py.Group) and _text(n, "type", "") == "SDNN":
+                return True
     except (OSError, UserError, KeyError, ValueError):
         return False
     return False
