@@ -29,6 +29,9 @@ def digits_table(data: dict) -> str:
         f"| torch exact mode, CPU batch (samples/s) | "
         f"{pm('torch_exact_samples_per_s', '{:.0f}')} ({ratio:.0f}x Lava) |",
     ]
+    lines += [f"| student accuracy when trained on {n} thread{'s' * (n != '1')} (exact mode) | "
+              f"{t['mean']:.4f} ± {t['std']:.4f} (lowest {min(t['accuracy_deployed']):.4f}) |"
+              for n, t in sorted(data.get("by_threads", {}).items())]
     return "\n".join(lines)
 
 

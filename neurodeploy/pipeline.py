@@ -109,6 +109,11 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     tc, dc = recipe.teacher, recipe.distill
     enc = recipe.encoding.metadata()
     spikes = {name: data.encoded(name, enc) for name in ("train", "val", "test")}
+    if dc.timesteps and dc.timesteps != enc["timesteps"]:
+        if data.timesteps:
+            raise UserError(f"recipe {recipe.name}: distill.timesteps: {data.file} holds spike "
+                            f"trains of {data.timesteps} steps; remove distill.timesteps")
+        spikes["train"] = data.encoded("train", {**enc, "timesteps": dc.timesteps})
     shape = data.input_shape(enc)
 
     recipe_key = _digest(recipe.to_dict())

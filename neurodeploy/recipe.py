@@ -192,6 +192,9 @@ class DistillCfg(BaseModel):
     weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
     # exact-mode validation every N epochs (and after the last); the best validated one is kept
     validate_every: Annotated[int, Field(ge=1, le=100_000)] = 1
+    # steps per training sample when longer than the deployed T (encoding.timesteps): full_range_kd
+    # then supervises every readout T' up to it, so the student also reads out past T
+    timesteps: Annotated[int, Field(ge=1, le=4096)] | None = None
     chain: Annotated[list[ChainSpec], Field(max_length=16)] = []   # assistants, teacher first
     losses: Annotated[list[Annotated[dict[str, Any], AfterValidator(_loss_term)]],
                       Field(min_length=1, max_length=32)] = [
@@ -215,6 +218,22 @@ class Recipe(BaseModel):
     student: StudentCfg = StudentCfg()
     distill: DistillCfg = DistillCfg()
     energy: EnergyCfg = EnergyCfg()
+
+    @model_validator(mode="after")
+    def _training_window_extends_the_deployed_one(self):
+        """A longer training window is only the deployed run continued when every step sees the
+        same frame (thermometer); rate coding spreads an intensity's spikes over the window."""
+        steps, deployed = self.distill.timesteps, self.encoding.timesteps
+        if steps is None or steps == deployed:
+            return self
+        if steps < deployed:
+            raise ValueError(f"distill.timesteps: {steps} is shorter than the deployed "
+                             f"encoding.timesteps: {deployed}; give at least {deployed} or remove it")
+        if self.encoding.name != "thermometer":
+            raise ValueError(f"distill.timesteps: a {steps}-step {self.encoding.name} code does not "
+                             f"begin with the {deployed}-step one that deploys; use encoding.name: "
+                             "thermometer or remove distill.timesteps")
+        return self
 
     @model_validator(mode="after")
     def _losses_fit_the_networks(self):

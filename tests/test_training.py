@@ -110,3 +110,34 @@ def test_ann_teacher_settings_on_a_spiking_teacher_are_refused_in_one_line():
         with pytest.raises(UserError, match=f"teacher.*{key}.*spiking: false") as e:
             recipe_from_dict({"name": "t", "teacher": {"spiking": True, key: value}}, "t.yaml")
         assert "\n" not in str(e.value)
+
+
+def test_a_longer_training_window_trains_past_T_and_deploys_at_T(tmp_path, monkeypatch):
+    """distill.timesteps: full_range_kd sees every readout up to 8 steps, the network still
+    deploys (and validates) at encoding.timesteps = 2."""
+    import neurodeploy.pipeline as pipeline
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append((kw["train_spikes"].shape[1], kw["val_spikes"].shape[1]))
+        return distill_student(*args, **kw)
+    monkeypatch.setattr(pipeline, "distill_student", spy)
+    recipe = recipe_from_dict({"name": "t", "encoding": {"name": "thermometer", "timesteps": 2},
+                               "teacher": {"epochs": 1},
+                               "student": {"hidden": [16], "readout": True},
+                               "distill": {"epochs": 1, "timesteps": 8, "losses": [
+                                   {"name": "full_range_kd"}]}}, "t")
+    ckpt = torch.load(distill(recipe, tmp_path, progress=False), weights_only=False)
+    assert seen == [(8, 2)]
+    assert ckpt["recipe"]["encoding"]["timesteps"] == 2
+
+
+@pytest.mark.parametrize("encoding, steps, message", [
+    ({"name": "thermometer", "timesteps": 4}, 2, "shorter than the deployed"),
+    ({"name": "rate", "timesteps": 4}, 8, "thermometer or remove distill.timesteps")])
+def test_a_training_window_that_cannot_extend_the_deployed_one_is_refused(encoding, steps,
+                                                                          message):
+    with pytest.raises(UserError, match=message) as e:
+        recipe_from_dict({"name": "t", "encoding": encoding,
+                          "distill": {"timesteps": steps}}, "t.yaml")
+    assert "\n" not in str(e.value)
