@@ -230,7 +230,7 @@ def measure(recipe, work: Path, test_samples: int | None = None) -> dict:
                         "synapses": sum(r["nonzero_synapses"] for r in table),
                         "macs_as_ann": sum(r["macs"] for r in table) * steps,
                         "synaptic_ops": float(synops)},
-            "epochs": recipe.distill.epochs}
+            "epochs": recipe.distill.epochs, "train_timesteps": recipe.distill.timesteps or steps}
 
 
 def lava_check(results: dict, samples: int, protocol: str) -> dict:

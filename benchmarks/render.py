@@ -141,12 +141,7 @@ def distill_fmnist_table(data: dict) -> str:
                      f"1..{readouts}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
                      f"{worst + 1}).")
     if "lava_check" in data:
-        c = data["lava_check"]
-        lines.append(f"- The validation-best student ({c['method']}, seed {c['seed']}; now "
-                     f"export/fmnist_conv) through Lava on {c['samples']:,} test samples: "
-                     f"{c['spike_mismatches']} spike mismatches in {c['spikes_compared']:,} against "
-                     f"the exact mode; accuracy {100 * c['accuracy_lava']:.2f}% "
-                     f"(exact mode {100 * c['accuracy_exact']:.2f}%), {c['lava_seconds']:.0f} s.")
+        lines.append(_lava_line(data["lava_check"], "export/fmnist_conv until the readout sweep"))
     return "\n".join(lines)
 
 
@@ -168,6 +163,16 @@ def interop_recurrent_table(data: dict) -> str:
                      f"{', '.join(str(v) for v in n['synapses'])} | {acc} | {lava} |")
     lines += ["", f"- Norse recurrent cells: {data['norse_recurrent']}."]
     return "\n".join(lines)
+
+
+def _lava_line(c: dict, export: str) -> str:
+    voltages = c.get("readout_voltage_mismatches")
+    return (f"- The validation-best student ({c['method']}, seed {c['seed']}; {export}) through "
+            f"Lava on {c['samples']:,} test samples: {c['spike_mismatches']} spike mismatches in "
+            f"{c['spikes_compared']:,} neuron-steps against the exact mode"
+            + (f", {voltages} readout-voltage mismatches" if voltages is not None else "")
+            + f"; accuracy {100 * c['accuracy_lava']:.2f}% (exact mode "
+            f"{100 * c['accuracy_exact']:.2f}%), {c['lava_seconds']:.0f} s.")
 
 
 def distill_sweep_table(data: dict) -> str:
@@ -207,8 +212,8 @@ def distill_sweep_table(data: dict) -> str:
         cpu = sum(r["cpu_seconds"] for r in rs) / len(rs)
         if m == "ann_ceiling":
             lines.append(f"| ann_ceiling (the student's layers as a float ReLU ANN) | {len(rs)} | "
-                         f"{_mean_std([r['accuracy_float'] for r in rs])} (float, whole test "
-                         f"set) | — | "
+                         f"{_mean_std([r['accuracy_float'] for r in rs])} (float"
+                         f"{_ann_samples(rs, snn)}) | — | "
                          f"{cpu:.0f} | " + " | ".join("" for _ in range(readouts)) + " |")
             continue
         teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
@@ -218,6 +223,10 @@ def distill_sweep_table(data: dict) -> str:
             + " | ".join(f"{100 * a:.1f}" for a in curve[m]) + " |")
     lines += ["", f"T' columns: mean accuracy when the output is read after T' steps of one "
               f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined)."]
+    longer = sorted({m for m in methods for r in by[m] if r.get("train_timesteps", t) > t})
+    if longer:
+        lines.append(f"- {', '.join(longer)} trained on {by[longer[0]][0]['train_timesteps']} "
+                     f"steps per sample (distill.timesteps) and deploy at T = {t}.")
     if pending:
         lines.append(f"- Seeds {', '.join(map(str, seeds))} complete; {pending} rows of further "
                      "seeds are in the results file and enter the table when their seed is.")
@@ -232,7 +241,16 @@ def distill_sweep_table(data: dict) -> str:
         lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
                      f"1..{readouts}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
                      f"{worst + 1}).")
+    if "lava_check" in data:
+        lines.append(_lava_line(data["lava_check"], "now export/fmnist_conv"))
     return "\n".join(lines)
+
+
+def _ann_samples(ann: list[dict], snn: list[dict]) -> str:
+    """The ANN rows' test samples, said only where they differ from the students'."""
+    n = {r.get("test_samples") for r in ann}
+    return ", whole test set" if n == {None} else (
+        "" if n == {snn[0]["test_samples"]} else f", {'/'.join(map(str, n))} test samples")
 
 
 def fuzz_table(data: dict) -> str:
