@@ -43,7 +43,7 @@ EXAMPLES = {
   neurodeploy simulate runs/digits/network.net --backend lava --samples 100
   neurodeploy simulate runs/digits/network.net --backend torch --timesteps 32
   neurodeploy simulate runs/digits/network.net --shard 0/4 --out s0   # job array slice 0 of 4
-  neurodeploy simulate graph.nir --backend emulator --dt 1e-3 --data digits   # a foreign NIR
+  neurodeploy simulate graph.nir --backend emulator --dt 1e-6 --data digits   # a Norse NIR
   neurodeploy simulate runs/digits/network.net --backend float   # the model as trained
 """,
     "merge": """examples (s0..s3: the --out directories of `simulate --shard i/4`):
@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(p):
         p.add_argument("network", help="a netx .net file, or any .nir graph (lowered on the fly)")
         p.add_argument("--dt", type=_positive(float), help="time step for a NIR graph that does not record "
-                                                "one (e.g. 1e-3 for Norse's default)")
+                                                "one (Norse 1.1.0 graphs: 1e-6, its dt squared)")
         p.add_argument("--timesteps", type=_positive(int), help="steps per sample when encoding inputs "
                        "(default: the network's T; more reads it out past T)")
         p.add_argument("--input-shape", type=_shape, help="C,H,W for a netx file without an "

@@ -73,7 +73,7 @@ class Dataset:
 
 
 def _digits():
-    """scikit-learn's 8x8 digits (1,797 images, 16 grey levels); ships with scikit-learn."""
+    """scikit-learn's 8x8 digits (1,797 images, pixel values 0..16); ships with scikit-learn."""
     from sklearn.datasets import load_digits
     data = load_digits()
     return data.data.astype(np.float32) / 16.0, data.target.astype(np.int64)

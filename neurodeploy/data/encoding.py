@@ -3,8 +3,8 @@
 events, which is how Loihi 2 receives input from its host or embedded processors.
 
 - rate: round(x*T) evenly spaced spikes; spike at step t iff floor((t+1)*c/T) > floor(t*c/T)
-  with c = round(x*T) (integer arithmetic only). For the digits' 16 grey levels and T = 16, each
-  pixel value v becomes exactly v spikes.
+  with c = round(x*T) (integer arithmetic only). For the digits' pixel values 0..16 and T = 16,
+  each pixel value v becomes exactly v spikes.
 - thermometer: each input becomes `levels` binary channels, channel k spiking at every step iff
   round(x*levels) > k. The first layer sees the (quantized) intensity at every timestep, as with
   the direct/analog input encoding of the SNN literature (e.g. Fang et al., ICCV 2021), but the

@@ -132,7 +132,7 @@ def infer_dt(graph: nir.NIRGraph, dt: float | None, source: str) -> float:
     if len(candidates) == 1 and 0 < next(iter(candidates)) < np.inf:
         return candidates.pop()
     raise UserError(f"{source}: the time step dt cannot be inferred (no 'dt' in the metadata "
-                    "and no r = tau/dt convention); pass it, e.g. --dt 1e-3 for Norse's default")
+                    "and no r = tau/dt convention); pass it with --dt (Norse 1.1.0 graphs: --dt 1e-6)")
 
 
 def _neuron(name: str, node: nir.NIRNode, dt: float, source: str, n: int) -> _Neuron:
