@@ -148,35 +148,28 @@ class QuantConv2d(nn.Module):
 
 class CubaLIF(nn.Module):
     """A layer of training-mode CUBA-LIF neurons over a [batch, time, neurons] input current."""
+    readout = False
 
     def __init__(self, params: CubaParams, slope: float = 10.0):
         super().__init__()
         self.params = params
         self.slope = slope
 
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """[B, T, ...] input current -> [B, T, ...] spikes."""
-        u = v = torch.zeros_like(current[:, 0])
+    def forward(self, current: torch.Tensor, recurrent: nn.Module | None = None) -> torch.Tensor:
+        """[B, T, ...] input current -> [B, T, ...] spikes. `recurrent` (a synapse n -> n)
+        adds the layer's own spikes of the previous step to its input, zero before the first
+        step, as run_exact adds IntLayer.recurrent."""
+        u = v = s = torch.zeros_like(current[:, 0])
         out = []
         for t in range(current.shape[1]):
-            u, v, s = float_step(u, v, current[:, t], self.params, slope=self.slope)
-            out.append(s)
+            a = current[:, t] if recurrent is None else current[:, t] + recurrent(s)
+            u, v, s = float_step(u, v, a, self.params, slope=self.slope)
+            out.append(v if self.readout else s)
         return torch.stack(out, dim=1)
 
 
-class CubaReadout(nn.Module):
+class CubaReadout(CubaLIF):
     """A non-spiking CUBA layer (Loihi runs it as a CUBA neuron whose threshold is out of
     reach): the same recurrence as CubaLIF, but its output is the voltage after every step,
     [B, T, ...], in integer units, which is what the exact mode and Lava record (>> 6)."""
-
-    def __init__(self, params: CubaParams):
-        super().__init__()
-        self.params = params
-
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        u = v = torch.zeros_like(current[:, 0])
-        out = []
-        for t in range(current.shape[1]):
-            u, v, _ = float_step(u, v, current[:, t], self.params)
-            out.append(v)
-        return torch.stack(out, dim=1)
+    readout = True

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from neurodeploy.neurons.cuba import (THRESHOLD_MAX, CubaLIF, CubaParams, CubaReadout,
-                                      QuantConv2d, QuantDense, float_step)
+                                      QuantConv2d, QuantDense)
 from neurodeploy.neurons.network import Conv, IntLayer, IntNetwork
 
 
@@ -93,8 +93,7 @@ class SpikingNet(nn.Module):
                                                             self.neurons)):
             if geometry is None:
                 x = x.reshape(b, t, -1)
-            rec = self.recurrent[str(i)] if str(i) in self.recurrent else None
-            x = neuron(synapse(x)) if rec is None else _recurrent_lif(neuron, synapse(x), rec)
+            x = neuron(synapse(x), self.recurrent[str(i)] if str(i) in self.recurrent else None)
             out.append(x.reshape(b, t, -1))
         return out
 
@@ -156,17 +155,6 @@ class SpikingNet(nn.Module):
                 rec = model.recurrent[str(i)]
                 rec.weight.copy_(torch.as_tensor(net.layers[i].recurrent / rec.scale))
         return model
-
-
-def _recurrent_lif(neuron: CubaLIF, current: torch.Tensor, rec: QuantDense) -> torch.Tensor:
-    """CubaLIF over [B, T, n] feed-forward input plus `rec` of its own spikes one step late
-    (zero before the first step), as run_exact adds IntLayer.recurrent."""
-    u = v = s = torch.zeros_like(current[:, 0])
-    out = []
-    for t in range(current.shape[1]):
-        u, v, s = float_step(u, v, current[:, t] + rec(s), neuron.params, slope=neuron.slope)
-        out.append(s)
-    return torch.stack(out, dim=1)
 
 
 def zero_weight_fraction(net: SpikingNet) -> list[float]:
