@@ -310,9 +310,11 @@ def main() -> int:
                                     "seconds": time.perf_counter() - t0,
                                     "cpu_seconds": time.process_time() - cpu0,   # shared hosts
                                     "machine": machine()})
+            order = [*METHODS, "ann_ceiling"]
+            results["runs"].sort(key=lambda r: (r["seed"], order.index(r["method"])))
             write_json(out, results)           # after every row: a killed sweep resumes
             new += 1
-            print(json.dumps(results["runs"][-1]), flush=True)
+            print(json.dumps(row | {"method": method, "seed": seed}), flush=True)
     if args.lava:
         results["lava_check"] = lava_check(results, args.lava, protocol)
         write_json(out, results)

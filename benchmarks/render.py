@@ -222,7 +222,9 @@ def distill_sweep_table(data: dict) -> str:
             f"{_mean_std(teacher) if teacher else '—'} | {cpu:.0f} | "
             + " | ".join(f"{100 * a:.1f}" for a in curve[m]) + " |")
     lines += ["", f"T' columns: mean accuracy when the output is read after T' steps of one "
-              f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined)."]
+              f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined). "
+              "Teachers are trained once per seed and shared: the CPU seconds of the first "
+              "method of a seed that uses one include training it."]
     longer = sorted({m for m in methods for r in by[m] if r.get("train_timesteps", t) > t})
     if longer:
         lines.append(f"- {', '.join(longer)} trained on {by[longer[0]][0]['train_timesteps']} "
