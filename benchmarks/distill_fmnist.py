@@ -17,7 +17,7 @@ a seeded 10,000-sample training subset (2,000 validation), 3 epochs, measured on
 2,000 test samples without writing exports, sized to finish all rows in
 about an hour on 2 CPU cores; it writes its own results file.
 
-    .venv/bin/python benchmarks/distill_fmnist.py [--quick] [--methods a,b] [--seeds 3|0,1,2]
+    .venv/bin/python benchmarks/distill_fmnist.py [--quick] [--wide] [--methods a,b] [--seeds 3|0,1,2]
         [--epochs N] [--lava 1000]   # then: the validation-best student -> export/fmnist_conv
 """
 from __future__ import annotations
@@ -85,6 +85,11 @@ PROTOCOL = {   # what each protocol changes in models/fmnist_conv.yaml, for ever
               # ~390 s): 88.55% without augmentation, 86.70% with crop_flip; 6 epochs: ~86.6%
               "teacher": {**TEACHER, "epochs": 15, "augment": "none"}},
 }
+# --wide: the same protocol on a student with twice the channels (about 3x the MACs)
+WIDE = {"conv": [{"channels": 32, "kernel": 3, "stride": 2, "padding": 1},
+                 {"channels": 64, "kernel": 3, "stride": 2, "padding": 1}]}
+PROTOCOL |= {f"{name}_wide": {**spec, "student": WIDE} for name, spec in PROTOCOL.items()}
+OUT |= {f"{name}_wide": path.with_name(path.stem + "_wide.json") for name, path in OUT.items()}
 
 
 def machine() -> dict:
@@ -114,7 +119,7 @@ def variant(method: str, seed: int, protocol: str, epochs: int | None = None):
     recipe = base(protocol, seed, epochs)
     losses, teacher, chain = METHODS[method]
     recipe["name"] = f"fmnist_{protocol}_{method}_s{seed}"
-    spiking_epochs = 2 if protocol == "quick" else teacher.get("epochs")
+    spiking_epochs = 2 if protocol.startswith("quick") else teacher.get("epochs")
     recipe["teacher"].update(teacher, **({"epochs": spiking_epochs} if teacher else {}))
     recipe["distill"].update(losses=losses, chain=chain)
     if method == "full_range_kd":
@@ -131,7 +136,7 @@ def row_digest(method: str, seed: int, protocol: str, epochs: int | None) -> str
 
 
 def test_samples(protocol: str) -> int | None:
-    return QUICK_TEST_SAMPLES if protocol == "quick" else None
+    return QUICK_TEST_SAMPLES if protocol.startswith("quick") else None
 
 
 class AnnTwin(nn.Module):
@@ -274,6 +279,7 @@ def main() -> int:
     ap.add_argument("--methods", default=",".join([*METHODS, "ann_ceiling"]))
     ap.add_argument("--seeds", default="3", help="a count (0..N-1) or a comma list")
     ap.add_argument("--quick", action="store_true", help="the ~1 hour protocol (see above)")
+    ap.add_argument("--wide", action="store_true", help="the student with 32 and 64 channels")
     ap.add_argument("--epochs", type=int, help="override the protocol's distillation epochs")
     ap.add_argument("--max-rows", type=int, help="stop after this many new rows")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -283,7 +289,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    protocol = "quick" if args.quick else "full"
+    protocol = ("quick" if args.quick else "full") + ("_wide" if args.wide else "")
     out = Path(args.out) if args.out else OUT[protocol]
     seeds = ([int(s) for s in args.seeds.split(",")] if "," in args.seeds
              else list(range(int(args.seeds))))

@@ -292,6 +292,7 @@ def main() -> None:
                          ("kill9", kill9_table), ("fuzz", fuzz_table),
                          ("interop_recurrent", interop_recurrent_table),
                          ("distill_fmnist_quick", distill_sweep_table),
+                         ("distill_fmnist_quick_wide", distill_sweep_table),
                          ("distill_fmnist_sweep", distill_sweep_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
