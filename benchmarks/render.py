@@ -69,7 +69,11 @@ def backends_table(data: dict) -> str:
         ratio = data["emulator_batch1000_over_lava"][c["network"]]
         lines.append(f"- {c['network']}: spike mismatches on {c['samples']} samples, Lava vs "
                      f"torch exact {c['lava_vs_torch']}, emulator vs torch exact "
-                     f"{c['emulator_vs_torch']}; emulator (batch 1000) / Lava = {ratio:,.0f}x.")
+                     f"{c['emulator_vs_torch']}"
+                     + (f"; readout-voltage mismatches {c['lava_vs_torch_voltage']} and "
+                        f"{c['emulator_vs_torch_voltage']}"
+                        if c.get("lava_vs_torch_voltage") is not None else "")
+                     + f"; emulator (batch 1000) / Lava = {ratio:,.0f}x.")
     if "lava_full_fmnist" in data:
         f = data["lava_full_fmnist"]
         lines.append(f"- The whole Fashion-MNIST test set ({f['samples']:,} samples) through "
