@@ -310,17 +310,17 @@ def main() -> int:
                 continue
             t0, cpu0 = time.perf_counter(), time.process_time()
             row = run_row(method, seed, protocol, args.epochs)
-            results["runs"].append({"method": method, "seed": seed, "protocol": protocol, **row,
-                                    "recipe_digest": row_digest(method, seed, protocol,
-                                                                args.epochs),
-                                    "seconds": time.perf_counter() - t0,
-                                    "cpu_seconds": time.process_time() - cpu0,   # shared hosts
-                                    "machine": machine()})
+            entry = {"method": method, "seed": seed, "protocol": protocol, **row,
+                     "recipe_digest": row_digest(method, seed, protocol, args.epochs),
+                     "seconds": time.perf_counter() - t0,
+                     "cpu_seconds": time.process_time() - cpu0,   # shared hosts
+                     "machine": machine()}
             order = [*METHODS, "ann_ceiling"]
-            results["runs"].sort(key=lambda r: (r["seed"], order.index(r["method"])))
+            results["runs"] = sorted([*results["runs"], entry],
+                                     key=lambda r: (r["seed"], order.index(r["method"])))
             write_json(out, results)           # after every row: a killed sweep resumes
             new += 1
-            print(json.dumps(row | {"method": method, "seed": seed}), flush=True)
+            print(json.dumps(entry), flush=True)
     if args.lava:
         results["lava_check"] = lava_check(results, args.lava, protocol)
         write_json(out, results)
