@@ -134,16 +134,7 @@ def distill_fmnist_table(data: dict) -> str:
             seen.add(teacher["kind"])
             macs = f"{teacher['macs']:,}" if "macs" in teacher else "—"
             lines.append(f"| teacher ({teacher['kind']}) | {teacher['params']:,} | — | {macs} | — |")
-    mean = {m: curve[m][t - 1] for m in methods}          # = mean deployed accuracy at T
-    best = max((m for m in methods if m != "none"), key=mean.get)
-    lines += ["", f"- Best method by mean deployed accuracy: {best}, "
-              f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation."]
-    if "full_range_kd" in by:
-        full = curve["full_range_kd"]
-        worst = min(range(readouts), key=full.__getitem__)
-        lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
-                     f"1..{readouts}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
-                     f"{worst + 1}).")
+    lines += ["", *_findings({m: curve[m] for m in methods}, t)]
     if "lava_check" in data:
         lines.append(_lava_line(data["lava_check"], "export/fmnist_conv until the readout sweep"))
     return "\n".join(lines)
@@ -167,6 +158,24 @@ def interop_recurrent_table(data: dict) -> str:
                      f"{', '.join(str(v) for v in n['synapses'])} | {acc} | {lava} |")
     lines += ["", f"- Norse recurrent cells: {data['norse_recurrent']}."]
     return "\n".join(lines)
+
+
+def _findings(curve: dict[str, list[float]], t: int) -> list[str]:
+    """The best method against labels alone, and how flat full_range_kd's readout curve is;
+    `curve`: per method, mean accuracy read after T' = 1, 2, ... steps."""
+    lines = []
+    if "none" in curve and len(curve) > 1:
+        mean = {m: c[t - 1] for m, c in curve.items()}
+        best = max((m for m in curve if m != "none"), key=mean.get)
+        lines.append(f"- Best method by mean deployed accuracy: {best}, "
+                     f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation.")
+    if "full_range_kd" in curve:
+        full = curve["full_range_kd"]
+        worst = min(range(len(full)), key=full.__getitem__)
+        lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
+                     f"1..{len(full)}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
+                     f"{worst + 1}).")
+    return lines
 
 
 def _lava_line(c: dict, export: str) -> str:
@@ -236,17 +245,7 @@ def distill_sweep_table(data: dict) -> str:
     if pending:
         lines.append(f"- Seeds {', '.join(map(str, seeds))} complete; {pending} rows of further "
                      "seeds are in the results file and enter the table when their seed is.")
-    if "none" in curve and len(curve) > 1:
-        mean = {m: c[t - 1] for m, c in curve.items()}
-        best = max((m for m in curve if m != "none"), key=mean.get)
-        lines.append(f"- Best method by mean deployed accuracy: {best}, "
-                     f"{100 * (mean[best] - mean['none']):+.2f} points over no distillation.")
-    if "full_range_kd" in curve:
-        full = curve["full_range_kd"]
-        worst = min(range(readouts), key=full.__getitem__)
-        lines.append(f"- full_range_kd: largest drop below its T = {t} accuracy over T' = "
-                     f"1..{readouts}: {100 * (full[t - 1] - full[worst]):.2f} points (at T' = "
-                     f"{worst + 1}).")
+    lines += _findings(curve, t)
     if "lava_check" in data:
         lines.append(_lava_line(data["lava_check"], "now export/fmnist_conv"))
     return "\n".join(lines)
