@@ -127,7 +127,7 @@ def test_a_longer_training_window_trains_past_T_and_deploys_at_T(tmp_path, monke
                                "student": {"hidden": [16], "readout": True},
                                "distill": {"epochs": 1, "timesteps": 8, "losses": [
                                    {"name": "full_range_kd"}]}}, "t")
-    ckpt = torch.load(distill(recipe, tmp_path, progress=False), weights_only=False)
+    ckpt = torch.load(distill(recipe, tmp_path, progress=False), weights_only=True)
     assert seen == [(8, 2)]
     assert ckpt["recipe"]["encoding"]["timesteps"] == 2
 
