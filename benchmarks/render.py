@@ -240,8 +240,8 @@ def distill_sweep_table(data: dict) -> str:
               "method of a seed that uses one include training it."]
     longer = sorted({m for m in methods for r in by[m] if r.get("train_timesteps", t) > t})
     if longer:
-        lines.append(f"- {', '.join(longer)} trained on {by[longer[0]][0]['train_timesteps']} "
-                     f"steps per sample (distill.timesteps) and deploy at T = {t}.")
+        lines.append(f"- {', '.join(longer)}: trained on {by[longer[0]][0]['train_timesteps']} "
+                     f"steps per sample (distill.timesteps), deployed at T = {t}.")
     if pending:
         lines.append(f"- Seeds {', '.join(map(str, seeds))} complete; {pending} rows of further "
                      "seeds are in the results file and enter the table when their seed is.")
