@@ -33,6 +33,18 @@ SEEDS = (0, 1, 2)
 OUT = Path(__file__).parent / "results" / "digits.json"
 
 
+def trained(seed: int, tmp: str):
+    """The default recipe distilled and exported under `seed` in tmp/seed<seed>: (recipe, its
+    folder, the export manifest, the network and metadata read back, training seconds)."""
+    recipe = load_recipe("digits", {"teacher.seed": seed, "distill.seed": seed})
+    out = Path(tmp) / f"seed{seed}"
+    t0 = time.perf_counter()
+    distill(recipe, out, progress=False)
+    train_s = time.perf_counter() - t0
+    manifest = export(out / "checkpoint.pt", out)
+    return (recipe, out, manifest, *read_netx(out / "network.net"), train_s)
+
+
 def by_threads(threads: int) -> int:
     """Training on another number of threads changes float summation order, so every seed is
     trained again under `threads` and its deployed (exact mode) test accuracy is added to
@@ -41,13 +53,8 @@ def by_threads(threads: int) -> int:
     accuracies = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in SEEDS:
-            recipe = load_recipe("digits", {"teacher.seed": seed, "distill.seed": seed})
-            out = Path(tmp) / f"seed{seed}"
-            distill(recipe, out, progress=False)
-            export(out / "checkpoint.pt", out)
-            net, meta = read_netx(out / "network.net")
-            spikes, labels = encoded_test_split(meta)
-            accuracies.append(simulate_torch(net, spikes).accuracy(labels))
+            manifest = trained(seed, tmp)[2]       # export measured it on the test split
+            accuracies.append(manifest["accuracy"]["deployed_exact"])
             print(f"threads {threads} seed {seed}: {accuracies[-1]:.4f}", flush=True)
     data = json.loads(OUT.read_text())
     data.setdefault("by_threads", {})[str(threads)] = {
@@ -67,13 +74,7 @@ def main() -> int:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in SEEDS:
-            recipe = load_recipe("digits", {"teacher.seed": seed, "distill.seed": seed})
-            out = Path(tmp) / f"seed{seed}"
-            t0 = time.perf_counter()
-            distill(recipe, out, progress=False)
-            train_s = time.perf_counter() - t0
-            manifest = export(out / "checkpoint.pt", out)
-            net, meta = read_netx(out / "network.net")
+            recipe, out, manifest, net, meta, train_s = trained(seed, tmp)
             spikes, labels = encoded_test_split(meta)
             exact, torch_s = timed(lambda: simulate_torch(net, spikes))
             t0 = time.perf_counter()

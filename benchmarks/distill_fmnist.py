@@ -74,6 +74,7 @@ METHODS = {       # name: (loss terms, teacher overrides, chain); full_range_kd 
     # loss (logit KD from the spiking teacher, through the assistant) and drops spike_train
     "distilling_spikes": ([CE, KD], SPIKING_TEACHER, ASSISTANT),
 }
+ROW_ORDER = [*METHODS, "ann_ceiling"]    # how rows are stored (seeds first)
 QUICK_TEST_SAMPLES = 2000     # --quick measures on the first 2,000 test samples
 TEACHER = {"lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05, "augment": "crop_flip"}
 PROTOCOL = {   # what each protocol changes in models/fmnist_conv.yaml, for every method alike
@@ -276,7 +277,7 @@ def run_row(method: str, seed: int, protocol: str, epochs: int | None) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", default=",".join([*METHODS, "ann_ceiling"]))
+    ap.add_argument("--methods", default=",".join(ROW_ORDER))
     ap.add_argument("--seeds", default="3", help="a count (0..N-1) or a comma list")
     ap.add_argument("--quick", action="store_true", help="the ~1 hour protocol (see above)")
     ap.add_argument("--wide", action="store_true", help="the student with 32 and 64 channels")
@@ -295,13 +296,14 @@ def main() -> int:
              else list(range(int(args.seeds))))
     results = json.loads(out.read_text()) if out.exists() else {"runs": []}
     results.update(protocol=protocol, recipe=base(protocol, 0, args.epochs))
-    digests = {}
-    for row in list(results["runs"]):
+    fresh = []
+    for row in results["runs"]:
         key = (row["method"], row["seed"])
-        digests[key] = digests.get(key) or row_digest(*key, protocol, args.epochs)
-        if row.get("recipe_digest") != digests[key]:
+        if row.get("recipe_digest") == row_digest(*key, protocol, args.epochs):
+            fresh.append(row)
+        else:
             print(f"stale row {key} (its recipe or test samples changed): measured again")
-            results["runs"].remove(row)
+    results["runs"] = fresh
     done = {(r["method"], r["seed"]) for r in results["runs"]}
     new = 0
     for seed in seeds:
@@ -315,9 +317,8 @@ def main() -> int:
                      "seconds": time.perf_counter() - t0,
                      "cpu_seconds": time.process_time() - cpu0,   # shared hosts
                      "machine": machine()}
-            order = [*METHODS, "ann_ceiling"]
             results["runs"] = sorted([*results["runs"], entry],
-                                     key=lambda r: (r["seed"], order.index(r["method"])))
+                                     key=lambda r: (r["seed"], ROW_ORDER.index(r["method"])))
             write_json(out, results)           # after every row: a killed sweep resumes
             new += 1
             print(json.dumps(entry), flush=True)

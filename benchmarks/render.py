@@ -100,8 +100,7 @@ def distill_fmnist_table(data: dict) -> str:
     lines = [
         f"Fashion-MNIST, full 10,000-image test set, deployed accuracy (exact integer mode = "
         f"Lava) in %, mean ± std over seeds, epoch selected on the validation split; student "
-        f"{recipe['encoding'].get('levels', 1)}x28x28-"
-        f"{'-'.join(str(c['channels']) + 'c3s2' for c in recipe['student']['conv'])}-10 CUBA-LIF, "
+        f"{_architecture(recipe)} CUBA-LIF, "
         f"{recipe['encoding']['name']} input, "
         f"T = {t}, {runs[0]['epochs']} epochs per student; produced on {machine['cpus']} CPU "
         f"cores ({'CUDA' if machine['cuda'] else 'no GPU'}), torch {machine['torch']}.",
@@ -109,8 +108,7 @@ def distill_fmnist_table(data: dict) -> str:
         f"| method | seeds | deployed acc. at T = {t} | teacher acc. | "
         + " | ".join(f"T'={i + 1}" for i in range(readouts)) + " |",
         "|---|---|---|---|" + "---|" * readouts]
-    curve = {m: [sum(r["accuracy_by_readout_T"][i] for r in by[m]) / len(by[m])
-                 for i in range(readouts)] for m in methods}        # mean accuracy per T'
+    curve = _curves(by, methods)
     for m in methods:
         rs = by[m]
         teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
@@ -158,6 +156,18 @@ def interop_recurrent_table(data: dict) -> str:
                      f"{', '.join(str(v) for v in n['synapses'])} | {acc} | {lava} |")
     lines += ["", f"- Norse recurrent cells: {data['norse_recurrent']}."]
     return "\n".join(lines)
+
+
+def _architecture(recipe: dict) -> str:
+    """The Fashion-MNIST conv student as one string, e.g. 4x28x28-16c3s2-32c3s2-10."""
+    return (f"{recipe['encoding'].get('levels', 1)}x28x28-"
+            + "".join(f"{c['channels']}c3s2-" for c in recipe["student"]["conv"]) + "10")
+
+
+def _curves(by: dict[str, list[dict]], methods: list[str]) -> dict[str, list[float]]:
+    """Per method, the mean accuracy over its rows when read after T' = 1, 2, ... steps."""
+    return {m: [sum(steps) / len(steps) for steps in
+                zip(*(r["accuracy_by_readout_T"] for r in by[m]))] for m in methods}
 
 
 def _findings(curve: dict[str, list[float]], t: int) -> list[str]:
@@ -210,16 +220,14 @@ def distill_sweep_table(data: dict) -> str:
         f"Protocol `{data['protocol']}`: Fashion-MNIST, {subset}{snn[0]['epochs']} epochs per "
         f"student, epoch selected on validation, deployed accuracy (exact integer mode = Lava) "
         f"on {snn[0]['test_samples']:,} test samples, in %, mean ± std over seeds; student "
-        f"{recipe['encoding'].get('levels', 1)}x28x28-"
-        f"{'-'.join(str(c['channels']) + 'c3s2' for c in recipe['student']['conv'])}-10, "
+        f"{_architecture(recipe)}, "
         f"{'readout (summed voltage)' if recipe['student'].get('readout') else 'spike counts'}, "
         f"T = {t}. Rows produced on: {'; '.join(machines)}.",
         "",
         f"| method | seeds | deployed acc. at T = {t} | teacher acc. | CPU s per row | "
         + " | ".join(f"T'={i + 1}" for i in range(readouts)) + " |",
         "|---|---|---|---|---|" + "---|" * readouts]
-    curve = {m: [sum(r["accuracy_by_readout_T"][i] for r in by[m]) / len(by[m])
-                 for i in range(readouts)] for m in methods if m != "ann_ceiling"}
+    curve = _curves(by, [m for m in methods if m != "ann_ceiling"])
     for m in methods:
         rs = by[m]
         cpu = sum(r["cpu_seconds"] for r in rs) / len(rs)

@@ -108,12 +108,14 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     t0 = time.perf_counter()
     tc, dc = recipe.teacher, recipe.distill
     enc = recipe.encoding.metadata()
-    spikes = {name: data.encoded(name, enc) for name in ("train", "val", "test")}
+    train_enc = enc             # distill.timesteps: a longer window for training only
     if dc.timesteps and dc.timesteps != enc["timesteps"]:
         if data.timesteps:
             raise UserError(f"recipe {recipe.name}: distill.timesteps: {data.file} holds spike "
                             f"trains of {data.timesteps} steps; remove distill.timesteps")
-        spikes["train"] = data.encoded("train", {**enc, "timesteps": dc.timesteps})
+        train_enc = {**enc, "timesteps": dc.timesteps}
+    spikes = {"train": data.encoded("train", train_enc),
+              **{name: data.encoded(name, enc) for name in ("val", "test")}}
     shape = data.input_shape(enc)
 
     recipe_key = _digest(recipe.to_dict())
@@ -628,7 +630,8 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
                    "loihi2": resource_estimate(layer_table(net))}
 
 
-def parity(network: str | Path, inputs, backends: list[str], progress: bool = False, timeout_s: float | None = None, dt: float | None = None,
+def parity(network: str | Path, inputs, backends: list[str], progress: bool = False,
+           timeout_s: float | None = None, dt: float | None = None,
            input_shape: tuple[int, ...] | None = None, device: str = "cpu",
            reference: str | Path | None = None) -> tuple[dict, list[SpikeRecord]]:
     """Run the same input spikes through several backends of one network file and compare:

@@ -11,7 +11,6 @@ window time. Spikes enter and leave through memmap-backed processes (see lavapro
 from __future__ import annotations
 
 import bisect
-
 import importlib.util
 import time
 from pathlib import Path

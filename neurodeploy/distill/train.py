@@ -30,7 +30,6 @@ from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import SpikingNet, run_exact
 
 
-
 @dataclass
 class History:
     train_loss: list[float] = field(default_factory=list)
