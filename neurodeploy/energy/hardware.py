@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.neurons.sigma_delta import SDNetwork
 
 CORES_PER_CHIP = 128
 NEURONS_PER_CORE = 2 ** 20 // CORES_PER_CHIP          # 8192: the brief's "1M" is 2**20
@@ -21,32 +22,34 @@ SOURCE = ("Intel Loihi 2 technology brief (2021) and Orchard et al., IEEE SiPS 2
           "cores, 1M neurons, 120M synapses per chip; per-core budgets = chip totals / 128")
 
 
-def layer_table(net: IntNetwork) -> list[dict]:
+def layer_table(net: IntNetwork | SDNetwork) -> list[dict]:
     """Per layer: neurons, stored synapses, non-zero synapses, max fan-in, max delay.
 
     Dense layers store every weight; conv layers store their kernel once (Loihi 2's
     convolutional connectivity shares weights), so their synapse memory is the kernel size.
     A recurrent layer (netx dense_rec) also stores its (n, n) recurrent weights, which count
-    as synapses and fan-in like the input weights. An input layer with neurons has one
-    synapse per neuron. Delays add no synapses: each synapse carries its delay (Loihi 2: 6
+    as synapses and fan-in like the input weights. An input layer with neurons (or a
+    sigma-delta network's delta input layer) has one synapse per neuron. Delays add no synapses: each synapse carries its delay (Loihi 2: 6
     bits, 0..62 through netx; lava/proc/dense/models.py, DelayDense), and the sources above
     give no per-core budget for delay slots, so `max_delay` is reported, not priced in cores.
     """
     rows = []
     for layer in net.layers:
-        weights = layer.weight.reshape(len(layer.weight), -1)
-        if layer.recurrent is not None:
-            weights = np.hstack([weights, layer.recurrent])
+        weights = np.ones((layer.size, 1), dtype=np.int64) if layer.weight is None else \
+            layer.weight.reshape(len(layer.weight), -1)
+        recurrent, delay = getattr(layer, "recurrent", None), getattr(layer, "delay", None)
+        if recurrent is not None:
+            weights = np.hstack([weights, recurrent])
         row = {"name": layer.name, "kind": "conv" if layer.conv else "dense",  # storage kind
                "neurons": layer.size, "synapses": int(weights.size),
                "inputs": layer.in_size,
                "macs": layer.size * weights.shape[1],   # as an ANN layer
                "nonzero_synapses": int((weights != 0).sum()),
                "fan_in": int((weights != 0).sum(1).max())}
-        if layer.recurrent is not None:       # only where present: older rows stay as they were
-            row["recurrent_synapses"] = int((layer.recurrent != 0).sum())
-        if layer.delay is not None:
-            row["max_delay"] = int(layer.delay.max())
+        if recurrent is not None:       # only where present: older rows stay as they were
+            row["recurrent_synapses"] = int((recurrent != 0).sum())
+        if delay is not None:
+            row["max_delay"] = int(delay.max())
         rows.append(row)
     return rows
 

@@ -29,7 +29,8 @@ from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import INPUT_LIMIT, MAX_DELAY, Conv
 from neurodeploy.data.encoding import ENCODINGS
-from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
+from neurodeploy.neurons.cuba import (DECAY_UNITY, NETX_DEFAULT_THRESHOLD, THRESHOLD_MAX,
+                                      WEIGHT_MAX, WEIGHT_MIN)
 
 BIAS_LIMIT = 2 ** 12        # Loihi's bias mantissa is a signed 13-bit number
 
@@ -141,7 +142,17 @@ LAYER_KEYS = {"dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures
                             "inFeatures", "outFeatures"},
               "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding",
                        "dilation", "groups", "inChannels", "outChannels", "kernelSize"}}
-NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike", "messageBits"}
+# slayer writes its training parameters beside the neuron constants; netx 0.6.0 reads none of
+# them (`get_neuron_params` takes vThMant, iDecay, vDecay for CUBA and LOIHI alike), so Lava
+# runs the same neuron whatever they say.
+TRAINING_ONLY = {"scaleRho", "tauRho", "theta", "wgtExp"}
+NEURON_KEYS = {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike",
+               "messageBits"} | TRAINING_ONLY
+# What netx 0.6.0 builds for a dense layer without a 'neuron' group (`create_dense`): its
+# "non-leaky integrator", CUBA with iDecay 0 (the current never decays), vDecay 4096 (the
+# voltage is the current plus bias every step) and vThMant `1 << 18 - 1` (= 1 << 17: it never
+# fires). Its voltage is the layer's output, so such a last layer is read out like ours.
+NETX_DEFAULT_NEURON = CubaParams(0, DECAY_UNITY, NETX_DEFAULT_THRESHOLD)
 LAYER_KINDS = ("input", "dense", "dense_rec", "conv")   # IntLayer.kind, as the metadata records
 NETX_CANNOT = {    # layer types lava-dl 0.6.0's netx.hdf5.Network refuses, and what to do instead
     "pool": "use a strided convolution instead of pooling",
@@ -226,6 +237,8 @@ def _unknown(group, allowed: set, where: str) -> None:
 def _neuron_params(g, where: str) -> CubaParams:
     """The layer's CUBA/LOIHI neuron constants; refuses what netx 0.6.0 would drop or Lava's
     LIF cannot send, instead of running something else than what was trained."""
+    if "neuron" not in g:
+        return NETX_DEFAULT_NEURON
     neuron = g["neuron"]
     if not isinstance(neuron, h5py.Group):
         raise UserError(f"{where}: 'neuron' is not a group; {REEXPORT}")
@@ -303,7 +316,11 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
                     groups=single(_ints(_read(g, "groups", where), where, "groups", 1, 4096))
                     if "groups" in g else 1)
     declared = _shape(g, where)
+    if conv is None:                  # netx sizes a dense layer by prod(shape): slayer writes
+        declared = (int(np.prod(declared)),)          # [n, 1, 1] after a flatten layer
     weight = _ints(_read(g, "weight", where), where, "weight", WEIGHT_MIN, WEIGHT_MAX)
+    if conv and weight.ndim == 5 and weight.shape[4] == 1:
+        weight = weight[..., 0]       # slayer's time axis; netx drops it (reshape to 4-D)
     if conv is None and weight.ndim == 1 and len(declared) == 1 and weight.size % declared[0] == 0:
         weight = weight.reshape(declared[0], -1)        # lava-dl writes (n, 1) as (n,)
     if weight.ndim != (4 if conv else 2) or 0 in weight.shape:
@@ -511,7 +528,7 @@ def read_netx(path: str | Path,
                     input_shape = shape = layers[-1].shape
                 elif kind == "flatten":
                     shape = (int(np.prod(shape)),) if shape else shape
-                elif kind in ("dense", "dense_rec", "conv") and "neuron" in g:
+                elif kind in ("dense", "dense_rec", "conv") and ("neuron" in g or kind != "conv"):
                     if kind != "conv" and shape is not None and len(shape) == 3:
                         raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
                                         f"'flatten' layer before it (netx connects no other way);"
@@ -519,8 +536,10 @@ def read_netx(path: str | Path,
                     name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
                     layers.append(_read_layer(g, kind, shape, name, where))
                     shape = layers[-1].shape
-                elif kind in ("dense", "dense_rec", "conv"):
-                    raise UserError(f"{where}: the {kind} layer has no 'neuron' group; {REEXPORT}")
+                elif kind == "conv":
+                    raise UserError(f"{where}: the conv layer has no 'neuron' group, which netx "
+                                    f"0.6.0 cannot build (it has a default for dense layers "
+                                    f"only); {REEXPORT}")
                 elif kind == "?":
                     raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
                 elif kind in NETX_CANNOT:
@@ -539,10 +558,12 @@ def read_netx(path: str | Path,
                         f"{REEXPORT}") from None
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
+    # A last layer that cannot fire (netx's default integrator) or fires only at the top of
+    # Loihi's threshold range (slayer's PilotNet output) integrates: it is read out by voltage.
+    readout = metadata.get("readout", False) or layers[-1].params.threshold >= THRESHOLD_MAX
     try:
         net = IntNetwork(input_shape=input_shape or given or (layers[0].in_size,),
-                         layers=tuple(layers),
-                         readout=bool(metadata.get("readout", False)))
+                         layers=tuple(layers), readout=bool(readout))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     check_deployable(net, str(path))

@@ -29,6 +29,10 @@ STATE_SHIFT = 6             # Loihi MSB-aligns input, bias and threshold by 6 bi
 U_WRAP = 2 ** 23            # current is a 24-bit two's-complement register
 V_LIMIT = 2 ** 23 - 1       # voltage saturates instead of wrapping
 THRESHOLD_MAX = 2 ** 17 - 1
+# netx 0.6.0's default neuron for a dense layer without one writes `vThMant: 1 << 18 - 1`,
+# which Python reads as 1 << 17: one above Loihi's 17-bit field, and out of reach of the
+# saturated voltage. Lava's CPU model takes it, so the exact mode must too.
+NETX_DEFAULT_THRESHOLD = 2 ** 17
 WEIGHT_MIN, WEIGHT_MAX = -256, 254   # 8-bit signed mantissa x 2: the grid slayer and netx use
 WEIGHT_STEP = 2
 
@@ -44,7 +48,8 @@ class CubaParams:
     def __post_init__(self):
         for name, value, lo, hi in (("i_decay", self.i_decay, 0, DECAY_UNITY),
                                     ("v_decay", self.v_decay, 0, DECAY_UNITY),
-                                    ("threshold", self.threshold, 1, THRESHOLD_MAX)):
+                                    ("threshold", self.threshold, 1,
+                                     NETX_DEFAULT_THRESHOLD)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
                                                                   np.floating)) \
                     or not math.isfinite(value) or int(value) != value or not lo <= value <= hi:

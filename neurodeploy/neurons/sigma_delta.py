@@ -16,10 +16,11 @@ then the change itself. `run_exact` follows Lava's fixed-point models bit for bi
 
 Lava keeps these states in int32 NumPy arrays, so every state and message wraps at 32 bits
 (`_wrap32`) as NumPy does. Time follows the project's window convention (see
-neurons/network.py): layer l at step t sees layer l-1's messages of step t; Lava's one-step
-synapse delays are the Lava backend's business. Unlike CUBA layers, Lava cannot reset
-sigma-delta neurons (netx ignores `reset_interval` for them): a batch row here is one
-independent stream starting from zero state.
+neurons/network.py): layer l at step t sees layer l-1's messages of step t. Unlike CUBA
+layers, Lava cannot reset sigma-delta neurons (netx ignores `reset_interval` for them), so a
+deeper layer also runs, from zero state, during the steps before the input reaches it, and
+sends what its bias alone makes it send (`run_chip`): a batch row here is one stream from the
+start of a Lava run.
 """
 from __future__ import annotations
 
@@ -244,28 +245,49 @@ def exact_step(layer: SDLayer, a_in: torch.Tensor, state: dict, bias=0) -> torch
     return _delta(a, state, vth) >> layer.state_exp
 
 
-def run_exact(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
-    """Exact integer mode: integer inputs [B, T, *input_shape] -> per-layer messages, each
-    [B, T, n] int64 (layer 0 is the delta input layer). Each batch row is one stream from
-    zero state; to compare with one Lava stream of N samples, pass them as one row of N*T."""
+def run_chip(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Exact integer mode in chip time: integer inputs [B, T, *input_shape] -> per-layer
+    messages, each [B, L + T, n] int64, where L = len(net.layers) - 1 synapses.
+
+    On Lava every layer runs from chip step 1, but input step j reaches layer l only at chip
+    step j + 1 + l (one step per synapse). So layer l first runs l steps with nothing arriving,
+    and a neuron whose bias is above threshold sends messages then, which the layers after it
+    receive. Here every layer's row is padded with L leading steps: index p of layer l is chip
+    step p - L + 1 + l, i.e. window step p - L; layer l starts at index L - l (chip step 1)
+    from zero state, and before that sends nothing."""
     if inputs.is_floating_point() and not torch.equal(inputs, inputs.round()):
         raise ValueError("SDNN inputs must be integers (Lava's Delta takes int32)")
     batch, steps = inputs.shape[:2]
+    depth = len(net.layers) - 1
     x = inputs.reshape(batch, steps, -1).to(torch.int64)
     if x.shape[2] != net.input_size:
         raise ValueError(f"inputs have {x.shape[2]} values per step, the network expects "
                          f"{net.input_size}")
+    x = torch.cat([x.new_zeros(batch, depth, x.shape[2]), x], dim=1)
     out = []
-    for layer in net.layers:
+    for index, layer in enumerate(net.layers):
         drive = x if layer.kind == "delta" else \
-            layer.synapse(x.reshape(batch * steps, -1)).reshape(batch, steps, -1)
+            layer.synapse(x.reshape(-1, x.shape[2])).reshape(batch, depth + steps, -1)
         zeros = torch.zeros_like(drive[:, 0])
         state = {k: zeros.clone() for k in ("sigma", "act", "residue")}
         bias = layer.neuron_bias(x.device)
-        msgs = [exact_step(layer, drive[:, t], state, bias) for t in range(steps)]
+        start = depth - index if index else 0
+        msgs = [zeros] * start + [exact_step(layer, drive[:, p], state, bias)
+                                  for p in range(start, depth + steps)]
         x = torch.stack(msgs, dim=1)
         out.append(x)
     return out
+
+
+def run_exact(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Exact integer mode in window time: integer inputs [B, T, *input_shape] -> per-layer
+    messages, each [B, T, n] int64 (layer 0 is the delta input layer); step j of layer l is
+    what it sends for input step j, including the effect of what the layers before it sent
+    before the input reached them (see `run_chip`). Each batch row is one stream from the
+    start of a Lava run; to compare with one Lava stream of N samples, pass them as one row of
+    N*T."""
+    depth = len(net.layers) - 1
+    return [m[:, depth:] for m in run_chip(net, inputs)]
 
 
 def run_stream(net: SDNetwork, inputs: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,127 @@
+"""Trained networks that lava-dl itself publishes (tests/data/lava_dl/, see SOURCES.md there),
+read as netx 0.6.0 builds them and run on every backend: spike for spike, message for message,
+and against lava-dl's own ground-truth outputs."""
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy import pipeline
+from neurodeploy.backends.emulator import simulate_emulator_sdnn
+from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
+from neurodeploy.errors import UserError
+from neurodeploy.netx import read_netx
+from neurodeploy.netx.sdnn import read_sdnn
+from neurodeploy.neurons import CubaParams, run_exact
+from neurodeploy.neurons.sigma_delta import message_mismatches, run_chip, run_stream
+
+DATA = Path(__file__).parent / "data" / "lava_dl"
+CUBA = ["tiny", "netx_mnist", "oxford", "bootstrap_mnist", "pilotnet_lif"]
+SDNN = ["pilotnet_sdnn_gts", "pilotnet_sdnn_square"]
+
+
+def _spikes(net, n, t, rate=0.3, seed=0):
+    return np.random.default_rng(seed).random((n, t, net.input_size)) < rate
+
+
+@pytest.mark.parametrize("name", CUBA)
+def test_cuba_networks_match_lava_spike_for_spike(name):
+    path = DATA / f"{name}.net"
+    net, _ = read_netx(path)
+    spikes = _spikes(net, 2, 8)
+    labels = np.zeros(2, dtype=np.int64)
+    result, records = pipeline.parity(path, lambda meta, n: (spikes, labels),
+                                      ["torch", "emulator", "lava"])
+    assert result["spike_mismatches"] == 0
+    assert result["readout_voltage_mismatches"] == 0
+    hidden = records[0].layers[:-1] if net.readout else records[0].layers
+    assert sum(int(np.asarray(s).sum()) for s in hidden) > 0     # something was compared
+
+
+def test_loihi_neurons_are_read_as_netx_builds_them():
+    """netx 0.6.0 treats LOIHI exactly as CUBA and never reads slayer's scaleRho, tauRho, theta
+    or wgtExp; slayer's PilotNet declares its dense layers [n, 1, 1] after a flatten."""
+    net, _ = read_netx(DATA / "tiny.net")
+    assert {layer.params for layer in net.layers} == {CubaParams(4096, 1024, 25)}
+    pilot, _ = read_netx(DATA / "pilotnet_lif.net")
+    assert [layer.shape for layer in pilot.layers[-4:]] == [(100,), (50,), (10,), (1,)]
+    assert pilot.readout        # vThMant 131071, vDecay 0: an integrator read out by voltage
+
+
+def test_a_dense_layer_without_neuron_is_netx_default_integrator():
+    net, _ = read_netx(DATA / "bootstrap_mnist.net")
+    assert net.layers[-1].params == CubaParams(0, 4096, 2 ** 17)   # `1 << 18 - 1` in netx
+    assert net.readout
+
+
+def test_a_conv_layer_without_neuron_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "tiny.net"
+    shutil.copy(DATA / "tiny.net", path)
+    with h5py.File(path, "a") as f:
+        del f["layer/1/neuron"]
+    with pytest.raises(UserError, match="layer 1: the conv layer has no 'neuron' group"):
+        read_netx(path)
+
+
+def test_tiny_network_reproduces_lava_dl_ground_truth():
+    """lava-dl's test_tinynet: the frame is the input layer's bias (no input spikes); its
+    ground truth is compared one step late (`output[..., 2:17]` vs `gt[..., 1:]`)."""
+    net, _ = read_netx(DATA / "tiny.net")
+    frame = np.load(DATA / "tiny_gts_input_bias.npy").transpose(2, 1, 0).reshape(-1)
+    first = dataclasses.replace(net.layers[0], bias=frame.astype(np.int64))
+    net = dataclasses.replace(net, layers=(first, *net.layers[1:]))
+    out = run_exact(net, torch.zeros(1, 17, net.input_size))[-1][0].numpy().T
+    truth = np.load(DATA / "tiny_gts_output.npy")[0].reshape(36, 16)
+    assert truth.sum() > 0
+    assert np.array_equal(out[:, :15], truth[:, 1:])
+
+
+def test_pilotnet_sdnn_reproduces_lava_dl_ground_truth():
+    """lava-dl's test_pilotnet_sdnn: one frame repeated for 9 chip steps; the output of the
+    first 8 is sent before the frame reaches the last layer, by neurons whose bias is above
+    threshold. Both the exact mode (window time, padded) and the emulator (chip time) give it."""
+    net = read_sdnn(DATA / "pilotnet_sdnn_gts.net")
+    frame = np.load(DATA / "pilotnet_sdnn_gts_input.npy")[..., 0].transpose(2, 1, 0)
+    truth = np.load(DATA / "pilotnet_sdnn_gts_output.npy")[0]
+    steps = len(net.layers)
+    frames = np.repeat(frame[None, None], steps, axis=1)
+    exact = run_chip(net, torch.as_tensor(frames))[-1][0, :steps, 0].numpy()
+    assert np.array_equal(exact, truth) and np.count_nonzero(truth[:-1])
+    # the emulator's record is in window time: its last layer's first window step is chip 9
+    emulated = simulate_emulator_sdnn(DATA / "pilotnet_sdnn_gts.net", frames)
+    assert emulated.layers[-1][0, 0, 0] == truth[-1]
+
+
+@pytest.mark.parametrize("name", SDNN)
+def test_sdnn_networks_match_lava_message_for_message(name):
+    path = DATA / f"{name}.net"
+    net = read_sdnn(path)
+    x = np.random.default_rng(0).integers(-50, 64, size=(1, 5, *net.input_shape))
+    exact = run_stream(net, x)
+    for other in (simulate_emulator_sdnn(path, x), simulate_lava_sdnn(path, x)):
+        m = message_mismatches(exact, other.layers)
+        assert m["total"] == 0, (other.backend, m["first"])
+    assert np.count_nonzero(exact[-1])
+
+
+def test_cli_runs_sdnn_parity_on_three_backends_and_estimates_cores(tmp_path):
+    net = read_sdnn(DATA / "pilotnet_sdnn_square.net")
+    np.savez(tmp_path / "x.npz",
+             x=np.random.default_rng(1).integers(-50, 64, size=(1, 4, *net.input_shape)))
+    cli = [sys.executable, "-m", "neurodeploy"]
+    done = subprocess.run([*cli, "parity", str(DATA / "pilotnet_sdnn_square.net"),
+                           "--backends", "torch,emulator,lava", "--data",
+                           str(tmp_path / "x.npz"), "--out", str(tmp_path / "p")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "emulator vs torch: 0 message mismatches" in done.stdout
+    assert "lava vs torch: 0 message mismatches" in done.stdout
+    shown = subprocess.run([*cli, "inspect", str(DATA / "pilotnet_sdnn_square.net")],
+                           capture_output=True, text=True)
+    assert "Loihi 2: fits one Loihi 2 chip" in shown.stdout
