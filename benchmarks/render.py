@@ -295,6 +295,34 @@ def kill9_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def netx_corpus_table(data: dict) -> str:
+    rows = data["rows"]
+    deployed = [r for r in rows if r["status"] == "deployed"]
+    exact = [r for r in deployed if not any(r["mismatches"].values())]
+    p = data["protocol"]
+    lines = [f"{len(exact)} of {len(rows)} trained netx files that lava-dl publishes deploy with "
+             f"0 mismatches on every backend ({len(rows) - len(deployed)} refused); "
+             f"{p['samples']} samples x {p['timesteps']} steps each, commit {data['commit']}, "
+             f"{data['machine']['cpus']} CPU threads.",
+             "", "| file (lava-dl) | layers | neurons | inputs | compared | exact vs emulator | "
+             "exact vs Lava | lava-dl ground truth | exact / emulator / Lava (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] != "deployed":
+            lines.append(f"| {r['file']} (`{r['source']}`) | {len(r['layers'])} | "
+                         f"{', '.join(r['neuron_types'])} | refused: {r['reason']} |||||")
+            continue
+        s = r["seconds"]
+        lines.append(f"| {r['file']} (`{r['source']}`) | {len(r['layers'])}: "
+                     f"{' '.join(r['layers'])} | {', '.join(r['neuron_types'])} | {r['inputs']} | "
+                     f"{r['compared']:,} {r['unit']} | {r['mismatches']['exact-emulator']} | "
+                     f"{r['mismatches']['exact-lava']} | {r.get('ground_truth', '—')} | "
+                     f"{s['exact']:.2f} / {s['emulator']:.2f} / {s['lava']:.1f} |")
+    lines += ["", "Not in the corpus (not stored in lava-dl's repository): " + "; ".join(
+        f"`{k}` ({v})" for k, v in data["unavailable"].items()) + "."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -304,7 +332,8 @@ def main() -> None:
                          ("interop_recurrent", interop_recurrent_table),
                          ("distill_fmnist_quick", distill_sweep_table),
                          ("distill_fmnist_quick_wide", distill_sweep_table),
-                         ("distill_fmnist_sweep", distill_sweep_table)):
+                         ("distill_fmnist_sweep", distill_sweep_table),
+                         ("netx_corpus", netx_corpus_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue

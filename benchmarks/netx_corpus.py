@@ -1,0 +1,189 @@
+"""The trained netx files lava-dl publishes, deployed on every backend and compared.
+
+For each file in tests/data/lava_dl/ (see SOURCES.md there): what it holds (layers, neuron
+types), whether neurodeploy reads it (or the one-line reason it refuses), and the same inputs
+through the exact mode (torch), the emulator and Lava: mismatching spikes (CUBA, every layer and
+step) or graded messages (sigma-delta), the wall time of each backend, and whether lava-dl's own
+ground truth is reproduced where the repository has one. Rows are appended to
+benchmarks/results/netx_corpus.json as they finish and kept while the file and the protocol are
+unchanged, so a rerun measures only what changed.
+
+    .venv/bin/python benchmarks/netx_corpus.py [--samples 2] [--timesteps 8]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from neurodeploy import pipeline
+from neurodeploy.backends.emulator import simulate_emulator_sdnn
+from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
+from neurodeploy.errors import UserError, write_json
+from neurodeploy.netx import read_netx
+from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
+from neurodeploy.neurons import run_exact
+from neurodeploy.neurons.sigma_delta import message_mismatches, run_chip, run_stream
+from neurodeploy.parity import compare
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "lava_dl"
+RESULTS = ROOT / "benchmarks" / "results" / "netx_corpus.json"
+CORPUS = {   # file -> where lava-dl keeps it
+    "tiny.net": "tests/.../netx/tiny.net",
+    "netx_mnist.net": "tutorials/.../netx/mnist/trained_mnist_network.net",
+    "oxford.net": "tutorials/.../netx/oxford/Trained/network.net",
+    "bootstrap_mnist.net": "tutorials/.../bootstrap/mnist/Trained/network.net",
+    "pilotnet_lif.net": "tutorials/.../netx/pilotnet_snn/network.net",
+    "pilotnet_sdnn.net": "tutorials/.../netx/pilotnet_sdnn/network.net",
+    "pilotnet_sdnn_gts.net": "tests/.../netx/gts/pilotnet_sdnn/network.net",
+    "pilotnet_sdnn_square.net": "tests/.../netx/gts/pilotnet_sdnn/square_network.net",
+}
+UNAVAILABLE = {   # Git LFS pointers in lava-dl's repository: the networks are not stored there
+    "tests/.../netx/mnist.net": "Git LFS pointer",
+    "tests/.../netx/gts/ntidigits/ntidigits.net": "Git LFS pointer",
+    "tutorials/.../slayer/nmnist/Trained/network.net": "Git LFS pointer",
+}
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else repr(p).encode())
+    return h.hexdigest()[:16]
+
+
+def _contents(path: Path) -> dict:
+    """Layer types and neuron types as the file states them (before any reading of ours)."""
+    layers, neurons = [], set()
+    with h5py.File(path, "r") as f:
+        for i in range(len(f["layer"])):
+            g = f["layer"][str(i)]
+            layers.append(g["type"][()].reshape(-1)[0].decode() if "type" in g else "?")
+            if "neuron" in g:
+                neurons.add(g["neuron/type"][()].decode() if isinstance(
+                    g["neuron/type"][()], bytes) else str(g["neuron/type"][()]))
+            elif layers[-1] in ("dense", "dense_rec"):
+                neurons.add("none (netx default)")
+    return {"layers": layers, "neuron_types": sorted(neurons)}
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, round(time.perf_counter() - t0, 3)
+
+
+def _sdnn_inputs(net, samples: int, steps: int) -> tuple[np.ndarray, str]:
+    """lava-dl's encoded PilotNet test frame (repeated) where the input shape fits it, with
+    seeded small changes per step; otherwise seeded integer frames of the same range."""
+    rng = np.random.default_rng(0)
+    frame = np.load(DATA / "pilotnet_sdnn_gts_input.npy")[..., 0].transpose(2, 1, 0)
+    if frame.shape == tuple(net.input_shape):
+        base, what = frame.astype(np.int64), "lava-dl's PilotNet test frame + seeded changes"
+    else:
+        base, what = rng.integers(-52, 65, size=net.input_shape), "seeded integer frames"
+    change = rng.integers(-8, 9, size=(samples, steps, *base.shape)) * (
+        rng.random((samples, steps, *base.shape)) < 0.3)
+    return base[None, None] + change, what
+
+
+def _sdnn_row(path: Path, samples: int, steps: int) -> dict:
+    net = read_sdnn(path)
+    x, what = _sdnn_inputs(net, samples, steps)
+    exact, t_exact = _timed(lambda: run_stream(net, x))
+    emulated, t_emu = _timed(lambda: simulate_emulator_sdnn(path, x).layers)
+    lava, t_lava = _timed(lambda: simulate_lava_sdnn(path, x).layers)
+    row = {"inputs": what, "unit": "graded messages",
+           "compared": message_mismatches(exact, lava)["compared"],
+           "mismatches": {"exact-emulator": message_mismatches(exact, emulated)["total"],
+                          "exact-lava": message_mismatches(exact, lava)["total"]},
+           "seconds": {"exact": t_exact, "emulator": t_emu, "lava": t_lava},
+           "nonzero_output_messages": int(np.count_nonzero(exact[-1]))}
+    if path.name == "pilotnet_sdnn_gts.net":      # lava-dl's test_pilotnet_sdnn
+        truth = np.load(DATA / "pilotnet_sdnn_gts_output.npy")[0]
+        frames = np.repeat(np.load(DATA / "pilotnet_sdnn_gts_input.npy")[..., 0]
+                           .transpose(2, 1, 0)[None, None], len(net.layers), axis=1)
+        out = run_chip(net, torch.as_tensor(frames))[-1][0, :len(net.layers), 0].numpy()
+        row["ground_truth"] = "reproduced" if np.array_equal(out, truth) else "DIFFERS"
+    return row
+
+
+def _cuba_row(path: Path, samples: int, steps: int) -> dict:
+    net, _ = read_netx(path)
+    spikes = np.random.default_rng(0).random((samples, steps, net.input_size)) < 0.3
+    labels = np.zeros(samples, dtype=np.int64)
+    records, seconds = {}, {}
+    for name, backend in (("exact", "torch"), ("emulator", "emulator"), ("lava", "lava")):
+        records[name], seconds[name] = _timed(
+            lambda: pipeline.simulate(path, spikes, backend, progress=False))
+    pairs = {f"exact-{b}": compare(records["exact"], records[b], labels)
+             for b in ("emulator", "lava")}
+    row = {"inputs": "seeded binary spikes (rate 0.3)", "unit": "spikes",
+           "compared": int(sum(np.asarray(s).size for s in records["exact"].layers)),
+           "mismatches": {k: p["spike_mismatches"] + (p["readout_voltage_mismatches"] or 0)
+                          for k, p in pairs.items()},
+           "readout": net.readout, "seconds": seconds,
+           "spikes": int(sum(np.asarray(s).sum() for s in records["exact"].layers))}
+    if path.name == "tiny.net":     # lava-dl's test_tinynet: the frame as input-layer bias
+        frame = np.load(DATA / "tiny_gts_input_bias.npy").transpose(2, 1, 0).reshape(-1)
+        first = dataclasses.replace(net.layers[0], bias=frame.astype(np.int64))
+        framed = dataclasses.replace(net, layers=(first, *net.layers[1:]))
+        out = run_exact(framed, torch.zeros(1, 17, net.input_size))[-1][0].numpy().T
+        truth = np.load(DATA / "tiny_gts_output.npy")[0].reshape(-1, 16)
+        row["ground_truth"] = ("reproduced" if np.array_equal(out[:, :15], truth[:, 1:])
+                               else "DIFFERS")
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=2)
+    ap.add_argument("--timesteps", type=int, default=8)
+    args = ap.parse_args()
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
+    kept = {r["digest"]: r for r in old["rows"]}
+    rows = []
+    for name, source in CORPUS.items():
+        path = DATA / name
+        digest = _digest(path.read_bytes(), args.samples, args.timesteps, "v1")
+        if digest in kept:
+            rows.append(kept[digest])
+            continue
+        row = {"file": name, "source": source, "digest": digest, "samples": args.samples,
+               "timesteps": args.timesteps, **_contents(path),
+               "kind": "sigma-delta" if is_sdnn(path) else "CUBA"}
+        try:
+            row.update(_sdnn_row(path, args.samples, args.timesteps) if row["kind"] ==
+                       "sigma-delta" else _cuba_row(path, args.samples, args.timesteps))
+            row["status"] = "deployed"
+        except UserError as e:
+            row["status"], row["reason"] = "refused", str(e)
+        print(json.dumps({k: row.get(k) for k in ("file", "status", "mismatches", "seconds",
+                                                  "ground_truth", "reason")}), flush=True)
+        rows.append(row)
+        write_json(RESULTS, {**_header(args), "rows": rows, "unavailable": UNAVAILABLE})
+    write_json(RESULTS, {**_header(args), "rows": rows, "unavailable": UNAVAILABLE})
+
+
+def _header(args) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip()
+    return {"date": str(date.today()), "commit": commit,
+            "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
+                        "processor": platform.processor() or platform.machine()},
+            "protocol": {"samples": args.samples, "timesteps": args.timesteps}}
+
+
+if __name__ == "__main__":
+    main()
