@@ -1089,7 +1089,7 @@ def gen_h5(rng, kind: str, seeds: Seeds, d: Path) -> Case:
         case.expect, desc = MAY, f"benign: {key}[one] = 2, attribute on /{g}"
     try:
         h5_write(items, path)
-    except Exception as e:         # the mutation itself cannot be stored: skip it
+    except Exception:         # the mutation itself cannot be stored: skip it
         return gen_h5(rng, kind, seeds, _fresh(d))
     case.desc = f"{net}: {desc}"
     return case

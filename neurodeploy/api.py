@@ -20,9 +20,11 @@ from torch import nn
 from neurodeploy import pipeline
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.data.datasets import save_dataset
+from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError, writable_dir
 from neurodeploy.neurons import SpikingNet
 from neurodeploy.recipe import Recipe, load_recipe, override, recipe_from_dict
+from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections
 
 report = pipeline.report        # report.json's content from records (see report/summary.py)
 run = pipeline.run              # the whole pipeline for a recipe: distill, export, Lava, report
@@ -116,11 +118,18 @@ def _inputs(inputs, net, meta: dict, samples: int | None, source: str, folder: P
 
 def simulate(network: str | Path, inputs=None, backend: str = "torch",
              samples: int | None = None, timesteps: int | None = None,
-             dt: float | None = None, progress: bool = False) -> dict:
+             dt: float | None = None, progress: bool = False,
+             preset: str = DEFAULT_PRESET) -> dict:
     """`neurodeploy simulate`: run a .net (or any .nir, lowered) on one backend (torch,
     emulator, lava, loihi2, float). `inputs`: None (the test split it was exported for), a
     dataset name or .npz path, or an (x, y) pair. Returns backend, samples, timesteps,
-    accuracy, labels and the SpikeRecord (spikes of every layer at every step)."""
+    accuracy, labels, the SpikeRecord (spikes of every layer at every step) and, priced by
+    `preset` (a name or a preset YAML file; `run`'s default), simulate.json's energy sections:
+    energy, per_timestep, timestep_sweep, resources, counts, layers."""
+    try:                                  # a wrong preset fails before the simulation
+        prices = load_preset(preset)
+    except UserError as e:
+        raise UserError(f"preset: {e}") from None
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as folder, \
             pipeline.deployable(network, dt) as (path, meta, quantization, net):
         if timesteps:
@@ -130,7 +139,8 @@ def simulate(network: str | Path, inputs=None, backend: str = "torch",
                                                 spikes, backend, progress)
     return {"backend": record.backend, "samples": record.samples,
             "timesteps": record.timesteps, "accuracy": record.accuracy(labels),
-            "quantization": quantization, "labels": labels, "record": record}
+            "quantization": quantization, "labels": labels, "record": record,
+            **energy_sections(net, record, labels, prices)}
 
 
 def parity(network: str | Path, inputs=None, backends=("torch", "emulator", "lava"),
@@ -154,6 +164,6 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
 
 def energy(report: str | Path, preset: str = "loihi2-proxy",
            network: str | Path | None = None) -> dict:
-    """`neurodeploy energy`: a run's report.json repriced with another energy preset (no
-    simulation); `network`: check the record was made with this .net file."""
+    """`neurodeploy energy`: a run's report.json or a simulate.json repriced with another
+    energy preset (no simulation); `network`: check the record was made with this .net file."""
     return pipeline.reprice(report, preset, network)

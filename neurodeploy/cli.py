@@ -45,6 +45,7 @@ EXAMPLES = {
   neurodeploy simulate runs/digits/network.net --shard 0/4 --out s0   # job array slice 0 of 4
   neurodeploy simulate graph.nir --backend emulator --dt 1e-6 --data digits   # a Norse NIR
   neurodeploy simulate runs/digits/network.net --backend float   # the model as trained
+  neurodeploy simulate runs/digits/network.net --preset loihi2-proxy --out /tmp/sim   # priced so
 """,
     "merge": """examples (s0..s3: the --out directories of `simulate --shard i/4`):
   neurodeploy merge s0/chunks s1/chunks s2/chunks s3/chunks --out merged
@@ -59,6 +60,7 @@ EXAMPLES = {
     "energy": f"""examples ({AFTER_RUN}):
   neurodeploy energy runs/digits/report.json --preset loihi2-proxy
   neurodeploy energy runs/digits/report.json --preset my_preset.yaml --out /tmp/energy
+  neurodeploy energy /tmp/sim/simulate.json --preset odin   # the record of simulate's example
 """,
     "inspect": f"""examples ({AFTER_RUN}):
   neurodeploy inspect runs/digits/student.nir
@@ -109,8 +111,8 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"  loihi 2   {report['resources']['verdict']}",
         f"  speed     {report['timing']['simulate_samples_per_s']:.1f} samples/s on "
         f"{report['backend']}",
-        f"  files     checkpoint.pt history.jsonl student.nir network.net manifest.json "
-        f"report.json report.html",
+        "  files     checkpoint.pt history.jsonl student.nir network.net manifest.json "
+        "report.json report.html",
     ]
     return "\n".join(lines)
 
@@ -224,10 +226,10 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     from neurodeploy.netx.sdnn import read_sdnn
     from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
     net = read_sdnn(args.network)
-    unknown = [b for b in backends if b not in ("torch", "lava")]
+    unknown = [b for b in backends if b not in ("torch", "emulator", "lava")]
     if unknown:
         raise UserError(f"{args.network}: a sigma-delta network runs on the backends torch "
-                        f"(exact mode) and lava, not {unknown[0]!r}")
+                        f"(exact mode), emulator and lava, not {unknown[0]!r}")
     if not args.data:
         raise UserError(f"{args.network}: a sigma-delta network has no recorded dataset; pass "
                         "--data x.npz with integer frames 'x' shaped [N, T, ...]")
@@ -237,6 +239,9 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     for name in backends:
         if name == "torch":
             runs[name] = run_stream(net, x)
+        elif name == "emulator":
+            from neurodeploy.backends.emulator import simulate_emulator_sdnn
+            runs[name] = simulate_emulator_sdnn(args.network, x).layers
         else:
             from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
             runs[name] = simulate_lava_sdnn(args.network, x, timeout_s=args.timeout).layers
@@ -252,18 +257,23 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
               "activity": activity(net, first),
               "messages_per_layer": {layer.name: int(np.count_nonzero(m))
                                      for layer, m in zip(net.layers, first)}}
-    if len(backends) > 1:
-        result["message_mismatches"] = message_mismatches(runs[backends[0]], runs[backends[1]])
+    pairs = {other: message_mismatches(first, runs[other]) for other in backends[1:]}
+    if pairs:                     # each backend against the first, message for message
+        result["comparisons"] = {f"{backends[0]}-{other}": m for other, m in pairs.items()}
+        result["message_mismatches"] = {
+            "total": sum(m["total"] for m in pairs.values()),
+            "compared": sum(m["compared"] for m in pairs.values()),
+            "first": next((m["first"] for m in pairs.values() if m["first"]), None)}
     write_json(out / f"{verb}.json", result)
     print(f"{args.network}: sigma-delta network, {len(net.layers)} layers, {len(x)} samples x "
           f"{x.shape[1]} steps on {', '.join(backends)}")
     for layer, count in result["messages_per_layer"].items():
         print(f"  {layer}: {count} non-zero messages")
-    mism = result.get("message_mismatches")
-    if mism:
-        print(f"  {backends[1]} vs {backends[0]}: {mism['total']} message mismatches in "
-              f"{mism['compared']}" + (f"; first {mism['first']}" if mism["first"] else ""))
+    for other, m in pairs.items():
+        print(f"  {other} vs {backends[0]}: {m['total']} message mismatches in "
+              f"{m['compared']}" + (f"; first {m['first']}" if m["first"] else ""))
     print(f"  wrote {out / f'{verb}.json'}")
+    mism = result.get("message_mismatches")
     return 1 if mism and mism["total"] else 0
 
 
@@ -298,10 +308,16 @@ def _is_sdnn(path: str) -> bool:
 def cmd_simulate(args) -> int:
     from neurodeploy.backends.record import provenance
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
+    from neurodeploy.energy import load_preset
     from neurodeploy.pipeline import deployable
+    from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections
     shard = parse_shard(args.shard)
     if _is_sdnn(args.network):
         return _sdnn(args, [args.backend], "simulate")
+    try:                                  # a wrong preset fails before the simulation
+        preset = load_preset(args.preset or DEFAULT_PRESET)
+    except UserError as e:
+        raise UserError(f"--preset: {e}") from None
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization,
                                                                  net):
         out = writable_dir(args.out or _default_out("simulate", args.network, args.backend))
@@ -318,11 +334,16 @@ def cmd_simulate(args) -> int:
             lo, hi = shard_range(len(spikes), shard)
             record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
     result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
-                             quantization=quantization, provenance=prov, network=args.network)
+                             quantization=quantization, provenance=prov, network=args.network,
+                             **energy_sections(net, record, labels, preset))
     write_json(out / "simulate.json", result)
     page = _page("simulate", result, out)
+    e = result["energy"]
     print(f"{record.backend}: accuracy {result['accuracy']:.4f} on {record.samples} samples "
-          f"(shard {result['shard']}); wrote {out / 'simulate.json'}, {page}")
+          f"(shard {result['shard']}); wrote {out / 'simulate.json'}, {page}\n"
+          f"  energy    {_fmt_pj(e['per_inference_pj'])} per inference (dynamic "
+          f"{_fmt_pj(e['dynamic_pj'])}, {_static(e)}){_latency(e)} "
+          f"[{e['preset']}: {e['source'].split(',')[0]}]")
     return 0
 
 
@@ -416,8 +437,11 @@ def cmd_inspect(args) -> int:
         from neurodeploy.netx.sdnn import read_sdnn
         from neurodeploy.neurons.sigma_delta import describe
         print(f"{path}: sigma-delta (SDNN) netx network")
-        for row in describe(read_sdnn(path)):
+        from neurodeploy.energy.hardware import layer_table, resource_estimate
+        net = read_sdnn(path)
+        for row in describe(net):
             print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+        print(f"  Loihi 2: {resource_estimate(layer_table(net))['verdict']}")
         return 0
     info = inspect(path, args.dt)
     if info["kind"] == "nir":
@@ -561,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per saved Lava chunk; a rerun resumes after the last one")
     p.add_argument("--out", help="directory for simulate.json and Lava chunks (default: "
                                  "runs/simulate/<network>-<sha8>-<backend>)")
+    p.add_argument("--preset", help="energy preset that prices the counted events: a built-in "
+                                    "name or a preset YAML file (default: loihi1-davies2018, "
+                                    "as `run`); reprice later with `neurodeploy energy`")
     p = verb("merge", cmd_merge, "join the Lava chunk records of several shards")
     p.add_argument("dirs", nargs="+", help="the chunks/ directories of the shards")
     p.add_argument("--out", help="directory for record.npz and simulate.json (default: "
@@ -577,9 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(cpu, cuda)")
     p.add_argument("--out", help="directory for parity.json and report.html (default: "
                                  "runs/parity/<network>-<sha8>)")
-    p = verb("energy", cmd_energy, "reprice a run's report.json with another energy preset "
-             "(no simulation)")
-    p.add_argument("report", help="a report.json written by `neurodeploy run`")
+    p = verb("energy", cmd_energy, "reprice a run's report.json or a simulate.json with another "
+             "energy preset (no simulation)")
+    p.add_argument("report", help="a report.json written by `neurodeploy run`, or a "
+                                  "simulate.json written by `neurodeploy simulate`")
     p.add_argument("--preset", default="loihi2-proxy",
                    help="a built-in preset name or a preset YAML file (default: loihi2-proxy)")
     p.add_argument("--network", help="check that the record was made with this .net file")

@@ -16,9 +16,9 @@ from neurodeploy import pipeline
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.errors import UserError
-from neurodeploy.netx import read_netx
+from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.sdnn import read_sdnn
-from neurodeploy.neurons import CubaParams, run_exact
+from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, run_exact
 from neurodeploy.neurons.sigma_delta import message_mismatches, run_chip, run_stream
 
 DATA = Path(__file__).parent / "data" / "lava_dl"
@@ -125,3 +125,41 @@ def test_cli_runs_sdnn_parity_on_three_backends_and_estimates_cores(tmp_path):
     shown = subprocess.run([*cli, "inspect", str(DATA / "pilotnet_sdnn_square.net")],
                            capture_output=True, text=True)
     assert "Loihi 2: fits one Loihi 2 chip" in shown.stdout
+
+
+def _per_neuron_decays(path):
+    rng = np.random.default_rng(0)
+    layers = (IntLayer(weight=rng.integers(-60, 80, size=(6, 5)) * 2,
+                       params=CubaParams(1024, 512, 60), name="fc0"),
+              IntLayer(weight=rng.integers(-20, 90, size=(3, 6)) * 2,
+                       params=CubaParams(1024, 512, 60), name="fc1"))
+    write_netx(IntNetwork(input_shape=(5,), layers=layers), path)
+    with h5py.File(path, "a") as f:      # as slayer saves a layer with per-neuron decays
+        del f.attrs["neurodeploy"], f["layer/1/neuron/iDecay"], f["layer/1/neuron/vDecay"]
+        f["layer/1/neuron/iDecay"] = np.array([0, 100, 1000, 2000, 3000, 4096])
+        f["layer/1/neuron/vDecay"] = np.array([4096, 3000, 2000, 1000, 100, 0])
+    return path
+
+
+def test_per_neuron_decays_match_lava(tmp_path):
+    path = _per_neuron_decays(tmp_path / "decays.net")
+    net, _ = read_netx(path)
+    assert net.layers[0].params.i_decay == (0, 100, 1000, 2000, 3000, 4096)
+    spikes = _spikes(net, 4, 16)
+    result, records = pipeline.parity(path, lambda meta, n: (spikes, np.zeros(4, np.int64)),
+                                      ["torch", "emulator", "lava"])
+    assert result["spike_mismatches"] == 0
+    one = dataclasses.replace(net.layers[0], params=CubaParams(0, 4096, 60))
+    uniform = run_exact(dataclasses.replace(net, layers=(one, net.layers[1])),
+                        torch.as_tensor(spikes))
+    assert not np.array_equal(uniform[0].numpy(), records[0].layers[0])   # the decays matter
+
+
+def test_per_neuron_decays_on_a_conv_layer_are_refused(tmp_path):
+    path = tmp_path / "tiny.net"
+    shutil.copy(DATA / "tiny.net", path)
+    with h5py.File(path, "a") as f:
+        del f["layer/1/neuron/iDecay"]
+        f["layer/1/neuron/iDecay"] = np.arange(24 * 6 * 6) % 4096
+    with pytest.raises(UserError, match="per-neuron decays are read for dense layers only"):
+        read_netx(path)

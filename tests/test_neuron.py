@@ -56,7 +56,10 @@ def test_params_are_validated():
     with pytest.raises(ValueError, match="i_decay"):
         CubaParams(i_decay=5000, v_decay=0, threshold=1)
     with pytest.raises(ValueError, match="threshold"):
-        CubaParams(i_decay=0, v_decay=0, threshold=2 ** 17)
+        CubaParams(i_decay=0, v_decay=0, threshold=2 ** 17 + 1)
+    with pytest.raises(ValueError, match="v_decay=4097"):
+        CubaParams(i_decay=(0, 1), v_decay=(4096, 4097), threshold=1)
+    CubaParams(i_decay=0, v_decay=4096, threshold=2 ** 17)   # netx's default, never fires
 
 
 def test_weights_land_on_loihis_grid():

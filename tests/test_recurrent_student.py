@@ -58,7 +58,7 @@ def test_float_step_is_run_exact_when_the_decays_do_not_round(decays):
         assert torch.equal(f.bool(), e)
     assert torch.equal(floating[-1].sum(1).argmax(1), exact[-1].sum(1).long().argmax(1))
     assert exact[0].any() and not exact[0].all()
-    without = IntNetwork(20, tuple(IntLayer(l.weight, l.params, name=l.name) for l in net.layers))
+    without = IntNetwork(20, tuple(IntLayer(x.weight, x.params, name=x.name) for x in net.layers))
     assert not all(torch.equal(a, b) for a, b in zip(run_exact(without, x), exact))
     again = model.to_integer()
     for a, b in zip(net.layers, again.layers):

@@ -103,10 +103,10 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
                 u[i].zero_()
                 v[i].zero_()
             p = layer.params
-            decayed = torch.trunc(u[i] * ((4096 - p.i_decay) / 4096)) + a_in * 64
+            decayed = torch.trunc(u[i] * (p.kept("i", u[i]) / 4096)) + a_in * 64
             wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
             u[i] = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
-            v[i] = torch.trunc(v[i] * ((4096 - p.v_decay) / 4096)).add_(u[i]).add_(bias[i])
+            v[i] = torch.trunc(v[i] * (p.kept("v", v[i]) / 4096)).add_(u[i]).add_(bias[i])
             v[i].clamp_(-V_LIMIT, V_LIMIT)
             spikes[i] = v[i] > (p.threshold * 64)
             v[i].masked_fill_(spikes[i], 0)

@@ -27,12 +27,28 @@ from neurodeploy.neurons import IntNetwork
 KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
 
 
-def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False) -> dict[str, np.ndarray]:
-    """Event counts [layers, T]: means per inference, or exact totals over all samples."""
+def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False,
+                 batch_size: int = 500) -> dict[str, np.ndarray]:
+    """Event counts [layers, T]: means per inference, or exact totals over all samples.
+
+    Counted `batch_size` samples at a time (totals add up exactly), so counting a whole test
+    set through a conv network (`simulate` of 10,000 samples) holds one batch in memory."""
+    n = record.samples
+    sums = {k: 0.0 for k in KINDS}
+    for start in range(0, max(n, 1), batch_size):
+        stop = start + batch_size
+        part = _totals(record.inputs[start:stop], [s[start:stop] for s in record.layers], net)
+        sums = {k: sums[k] + part[k] for k in KINDS}
+    scale = 1 if totals else n
+    return {k: v / scale for k, v in sums.items()}
+
+
+def _totals(inputs: np.ndarray, layers: list[np.ndarray], net: IntNetwork) -> dict:
+    """Exact event totals [layers, T] over these samples (inputs [N, T, in], spikes per layer)."""
     counts = {k: [] for k in KINDS}
-    n, steps = record.samples, record.timesteps
-    pre = torch.as_tensor(record.inputs.reshape(n * steps, -1), dtype=torch.float64)
-    for layer, post in zip(net.layers, record.layers):
+    n, steps = inputs.shape[:2]
+    pre = torch.as_tensor(inputs.reshape(n * steps, -1), dtype=torch.float64)
+    for layer, post in zip(net.layers, layers):
         # events reaching each neuron: the layer's own synapse op with 0/1 weights (exact in
         # float64), so dense and conv layers are counted by the same rule
         ones = (layer.weight != 0).astype(np.int64)
@@ -52,8 +68,7 @@ def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False) -> 
         counts["neuron_inactive"].append(layer.size * n - active)
         counts["spikes"].append(post.reshape(n, steps, -1).sum(-1).sum(0))
         pre = torch.as_tensor(post.reshape(n * steps, -1), dtype=torch.float64)
-    scale = 1 if totals else record.samples
-    return {k: np.array(v, dtype=np.float64) / scale for k, v in counts.items()}
+    return {k: np.array(v, dtype=np.float64) for k, v in counts.items()}
 
 
 def accuracy_by_timestep(record: SpikeRecord, labels: np.ndarray) -> list[float]:

@@ -1,4 +1,5 @@
-"""The part of report.json that `neurodeploy energy` reprices, as a pydantic schema.
+"""The part of report.json (or simulate.json) that `neurodeploy energy` reprices, as a pydantic
+schema.
 
 Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
 negative, NaN or infinite energies: the sections that pricing reads are checked for type,
@@ -17,6 +18,7 @@ from neurodeploy.errors import UserError
 from neurodeploy.schema import one_line, read_text
 
 FIX = "re-run `neurodeploy run` to write a fresh report"
+FIX_RECORD = "re-run `neurodeploy simulate` to write a fresh simulate.json"
 _OPEN = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)   # other keys pass through
 # Mean events per inference in one layer and step: Loihi 2 chips hold 1.2e8 synapses, so 1e12
 # is far beyond any real count and keeps count x figure (<= 1e6 pJ) a finite number.
@@ -96,15 +98,41 @@ class PricedReport(BaseModel):
         return self
 
 
+class Provenance(BaseModel):
+    model_config = _OPEN
+    network_sha256: str
+
+
+class PricedRecord(PricedReport):
+    """simulate.json: the same sections; the network is its path, its hash in provenance."""
+    network: str
+    provenance: Provenance
+
+
+def is_record(data: dict) -> bool:
+    """simulate.json (and merge's) rather than run's report.json: only records list
+    spikes_per_layer; sigma-delta results say their kind."""
+    return "spikes_per_layer" in data or data.get("kind") == "sigma-delta"
+
+
+def network_digest(data: dict) -> str | None:
+    """sha256 of the network a validated report or record was made with."""
+    if is_record(data):
+        return data["provenance"]["network_sha256"]
+    return (data.get("network") or {}).get("sha256")
+
+
 def _no_constants(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
 def read_report(path: str | Path) -> dict:
-    """report.json as a dict, after checking every section that repricing reads."""
+    """report.json or simulate.json as a dict, after checking every section that repricing
+    reads (simulate.json also the network hash that `--network` compares)."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: no such report; run `neurodeploy run` first")
+        raise UserError(f"{path}: no such report; run `neurodeploy run` or `neurodeploy "
+                        "simulate` first")
     text = read_text(path, "report.json")
     try:
         data = json.loads(text, parse_constant=_no_constants)
@@ -115,8 +143,18 @@ def read_report(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a neurodeploy report (a JSON {type(data).__name__}, not "
                         f"an object); {FIX}")
+    record = is_record(data)
+    if data.get("kind") == "sigma-delta":
+        raise UserError(f"{path}: a sigma-delta record (field kind); energy prices CUBA-LIF "
+                        "records only, give a report.json or a CUBA network's simulate.json")
+    if record and "counts" not in data:
+        raise UserError(f"{path}: field counts: missing, so there is nothing to price (a "
+                        "simulate.json of an older neurodeploy, or of `merge`); "
+                        f"{FIX_RECORD}")
+    schema = PricedRecord if record else PricedReport
     try:
-        PricedReport.model_validate(data)
+        schema.model_validate(data)
     except ValidationError as e:
-        raise UserError(one_line(e, str(path), PricedReport) + f"; {FIX}") from None
+        raise UserError(one_line(e, str(path), schema)
+                        + f"; {FIX_RECORD if record else FIX}") from None
     return data

@@ -234,7 +234,7 @@ def _unknown(group, allowed: set, where: str) -> None:
                         f"would not model it); supported keys: {', '.join(sorted(allowed))}")
 
 
-def _neuron_params(g, where: str) -> CubaParams:
+def _neuron_params(g, where: str, size: int | None = None) -> CubaParams:
     """The layer's CUBA/LOIHI neuron constants; refuses what netx 0.6.0 would drop or Lava's
     LIF cannot send, instead of running something else than what was trained."""
     if "neuron" not in g:
@@ -260,9 +260,22 @@ def _neuron_params(g, where: str) -> CubaParams:
     if "refDelay" in neuron and _scalar(neuron, "refDelay", where, 0, 2 ** 16) > 1:
         raise UserError(f"{where}: 'neuron/refDelay' asks for a refractory period, which netx "
                         "0.6.0 does not read (Lava's LIF has none): retrain with refDelay 1")
-    return CubaParams(_scalar(neuron, "iDecay", where, 0, DECAY_UNITY),
-                      _scalar(neuron, "vDecay", where, 0, DECAY_UNITY),
+    return CubaParams(_decay(neuron, "iDecay", where, size),
+                      _decay(neuron, "vDecay", where, size),
                       _scalar(neuron, "vThMant", where, 1, THRESHOLD_MAX))
+
+
+def _decay(neuron, key: str, where: str, size: int | None) -> int | tuple[int, ...]:
+    """One decay for the layer, or one per neuron (Lava's LIF applies an array element-wise);
+    `size` is the layer's neuron count where per-neuron values are possible (dense layers)."""
+    value = _ints(_read(neuron, key, where), where, key, 0, DECAY_UNITY).reshape(-1)
+    if value.size and (value == value[0]).all():
+        return int(value[0])
+    if size is None or value.size != size:
+        raise UserError(f"{where}: 'neuron/{key}' has {value.size} differing values; give one "
+                        f"per layer{'' if size is None else f' or one per neuron ({size})'}"
+                        f"{'' if size else ' (per-neuron decays are read for dense layers only)'}")
+    return tuple(int(v) for v in value)
 
 
 def _read_input(g, name: str, where: str) -> IntLayer:
@@ -292,7 +305,7 @@ def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
                         "delays on the recurrent synapse and without the weight exponent: "
                         "retrain without delays or remove the dataset")
     _unknown(g, LAYER_KEYS[kind], where)
-    params = _neuron_params(g, where)
+    params = _neuron_params(g, where, None if kind == "conv" else int(np.prod(_shape(g, where))))
     conv = None
     if kind == "conv":
         if in_shape is None or len(in_shape) != 3:
@@ -534,6 +547,10 @@ def read_netx(path: str | Path,
                                         f"'flatten' layer before it (netx connects no other way);"
                                         f" {REEXPORT}")
                     name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
+                    if "neuron" not in g and "architecture" in metadata:
+                        raise UserError(f"{where}: the {kind} layer has no 'neuron' group, which "
+                                        f"`neurodeploy export` always writes: the file was "
+                                        f"altered; {REEXPORT}")
                     layers.append(_read_layer(g, kind, shape, name, where))
                     shape = layers[-1].shape
                 elif kind == "conv":

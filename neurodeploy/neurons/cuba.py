@@ -39,10 +39,13 @@ WEIGHT_STEP = 2
 
 @dataclass(frozen=True)
 class CubaParams:
-    """Per-layer neuron constants as Loihi stores them (netx's iDecay, vDecay, vThMant)."""
+    """Per-layer neuron constants as Loihi stores them (netx's iDecay, vDecay, vThMant).
 
-    i_decay: int
-    v_decay: int
+    A decay is one integer for the layer or, as slayer saves some layers and Lava's LIF
+    applies them, a tuple of one integer per neuron (a tuple keeps the constants hashable)."""
+
+    i_decay: int | tuple[int, ...]
+    v_decay: int | tuple[int, ...]
     threshold: int
 
     def __post_init__(self):
@@ -50,10 +53,19 @@ class CubaParams:
                                     ("v_decay", self.v_decay, 0, DECAY_UNITY),
                                     ("threshold", self.threshold, 1,
                                      NETX_DEFAULT_THRESHOLD)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
-                                                                  np.floating)) \
-                    or not math.isfinite(value) or int(value) != value or not lo <= value <= hi:
-                raise ValueError(f"{name}={value} is outside Loihi's integer range [{lo}, {hi}]")
+            for v in (value if isinstance(value, tuple) and name != "threshold" else (value,)):
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)) \
+                        or not math.isfinite(v) or int(v) != v or not lo <= v <= hi:
+                    raise ValueError(f"{name}={v} is outside Loihi's integer range [{lo}, {hi}]")
+
+    def kept(self, which: str, like: torch.Tensor):
+        """4096 - decay of `which` ('i' or 'v'): a number, or per neuron a tensor that
+        broadcasts over the layer's state [B, n] `like`."""
+        decay = self.i_decay if which == "i" else self.v_decay
+        if isinstance(decay, tuple):
+            return DECAY_UNITY - torch.as_tensor(decay, dtype=like.dtype, device=like.device)
+        return DECAY_UNITY - decay
 
 
 def _rtz_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -64,12 +76,12 @@ def _rtz_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
 def exact_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
                bias: torch.Tensor | int = 0):
     """One fixed-point step on int64 state; `a` is the integer synaptic input of this step."""
-    decayed = _rtz_shift(u * (DECAY_UNITY - p.i_decay), 12) + (a << STATE_SHIFT)
+    decayed = _rtz_shift(u * p.kept("i", u), 12) + (a << STATE_SHIFT)
     # Lava wraps once (not modulo): the second test reads the already-wrapped value but
     # corrects the unwrapped one, exactly as lava/proc/lif/models.py does.
     wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
     u = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
-    v = _rtz_shift(v * (DECAY_UNITY - p.v_decay), 12) + u + (bias << STATE_SHIFT)
+    v = _rtz_shift(v * p.kept("v", v), 12) + u + (bias << STATE_SHIFT)
     v = v.clamp(-V_LIMIT, V_LIMIT)
     spikes = v > (p.threshold << STATE_SHIFT)
     v = torch.where(spikes, torch.zeros_like(v), v)
@@ -94,8 +106,8 @@ class _Spike(torch.autograd.Function):
 def float_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
                bias: torch.Tensor | float = 0.0, slope: float = 10.0):
     """The training-mode step: exact_step's recurrence in float, with a surrogate spike."""
-    u = u * (1 - p.i_decay / DECAY_UNITY) + a
-    v = v * (1 - p.v_decay / DECAY_UNITY) + u + bias
+    u = u * (p.kept("i", u) / DECAY_UNITY) + a
+    v = v * (p.kept("v", v) / DECAY_UNITY) + u + bias
     spikes = _Spike.apply((v - p.threshold) / p.threshold, slope)
     v = v * (1 - spikes.detach())   # reset to zero; no gradient through the reset
     return u, v, spikes

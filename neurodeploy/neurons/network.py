@@ -157,7 +157,9 @@ class IntLayer:
         if self.bias is not None:
             parts.append("bias")
         p = self.params
-        parts.append(f"iDecay {p.i_decay} vDecay {p.v_decay} vThMant {p.threshold}, binary spikes")
+        span = lambda d: f"{min(d)}..{max(d)} per neuron" if isinstance(d, tuple) else d  # noqa
+        parts.append(f"iDecay {span(p.i_decay)} vDecay {span(p.v_decay)} vThMant {p.threshold}, "
+                     "binary spikes")
         return ", ".join(parts)
 
     def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:

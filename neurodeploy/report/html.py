@@ -150,11 +150,10 @@ def _neurobench(nb: dict) -> str:
     return _table([f"NeuroBench {nb['version']} metric", "value"], rows)
 
 
-def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) -> str:
-    acc, par, energy, res = report["accuracy"], report["parity"], report["energy"], report["resources"]
-    counts, steps = report["counts"], report["timesteps"]
-    fig = {k: f'<img alt="{k}" src="data:image/png;base64,{base64.b64encode(v).decode()}">'
-           for k, v in images.items()}
+def _energy_trace(report: dict) -> str:
+    """Where the energy comes from: counts per inference x the preset's figures, then the
+    source and its caveats (report.json and simulate.json alike)."""
+    counts, energy = report["counts"], report["energy"]
     totals = {k: sum(map(sum, counts[k])) for k in ("synaptic_ops", "neuron_active",
                                                     "neuron_inactive", "spikes")}
     f = energy["figures"]
@@ -167,6 +166,31 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
     trace.append(["static power x time", f"{energy['latency_us'] or 0:.3g} µs",
                   f"{f['static_w']:g} W" if f["static_w"] else "not modelled",
                   _pj(energy["static_pj"]) if f["static_w"] else "not modelled"])
+    return (_table(["event", "count per inference", "figure", "energy"], trace)
+            + f"<p class='muted'>Source: {_e(energy['source'])}.<br>{_e(energy['note'])}</p>")
+
+
+def _resource_table(res: dict) -> str:
+    """The Loihi 2 core estimate per layer, with a total row."""
+    rows = [[r["name"], r["neurons"], f"{r['synapses']:,}",
+             f"{r.get('nonzero_synapses', r['synapses']):,}", r["fan_in"], r["cores"],
+             r["neurons_per_core"], f"{r['synapses_per_core']:,}", r["bound_by"]]
+            for r in res["layers"]]
+    nonzero = sum(r.get("nonzero_synapses", r["synapses"]) for r in res["layers"])
+    rows.append(["total", sum(r["neurons"] for r in res["layers"]),
+                 f"{sum(r['synapses'] for r in res['layers']):,}", f"{nonzero:,}", "",
+                 res["cores"], "", "", ""])
+    return _table(["layer", "neurons", "synapses stored", "non-zero synapses",
+                   "max fan-in (non-zero)", "cores", "neurons/core", "synapses/core",
+                   "bound by"], rows)
+
+
+def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) -> str:
+    acc, par, energy, res = report["accuracy"], report["parity"], report["energy"], report["resources"]
+    steps = report["timesteps"]
+    fig = {k: f'<img alt="{k}" src="data:image/png;base64,{base64.b64encode(v).decode()}">'
+           for k, v in images.items()}
+    f = energy["figures"]
     parity_ok = par["spike_mismatches"] == 0
     compared = par.get("neuron_steps_compared", par["spikes_compared"])
     sizes = "-".join(str(s) for s in report["network"]["sizes"])
@@ -194,14 +218,7 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
            for b in energy["ann_baselines"]]
     ann.insert(0, [f"this SNN on {energy['preset']}", _pj(energy["per_inference_pj"]),
                    energy["source"].split(",")[0]])
-    res_rows = [[r["name"], r["neurons"], f"{r['synapses']:,}",
-                 f"{r.get('nonzero_synapses', r['synapses']):,}", r["fan_in"], r["cores"],
-                 r["neurons_per_core"], f"{r['synapses_per_core']:,}", r["bound_by"]]
-                for r in res["layers"]]
     nonzero = sum(r.get("nonzero_synapses", r["synapses"]) for r in res["layers"])
-    res_rows.append(["total", sum(r["neurons"] for r in res["layers"]),
-                     f"{sum(r['synapses'] for r in res['layers']):,}", f"{nonzero:,}", "",
-                     res["cores"], "", "", ""])
     per_layer_par = [[name, sum(v), max(v) if v else 0]
                      for name, v in par["spike_mismatches_per_layer_timestep"].items()]
     sweep = [[s["T"], f"{s['accuracy']:.4f}", _pj(s["energy_pj"]),
@@ -224,8 +241,7 @@ energy preset <b>{_e(energy['preset'])}</b> ({_e(energy['kind'])})</p>
 <h2>Where the energy comes from</h2>
 <p>Every event was counted on the deployed network, per layer and timestep, and priced with the
 preset's figures. Totals per inference:</p>
-{_table(["event", "count per inference", "figure", "energy"], trace)}
-<p class="muted">Source: {_e(energy['source'])}.<br>{_e(energy['note'])}</p>
+{_energy_trace(report)}
 {fig['energy_per_timestep']}
 
 <h2>Spiking activity</h2>
@@ -262,8 +278,7 @@ between {_e(' and '.join(par['backends']))} over {compared:,} neuron-steps compa
 
 <h2>Loihi 2 resources (estimate)</h2>
 <p><b>{_e(res['verdict'])}</b>. <span class="muted">{_e(res['source'])}</span></p>
-{_table(["layer", "neurons", "synapses stored", "non-zero synapses", "max fan-in (non-zero)",
-         "cores", "neurons/core", "synapses/core", "bound by"], res_rows)}
+{_resource_table(res)}
 <p class="muted">The summary's {report['network'].get('synapses', nonzero):,} synapses are the
 non-zero weights (total of the non-zero column); a dense layer stores all its weights, zeros
 included, and a conv layer its kernel once, which is what the core estimate uses.</p>
@@ -292,6 +307,25 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
         body.append(_table(["layer", "spikes (all samples)", "per inference"],
                            [[k, f"{v:,}", f"{v / max(1, result['samples']):,.1f}"]
                             for k, v in result["spikes_per_layer"].items()]))
+        if "energy" in result:        # simulate.json of an older neurodeploy has none
+            energy, res = result["energy"], result["resources"]
+            static = (_pj(energy["static_pj"]) if energy["figures"]["static_w"]
+                      else "not modelled")
+            cards += [("energy per inference", _pj(energy["per_inference_pj"]),
+                       f"dynamic {_pj(energy['dynamic_pj'])} · static {static} · "
+                       + energy["preset"]),
+                      ("latency per inference", f"{energy['latency_us']:.3g} µs"
+                       if energy["latency_us"] else "not modelled", "estimated"),
+                      ("Loihi 2 cores", str(res["cores"]), "fits one chip"
+                       if res["fits_one_chip"] else f"needs {res['chips']} chips")]
+            body.append(f"<h2>Where the energy comes from ({_e(energy['preset'])})</h2><p>Every "
+                        "event was counted on this record, per layer and timestep, and priced "
+                        "with the preset's figures (as `run` prices its report; reprice with "
+                        "`neurodeploy energy simulate.json --preset NAME`). Totals per "
+                        "inference:</p>" + _energy_trace(result))
+            body.append(f"<h2>Loihi 2 resources (estimate)</h2><p><b>{_e(res['verdict'])}</b>. "
+                        f"<span class='muted'>{_e(res['source'])}</span></p>"
+                        + _resource_table(res))
         if result.get("quantization"):
             body.append("<h2>Quantization of the NIR graph</h2>" + _table(
                 ["layer", "scale", "weight RMS error", "threshold"],

@@ -115,7 +115,13 @@ def source_counts(result: dict) -> bytes | None:
     return _png(fig)
 
 
+def record_energy(result: dict) -> bytes | None:
+    """simulate.json: energy per timestep stacked by layer, when the record was priced."""
+    return energy_per_timestep(result) if result.get("per_timestep") else None
+
+
 FIGURES = {"spikes_per_layer": spikes_per_layer, "raster": raster,
            "energy_per_timestep": energy_per_timestep, "tradeoff": tradeoff}
-RECORD_FIGURES = {"simulate": {"spikes_per_layer": record_spikes},
+RECORD_FIGURES = {"simulate": {"spikes_per_layer": record_spikes,
+                               "energy_per_timestep": record_energy},
                   "parity": {"source_counts": source_counts}}

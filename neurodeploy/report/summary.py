@@ -1,7 +1,8 @@
 """report.json: what a deployment measured (accuracy, parity, events) and what it costs.
 
 The counts are kept per layer and timestep, so `reprice` applies another energy preset to a
-saved report without simulating again.
+saved report without simulating again; simulate.json carries the same energy sections
+(`energy_sections`), so it reprices the same way.
 """
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
 from neurodeploy.energy.neurobench import neurobench_metrics
+from neurodeploy.energy.presets import Preset
 from neurodeploy import package_versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.recipe import EnergyCfg
+
+DEFAULT_PRESET = EnergyCfg().preset   # what `run` prices with unless a recipe names another
 
 
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
@@ -28,38 +33,51 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     `reprice` can apply another preset without simulating again.
     """
     par = compare(reference, deployed, labels)
-    counts = count_events(deployed, net)
+    sections = energy_sections(net, deployed, labels, load_preset(preset_name), teacher_sizes)
     source = source_parity(net, deployed, labels)
-    layers = layer_table(net)
-    result = {
+    return {
         **(extra or {}),
-        "timesteps": deployed.timesteps,
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
                      "student_lava": deployed.accuracy(labels),
                      "student_float": (source.get("accuracy") or {}).get("float"),
                      **(extra or {}).get("accuracy", {})},
-        "accuracy_by_timestep": accuracy_by_timestep(deployed, labels),
         "parity": {k: par[k] for k in ("spike_mismatches", "readout_voltage_mismatches",
                                        "prediction_agreement",
                                        "spike_mismatches_per_layer_timestep", "first_mismatch",
                                        "spikes_compared", "neuron_steps_compared",
                                        "backends")},
         "source_parity": source,
-        "neurobench": neurobench_metrics(deployed, net, labels, counts["synaptic_ops"]),
+        "neurobench": neurobench_metrics(deployed, net, labels,
+                                         np.asarray(sections["counts"]["synaptic_ops"])),
         "generated": generated(),
-        "layers": layers,
-        "counts": {"layers": deployed.layer_names, "counted_from": deployed.backend,
-                   **{k: v.tolist() for k, v in counts.items()}},
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
                    for name, s in zip(deployed.layer_names, deployed.layers)},
+        **sections,
+    }
+
+
+def energy_sections(net: IntNetwork, record: SpikeRecord, labels: np.ndarray, preset: Preset,
+                    teacher_sizes: list[int] | None = None) -> dict:
+    """The energy part of a record of `net`: what pricing reads (timesteps, layers, counts,
+    accuracy_by_timestep, ann_baselines) and what it gives (`priced`). `run`'s report.json and
+    `simulate`'s simulate.json both come from here, so one record prices the same in either,
+    and `reprice` reads both back."""
+    counts = count_events(record, net)
+    layers = layer_table(net)
+    measured = {
+        "timesteps": record.timesteps,
+        "accuracy_by_timestep": accuracy_by_timestep(record, labels),
+        "layers": layers,
+        "counts": {"layers": record.layer_names, "counted_from": record.backend,
+                   **{k: v.tolist() for k, v in counts.items()}},
         "ann_baselines": (
             ann_baselines("student architecture as", [
                 {"macs": r["macs"], "weights": r["synapses"], "inputs": r["inputs"],
                  "outputs": r["neurons"]} for r in layers])
             + (ann_baselines("teacher", dense_layers(teacher_sizes)) if teacher_sizes else [])),
     }
-    return {**result, **priced(result, load_preset(preset_name))}
+    return {**measured, **priced(measured, preset)}
 
 
 def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) -> dict:
@@ -91,13 +109,14 @@ def priced(result: dict, preset) -> dict:
 
 
 def reprice(report_path: str | Path, preset_name: str, network: str | Path | None = None) -> dict:
-    """Apply another energy preset to a saved report.json (validated first); no simulation."""
-    from neurodeploy.energy.report_file import read_report
+    """Apply another energy preset to a saved report.json or simulate.json (validated first);
+    no simulation."""
+    from neurodeploy.energy.report_file import network_digest, read_report
     result = read_report(report_path)
     if network is not None:
         if not Path(network).is_file():
             raise UserError(f"{network}: no such network file")
-        if file_digest(network) != (result.get("network") or {}).get("sha256"):
+        if file_digest(network) != network_digest(result):
             raise UserError(f"{report_path}: this record was made with a different network than "
                             f"{network} (sha256 differs); simulate {network} to get its record")
     return {**result, **priced(result, load_preset(preset_name))}
