@@ -323,6 +323,26 @@ def netx_corpus_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def silicon_table(data: dict) -> str:
+    m = data["measured"]
+
+    def cell(value, measured, fmt):
+        return "—" if value is None else f"{fmt.format(value)} ({value / measured:.2f}x)"
+    lines = [f"Measured: {m['source']}. Predicted: the same network and convention on the exact "
+             f"mode ({data['frame']}, {data['steps']} steps), commit {data['commit']}; in "
+             "brackets, predicted / measured.", "",
+             "| preset | core mapping | cores | time per step | dynamic energy per frame | "
+             "total energy per frame |", "|---|---|---|---|---|---|",
+             f"| **Loihi 2, measured** | Intel's compiler | {m['cores']} | "
+             f"{m['step_us']:.1f} µs | {m['dynamic_mj']:.3f} mJ | {m['total_mj']:.3f} mJ |"]
+    for r in data["rows"]:
+        lines.append(f"| {r['preset']} | {r['mapping']} | {cell(r['cores'], m['cores'], '{}')} "
+                     f"| {cell(r['step_us'], m['step_us'], '{:.1f} µs')} | "
+                     f"{cell(r['dynamic_mj'], m['dynamic_mj'], '{:.3f} mJ')} | "
+                     f"{cell(r['total_mj'], m['total_mj'], '{:.3f} mJ')} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -333,7 +353,7 @@ def main() -> None:
                          ("distill_fmnist_quick", distill_sweep_table),
                          ("distill_fmnist_quick_wide", distill_sweep_table),
                          ("distill_fmnist_sweep", distill_sweep_table),
-                         ("netx_corpus", netx_corpus_table)):
+                         ("netx_corpus", netx_corpus_table), ("silicon", silicon_table)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue

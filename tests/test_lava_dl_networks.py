@@ -15,6 +15,7 @@ import torch
 from neurodeploy import pipeline
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
+from neurodeploy.energy import load_preset, price
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.sdnn import read_sdnn
@@ -163,3 +164,19 @@ def test_per_neuron_decays_on_a_conv_layer_are_refused(tmp_path):
         f["layer/1/neuron/iDecay"] = np.arange(24 * 6 * 6) % 4096
     with pytest.raises(UserError, match="per-neuron decays are read for dense layers only"):
         read_netx(path)
+
+
+def test_pilotnet_calibrated_preset_still_matches_the_measurement_it_was_fitted_to():
+    """loihi2-pilotnet-calibrated holds two factors fitted by benchmarks/silicon.py; if counting,
+    pricing or the mapping change, the fit goes stale and this fails (rerun the benchmark)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import silicon
+    events, layers = silicon.counts()
+    priced = price(events, layers, load_preset("loihi2-pilotnet-calibrated"))
+    m = silicon.MEASURED
+    assert priced["resources"]["mapping"] == "compiler"
+    assert priced["energy"]["dynamic_pj"] / 1e9 == pytest.approx(m["dynamic_mj"], rel=1e-4)
+    assert priced["energy"]["per_inference_pj"] / 1e9 == pytest.approx(m["total_mj"], rel=1e-4)
+    assert priced["energy"]["latency_us"] / 16 == pytest.approx(m["step_us"], rel=1e-4)
+    default = price(events, layers, load_preset("loihi2-proxy"))      # the default is not fitted
+    assert default["resources"]["mapping"] == "brief"

@@ -185,6 +185,7 @@ def test_bad_presets_are_refused_with_one_line(tmp_path, capsys, report_file, co
 
 def test_builtin_presets_are_unchanged():
     assert list(PRESETS) == ["loihi1-davies2018", "loihi1-sanafe", "loihi2-proxy",
+                             "loihi2-pilotnet-calibrated",
                              "truenorth-merolla2014", "spinnaker2", "odin", "reckon", "tianjic",
                              "seneca"]
     davies = PRESETS["loihi1-davies2018"]

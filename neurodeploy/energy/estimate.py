@@ -15,14 +15,16 @@ from neurodeploy.energy.presets import Preset
 
 
 def price(counts: dict, layers: list[dict], preset: Preset,
-          accuracy_by_t: list[float] | None = None) -> dict:
-    """counts: {kind: [layers][T]} means per inference; layers: energy.hardware.layer_table."""
+          accuracy_by_t: list[float] | None = None, mapping: str | None = None) -> dict:
+    """counts: {kind: [layers][T]} means per inference; layers: energy.hardware.layer_table;
+    mapping: how layers are spread over cores (energy.hardware.resource_estimate; default: the
+    preset's), which sets the step time and so the static energy."""
     c = {k: np.asarray(v, dtype=np.float64) for k, v in counts.items()}
     dynamic = (c["synaptic_ops"] * preset.synaptic_op_pj
                + c["neuron_active"] * preset.neuron_active_pj
                + c["neuron_inactive"] * preset.neuron_inactive_pj
                + c["spikes"] * preset.spike_out_pj)                          # [L, T] pJ
-    resources = resource_estimate(layers)
+    resources = resource_estimate(layers, mapping or preset.mapping)
     cores = np.array([r["cores"] for r in resources["layers"]], dtype=np.float64)[:, None]
     work_ns = (c["synaptic_ops"] * preset.synaptic_op_ns
                + c["neuron_active"] * preset.neuron_active_ns

@@ -54,16 +54,44 @@ def layer_table(net: IntNetwork | SDNetwork) -> list[dict]:
     return rows
 
 
-def resource_estimate(layers: list[dict]) -> dict:
+# What Intel's Loihi 2 compiler actually placed per core when it mapped lava-dl's PilotNet LIF
+# network (the per-core distribution table and cost-model messages printed in lava-dl's
+# tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb, Oheo Gulch, 2023): at most 3,168
+# neurons on a core (tiles Conv(16, 66, 3) of the 3x66x200 input layer), a synaptic memory of
+# 12,000 words per core (its cost model's `SynMem` register), and 61,440 words for the dense
+# 2560 -> 100 layer, i.e. 256,000 / 61,440 dense 8-bit synapses per word. These limits come
+# from one compile of one network: they explain that compile's 74 cores, nothing more (the
+# compiler's tiling also follows axon and routing limits that the notebook does not print).
+COMPILER_SOURCE = ("lava-dl pilotnet_snn/benchmark.ipynb, the Loihi 2 compiler's per-core "
+                   "distribution of PilotNet LIF: <= 3,168 neurons and a 12,000-word SynMem "
+                   "per core, 61,440 words for 256,000 dense synapses")
+COMPILER_NEURONS_PER_CORE = 3168
+COMPILER_SYNMEM_WORDS = 12_000
+COMPILER_SYNAPSES_PER_WORD = 256_000 / 61_440
+MAPPINGS = ("brief", "compiler")
+
+
+def resource_estimate(layers: list[dict], mapping: str = "brief") -> dict:
+    """Cores per layer and chips. `brief`: the technology brief's chip totals divided evenly
+    over 128 cores (the default: a capacity bound). `compiler`: the per-core limits the Loihi 2
+    compiler showed on PilotNet (COMPILER_SOURCE), which packs far fewer neurons per core."""
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping {mapping!r} is not one of {', '.join(MAPPINGS)}")
     rows = []
     for layer in layers:
-        cores = max(math.ceil(layer["neurons"] / NEURONS_PER_CORE),
-                    math.ceil(layer["synapses"] / SYNAPSES_PER_CORE), 1)
+        if mapping == "compiler":
+            # the notebook gives the packing of dense weights only; a conv kernel is taken at one
+            # weight per word (no figure for Loihi 2's shared-kernel encoding is published)
+            words = layer["synapses"] / (1 if layer["kind"] == "conv"
+                                         else COMPILER_SYNAPSES_PER_WORD)
+            limits = (layer["neurons"] / COMPILER_NEURONS_PER_CORE, words / COMPILER_SYNMEM_WORDS)
+        else:
+            limits = (layer["neurons"] / NEURONS_PER_CORE, layer["synapses"] / SYNAPSES_PER_CORE)
+        cores = max(math.ceil(limits[0]), math.ceil(limits[1]), 1)
         rows.append({**layer, "cores": cores,
                      "neurons_per_core": math.ceil(layer["neurons"] / cores),
                      "synapses_per_core": math.ceil(layer["synapses"] / cores),
-                     "bound_by": ("neurons" if layer["neurons"] / NEURONS_PER_CORE
-                                  >= layer["synapses"] / SYNAPSES_PER_CORE else "synapses")})
+                     "bound_by": "neurons" if limits[0] >= limits[1] else "synapses"})
     total = sum(r["cores"] for r in rows)
     chips = math.ceil(total / CORES_PER_CHIP)
     return {
@@ -71,7 +99,12 @@ def resource_estimate(layers: list[dict]) -> dict:
         "verdict": (f"fits one Loihi 2 chip ({total} of {CORES_PER_CHIP} cores)" if chips == 1
                     else f"does NOT fit one Loihi 2 chip: needs {total} cores = {chips} chips"),
         "layers": rows,
-        "limits": {"cores_per_chip": CORES_PER_CHIP, "neurons_per_core": NEURONS_PER_CORE,
-                   "synapses_per_core": SYNAPSES_PER_CORE},
-        "source": SOURCE,
+        "mapping": mapping,
+        "limits": ({"cores_per_chip": CORES_PER_CHIP, "neurons_per_core": NEURONS_PER_CORE,
+                    "synapses_per_core": SYNAPSES_PER_CORE} if mapping == "brief" else
+                   {"cores_per_chip": CORES_PER_CHIP,
+                    "neurons_per_core": COMPILER_NEURONS_PER_CORE,
+                    "synmem_words_per_core": COMPILER_SYNMEM_WORDS,
+                    "dense_synapses_per_word": round(COMPILER_SYNAPSES_PER_WORD, 3)}),
+        "source": SOURCE if mapping == "brief" else COMPILER_SOURCE,
     }

@@ -48,6 +48,7 @@ class Preset(BaseModel):
     static_w: Annotated[float, Field(ge=0, le=1e3)] = 0.0   # static power (0: not modelled)
     kind: Literal["per-operation", "all-in per synaptic op"] = "per-operation"
     note: Annotated[str, Field(max_length=2000)] = ""
+    mapping: Literal["brief", "compiler"] = "brief"   # cores per layer: energy/hardware.py
 
     @property
     def models_latency(self) -> bool:
@@ -57,6 +58,11 @@ class Preset(BaseModel):
 _LOIHI1 = dict(synaptic_op_pj=23.6, neuron_active_pj=81.0, neuron_inactive_pj=52.0,
                spike_out_pj=1.7, synaptic_op_ns=3.5, neuron_active_ns=8.4,
                neuron_inactive_ns=5.3, spike_out_ns=2.1, barrier_ns=113.0)
+
+# benchmarks/silicon.py on lava-dl's PilotNet LIF (results/silicon.json): measured / predicted
+# for loihi1-davies2018's figures with the compiler mapping, dynamic energy and step time.
+# Fitted to that one network and that one measurement: it cannot validate itself.
+_PILOTNET_FIT = {"energy": 1.093544 / 1.1495432, "time": (1e6 / 408.91 / 16) / 297.3742}
 
 PRESETS = {p.name: p for p in (
     Preset(name="loihi1-davies2018", source=DAVIES, **_LOIHI1,
@@ -77,6 +83,17 @@ PRESETS = {p.name: p for p in (
            note="PROXY, not a Loihi 2 measurement: Loihi 1 per-operation energies and times "
                 "plus the measured static power of a whole Loihi 2 chip (charged for the "
                 "estimated step time)."),
+    Preset(name="loihi2-pilotnet-calibrated",
+           source=f"{DAVIES}, scaled to {PILOTNET}: dynamic energy x "
+                  f"{_PILOTNET_FIT['energy']:.4f}, times x {_PILOTNET_FIT['time']:.4f}",
+           **{k: v * _PILOTNET_FIT["time" if k.endswith("_ns") else "energy"]
+              for k, v in _LOIHI1.items()},
+           static_w=0.232078, mapping="compiler",
+           note="CALIBRATED on one measurement (lava-dl's PilotNet LIF on Loihi 2): Loihi 1 "
+                "per-operation figures scaled so that this network's dynamic energy and step "
+                "time match what Intel measured, cores mapped by the compiler's PilotNet limits. "
+                "One network cannot validate it; other networks may differ by more than the "
+                "uncalibrated presets do."),
     Preset(name="truenorth-merolla2014", kind="all-in per synaptic op", synaptic_op_pj=26.0,
            source="Merolla et al., Science 345(6197), 2014 (all-in, whole chip)"),
     Preset(name="spinnaker2", kind="all-in per synaptic op", synaptic_op_pj=10.0,
