@@ -226,6 +226,13 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     from neurodeploy.netx.sdnn import read_sdnn
     from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
     net = read_sdnn(args.network)
+    try:                                  # a wrong preset fails before the simulation
+        from neurodeploy.energy import load_preset
+        from neurodeploy.report.summary import DEFAULT_PRESET
+        preset = getattr(args, "preset", None) or DEFAULT_PRESET
+        load_preset(preset)
+    except UserError as e:
+        raise UserError(f"--preset: {e}") from None
     unknown = [b for b in backends if b not in ("torch", "emulator", "lava")]
     if unknown:
         raise UserError(f"{args.network}: a sigma-delta network runs on the backends torch "
@@ -257,6 +264,12 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
               "activity": activity(net, first),
               "messages_per_layer": {layer.name: int(np.count_nonzero(m))
                                      for layer, m in zip(net.layers, first)}}
+    from neurodeploy.backends.lava_sdnn import SDNNRecord
+    from neurodeploy.energy import load_preset
+    from neurodeploy.report.summary import DEFAULT_PRESET, sdnn_energy_sections
+    record = SDNNRecord(backend=backends[0], inputs=x, layers=first,
+                        layer_names=[layer.name for layer in net.layers])
+    result.update(sdnn_energy_sections(net, record, load_preset(preset)))
     pairs = {other: message_mismatches(first, runs[other]) for other in backends[1:]}
     if pairs:                     # each backend against the first, message for message
         result["comparisons"] = {f"{backends[0]}-{other}": m for other, m in pairs.items()}
@@ -272,6 +285,10 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     for other, m in pairs.items():
         print(f"  {other} vs {backends[0]}: {m['total']} message mismatches in "
               f"{m['compared']}" + (f"; first {m['first']}" if m["first"] else ""))
+    e = result["energy"]
+    print(f"  energy    {_fmt_pj(e['per_inference_pj'])} per inference (dynamic "
+          f"{_fmt_pj(e['dynamic_pj'])}, {_static(e)}){_latency(e)} [{e['preset']}; graded "
+          "messages priced as spikes]")
     print(f"  wrote {out / f'{verb}.json'}")
     mism = result.get("message_mismatches")
     return 1 if mism and mism["total"] else 0

@@ -2,6 +2,7 @@
 read as netx 0.6.0 builds them and run on every backend: spike for spike, message for message,
 and against lava-dl's own ground-truth outputs."""
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -123,6 +124,14 @@ def test_cli_runs_sdnn_parity_on_three_backends_and_estimates_cores(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "emulator vs torch: 0 message mismatches" in done.stdout
     assert "lava vs torch: 0 message mismatches" in done.stdout
+    result = json.loads((tmp_path / "p" / "parity.json").read_text())
+    counts = result["counts"]                  # priced from the same messages it compared
+    assert sum(map(sum, counts["spikes"])) == sum(result["messages_per_layer"].values())
+    assert result["energy"]["per_inference_pj"] > 0 and result["resources"]["cores"] > 0
+    repriced = subprocess.run([*cli, "energy", str(tmp_path / "p" / "parity.json"),
+                               "--preset", "loihi1-sanafe", "--out", str(tmp_path / "e")],
+                              capture_output=True, text=True)
+    assert repriced.returncode == 0, repriced.stderr
     shown = subprocess.run([*cli, "inspect", str(DATA / "pilotnet_sdnn_square.net")],
                            capture_output=True, text=True)
     assert "Loihi 2: fits one Loihi 2 chip" in shown.stdout

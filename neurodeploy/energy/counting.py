@@ -23,6 +23,7 @@ import torch
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.neurons.sigma_delta import SDNetwork, activity
 
 KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
 
@@ -78,3 +79,30 @@ def accuracy_by_timestep(record: SpikeRecord, labels: np.ndarray) -> list[float]
     cumulative = output.cumsum(axis=1)                                 # [N, T, classes]
     return [float((cumulative[:, t].argmax(1) == labels).mean())
             for t in range(record.timesteps)]
+
+
+def count_messages(net: SDNetwork, inputs: np.ndarray, messages: list) -> dict[str, np.ndarray]:
+    """Sigma-delta events per inference [layers, T] (means over the N samples of messages
+    [N, T, n] per layer): a non-zero graded message counts as a spike out and, per non-zero
+    outgoing weight, a synaptic op (priced at the binary-spike figures: see
+    sigma_delta.activity); a neuron is active in a step where a non-zero message reached it
+    (the delta input layer: where its input value is non-zero), inactive otherwise."""
+    n = len(inputs)
+    act = activity(net, messages)
+    active = []
+    for i, layer in enumerate(net.layers):
+        if layer.kind == "delta":
+            reached = np.asarray(inputs).reshape(n, -1, layer.size) != 0
+        else:
+            nonzero = torch.as_tensor(np.asarray(messages[i - 1]) != 0, dtype=torch.int64)
+            ones = replace(layer, weight=(np.asarray(layer.weight) != 0).astype(np.int64),
+                           bias=None)
+            flat = nonzero.reshape(-1, nonzero.shape[-1])
+            reached = (ones.synapse(flat) > 0).reshape(n, -1, layer.size).numpy()
+        active.append(reached.sum(axis=(0, 2)))
+    active = np.asarray(active, dtype=np.float64)
+    sizes = np.asarray(net.sizes, dtype=np.float64)[:, None]
+    return {"synaptic_ops": np.asarray(act["synaptic_ops"], dtype=np.float64) / n,
+            "neuron_active": active / n,
+            "neuron_inactive": sizes - active / n,
+            "spikes": np.asarray(act["messages"], dtype=np.float64) / n}

@@ -75,7 +75,7 @@ class PricedReport(BaseModel):
     timesteps: Annotated[int, Field(ge=1, le=4096)]
     layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
     counts: Counts
-    accuracy_by_timestep: list[Annotated[float, Field(ge=0, le=1)]]
+    accuracy_by_timestep: list[Annotated[float, Field(ge=0, le=1)]] | None  # None: no labels
     ann_baselines: list[Baseline]
     network: Network | None = None
 
@@ -92,7 +92,7 @@ class PricedReport(BaseModel):
                 raise ValueError(f"counts.{kind}: shape {len(rows)} x "
                                  f"{sorted({len(r) for r in rows})} steps, expected {n} layers x "
                                  f"{steps} timesteps")
-        if len(self.accuracy_by_timestep) != steps:
+        if self.accuracy_by_timestep is not None and len(self.accuracy_by_timestep) != steps:
             raise ValueError(f"accuracy_by_timestep: {len(self.accuracy_by_timestep)} entries "
                              f"for {steps} timesteps")
         return self
@@ -144,9 +144,6 @@ def read_report(path: str | Path) -> dict:
         raise UserError(f"{path}: not a neurodeploy report (a JSON {type(data).__name__}, not "
                         f"an object); {FIX}")
     record = is_record(data)
-    if data.get("kind") == "sigma-delta":
-        raise UserError(f"{path}: a sigma-delta record (field kind); energy prices CUBA-LIF "
-                        "records only, give a report.json or a CUBA network's simulate.json")
     if record and "counts" not in data:
         raise UserError(f"{path}: field counts: missing, so there is nothing to price (a "
                         "simulate.json of an older neurodeploy, or of `merge`); "

@@ -14,11 +14,13 @@ from neurodeploy.parity import compare, compare_source   # the module, not api.p
 from neurodeploy.backends.record import SpikeRecord, file_digest
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
+from neurodeploy.energy.counting import count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
 from neurodeploy import package_versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.neurons.sigma_delta import SDNetwork
 from neurodeploy.recipe import EnergyCfg
 
 DEFAULT_PRESET = EnergyCfg().preset   # what `run` prices with unless a recipe names another
@@ -63,11 +65,23 @@ def energy_sections(net: IntNetwork, record: SpikeRecord, labels: np.ndarray, pr
     accuracy_by_timestep, ann_baselines) and what it gives (`priced`). `run`'s report.json and
     `simulate`'s simulate.json both come from here, so one record prices the same in either,
     and `reprice` reads both back."""
-    counts = count_events(record, net)
+    return _sections(net, count_events(record, net), record, accuracy_by_timestep(record, labels),
+                     preset, teacher_sizes)
+
+
+def sdnn_energy_sections(net: SDNetwork, record, preset: Preset) -> dict:
+    """The same sections for a sigma-delta record (lava_sdnn.SDNNRecord or alike: graded
+    messages, no labels, so no accuracy per timestep)."""
+    return _sections(net, count_messages(net, record.inputs, record.layers), record, None,
+                     preset)
+
+
+def _sections(net, counts: dict, record, accuracy_by_t, preset: Preset,
+              teacher_sizes: list[int] | None = None) -> dict:
     layers = layer_table(net)
     measured = {
-        "timesteps": record.timesteps,
-        "accuracy_by_timestep": accuracy_by_timestep(record, labels),
+        "timesteps": int(np.asarray(record.inputs).shape[1]),
+        "accuracy_by_timestep": accuracy_by_t,
         "layers": layers,
         "counts": {"layers": record.layer_names, "counted_from": record.backend,
                    **{k: v.tolist() for k, v in counts.items()}},
