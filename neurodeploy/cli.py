@@ -265,8 +265,7 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
               "messages_per_layer": {layer.name: int(np.count_nonzero(m))
                                      for layer, m in zip(net.layers, first)}}
     from neurodeploy.backends.lava_sdnn import SDNNRecord
-    from neurodeploy.energy import load_preset
-    from neurodeploy.report.summary import DEFAULT_PRESET, sdnn_energy_sections
+    from neurodeploy.report.summary import sdnn_energy_sections
     record = SDNNRecord(backend=backends[0], inputs=x, layers=first,
                         layer_names=[layer.name for layer in net.layers])
     result.update(sdnn_energy_sections(net, record, load_preset(preset)))
