@@ -49,6 +49,15 @@ CORPUS = {   # file -> where lava-dl keeps it
     "pilotnet_sdnn_gts.net": "tests/.../netx/gts/pilotnet_sdnn/network.net",
     "pilotnet_sdnn_square.net": "tests/.../netx/gts/pilotnet_sdnn/square_network.net",
 }
+# Trained netx files in other public repositories that publish no license: measured here from a
+# local copy (`--extra DIR`), never redistributed; their rows stay until the file changes.
+EXTERNAL = {
+    "pna_network.net": "deborshikun/PilotNetAttacks Trained/network.net",
+    "pna_my_two_layer_network.net": "deborshikun/PilotNetAttacks Trained/my_two_layer_network.net",
+    "pna_my_three_layer_network.net":
+        "deborshikun/PilotNetAttacks Trained/my_three_layer_network.net",
+    "lava_apps_network.net": "rhendz/lava-apps Trained/network.net",
+}
 UNAVAILABLE = {   # Git LFS pointers in lava-dl's repository: the networks are not stored there
     "tests/.../netx/mnist.net": "Git LFS pointer",
     "tests/.../netx/gts/ntidigits/ntidigits.net": "Git LFS pointer",
@@ -150,17 +159,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--timesteps", type=int, default=8)
+    ap.add_argument("--extra", type=Path, help="a folder holding the EXTERNAL files (not "
+                                               "redistributed here)")
     args = ap.parse_args()
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
     kept = {r["digest"]: r for r in old["rows"]}
     rows = []
-    for name, source in CORPUS.items():
-        path = DATA / name
+    files = [(DATA / name, source) for name, source in CORPUS.items()] + [
+        ((args.extra or DATA) / name, source) for name, source in EXTERNAL.items()]
+    for path, source in files:
+        name = path.name
+        if not path.exists():        # an external file not at hand: keep its last row
+            rows += [r for r in old["rows"] if r["file"] == name]
+            continue
         digest = _digest(path.read_bytes(), args.samples, args.timesteps, "v1")
         if digest in kept:
             rows.append(kept[digest])
             continue
         row = {"file": name, "source": source, "digest": digest, "samples": args.samples,
+               "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+               "redistributed": name in CORPUS,
                "timesteps": args.timesteps, **_contents(path),
                "kind": "sigma-delta" if is_sdnn(path) else "CUBA"}
         try:

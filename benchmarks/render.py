@@ -295,29 +295,37 @@ def kill9_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _star(row: dict) -> str:
+    return "" if row.get("redistributed", True) else "*"
+
+
 def netx_corpus_table(data: dict) -> str:
     rows = data["rows"]
     deployed = [r for r in rows if r["status"] == "deployed"]
     exact = [r for r in deployed if not any(r["mismatches"].values())]
     p = data["protocol"]
-    lines = [f"{len(exact)} of {len(rows)} trained netx files that lava-dl publishes deploy with "
+    own = sum(r.get("redistributed", True) for r in rows)
+    lines = [f"{len(exact)} of {len(rows)} trained netx files ({own} published by lava-dl, "
+             f"{len(rows) - own} by others) deploy with "
              f"0 mismatches on every backend ({len(rows) - len(deployed)} refused); "
              f"{p['samples']} samples x {p['timesteps']} steps each, commit {data['commit']}, "
              f"{data['machine']['cpus']} CPU threads.",
-             "", "| file (lava-dl) | layers | neurons | inputs | compared | exact vs emulator | "
+             "", "| file (source) | layers | neurons | inputs | compared | exact vs emulator | "
              "exact vs Lava | lava-dl ground truth | exact / emulator / Lava (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["status"] != "deployed":
-            lines.append(f"| {r['file']} (`{r['source']}`) | {len(r['layers'])} | "
+            lines.append(f"| {r['file']}{_star(r)} (`{r['source']}`) | {len(r['layers'])} | "
                          f"{', '.join(r['neuron_types'])} | refused: {r['reason']} |||||")
             continue
         s = r["seconds"]
-        lines.append(f"| {r['file']} (`{r['source']}`) | {len(r['layers'])}: "
+        lines.append(f"| {r['file']}{_star(r)} (`{r['source']}`) | {len(r['layers'])}: "
                      f"{' '.join(r['layers'])} | {', '.join(r['neuron_types'])} | {r['inputs']} | "
                      f"{r['compared']:,} {r['unit']} | {r['mismatches']['exact-emulator']} | "
                      f"{r['mismatches']['exact-lava']} | {r.get('ground_truth', '—')} | "
                      f"{s['exact']:.2f} / {s['emulator']:.2f} / {s['lava']:.1f} |")
+    lines += ["", "* measured from a local copy: that repository publishes no license, so the "
+              "file is not redistributed here (its sha256 is in the results file)."]
     lines += ["", "Not in the corpus (not stored in lava-dl's repository): " + "; ".join(
         f"`{k}` ({v})" for k, v in data["unavailable"].items()) + "."]
     return "\n".join(lines)
