@@ -68,24 +68,34 @@ class CubaParams:
         return DECAY_UNITY - decay
 
 
-def _rtz_shift(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Arithmetic right shift rounding toward zero, as Loihi's decay multiplier does."""
-    return torch.sign(x) * (x.abs() >> bits)
+def _decay(x: torch.Tensor, kept) -> torch.Tensor:
+    """x * kept / 4096 rounded toward zero, as Loihi's decay multiplier does. On float64 state
+    this is exact: |x| < 2**24 and kept <= 4096 keep the product within 37 bits, and dividing
+    by 4096 only moves the exponent."""
+    if x.is_floating_point():
+        return torch.trunc(x * (kept / DECAY_UNITY))
+    return torch.div(x * kept, DECAY_UNITY, rounding_mode="trunc")
 
 
 def exact_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
-               bias: torch.Tensor | int = 0):
-    """One fixed-point step on int64 state; `a` is the integer synaptic input of this step."""
-    decayed = _rtz_shift(u * p.kept("i", u), 12) + (a << STATE_SHIFT)
-    # Lava wraps once (not modulo): the second test reads the already-wrapped value but
-    # corrects the unwrapped one, exactly as lava/proc/lif/models.py does.
-    wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
-    u = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
-    v = _rtz_shift(v * p.kept("v", v), 12) + u + (bias << STATE_SHIFT)
-    v = v.clamp(-V_LIMIT, V_LIMIT)
+               bias: torch.Tensor | int = 0, a_scaled: bool = False):
+    """One fixed-point step. State and input are integers held in int64 or, faster and still
+    exact (every value stays below 2**53), in float64; `a` is this step's synaptic input
+    (already << 6 when `a_scaled`)."""
+    scale = 1 if a_scaled else 2 ** STATE_SHIFT
+    decayed = _decay(u, p.kept("i", u)) + a * scale
+    if bool((decayed.abs() >= U_WRAP).any()):
+        # Lava wraps once (not modulo): the second test reads the already-wrapped value but
+        # corrects the unwrapped one, exactly as lava/proc/lif/models.py does.
+        wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
+        decayed = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
+    u = decayed
+    v = _decay(v, p.kept("v", v)).add_(u)
+    if not isinstance(bias, int) or bias:
+        v = v.add_(bias * 2 ** STATE_SHIFT)
+    v = v.clamp_(-V_LIMIT, V_LIMIT)
     spikes = v > (p.threshold << STATE_SHIFT)
-    v = torch.where(spikes, torch.zeros_like(v), v)
-    return u, v, spikes
+    return u, v.masked_fill_(spikes, 0), spikes
 
 
 class _Spike(torch.autograd.Function):

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from neurodeploy.neurons.cuba import CubaParams, WEIGHT_MAX, WEIGHT_MIN, exact_step
+from neurodeploy.neurons.cuba import (STATE_SHIFT, U_WRAP, V_LIMIT, WEIGHT_MAX, WEIGHT_MIN,
+                                      CubaParams)
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
@@ -162,13 +163,28 @@ class IntLayer:
                      "binary spikes")
         return ", ".join(parts)
 
-    def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
-        """Synaptic input of flat spikes [B, in] in float64 (exact for integer sums): [B, size]
-        (the weights only: no delays, no recurrence, no input layer bias)."""
-        w = torch.as_tensor(self.weight if weight is None else weight, dtype=torch.float64,
-                            device=x.device)
+    def input_bound(self, weight: np.ndarray | None = None) -> float:
+        """The largest |synaptic input| binary spikes can give one neuron in one step."""
+        w = np.abs(np.asarray(self.weight if weight is None else weight))
         if self.input_shape:
-            return x * w
+            return float(w.max() + (0 if self.bias is None else np.abs(self.bias).max()))
+        return float(w.reshape(len(w), -1).sum(1).max()) if w.size else 0.0
+
+    def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
+        """Synaptic input of flat spikes [B, in]: [B, size] float64 holding exact integers
+        (the weights only: no delays, no recurrence, no input layer bias)."""
+        return self._sum(x, weight).to(torch.float64)
+
+    def _sum(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
+        """As `synapse`, in float32 when no sum of binary spikes can reach 2**24 (then every
+        partial sum is an exact integer), else in float64 (exact below 2**53)."""
+        w = np.asarray(self.weight if weight is None else weight)
+        if self.input_shape:
+            return x.to(torch.float64) * torch.as_tensor(w, dtype=torch.float64,
+                                                         device=x.device)
+        dtype = torch.float32 if self.input_bound(w) < 2 ** 24 else torch.float64
+        w = torch.as_tensor(w, dtype=dtype, device=x.device)
+        x = x.to(dtype)
         if not self.conv:
             return x @ w.t()
         c = self.conv
@@ -183,24 +199,25 @@ class IntLayer:
         return bias.repeat_interleave(self.size // self.weight.shape[0]) if self.conv else bias
 
     def window_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Feed-forward synaptic input of spikes x [B, T, in] in window time: [B, T, n] int64
-        (each delay group's spikes shifted by its delay; conv outputs wrapped as Lava does)."""
+        """Feed-forward synaptic input of spikes x [B, T, in] in window time: [B, T, n] exact
+        integers in float32 or float64 (see `_sum`; each delay group's spikes shifted by its
+        delay; conv outputs wrapped as Lava does, where they can reach the wrap)."""
         batch, steps = x.shape[:2]
         if self.input_shape and self.bias is not None:     # input current: gain * x + bias
-            return (self.synapse(x.reshape(batch, steps, -1)).to(torch.int64)
-                    + torch.as_tensor(self.bias, dtype=torch.int64, device=x.device))
+            return (self._sum(x.reshape(batch, steps, -1))
+                    + torch.as_tensor(self.bias, dtype=torch.float64, device=x.device))
         if self.delay is None:
-            current = self.synapse(x.reshape(batch * steps, -1)).to(torch.int64)
-            if self.conv:
-                current = (current + CONV_WRAP) % (2 * CONV_WRAP) - CONV_WRAP
+            current = self._sum(x.reshape(batch * steps, -1))
+            if self.conv and self.input_bound() >= CONV_WRAP:
+                current = torch.remainder(current + CONV_WRAP, 2 * CONV_WRAP) - CONV_WRAP
             return current.reshape(batch, steps, -1)
-        current = torch.zeros((batch, steps, self.size), dtype=torch.int64, device=x.device)
+        current = torch.zeros((batch, steps, self.size), dtype=torch.float64, device=x.device)
         for d in np.unique(self.delay[self.weight != 0]):
             if d >= steps:
                 continue
-            part = self.synapse(x[:, :steps - d].reshape(-1, self.in_size),
-                                np.where(self.delay == d, self.weight, 0))
-            current[:, d:] += part.to(torch.int64).reshape(batch, steps - d, -1)
+            part = self._sum(x[:, :steps - d].reshape(-1, self.in_size),
+                             np.where(self.delay == d, self.weight, 0))
+            current[:, d:] += part.reshape(batch, steps - d, -1)
         return current
 
 
@@ -245,27 +262,58 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     """Exact integer mode: input spikes [B, T, in] -> per-layer spikes, each [B, T, n] (bool).
 
     With `voltage`, also returns the last layer's voltage after every step, [B, T, n] int64
-    (Lava's units: the integer voltage << 6), which is the output of a readout layer."""
+    (Lava's units: the integer voltage << 6), which is the output of a readout layer.
+    Synaptic sums run in float32 where that is exact (IntLayer.synapse); the neuron state is
+    float64 holding exact integers, updated in place (cuba.exact_step's rules, which the tests
+    hold this loop to)."""
     batch, steps = spikes.shape[:2]
-    x = spikes.reshape(batch, steps, -1).to(torch.float64)
-    out = []
-    for layer in net.layers:
-        current = layer.window_input(x)
-        bias = layer.neuron_bias(x.device)
-        rec = None if layer.recurrent is None else torch.as_tensor(
-            layer.recurrent.T, dtype=torch.float64, device=x.device)
-        u = torch.zeros_like(current[:, 0])
-        v = torch.zeros_like(u)
-        s = torch.zeros_like(u, dtype=torch.bool)
-        states, volts = [], []
-        for t in range(steps):
-            a = current[:, t]
-            if rec is not None:           # own spikes of the previous step, exact in float64
-                a = a + (s.to(torch.float64) @ rec).to(torch.int64)
-            u, v, s = exact_step(u, v, a, layer.params, bias)
-            states.append(s)
-            volts.append(v)
-        layer_spikes = torch.stack(states, dim=1)
-        out.append(layer_spikes)
-        x = layer_spikes.to(torch.float64)
-    return (out, torch.stack(volts, dim=1)) if voltage else out
+    x = spikes.reshape(batch, steps, -1)
+    out, volts = [], None
+    for index, layer in enumerate(net.layers):
+        current = layer.window_input(x).mul_(2 ** STATE_SHIFT)
+        if voltage and index == len(net.layers) - 1:
+            volts = torch.empty(current.shape, dtype=torch.int64, device=current.device)
+        out.append(_run_layer(layer, current, volts))
+        x = out[-1]
+    return (out, volts) if voltage else out
+
+
+def _run_layer(layer: IntLayer, current: torch.Tensor,
+               volts: torch.Tensor | None = None) -> torch.Tensor:
+    """One layer's neurons over T steps of input current [B, T, n] (<< 6 already): spikes
+    [B, T, n]; the voltage after each step into `volts` when given."""
+    batch, steps, n = current.shape
+    p = layer.params
+    bias = layer.neuron_bias(current.device)
+    bias = bias.to(torch.float64) * 2 ** STATE_SHIFT if torch.is_tensor(bias) else None
+    rec = None if layer.recurrent is None else torch.as_tensor(
+        layer.recurrent.T * 2 ** STATE_SHIFT, dtype=torch.float64, device=current.device)
+    u = torch.zeros((batch, n), dtype=torch.float64, device=current.device)
+    v, s = torch.zeros_like(u), torch.zeros_like(u, dtype=torch.bool)
+    spikes = torch.empty(current.shape, dtype=torch.bool, device=current.device)
+    ki, kv = p.kept("i", u) / 4096, p.kept("v", u) / 4096
+    threshold = p.threshold << STATE_SHIFT
+    # The current never reaches Lava's 24-bit wrap when its geometric bound stays below it;
+    # then the wrap test (a reduction every step) is skipped.
+    peak = min(layer.input_bound(), CONV_WRAP) * 2 ** STATE_SHIFT
+    if rec is not None:
+        peak += float(np.abs(layer.recurrent).sum(1).max()) * 2 ** STATE_SHIFT
+    i_decay = min(p.i_decay) if isinstance(p.i_decay, tuple) else p.i_decay
+    may_wrap = peak * (steps if i_decay == 0 else min(steps, 4096 / i_decay)) >= U_WRAP - 1
+    for t in range(steps):
+        u.mul_(ki).trunc_().add_(current[:, t])
+        if rec is not None:           # own spikes of the previous step, exact in float64
+            u.add_(s.to(torch.float64) @ rec)
+        if may_wrap:
+            wrapped = torch.where(u > U_WRAP, u - 2 * U_WRAP, u)
+            u = torch.where(wrapped <= -U_WRAP, u + 2 * U_WRAP, wrapped)
+        v.mul_(kv).trunc_().add_(u)
+        if bias is not None:
+            v.add_(bias)
+        v.clamp_(-V_LIMIT, V_LIMIT)
+        torch.gt(v, threshold, out=s)
+        v.masked_fill_(s, 0)
+        spikes[:, t] = s
+        if volts is not None:
+            volts[:, t] = v
+    return spikes
