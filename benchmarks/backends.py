@@ -2,7 +2,9 @@
 
 For the digits dense student and the Fashion-MNIST conv student (export/), times the emulator at
 batch 1 / 100 / 1000, the torch exact mode on the CPU and Lava's streaming CPU simulation, and
-checks that all of them produced identical spikes. Lava is timed end to end (build, compile,
+checks that all of them produced identical spikes. The "limit" row is the network's synapses as
+dense float32 ops on the same samples in the same run (`synapses_only`): every backend's
+throughput is also given as a share of it. Lava is timed end to end (build, compile,
 run, read back), as a user experiences it.
 
     .venv/bin/python benchmarks/backends.py [--full]   # writes benchmarks/results/backends.json
@@ -30,6 +32,28 @@ NETWORKS = {"digits dense 64-256-10": ("digits", 360, 360),
             "fmnist conv 4x28x28-16c3s2-32c3s2-10": ("fmnist_conv", 1000, 200)}
 
 
+def synapses_only(net, spikes, batch: int = 1000) -> None:
+    """What any exact simulation of `net` must at least compute: every layer's synapses as
+    dense float32 matrix products or convolutions of 0/1 inputs, at every step, with a
+    threshold to make the next layer's 0/1 input (no neuron dynamics, no exactness checks)."""
+    weights = [torch.as_tensor(layer.weight, dtype=torch.float32) for layer in net.layers]
+    with torch.no_grad():
+        for start in range(0, len(spikes), batch):
+            x = torch.as_tensor(spikes[start:start + batch])
+            h = x.reshape(-1, x.shape[-1]).to(torch.float32)
+            for layer, w in zip(net.layers, weights):
+                if layer.input_shape:
+                    h = h * w
+                elif layer.conv:
+                    c = layer.conv
+                    h = torch.nn.functional.conv2d(
+                        h.reshape(-1, *c.input_shape), w, stride=c.stride, padding=c.padding,
+                        dilation=c.dilation, groups=c.groups).reshape(len(h), -1)
+                else:
+                    h = h @ w.T
+                h = (h > 0).to(torch.float32)
+
+
 def main() -> int:
     rows, checks = [], []
     for label, (name, samples, batch1_samples) in NETWORKS.items():
@@ -39,6 +63,10 @@ def main() -> int:
         lava, lava_s = timed(lambda: simulate(network, spikes, "lava", progress=False), 1)
         rows.append({"network": label, "backend": "lava (CPU, streaming)", "batch": 1,
                      "samples": samples, "samples_per_s": samples / lava_s})
+        net, _ = read_netx(network)
+        _, limit_s = timed(lambda: synapses_only(net, spikes), 3)
+        rows.append({"network": label, "backend": "limit: synapses as dense float32 ops",
+                     "batch": 1000, "samples": samples, "samples_per_s": samples / limit_s})
         reference, torch_s = timed(lambda: simulate(network, spikes, "torch"), 3)
         rows.append({"network": label, "backend": "torch exact (CPU)", "batch": 1000,
                      "samples": samples, "samples_per_s": samples / torch_s})
@@ -76,6 +104,10 @@ def main() -> int:
     for label in NETWORKS:
         by = {(r["backend"], r["batch"]): r["samples_per_s"] for r in rows if r["network"] == label}
         speedups[label] = by[("emulator (CPU)", 1000)] / by[("lava (CPU, streaming)", 1)]
+        limit = by[("limit: synapses as dense float32 ops", 1000)]
+        for r in rows:
+            if r["network"] == label:
+                r["share_of_limit"] = r["samples_per_s"] / limit
     write_json(OUT, {
         "benchmark": "backends",
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),

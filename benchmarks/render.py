@@ -60,10 +60,12 @@ def energy_table(data: dict) -> str:
 
 
 def backends_table(data: dict) -> str:
-    lines = ["| network | backend | batch | samples | samples/s |", "|---|---|---|---|---|"]
+    lines = ["| network | backend | batch | samples | samples/s | share of the limit |",
+             "|---|---|---|---|---|---|"]
     for r in data["rows"]:
+        share = f"{100 * r['share_of_limit']:.1f}%" if "share_of_limit" in r else "—"
         lines.append(f"| {r['network']} | {r['backend']} | {r['batch']} | {r['samples']} | "
-                     f"{r['samples_per_s']:,.1f} |")
+                     f"{r['samples_per_s']:,.1f} | {share} |")
     lines.append("")
     for c in data["spike_mismatches"]:
         ratio = data["emulator_batch1000_over_lava"][c["network"]]

@@ -270,19 +270,20 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     x = spikes.reshape(batch, steps, -1)
     out, volts = [], None
     for index, layer in enumerate(net.layers):
-        current = layer.window_input(x).mul_(2 ** STATE_SHIFT)
+        # step-major [T, B, n]: each step reads and writes contiguous memory
+        current = layer.window_input(x).mul_(2 ** STATE_SHIFT).transpose(0, 1).contiguous()
         if voltage and index == len(net.layers) - 1:
             volts = torch.empty(current.shape, dtype=torch.int64, device=current.device)
-        out.append(_run_layer(layer, current, volts))
+        out.append(_run_layer(layer, current, volts).transpose(0, 1))
         x = out[-1]
-    return (out, volts) if voltage else out
+    return (out, None if volts is None else volts.transpose(0, 1)) if voltage else out
 
 
 def _run_layer(layer: IntLayer, current: torch.Tensor,
                volts: torch.Tensor | None = None) -> torch.Tensor:
-    """One layer's neurons over T steps of input current [B, T, n] (<< 6 already): spikes
-    [B, T, n]; the voltage after each step into `volts` when given."""
-    batch, steps, n = current.shape
+    """One layer's neurons over T steps of input current [T, B, n] (<< 6 already): spikes
+    [T, B, n]; the voltage after each step into `volts` when given."""
+    steps, batch, n = current.shape
     p = layer.params
     bias = layer.neuron_bias(current.device)
     bias = bias.to(torch.float64) * 2 ** STATE_SHIFT if torch.is_tensor(bias) else None
@@ -295,13 +296,14 @@ def _run_layer(layer: IntLayer, current: torch.Tensor,
     threshold = p.threshold << STATE_SHIFT
     # The current never reaches Lava's 24-bit wrap when its geometric bound stays below it;
     # then the wrap test (a reduction every step) is skipped.
-    peak = min(layer.input_bound(), CONV_WRAP) * 2 ** STATE_SHIFT
+    peak = (min(layer.input_bound(), CONV_WRAP) if layer.conv else layer.input_bound()) \
+        * 2 ** STATE_SHIFT
     if rec is not None:
         peak += float(np.abs(layer.recurrent).sum(1).max()) * 2 ** STATE_SHIFT
     i_decay = min(p.i_decay) if isinstance(p.i_decay, tuple) else p.i_decay
     may_wrap = peak * (steps if i_decay == 0 else min(steps, 4096 / i_decay)) >= U_WRAP - 1
     for t in range(steps):
-        u.mul_(ki).trunc_().add_(current[:, t])
+        u.mul_(ki).trunc_().add_(current[t])
         if rec is not None:           # own spikes of the previous step, exact in float64
             u.add_(s.to(torch.float64) @ rec)
         if may_wrap:
@@ -311,9 +313,8 @@ def _run_layer(layer: IntLayer, current: torch.Tensor,
         if bias is not None:
             v.add_(bias)
         v.clamp_(-V_LIMIT, V_LIMIT)
-        torch.gt(v, threshold, out=s)
+        s = torch.gt(v, threshold, out=spikes[t])
         v.masked_fill_(s, 0)
-        spikes[:, t] = s
         if volts is not None:
-            volts[:, t] = v
+            volts[t] = v
     return spikes
