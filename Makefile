@@ -3,6 +3,14 @@
 #   make test   set everything up, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
+# torch, installed first so that nothing installed later replaces it. torch==2.13.0 is the
+# version tested; which build pip installs for it depends on the index pip reads: from PyPI on
+# Linux x86-64 the CUDA build (several GB of nvidia-* wheels, which also runs on a CPU), on this
+# project's development and CI machines a local CPU build (2.13.0+cpu). Choose when .venv is
+# set up (after make clean): the CPU-only build anywhere, or a CUDA build your driver supports:
+#   make test TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu'
+#   make demo TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'
+TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
@@ -12,8 +20,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	# torch first and pinned: a bare requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first and fixed (see TORCH above): later installs keep it.
+	$(BIN)/pip install -q $(TORCH)
 	# Lava's final releases declare Python < 3.11 and stale pins (torch 2.3, pytest < 8, ...);
 	# they run fine here without those pins, so install them without their metadata deps.
 	$(BIN)/pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0

@@ -270,6 +270,7 @@ def run_row(method: str, seed: int, protocol: str, epochs: int | None) -> dict:
     work = WORK / recipe.name
     ckpt = work / "checkpoint.pt"
     if not (ckpt.exists() and load_checkpoint(ckpt)[1] == recipe):
+        ckpt.unlink(missing_ok=True)    # another protocol's (distill refuses to overwrite it)
         distill(recipe, work, progress=False, teachers=WORK / "teachers")
     return measure(recipe, work, test_samples(protocol))
 

@@ -347,6 +347,7 @@ def recipe_problem(d) -> str | None:
 FIG = F(0, 1e6)
 PRESET = {"name": STR, "source": STR, "kind": lambda v: isinstance(v, str),
           "note": lambda v: isinstance(v, str), "static_w": F(0, 1e3),
+          "mapping": lambda v: v in ("brief", "compiler"),
           **{k: FIG for k in ("synaptic_op_pj", "neuron_active_pj", "neuron_inactive_pj",
                               "spike_out_pj", "synaptic_op_ns", "neuron_active_ns",
                               "neuron_inactive_ns", "spike_out_ns", "barrier_ns")}}
@@ -374,6 +375,8 @@ def report_problem(r) -> str | None:
                          ("name", "neurons", "synapses"), "report.layers[]", strict=False)
         if bad:
             return bad
+    if acc is None:              # a record without labels (sigma-delta): T from `timesteps`
+        acc = [0.0] * r["timesteps"] if I(1, 4096)(r.get("timesteps")) else []
     if not isinstance(acc, list) or not acc or not all(F(0, 1)(a) for a in acc):
         return "report.accuracy_by_timestep: not a list of accuracies"
     if not isinstance(counts, dict):

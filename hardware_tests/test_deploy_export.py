@@ -2,10 +2,12 @@
 
 Lava's CPU simulation always runs; Loihi 2 runs where Intel's lava-loihi extension is
 installed (elsewhere the test is skipped with the exact reason). Each deployment must match the
-exact mode spike for spike; on its whole test split it must reproduce the manifest's accuracy.
-Large test splits are deployed on their first SAMPLES samples to keep the suite short (the full
-Fashion-MNIST run is measured in benchmarks/).
+exact mode spike for spike, and the exact mode must reproduce the manifest's accuracy on the
+whole test split. Large test splits are deployed on their first SAMPLES samples to keep the
+suite short (the full Fashion-MNIST run on Lava is measured in benchmarks/): spike-for-spike
+agreement there plus the exact mode's accuracy on every sample is what the manifest claims.
 """
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -40,13 +42,16 @@ def test_exported_network_deploys_with_manifest_accuracy(export, backend):
     except UserError as e:                      # e.g. Fashion-MNIST not installed here
         pytest.skip(str(e))
     assert len(labels) == manifest["accuracy"]["samples"]
-    spikes, labels = spikes[:SAMPLES], labels[:SAMPLES]
-    deployed = simulate(export / "network.net", spikes, backend, progress=False)
-    exact = simulate(export / "network.net", spikes, "torch")
-    result = compare(exact, deployed, labels)
+    exact = simulate(export / "network.net", spikes, "torch")      # every sample: fast
+    assert exact.accuracy(labels) == manifest["accuracy"]["deployed_exact"]
+    head = slice(0, SAMPLES)
+    deployed = simulate(export / "network.net", spikes[head], backend, progress=False)
+    first = dataclasses.replace(exact, inputs=exact.inputs[head],
+                                layers=[s[head] for s in exact.layers],
+                                readout=None if exact.readout is None else exact.readout[head])
+    result = compare(first, deployed, labels[head])
     assert result["spike_mismatches"] == 0, result["first_mismatch"]
-    if len(labels) == manifest["accuracy"]["samples"]:
-        assert deployed.accuracy(labels) == manifest["accuracy"]["deployed_exact"]
+    assert result["readout_voltage_mismatches"] == (None if exact.readout is None else 0)
 
 
 def test_there_is_something_to_deploy():

@@ -11,6 +11,7 @@ semantics and its one-line `UserError`s. Thin: the work is done in `neurodeploy.
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -55,14 +56,19 @@ def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = 
 
 def distill(recipe: Recipe | dict | str | Path | None, out: str | Path,
             teacher: nn.Module | str | Path | None = None, data=None,
-            overrides: dict | None = None, progress: bool = False) -> Path:
+            overrides: dict | None = None, progress: bool = False, fresh: bool = False,
+            device: str | None = None) -> Path:
     """`neurodeploy distill`: distill the recipe's student into out/checkpoint.pt (returned).
 
     `recipe`: a dict of recipe sections, a Recipe, a models/ name or a YAML path.
     `teacher`: a trained nn.Module, or a TorchScript / torch.export file (else the recipe's
     teacher). `data`: a dataset .npz path, or a torch Dataset / DataLoader / (train, test) pair
     / {train, test[, val]} dict, materialized as out/data.npz so export and every backend read
-    the same fixed splits (its sha256 goes into the checkpoint)."""
+    the same fixed splits (its sha256 goes into the checkpoint). A checkpoint.pt already in
+    `out` is reused when the same recipe made it from the same data and teacher file, another
+    recipe's is refused unless `fresh` (see pipeline.distill). `device`: where to train, e.g.
+    "cpu" or "cuda" (default: CUDA when available)."""
+    device = pipeline.resolve_device(device)       # before `out` or data.npz is written
     out = writable_dir(out)
     module = teacher if isinstance(teacher, nn.Module) else None
     parsed = _recipe(recipe, overrides, None, None if module is not None else teacher)
@@ -70,7 +76,8 @@ def distill(recipe: Recipe | dict | str | Path | None, out: str | Path,
         if not isinstance(data, (str, Path)):
             data = save_dataset(data, out / "data.npz", parsed.dataset.split_seed)
         parsed = _recipe(parsed, data=data)
-    return pipeline.distill(parsed, out, progress, teacher_model=module)
+    return pipeline.distill(parsed, out, progress, teacher_model=module, fresh=fresh,
+                            device=device, place="another `out`")
 
 
 def export(network: str | Path | SpikingNet, out: str | Path,
@@ -123,7 +130,8 @@ def simulate(network: str | Path, inputs=None, backend: str = "torch",
     """`neurodeploy simulate`: run a .net (or any .nir, lowered) on one backend (torch,
     emulator, lava, loihi2, float). `inputs`: None (the test split it was exported for), a
     dataset name or .npz path, or an (x, y) pair. Returns backend, samples, timesteps,
-    accuracy, labels, the SpikeRecord (spikes of every layer at every step) and, priced by
+    accuracy, warnings (e.g. an output layer that never spiked), labels, the SpikeRecord
+    (spikes of every layer at every step, named as the file names them) and, priced by
     `preset` (a name or a preset YAML file; `run`'s default), simulate.json's energy sections:
     energy, per_timestep, timestep_sweep, resources, counts, layers."""
     try:                                  # a wrong preset fails before the simulation
@@ -135,10 +143,14 @@ def simulate(network: str | Path, inputs=None, backend: str = "torch",
         if timesteps:
             meta = {**meta, "timesteps": timesteps}
         spikes, labels = _inputs(inputs, net, meta, samples, str(network), Path(folder))
-        record: SpikeRecord = pipeline.simulate(path if backend != "float" else network,
-                                                spikes, backend, progress)
+        record: SpikeRecord = pipeline.user_names(pipeline.simulate(
+            path if backend != "float" else network, spikes, backend, progress), net)
+    warnings = [w for w in [pipeline.silent_output([record], network)] if w]
+    for warning in warnings:
+        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
     return {"backend": record.backend, "samples": record.samples,
             "timesteps": record.timesteps, "accuracy": record.accuracy(labels),
+            "warnings": warnings,
             "quantization": quantization, "labels": labels, "record": record,
             **energy_sections(net, record, labels, prices)}
 

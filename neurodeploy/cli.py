@@ -1,7 +1,8 @@
 """The `neurodeploy` command: the pipeline's verbs, a one-screen summary, JSON next to it.
 
 User mistakes (bad files, recipes, parameters) end with one line on stderr and exit code 2;
-no traceback. Ctrl-C stops any Lava runtime and exits 130.
+no traceback. Ctrl-C stops any Lava runtime and exits 130; SIGTERM does the same and exits
+143 (see compat.Terminated).
 """
 from __future__ import annotations
 
@@ -20,15 +21,16 @@ AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current director
 EXAMPLES = {
     None: """examples (each verb's --help has its own):
   neurodeploy run                     # the shipped digits recipe end to end, into runs/digits/
-  neurodeploy run --set distill.epochs=2 --set 'student.hidden=[32]'   # a quick variant
+  neurodeploy run --set distill.epochs=2 --runs-dir runs/quick   # a variant, in its own folder
   neurodeploy parity runs/digits/network.net --samples 50
   neurodeploy --version               # neurodeploy, torch, lava-nc, lava-dl and nir versions
 """,
     "run": """examples:
   neurodeploy run                     # the shipped digits recipe (models/digits.yaml)
   neurodeploy run digits --runs-dir /tmp/runs
-  neurodeploy run digits --set distill.epochs=2 --set 'student.hidden=[32]'
-  neurodeploy run digits --fresh      # retrain although runs/digits/checkpoint.pt matches
+  neurodeploy run digits --set distill.epochs=2 --set 'student.hidden=[32]' --runs-dir runs/quick
+  neurodeploy run digits --fresh      # retrain (or replace another recipe's checkpoint.pt)
+  neurodeploy run digits --device cpu  # train on the CPU although a GPU is there
   neurodeploy run my_recipe.yaml      # your own recipe file (see models/*.yaml)
 """,
     "distill": """examples:
@@ -94,7 +96,8 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"  teacher   test accuracy {acc['teacher']:.4f}" if acc["teacher"] is not None
         else "  teacher   none (no loss term reads one)",
         f"  student   CUBA-LIF {sizes}, T={report['timesteps']}, "
-        f"{report['network']['synapses']} synapses",
+        f"{report['network']['synapses']} synapses, trained on "
+        f"{(report.get('training') or {}).get('device', 'an unrecorded device')}",
         f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "
         f"{acc['student_lava']:.4f}   ({report['samples']} test samples)",
         f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
@@ -126,18 +129,22 @@ def cmd_run(args) -> int:
     from neurodeploy.pipeline import run
     overrides = dict(args.set)
     result, out = run(args.recipe, args.runs_dir, progress=_progress(args), backend=args.backend,
-                      overrides=overrides, fresh=args.fresh)
+                      overrides=overrides, fresh=args.fresh, device=args.device)
     print(summarize(result, out))
     return 0
 
 
 def cmd_distill(args) -> int:
-    from neurodeploy.pipeline import distill
+    from neurodeploy.pipeline import distill, output_dir, torch_load
     from neurodeploy.recipe import load_recipe
     recipe = load_recipe(args.recipe, dict(args.set))
     out = Path(args.out or f"runs/{recipe.name}")
-    path = distill(recipe, out, progress=_progress(args))
-    print(f"wrote {path} and {out / 'history.jsonl'}")
+    with output_dir(out) as out:             # no empty folder if it fails before training
+        path = distill(recipe, out, progress=_progress(args), fresh=args.fresh,
+                       device=args.device)
+    device = ((torch_load(path, "checkpoint", "re-run `neurodeploy distill`").get("provenance")
+               or {}).get("training") or {}).get("device", "an unrecorded device")
+    print(f"checkpoint {path} (trained on {device}); training history {out / 'history.jsonl'}")
     return 0
 
 
@@ -325,18 +332,24 @@ def cmd_simulate(args) -> int:
     from neurodeploy.backends.record import provenance
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
     from neurodeploy.energy import load_preset
-    from neurodeploy.pipeline import deployable
+    from neurodeploy.pipeline import (check_backend, deployable, missing_options, output_dir,
+                                      resolve_device, silent_output, user_names)
     from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections
     shard = parse_shard(args.shard)
     if _is_sdnn(args.network):
         return _sdnn(args, [args.backend], "simulate")
+    resolve_device(args.device)           # what this machine lacks fails first, in one line
+    check_backend(args.backend)
+    if Path(args.network).suffix == ".nir":          # every missing option at once, before
+        missing_options(args.network, None, args.dt, args.data, args.timesteps)   # lowering
     try:                                  # a wrong preset fails before the simulation
         preset = load_preset(args.preset or DEFAULT_PRESET)
     except UserError as e:
         raise UserError(f"--preset: {e}") from None
     with deployable(args.network, args.dt, args.input_shape) as (network, meta, quantization,
-                                                                 net):
-        out = writable_dir(args.out or _default_out("simulate", args.network, args.backend))
+                                                                 net), \
+            output_dir(args.out or _default_out("simulate", args.network, args.backend)) as out:
+        missing_options(args.network, meta, args.dt, args.data, args.timesteps)
         spikes, labels = _inputs(args, net, meta)
         prov = provenance(args.network, spikes, labels, args.backend, dt=args.dt,
                           input_shape=args.input_shape)
@@ -344,13 +357,20 @@ def cmd_simulate(args) -> int:
                                                      x, timeout_s)
         if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
             record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
-                                         args.timeout, progress=_progress(args), provenance=prov)
+                                         args.timeout, progress=_progress(args), provenance=prov,
+                                         lines=not args.quiet)   # lines where no bars
             labels = labels[indices]
         else:
             lo, hi = shard_range(len(spikes), shard)
             record, labels = run(spikes[lo:hi], timeout_s=args.timeout), labels[lo:hi]
+    user_names(record, net)
+    warnings = [w for w in [silent_output([record], args.network)] if w]
+    for warning in warnings:
+        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
+    reset = _reset_note(args.network)
     result = _record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
                              quantization=quantization, provenance=prov, network=args.network,
+                             warnings=warnings, reset=reset,
                              **energy_sections(net, record, labels, preset))
     write_json(out / "simulate.json", result)
     page = _page("simulate", result, out)
@@ -361,6 +381,15 @@ def cmd_simulate(args) -> int:
           f"{_fmt_pj(e['dynamic_pj'])}, {_static(e)}){_latency(e)} "
           f"[{e['preset']}: {e['source'].split(',')[0]}]")
     return 0
+
+
+def _reset_note(network) -> str | None:
+    """NIR cannot state the reset mechanism: say which one a foreign graph was deployed with."""
+    from neurodeploy.graph import reset_assumption
+    note = reset_assumption(network)
+    if note:
+        print(f"neurodeploy: note: {note}", file=sys.stderr)
+    return note
 
 
 def cmd_merge(args) -> int:
@@ -428,6 +457,13 @@ def cmd_parity(args) -> int:
               + (f", output spikes per inference differ by "
                  f"{p['output_counts']['abs_difference_per_inference']:.2f}"
                  if "output_counts" in p else ""))
+    if result["reset"]:
+        reset = result["reset"]
+        print(f"neurodeploy: note: {reset if isinstance(reset, str) else reset['note']}",
+              file=sys.stderr)
+        if isinstance(reset, dict):
+            print(f"  float, reset to zero (assumed) vs by subtraction: predictions agree "
+                  f"{100 * reset['prediction_agreement_zero_vs_subtract']:.2f}%")
     print(f"  wrote {out / 'parity.json'}, {page}")
     return 0 if result["spike_mismatches"] == result["readout_voltage_mismatches"] == 0 else 1
 
@@ -462,6 +498,8 @@ def cmd_inspect(args) -> int:
     info = inspect(path, args.dt)
     if info["kind"] == "nir":
         print(f"{path}: NIR graph, {len(info['nodes'])} nodes, {info['edges']} edges")
+        if info["reset"]:
+            print(f"  note: {info['reset']}")
         for name, node in info["nodes"].items():
             ranges = ", ".join(f"{k} {a['shape']} [{a['range'][0]:.3g}, {a['range'][1]:.3g}]"
                                for k, a in node["arrays"].items())
@@ -560,18 +598,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a recipe setting (repeatable; value read as YAML), e.g. "
                             "--set distill.epochs=2 --set 'student.hidden=[32]'")
 
+    def training_args(p):
+        p.add_argument("--fresh", action="store_true",
+                       help="train again and replace the checkpoint.pt in the output directory "
+                            "(by default one of the same recipe is reused, and another "
+                            "recipe's is refused, never overwritten)")
+        p.add_argument("--device", help="where to train: cpu, cuda or cuda:N (default: cuda "
+                                        "when torch sees a GPU, else cpu)")
+
     p = verb("run", cmd_run, "whole pipeline for a recipe: distill, export, simulate, report")
     recipe_args(p)
     p.add_argument("--runs-dir", default="runs", help="where runs/<name>/ goes (default: runs)")
     p.add_argument("--backend", default="lava", choices=("lava", "loihi2"),
                    help="where the deployed network runs: Lava's CPU simulation or a Loihi 2 "
                         "board (default: lava)")
-    p.add_argument("--fresh", action="store_true",
-                   help="retrain even if the run directory holds a checkpoint.pt of the same "
-                        "recipe (by default it is reused)")
+    training_args(p)
     p = verb("distill", cmd_distill, "train the teacher and distill the student")
     recipe_args(p)
     p.add_argument("--out", help="output directory (default: runs/<recipe name>)")
+    training_args(p)
     p = verb("export", cmd_export, "checkpoint -> student.nir -> network.net + manifest.json")
     p.add_argument("checkpoint", help="a checkpoint.pt written by `run` or `distill`")
     p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
@@ -595,7 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch (exact integer model), emulator (batched), lava (CPU "
                         "simulation), loihi2 (a board) or float (the model as trained, not "
                         "deployed) (default: lava)")
-    p.add_argument("--device", default="cpu", help="torch backend device (cpu, cuda)")
+    p.add_argument("--device", default="cpu", help="device of the torch, emulator and float "
+                                                   "backends (cpu, cuda, cuda:N)")
     p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")
     p.add_argument("--chunk", type=_positive(int), default=1000,
                    help="samples per saved Lava chunk; a rerun resumes after the last one")

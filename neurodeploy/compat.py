@@ -37,6 +37,11 @@ kill -9 runs nothing of ours, so two mechanisms work without the dying process:
   removes entries whose owner is gone: it kills listed workers that still run with their
   recorded start time, unlinks listed segments that still have their recorded inode and
   deletes listed paths. Entries of live owners are never touched.
+
+A journal of runs. Where the environment variable NEURODEPLOY_RUN_JOURNAL names a directory,
+every worker and segment marker is also written there and never removed (children inherit
+it). A test session sets it so that its end-of-run check (`surviving`) looks only at what its
+own runs made, in-process or in subprocesses, never at other programs' shared memory.
 """
 from __future__ import annotations
 
@@ -74,6 +79,7 @@ _recorded: set[str] = set()  # segment names already in the entry
 _pid = os.getpid()           # this process (kept current across forks)
 _lock = threading.Lock()     # guards _holds and _entry
 _SEGMENT = re.compile(r"[A-Za-z0-9_.]+")
+JOURNAL_ENV = "NEURODEPLOY_RUN_JOURNAL"
 
 
 def _lava_dataclass_patch():
@@ -89,11 +95,28 @@ def _lava_dataclass_patch():
     return original, dataclass
 
 
+LAVA_INSTALL = "pip install --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0"
+
+
 def import_lava() -> types.SimpleNamespace:
-    """Import the parts of Lava we use, with the Python 3.11 shims applied exactly once."""
+    """Import the parts of Lava we use, with the Python 3.11 shims applied exactly once.
+    Without Lava: a one-line UserError that names the install command."""
     global _lava
     if _lava is not None:
         return _lava
+    try:
+        return _import_lava()
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != "lava":
+            raise
+        from neurodeploy.errors import UserError
+        raise UserError(f"Lava is not installed (no module {e.name}): {LAVA_INSTALL} "
+                        "(README, 'Installing with pip'); the torch, emulator and float "
+                        "backends run without it") from None
+
+
+def _import_lava() -> types.SimpleNamespace:
+    global _lava
     if _SLAYER_STUB not in sys.modules:
         sys.modules[_SLAYER_STUB] = types.ModuleType(_SLAYER_STUB)
     original, patched = _lava_dataclass_patch()
@@ -152,6 +175,14 @@ def _touch(path: Path) -> None:
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def _mark(name: str, entry: Path | None) -> None:
+    """Write one marker into the registry entry and into the journal, where there is one."""
+    for folder in (entry, os.environ.get(JOURNAL_ENV)):
+        if folder:
+            with contextlib.suppress(OSError):
+                _touch(Path(folder) / name)
+
+
 def _acquire() -> None:
     """Open this process's registry entry (once; counted)."""
     global _holds, _entry
@@ -177,7 +208,7 @@ def _release() -> None:
 
 def _record_segments() -> None:
     """List the shared memory segments of the live Lava runtimes in the registry entry."""
-    if _entry is None:
+    if _entry is None and not os.environ.get(JOURNAL_ENV):
         return
     for process in list(_live):
         infra = getattr(getattr(process, "runtime", None), "_messaging_infrastructure", None)
@@ -186,7 +217,7 @@ def _record_segments() -> None:
             if name in _recorded or not _SEGMENT.fullmatch(name):
                 continue
             with contextlib.suppress(OSError):
-                _touch(_entry / f"segment-{name}-{os.stat(f'/dev/shm/{name}').st_ino}")
+                _mark(f"segment-{name}-{os.stat(f'/dev/shm/{name}').st_ino}", _entry)
                 _recorded.add(name)
 
 
@@ -205,9 +236,7 @@ def _after_fork_in_child() -> None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:             # the parent died before prctl took effect
         os.kill(_pid, signal.SIGKILL)
-    if entry is not None:
-        with contextlib.suppress(OSError):
-            _touch(entry / f"worker-{_pid}-{_proc_start(_pid)}")
+    _mark(f"worker-{_pid}-{_proc_start(_pid)}", entry)
 
 
 def _after_fork_in_parent() -> None:
@@ -247,6 +276,26 @@ def _remove_listed(marker: Path) -> str | None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
             return str(path)
     return None
+
+
+def surviving(folder: str | Path) -> list[str]:
+    """What the markers in a registry entry or journal list that still exists: workers that
+    run with their recorded start time (zombies count as gone), segments with their recorded
+    inode. Another program's processes and segments are never listed, so never reported."""
+    left = []
+    with contextlib.suppress(OSError):
+        for marker in sorted(Path(folder).iterdir()):
+            kind, _, rest = marker.name.partition("-")
+            with contextlib.suppress(OSError, ValueError):
+                if kind == "worker":
+                    pid, start = (int(v) for v in rest.split("-"))
+                    if _proc_start(pid) == start:
+                        left.append(f"process {pid}")
+                elif kind == "segment":
+                    name, ino = rest.rsplit("-", 1)
+                    if _SEGMENT.fullmatch(name) and os.stat(f"/dev/shm/{name}").st_ino == int(ino):
+                        left.append(f"/dev/shm/{name}")
+    return left
 
 
 def clean_orphans(root: Path | None = None) -> list[str]:
@@ -329,8 +378,18 @@ def _defer(signum, _frame):
     _pending.append(signum)
 
 
+class Terminated(SystemExit):
+    """SIGTERM during a Lava run: unwinds like Ctrl-C (every runtime stopped, every temporary
+    removed on the way out), then the process exits 143 = 128 + SIGTERM, the status a shell
+    reports for a process ended by SIGTERM (130 would say Ctrl-C)."""
+
+    def __init__(self):
+        super().__init__(128 + signal.SIGTERM)
+
+
 def interruption_point() -> None:
-    """Raise KeyboardInterrupt here if SIGINT/SIGTERM arrived while Lava was running.
+    """Raise KeyboardInterrupt (SIGINT) or Terminated (SIGTERM) here if the signal arrived
+    while Lava was running.
 
     A signal delivered inside a blocking Lava run would leave its workers mid-step, and a
     stop request then waits forever; so `running` defers signals to points between runs.
@@ -339,6 +398,8 @@ def interruption_point() -> None:
     if _pending:
         signum = _pending.pop()
         _pending.clear()
+        if signum == signal.SIGTERM:
+            raise Terminated()
         raise KeyboardInterrupt(f"signal {signum}")
 
 

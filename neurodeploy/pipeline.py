@@ -16,11 +16,13 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Annotated, Iterator, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import simulate_lava
@@ -36,13 +38,16 @@ from neurodeploy.distill.train import (barrier, distill_student, is_main, subset
                                        teacher_outputs, train_teacher)
 from neurodeploy import package_versions
 from neurodeploy.errors import UserError, atomic_path, writable_dir, write_json
-from neurodeploy.graph import from_nir, lower_nir, read_nir, to_nir, write_nir
+from neurodeploy.graph import (from_nir, lower_nir, read_nir, reset_assumption, to_nir,
+                               write_nir)
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
+from neurodeploy.netx.hdf5 import check_deployable
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
 from neurodeploy.report import write_html
 from neurodeploy.report.summary import priced, report, reprice  # noqa: F401 (re-exported)
 from neurodeploy.recipe import Recipe, architecture, load_recipe, recipe_from_dict
+from neurodeploy.schema import one_line
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
 BACKENDS = ("torch", "emulator", "lava", "loihi2", "float")   # float: the training mode
@@ -55,6 +60,69 @@ def _digest(spec) -> str:
 
 def _versions() -> dict:
     return package_versions(("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"))
+
+
+def resolve_device(device: str | None) -> str:
+    """The torch device to use, checked against this machine before any work (so a missing GPU
+    is one line, not a traceback from deep inside torch); None: CUDA when torch sees it."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(f"--device {device!r}: not a torch device; use cpu or cuda "
+                        "(cuda:N for the N-th GPU)") from None
+    if kind.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("was built without CUDA" if torch.version.cuda is None
+                   else "sees no CUDA GPU (check the driver and CUDA_VISIBLE_DEVICES)")
+            raise UserError(f"--device {device}: this torch {torch.__version__} {why}; use "
+                            "--device cpu")
+        if kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} "
+                            f"CUDA GPU(s), numbered from 0; use --device cuda:0")
+    elif kind.type != "cpu":
+        raise UserError(f"--device {device}: neurodeploy runs on cpu or cuda; use one of them")
+    return str(kind)
+
+
+def device_name(device: str) -> str:
+    """How a report names a device: cpu, or cuda:0 with the GPU's model."""
+    kind = torch.device(device)
+    if kind.type != "cuda":
+        return kind.type
+    index = kind.index if kind.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def check_backend(backend: str) -> None:
+    """Refuse a backend this machine cannot run before any folder is made or work is done
+    (`loihi2` needs Intel's lava-loihi extension and a board: no run there can be resumed)."""
+    if backend == "loihi2":
+        from neurodeploy.backends.lava import loihi2_missing
+        if why := loihi2_missing():
+            raise UserError(f"--backend loihi2: {why}")
+
+
+@contextlib.contextmanager
+def output_dir(path: str | Path, what: str = "--out") -> Iterator[Path]:
+    """writable_dir(path) for a run that may fail before it produced anything: if the block
+    fails, the folders this call created are removed again when they are still empty, so a
+    run that never started leaves no empty folder behind (a folder with results stays)."""
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    out = writable_dir(path, what)
+    try:
+        yield out
+    except BaseException:
+        if created:
+            for folder, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)            # only empty ones: rmdir refuses the others
+            for folder in created[1:]:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+        raise
 
 
 def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
@@ -94,15 +162,44 @@ def _teacher(recipe: Recipe, data) -> torch.nn.Module:
 
 
 def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
-            teachers: Path | None = None, teacher_model: torch.nn.Module | None = None) -> Path:
+            teachers: Path | None = None, teacher_model: torch.nn.Module | None = None,
+            fresh: bool = False, device: str | None = None, place: str = "--out") -> Path:
     """Train the teacher, distill the student, write out_dir/checkpoint.pt (resumable).
 
     `teachers`: a directory where trained teachers are kept by their recipe, so runs that
     differ only in the student or the losses (a benchmark sweep) train each teacher once.
-    `teacher_model`: a trained nn.Module to distill from (as teacher.file does from a file)."""
-    out_dir = writable_dir(out_dir)
+    `teacher_model`: a trained nn.Module to distill from (as teacher.file does from a file).
+    A checkpoint.pt already in out_dir is reused when the same recipe made it from the same
+    data and teacher, and another recipe's is refused (never overwritten) unless `fresh`,
+    which also discards resumable training states; `place` names the option that moves the
+    run elsewhere in that message. `device`: where to train (None: CUDA when available)."""
+    device = resolve_device(device)
+    out_dir = writable_dir(out_dir, place)
     data = subset(load_data(recipe.dataset), recipe.dataset.train_samples,
                   recipe.dataset.val_samples, recipe.dataset.split_seed)
+    path = out_dir / "checkpoint.pt"
+    given = teacher_model if teacher_model is not None else recipe.teacher.file
+    try:
+        sources = {"dataset": data.provenance(recipe.dataset.split_seed),
+                   "teacher": teacher_provenance(given)}
+    except OSError as e:        # teacher.file: missing or unreadable, said before any work
+        from neurodeploy.distill.teacher_file import SAVE_HINT
+        raise UserError(f"{given}: no such teacher file; {SAVE_HINT}"
+                        if isinstance(e, FileNotFoundError) else
+                        f"{given}: cannot read this teacher file ({e.strerror or e}); "
+                        f"{SAVE_HINT}") from None
+    if fresh:
+        for state in out_dir.glob("*_state.pt"):     # no resuming either
+            state.unlink()
+    elif path.exists():
+        why = _reuse(path, recipe, sources, place)
+        if why is None:
+            if is_main():
+                print(f"reusing {path} (same recipe); delete it or pass --fresh to retrain",
+                      file=sys.stderr)
+            return path
+        if is_main():
+            print(f"retraining: {why}", file=sys.stderr)
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
     t0 = time.perf_counter()
@@ -141,7 +238,7 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
             train_y=data.train.y, val_spikes=spikes["val"], val_y=data.val.y, epochs=epochs,
             lr=lr, batch_size=batch_size, seed=seed, weight_decay=dc.weight_decay,
             checkpoint=out_dir / state, progress=progress, key=f"{recipe_key}:{state}",
-            validate_every=dc.validate_every)
+            validate_every=dc.validate_every, device=device)
 
     def new_teacher():
         if tc.spiking:          # a large SNN teacher, trained on labels in its float mode
@@ -158,13 +255,13 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
                 epochs=tc.epochs, lr=tc.lr, batch_size=tc.batch_size, seed=tc.seed,
                 progress=progress, checkpoint=out_dir / "teacher_state.pt",
                 key=f"{recipe_key}:teacher", weight_decay=tc.weight_decay,
-                augment=tc.augment, schedule=tc.schedule, image_shape=data.shape)
+                augment=tc.augment, schedule=tc.schedule, image_shape=data.shape,
+                device=device)
         log("teacher", hist)
         return model, {"teacher_test_accuracy": _accuracy(model, data.test.x, spikes["test"],
                                                           data.test.y),
                        "teacher_best_val_accuracy": hist.best_val_accuracy}
 
-    given = teacher_model if teacher_model is not None else tc.file
     if given is None and (tc.features or tc.head):
         raise UserError(f"recipe {recipe.name}: teacher.features / teacher.head name layers of "
                         "a trained teacher; set teacher.file (or pass teacher= in Python)")
@@ -198,14 +295,13 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     student = _student(recipe, shape, data.num_classes)
     hist = train_spiking(student, teacher, loss_fn, dc.seed, "distill_state.pt")
     log("student", hist)
-    path = out_dir / "checkpoint.pt"
     if not is_main():           # torchrun: rank 0 writes (and removes the training states)
         barrier()
         return path
+    _remove_reports(out_dir)    # they describe what the previous checkpoint.pt made
     save_checkpoint(path, recipe, student, teacher=None if given is not None else (
         first_teacher and first_teacher.state_dict()),
-        provenance={"dataset": data.provenance(recipe.dataset.split_seed),
-                    "teacher": teacher_provenance(given)},
+        provenance={**sources, "training": {"device": device_name(device)}},
         metrics={**teacher_metrics, "student_best_val_accuracy": hist.best_val_accuracy,
                  "student_best_epoch": hist.best_epoch,
                  "student_val_curve": [a if np.isfinite(a) else None for a in hist.val_accuracy],
@@ -214,6 +310,64 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
         state.unlink()
     barrier()
     return path
+
+
+def _reuse(path: Path, recipe: Recipe, sources: dict, place: str) -> str | None:
+    """None when the checkpoint at `path` is what distilling `recipe` from `sources` (dataset
+    and teacher provenance) would make; else why it must be trained again (the same recipe
+    met other data or a teacher that cannot be identified). Another recipe's checkpoint, or
+    one that cannot be read, is refused: a run is never overwritten by accident."""
+    fix = (f"pass {place} to put this run elsewhere, or "
+           f"{'--fresh' if place.startswith('--') else 'fresh=True'} to replace it")
+    try:
+        _, old, ckpt = load_checkpoint(path)
+    except UserError as e:
+        reason = str(e).removeprefix(f"{path}: ").split(";")[0]
+        raise UserError(f"{path}: already there and not reusable ({reason}); it is not "
+                        f"replaced unasked: {fix}") from None
+    if old != recipe:
+        diff = _differences(old.to_dict(), recipe.to_dict())
+        more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+        raise UserError(f"{path} holds the student of another recipe (it differs in "
+                        f"{', '.join(diff[:3])}{more}); it is not overwritten unasked: {fix}")
+    had = ckpt.get("provenance") or {}
+    if sources["teacher"] and "module" in sources["teacher"]:
+        return (f"{path} was made by the same recipe, but the teacher is a module given from "
+                "Python, which a checkpoint cannot tell from another")
+    for key in ("dataset", "teacher"):
+        if had.get(key) != sources[key]:
+            now = sources[key] or {}
+            return (f"{path} was made by the same recipe from another {key} "
+                    f"({now.get('file') or now.get('name') or 'trained by the tool'} "
+                    "changed since, or the checkpoint does not record it)")
+    return None
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """`key: old -> new` for every setting two recipes (as dicts) set differently."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            a, b = (t if len(t := json.dumps(v)) <= 40 else t[:37] + "..." for v in (a, b))
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
+
+
+def _remove_reports(out_dir: Path, network_sha256: str | None = None) -> None:
+    """Remove report.json, report.html and their figures from a run folder, unless report.json
+    describes the network whose sha256 is given: a report never sits beside another network."""
+    from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
+    if network_sha256 is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if json.loads((out_dir / "report.json").read_text())["network"]["sha256"] \
+                    == network_sha256:
+                return
+    figures = {*FIGURES, *(name for kind in RECORD_FIGURES.values() for name in kind)}
+    for name in ("report.json", "report.html", *(f"{f}.png" for f in sorted(figures))):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def _teacher_key(recipe: Recipe) -> str:
@@ -237,6 +391,8 @@ def _cached(directory: Path | None, key: str, new, train):
     if path.exists():
         model = new()
         try:
+            if damaged := _zip_damage(path):
+                raise ValueError(f"{damaged} fails its CRC-32 check")
             cached = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(cached["state_dict"])
             metrics = {k: float(cached["metrics"][k]) for k in ("teacher_test_accuracy",
@@ -259,11 +415,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint; run `neurodeploy distill` first")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:       # corrupt, truncated, or holding objects that are not plain data
-        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}); "
-                        "re-run `neurodeploy distill`") from None
+    ckpt = torch_load(path, "checkpoint", "re-run `neurodeploy distill`")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not a neurodeploy checkpoint (format "
                         f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'!r}); "
@@ -284,6 +436,16 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
         raise UserError(f"{path}: field 'metrics' holds a value that is not a finite number "
                         f"({str(e)[:60]}); the checkpoint is damaged: re-run `neurodeploy "
                         "distill`") from None
+    try:
+        CheckpointProvenance.model_validate(ckpt.get("provenance", {}))
+    except ValidationError as e:
+        raise UserError(one_line(e, f"{path}: field provenance", CheckpointProvenance)
+                        + "; the checkpoint is damaged: re-run `neurodeploy distill`") from None
+    teacher = ckpt.get("teacher")
+    if teacher is not None and not (isinstance(teacher, dict) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in teacher.items())):
+        raise UserError(f"{path}: field 'teacher' is neither null nor a mapping of tensors; the "
+                        "checkpoint is damaged: re-run `neurodeploy distill`")
     teacher_acc = ckpt["metrics"].get("teacher_test_accuracy", "missing")
     if teacher_acc is not None and not (isinstance(teacher_acc, float) and 0 <= teacher_acc <= 1):
         raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "
@@ -313,6 +475,63 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
         raise UserError(f"{path}: the student weights do not fit the recipe's student ({first}); "
                         "re-run `neurodeploy distill`") from None
     return student.eval(), recipe, ckpt
+
+
+def torch_load(path: Path, what: str, fix: str):
+    """A .pt file of ours read as plain data (weights_only: it can never run code), after the
+    CRC-32 of every member of its zip archive is checked: torch does not check them, so bytes
+    damaged on disk would otherwise load as other weights, silently."""
+    try:
+        damaged = _zip_damage(path)
+        if damaged is None:
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:       # corrupt, truncated, or holding objects that are not plain data
+        raise UserError(f"{path}: not a readable {what} ({type(e).__name__}); {fix}") from None
+    raise UserError(f"{path}: its bytes were damaged after it was written ({damaged} fails its "
+                    f"CRC-32 check); {fix}")
+
+
+def _zip_damage(path: Path) -> str | None:
+    """The first member of a .pt zip archive whose bytes fail their CRC-32, or None."""
+    with zipfile.ZipFile(path) as archive:
+        return archive.testzip()
+
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, Field(min_length=1, max_length=4096)]
+_PLAIN = ConfigDict(strict=True, extra="forbid")
+
+
+class DatasetProvenance(BaseModel):
+    """The data a checkpoint was trained on (data.datasets.Dataset.provenance)."""
+    model_config = _PLAIN
+    name: Text
+    split_seed: Annotated[int, Field(ge=0, le=2 ** 32 - 1)]
+    file: Text | None = None
+    sha256: Sha256 | None = None
+    samples: dict[Literal["train", "val", "test"], Annotated[int, Field(ge=0)]] = {}
+
+
+class TeacherProvenance(BaseModel):
+    """A teacher trained elsewhere: its file and sha256, or the class of a Python module."""
+    model_config = _PLAIN
+    file: Text | None = None
+    sha256: Sha256 | None = None
+    module: Text | None = None
+
+
+class TrainingProvenance(BaseModel):
+    model_config = _PLAIN
+    device: Text
+
+
+class CheckpointProvenance(BaseModel):
+    """checkpoint.pt's `provenance`: export copies the dataset's file and sha256 into the
+    manifest, so a value of any other shape must be refused here, not crash there."""
+    model_config = _PLAIN
+    dataset: DatasetProvenance | None = None
+    teacher: TeacherProvenance | None = None
+    training: TrainingProvenance | None = None
 
 
 # A weight parameter is in threshold units (see QuantDense); Loihi's grid ends at 254 integer
@@ -359,6 +578,7 @@ def deployable(network: str | Path, dt: float | None = None,
     graph = read_nir(path)
     net, quantization = lower_nir(graph, str(path), dt)
     meta = graph_metadata(graph, str(path))
+    check_deployable(net, str(path))     # named by the user's file, not the temporary one
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
         lowered = Path(tmp) / "network.net"
         write_netx(net, lowered, meta)
@@ -415,8 +635,9 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
     meta = {"recipe": recipe.name, "timesteps": recipe.encoding.timesteps,
             "encoding": recipe.encoding.metadata(),
             "dataset": {"name": recipe.dataset.name, "split_seed": recipe.dataset.split_seed,
-                        **{k: v for k, v in ckpt.get("provenance", {}).get("dataset", {}).items()
-                           if k in ("file", "sha256")}},
+                        **{k: v for k, v in ((ckpt.get("provenance") or {}).get("dataset")
+                                             or {}).items()
+                           if k in ("file", "sha256") and v is not None}},
             "quantization": {
                 "weights": "even integers in [-256, 254] (8-bit mantissa x 2)",
                 "state": "24-bit current (wraps), 24-bit voltage (saturates), decays /4096",
@@ -438,6 +659,7 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
             "files": {"student.nir": file_digest(nir_path), "network.net": file_digest(net_path)},
             "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
                         "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
+            "training": (ckpt.get("provenance") or {}).get("training"),   # device, if known
             "execution": {"reset_interval": recipe.encoding.timesteps, "netx_reset_offset": 1,
                           "pipeline_delay_steps": len(net.layers)},
             "accuracy": {"split": "test", "samples": int(len(labels)),
@@ -446,6 +668,7 @@ def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
         }
         write_json(Path(tmp) / "manifest.json", manifest)
         (out_dir / "manifest.json").unlink(missing_ok=True)   # never describes other files
+        _remove_reports(out_dir, manifest["files"]["network.net"])   # nor a report
         for name in manifest["files"]:                 # renames: the hashed bytes themselves
             os.replace(Path(tmp) / name, out_dir / name)
         os.replace(Path(tmp) / "manifest.json", out_dir / "manifest.json")
@@ -486,6 +709,7 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bo
     file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    device = resolve_device(device)
     if backend == "torch":
         net, _ = read_netx(network, input_shape)
         return simulate_torch(net, spikes, device=device, batch_size=batch_size)
@@ -499,29 +723,74 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bo
                          timeout_s=timeout_s, input_shape=input_shape)
 
 
+def user_names(record: SpikeRecord, net: IntNetwork) -> SpikeRecord:
+    """`record` with the layer names of `net` as read from the user's file (a NIR graph's node
+    names): the netx file a graph is lowered to numbers its layers instead, and every verb
+    must name a layer as `inspect` does."""
+    if len(record.layer_names) == len(net.layers):
+        record.layer_names = [layer.name for layer in net.layers]
+    return record
+
+
+def silent_output(records: list[SpikeRecord], source: str | Path) -> str | None:
+    """Why the accuracy of these records says nothing, when their output layer never spiked:
+    every prediction is then class 0 (often a wrong --dt, threshold or input scale)."""
+    silent = [r for r in records if r.readout is None and r.samples and not r.layers[-1].any()]
+    if not silent:
+        return None
+    r = silent[0]
+    return (f"{source}: output layer '{r.layer_names[-1]}' never spiked in {r.samples} samples "
+            f"x {r.timesteps} steps on {', '.join(s.backend for s in silent)}, so every "
+            "prediction is class 0 and the accuracy says nothing about the network; check --dt, "
+            f"the thresholds and the input scale (`neurodeploy inspect {source}`)")
+
+
+def missing_options(network: str | Path, meta: dict | None, dt: float | None,
+                    data: str | None, timesteps: int | None) -> None:
+    """Refuse, in one message, every option a network cannot do without: --dt for a foreign
+    NIR graph that does not record its time step, --data when its metadata names no dataset,
+    --timesteps when nothing says how many steps to encode. `meta`: the network's metadata
+    (None: read the .nir graph here, before it is lowered, which needs dt)."""
+    from neurodeploy.graph import UNITS
+    from neurodeploy.graph.importer import infer_dt
+    missing, path = [], Path(network)
+    if meta is None:
+        graph = read_nir(path)
+        meta = graph_metadata(graph, str(path))
+        units = (graph.metadata or {}).get("units")
+        if dt is None and (units.decode(errors="replace") if isinstance(units, bytes)
+                           else units) != UNITS:
+            try:
+                infer_dt(graph, None, str(path))
+            except UserError as e:
+                if "cannot be inferred" not in str(e):
+                    raise               # a malformed graph: that error is the one to fix
+                missing.append("--dt SECONDS (its time step; Norse 1.1.0 graphs: 1e-6)")
+    if data is None and not meta.get("dataset"):
+        missing.append("--data DATA (a dataset name, or a .npz with x and y)")
+    spike_trains = data is not None and data.endswith(".npz") and not is_dataset_file(data)
+    if timesteps is None and not meta.get("timesteps") and not spike_trains:
+        missing.append("--timesteps N (steps per sample; not needed for a .npz of spike trains)")
+    if missing:
+        raise UserError(f"{path}: the file records too little to run it; pass "
+                        f"{'; '.join(missing)}")
+
+
 def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
         progress: bool = True, backend: str = "lava", overrides: dict | None = None,
-        fresh: bool = False) -> tuple[dict, Path]:
+        fresh: bool = False, device: str | None = None) -> tuple[dict, Path]:
     """The whole pipeline for one recipe; returns the report and the run directory.
 
-    A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`;
-    `overrides`: dotted recipe keys set before validation (see recipe.override)."""
+    A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`, and
+    another recipe's is refused, never overwritten (see distill); `overrides`: dotted recipe
+    keys set before validation (see recipe.override); `device`: where to train."""
     recipe = load_recipe(recipe_name, overrides)
-    out = writable_dir(Path(runs_dir) / recipe.name, "--runs-dir")
-    timing = {}
-    t0 = time.perf_counter()
-    ckpt = out / "checkpoint.pt"
-    try:
-        reusable = ckpt.exists() and load_checkpoint(ckpt)[1] == recipe
-    except UserError:            # an older format or a damaged file: train again
-        reusable = False
-    if reusable and not fresh:
-        print(f"reusing {ckpt} (same recipe); delete it or pass --fresh to retrain",
-              file=sys.stderr)
-    else:
-        for state in out.glob("*_state.pt") if fresh else ():   # no resuming either
-            state.unlink()
-        distill(recipe, out, progress)
+    device = resolve_device(device)         # before any folder exists or any work is done
+    check_backend(backend)
+    with output_dir(Path(runs_dir) / recipe.name, "--runs-dir") as out:
+        timing = {}
+        t0 = time.perf_counter()
+        ckpt = distill(recipe, out, progress, fresh=fresh, device=device, place="--runs-dir")
     timing["distill_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     manifest = export(ckpt, out)
@@ -541,6 +810,7 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
         "backend": deployed.backend,
         "provenance": provenance(out / "network.net", spikes, labels, backend),
         "accuracy": {"teacher": manifest["accuracy"]["teacher"]}, "timing": timing,
+        "training": manifest["training"],
         "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
                       "netx": "network.net", "manifest": "manifest.json"}})
     write_json(out / "report.json", result)
@@ -605,7 +875,8 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
                            "arrays": {k: {"shape": list(v.shape),
                                           "range": [float(v.min()), float(v.max())]}
                                       for k, v in arrays.items()}}
-        info |= {"kind": "nir", "nodes": nodes, "edges": len(graph.edges)}
+        info |= {"kind": "nir", "nodes": nodes, "edges": len(graph.edges),
+                 "reset": reset_assumption(graph, str(path))}
     elif path.suffix == ".pt":
         student, recipe, ckpt = load_checkpoint(path)
         net = student.to_integer()
@@ -650,12 +921,24 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
     if len(backends) < 2 and not reference:
         raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
                         "float,torch), or one with --reference")
+    device = resolve_device(device)
+    for backend in backends:
+        check_backend(backend)
     with deployable(network, dt, input_shape) as (lowered, meta, _, net):
         spikes, labels = inputs(meta, net)
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
-        records = [simulate(lowered if b != "float" else network, spikes, b, progress,
-                            timeout_s, device, input_shape=input_shape, dt=dt)
+        records = [user_names(simulate(lowered if b != "float" else network, spikes, b,
+                                       progress, timeout_s, device, input_shape=input_shape,
+                                       dt=dt), net)
                    for b in backends]
+    warnings = [w for w in [silent_output(records, network)] if w]
+    for warning in warnings:
+        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
+    reset = reset_assumption(network)                    # None unless a foreign NIR graph
+    if reset and "float" in backends:                    # how much the assumption matters
+        from neurodeploy.backends.float_mode import reset_sensitivity
+        reset = {"note": reset, **reset_sensitivity(network, spikes, records[
+            backends.index("float")], dt, device)}
     deployed = [r for b, r in zip(backends, records) if b != "float"]
     floats = [r for b, r in zip(backends, records) if b == "float"]
     pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
@@ -670,7 +953,7 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
               "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
               "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
                                                 for p in pairs),
-              "generated": generated()}
+              "warnings": warnings, "reset": reset, "generated": generated()}
     if ref is not None:
         result["accuracy"][Path(reference).name] = float((ref["predictions"] == labels).mean())
     return result, records

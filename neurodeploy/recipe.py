@@ -17,7 +17,11 @@ from typing_extensions import Required, TypedDict
 from neurodeploy.errors import UserError
 from neurodeploy.schema import one_line, read_yaml
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# The shipped recipes: inside an installed package (pyproject.toml maps models/ to
+# neurodeploy/models in the wheel), else models/ beside the package in a checkout.
+_HERE = Path(__file__).resolve().parent
+MODELS_DIR = next((d for d in (_HERE / "models", _HERE.parent / "models") if d.is_dir()),
+                  _HERE.parent / "models")
 
 # One Loihi 2 chip has 2**20 neurons: a layer (or conv stage) wider than 65,536 is a typo, and
 # would exhaust memory while training on a CPU long before it could be deployed.

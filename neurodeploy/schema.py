@@ -39,9 +39,35 @@ def read_text(path: Path, what: str) -> str:
                         f"{e.start}); save the {what} as UTF-8") from None
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error: PyYAML keeps
+    the last value silently, so `epochs: 40` further down would undo an edit above it."""
+
+
+def _mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":    # `<<: *base` then overriding a key
+            continue                                      # of base repeats it on purpose
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:                         # an unhashable key: PyYAML says so below
+            continue
+        if first is not key_node:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping (line "
+                f"{first.start_mark.line + 1} and line {key_node.start_mark.line + 1}); keep "
+                "one", key_node.start_mark)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def read_yaml(path: Path, what: str):
     try:
-        return yaml.safe_load(read_text(path, what))
+        return yaml.load(read_text(path, what), Loader=_UniqueKeys)   # noqa: S506 (safe)
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     except RecursionError:

@@ -113,7 +113,9 @@ def test_feature_losses_read_the_named_layers_of_an_exported_teacher(byo, tmp_pa
                      "{name: feature_kd}, {name: attention}]}\n")
     assert main(["distill", recipe, "--out", str(tmp_path), "-q"]) == 0
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert ckpt["metrics"]["teacher_test_accuracy"] is not None
+    with np.load(root / "data.npz") as z:       # the .pt2 program is `model`: measured here
+        expected = (model(torch.as_tensor(z["x_test"])).argmax(1).numpy() == z["y_test"]).mean()
+    assert ckpt["metrics"]["teacher_test_accuracy"] == pytest.approx(expected)
     assert ckpt["provenance"]["teacher"]["sha256"] == _sha256(root / "teacher.pt2")
     # the hooked maps and the CAM are the module's own stage outputs, for any batch size
     teacher = teacher_module(root / "teacher.pt2", (1, 8, 8), 10, ["layer1", "layer2"], "fc")

@@ -53,9 +53,21 @@ def test_pricing_is_counts_times_cited_figures(hand):
     assert out["timestep_sweep"][-1]["energy_pj"] == pytest.approx(e["per_inference_pj"])
 
 
-def test_accuracy_by_timestep_reads_the_output_early(hand):
-    _, rec = hand
-    assert accuracy_by_timestep(rec, np.array([0])) == [1.0, 1.0]
+def test_accuracy_by_timestep_reads_the_output_early():
+    """Three classes over four steps, worked out by hand: the answer changes at T' = 2 and 3,
+    so reading one step too early or too late gives another list."""
+    out = np.zeros((3, 4, 3), bool)                # [sample, t, class]
+    out[0, 0, 0] = out[0, 1, 2] = out[0, 2, 2] = True   # label 2: 0, tie -> 0, 2, 2
+    out[1, 0, 1] = out[1, 1, 0] = out[1, 2, 0] = out[1, 3, 1] = True   # label 1: 1, 0, 0, 0
+    labels = np.array([2, 1, 0])                   # sample 2 never spikes: class 0 (ties low)
+    rec = SpikeRecord("hand", np.zeros((3, 4, 1), bool), [out], ["fc0"])
+    assert accuracy_by_timestep(rec, labels) == pytest.approx([2 / 3, 1 / 3, 2 / 3, 2 / 3])
+    volts = np.zeros((3, 4, 3), np.int64)          # a readout layer: summed voltage decides
+    volts[0, :, 2] = [-5, 1, 1, 1]                 # sums -5, -4, -3, -2 against class 0's 0
+    volts[1, :, 1] = [3, -4, 0, 0]                 # 3, -1, -1, -1
+    volts[2, :, 0] = [0, 0, 0, 9]
+    readout = SpikeRecord("hand", rec.inputs, [np.zeros_like(out)], ["fc0"], readout=volts)
+    assert accuracy_by_timestep(readout, labels) == pytest.approx([2 / 3, 1 / 3, 1 / 3, 1 / 3])
 
 
 def test_resource_estimate_says_when_a_network_does_not_fit():

@@ -2,6 +2,7 @@
 and training that survives kill -9 (issue 10)."""
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -262,23 +263,45 @@ def test_teacher_training_resumes_after_a_kill(tmp_path):
         train_teacher(fresh(), x, y, x, y, checkpoint=tmp_path / "t.pt", key="other", **kw)
 
 
+# The real command, paused right after it saved its first teacher state: the test kills it
+# there, on an event, not after a guessed delay (a loaded machine cannot make it miss).
+PAUSED_DISTILL = """
+import sys
+import neurodeploy.distill.train as train
+from neurodeploy.cli import main
+save = train._save_state
+def save_then_pause(path, *args, **kwargs):
+    save(path, *args, **kwargs)
+    if path is not None and path.name == "teacher_state.pt":
+        print("saved", flush=True)
+        sys.stdin.readline()          # blocks until killed
+train._save_state = save_then_pause
+sys.exit(main(sys.argv[1:]))
+"""
+HANG_S = 600        # limits that only catch a hang, never a slow machine
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_killed_distillation_resumes_teacher_and_student(tmp_path, sig):
     recipe = tmp_path / "slow.yaml"
     recipe.write_text(TINY.replace("epochs: 2}", "epochs: 6}"))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "neurodeploy.cli", "distill", str(recipe), "--out", str(out),
-           "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (out / "teacher_state.pt").exists() and proc.poll() is None \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
+    args = ["distill", str(recipe), "--out", str(out), "-q"]
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_DISTILL, *args], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], HANG_S)
+        assert ready and proc.stdout.readline() == "saved\n", proc.stderr.read()[-2000:]
+        proc.send_signal(sig)
+        proc.wait(timeout=HANG_S)
+    finally:
+        proc.kill()
+        proc.communicate()
     assert proc.returncode != 0 and not (out / "checkpoint.pt").exists()
-    assert (out / "teacher_state.pt").exists()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert torch.load(out / "teacher_state.pt", weights_only=True)["epoch"] == 0
+    cmd = [sys.executable, "-m", "neurodeploy.cli", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert len(ckpt["metrics"]["student_val_curve"]) == 6

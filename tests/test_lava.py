@@ -190,12 +190,29 @@ def test_conv_networks_match_lava_bit_for_bit(groups, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_lava_run_past_its_timeout_is_stopped_and_reported(tmp_path):
+class _Clock:
+    """A monotonic clock that advances one second per reading: the timeout fires at a known
+    chunk, however fast or loaded the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_a_lava_run_past_its_timeout_is_stopped_and_reported(tmp_path, monkeypatch):
+    import neurodeploy.backends.lava as lava_backend
+    from neurodeploy import compat
     rng = np.random.default_rng(7)
     write_netx(random_net(rng, [8, 4], [CubaParams(100, 100, 50)]), tmp_path / "n.net")
     spikes = (rng.random((400, 16, 8)) < 0.3).astype(np.uint8)
-    with pytest.raises(LavaTimeout, match=r"exceeded its 0\.5 s timeout after \d+ of 400 samples"):
-        simulate_lava(tmp_path / "n.net", spikes, progress=False, timeout_s=0.5, chunk_steps=16)
+    monkeypatch.setattr(lava_backend, "time", _Clock())
+    # readings: start 1, then 2 and 3 before the first two one-sample chunks, 4 > 1 + 2.5
+    with pytest.raises(LavaTimeout, match=r"exceeded its 2\.5 s timeout after 2 of 400 samples"):
+        simulate_lava(tmp_path / "n.net", spikes, progress=False, timeout_s=2.5, chunk_steps=16)
+    assert not compat._live, "the timed-out runtime was not stopped"
 
 
 def test_readout_voltages_match_lava(tmp_path):
@@ -216,3 +233,21 @@ def test_readout_voltages_match_lava(tmp_path):
     np.testing.assert_array_equal(lava.readout, exact.readout)
     np.testing.assert_array_equal(emulated.readout, exact.readout)
     assert (lava.predictions == exact.readout.sum(1).argmax(1)).all()
+
+
+def test_simulate_without_a_terminal_prints_a_line_per_chunk(tmp_path, capsys):
+    """No progress bar in a log or CI (stderr is no terminal), yet a long Lava run is never
+    silent: one plain line per finished chunk, none with -q."""
+    from pathlib import Path
+    from neurodeploy.cli import main
+    net = Path(__file__).parent.parent / "export" / "digits" / "network.net"
+    args = ["simulate", str(net), "--backend", "lava", "--samples", "5", "--chunk", "2"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err          # plain lines, no bar
+    done = [line for line in err.splitlines() if line.startswith("chunk ")]
+    assert [line.split(" done")[0] for line in done] == ["chunk 1/3", "chunk 2/3", "chunk 3/3"]
+    assert "samples 4..4" in done[-1] and "5/5 simulated" in done[-1]
+    assert "about" in done[0] and "left" in done[0]
+    assert main([*args, "--out", str(tmp_path / "q"), "-q"]) == 0
+    assert capsys.readouterr().err == ""

@@ -1,4 +1,6 @@
 """The distillation losses: each reduces to what its paper says in the limiting cases."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,7 +55,12 @@ def test_nld_reduces_to_logit_kd_without_noise(batch):
 def test_recipes_compose_the_new_losses(batch):
     loss = build_loss([{"name": "full_range_kd", "alpha": 0.2, "beta": 0.5, "temperature": 3},
                        {"name": "nld", "weight": 0.5, "variant": "code"}], "recipe")
-    assert torch.isfinite(loss(**batch))
+    torch.manual_seed(1)                 # nld draws its noise: the same draw on both sides
+    composed = loss(**batch)
+    torch.manual_seed(1)
+    by_hand = (LOSSES["full_range_kd"](**batch, alpha=0.2, beta=0.5, temperature=3)
+               + 0.5 * LOSSES["nld"](**batch, variant="code"))
+    assert composed > 0 and torch.allclose(composed, by_hand)
     with pytest.raises(UserError, match="unknown parameter"):
         build_loss([{"name": "nld", "lambda": 1}], "recipe")
     with pytest.raises(UserError, match="variant must be"):
@@ -102,10 +109,22 @@ def test_feature_losses_train_a_conv_student_from_a_cnn_teacher(tmp_path):
         {"channels": 6, "kernel": 3, "stride": 2, "padding": 1}])
     loss = build_loss([{"name": "ce"}, {"name": "attention"}, {"name": "samd"}], "recipe")
     assert loss.needs_features
+    initial = copy.deepcopy(student.state_dict())
     hist = distill_student(student, teacher, loss, train_spikes=spikes, train_x=x, train_y=y,
                            val_spikes=spikes, val_y=y, epochs=2, lr=0.01, batch_size=8, seed=0,
                            progress=False)
     assert len(hist.train_loss) == 2 and all(torch.isfinite(torch.tensor(hist.train_loss)))
+    # the feature terms reach the student: the same run with CE alone trains other weights
+    ce_only = SpikingNet((1, 8, 8), 3, [p, p, p], conv=[
+        {"channels": 4, "kernel": 3, "stride": 2, "padding": 1},
+        {"channels": 6, "kernel": 3, "stride": 2, "padding": 1}])
+    ce_only.load_state_dict(initial)
+    ce_hist = distill_student(ce_only, teacher, build_loss([{"name": "ce"}], "recipe"),
+                              train_spikes=spikes, train_x=x, train_y=y, val_spikes=spikes,
+                              val_y=y, epochs=2, lr=0.01, batch_size=8, seed=0, progress=False)
+    assert all(a > b for a, b in zip(hist.train_loss, ce_hist.train_loss))
+    assert any(not torch.equal(a, b) for a, b in zip(student.state_dict().values(),
+                                                      ce_only.state_dict().values()))
     mlp = torch.nn.Linear(64, 3)
     with pytest.raises(UserError, match="needs an ANN conv teacher"):
         distill_student(student, mlp, loss, train_spikes=spikes, train_x=x, train_y=y,
@@ -133,7 +152,9 @@ def test_feature_kd_learns_its_regressor_with_the_student(tmp_path):
                     train_x=x, train_y=y, val_spikes=spikes, val_y=y, epochs=1, lr=0.01,
                     batch_size=8, seed=0, checkpoint=tmp_path / "s.pt", progress=False)
     assert any(not torch.equal(a, b) for a, b in zip(before, loss.parameters()))
-    assert torch.load(tmp_path / "s.pt", weights_only=True)["loss"] is not None
+    saved = torch.load(tmp_path / "s.pt", weights_only=True)["loss"]   # the trained regressor
+    assert saved.keys() == loss.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in loss.state_dict().items())
 
 
 def test_feature_kd_without_conv_networks_is_a_user_error():

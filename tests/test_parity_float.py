@@ -168,14 +168,26 @@ def test_read_reference_derives_predictions_from_counts(tmp_path):
 def test_float_against_lava_on_a_few_samples(tmp_path):
     """Lava really runs: the float side compared with the referee, as report.json does."""
     pytest.importorskip("lava")
-    _net_file(tmp_path)
-    np.savez(tmp_path / "x.npz", x=_spikes(3, 6).astype(np.uint8), y=np.arange(3))
+    net = _student(readout=True).to_integer()    # float and exact voltages differ a little
+    write_netx(net, tmp_path / "n.net")
+    spikes, labels = _spikes(6, 6), np.arange(6) % 5
+    np.savez(tmp_path / "x.npz", x=spikes.astype(np.uint8), y=labels)
     assert main(["parity", str(tmp_path / "n.net"), "--backends", "float,torch,lava", "--data",
                  str(tmp_path / "x.npz"), "--out", str(tmp_path / "p"), "-q"]) == 0
     result = json.loads((tmp_path / "p" / "parity.json").read_text())
     assert result["comparisons"][0]["spike_mismatches"] == 0
     lava = [s for s in result["source"] if "lava" in s["backends"][1].lower()]
-    assert lava and 0 <= lava[0]["prediction_agreement"] <= 1
+    assert len(lava) == 1
+    # Lava computes what the exact mode computes, so float-vs-Lava is float-vs-exact, which is
+    # computed here from the two records, not taken from parity.json
+    floated, exact = simulate_float(net, spikes), simulate_torch(net, spikes)
+    assert lava[0]["prediction_agreement"] == (floated.predictions == exact.predictions).mean()
+    expected = compare_source(floated, exact, labels)
+    assert lava[0]["layers"] == json.loads(json.dumps(expected["layers"]))
+    assert lava[0]["accuracy"]["float"] == floated.accuracy(labels)
+    difference = lava[0]["readout_voltage_relative_difference"]
+    assert difference > 0 and difference == pytest.approx(
+        expected["readout_voltage_relative_difference"], rel=1e-9)
 
 
 def test_parity_of_a_foreign_graph_compares_its_float_semantics_with_the_deployment(tmp_path):

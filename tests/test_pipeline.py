@@ -39,9 +39,20 @@ def test_run_writes_every_artifact(tiny_run):
 
 
 def test_report_contract(tiny_run):
+    from neurodeploy.backends.torch_exact import simulate_torch
+    from neurodeploy.netx import read_netx
+    from neurodeploy.pipeline import encoded_test_split
     report = json.loads((tiny_run / "report.json").read_text())
     assert set(report["accuracy"]) >= {"teacher", "student_torch", "student_lava"}
-    assert all(0 <= v <= 1 for v in report["accuracy"].values())
+    # the deployed file on its test split, measured here in the exact mode
+    net, meta = read_netx(tiny_run / "network.net")
+    spikes, labels = encoded_test_split(meta)
+    measured = simulate_torch(net, spikes).accuracy(labels)
+    assert measured > 0.5                           # trained: chance is 0.1
+    assert report["accuracy"]["student_torch"] == measured
+    assert report["accuracy"]["student_lava"] == measured    # 0 mismatches: the same answers
+    ckpt = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    assert report["accuracy"]["teacher"] == ckpt["metrics"]["teacher_test_accuracy"] > 0.5
     assert report["parity"]["spike_mismatches"] == 0
     assert report["parity"]["prediction_agreement"] == 1.0
     assert report["timesteps"] == 8 and report["samples"] == 360

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from neurodeploy.backends.emulator import simulate_emulator
+from neurodeploy.backends.float_mode import simulate_float
 from neurodeploy.backends.record import provenance
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
@@ -24,14 +25,17 @@ from neurodeploy.report.summary import report
 P = CubaParams(1024, 256, 128)
 
 
+def _inputs():
+    return np.random.default_rng(1).random((12, 8, 20)) < 0.4, np.arange(12) % 5
+
+
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     torch.manual_seed(0)
     net = SpikingNet((20,), 5, [P, P], hidden=[16]).to_integer()
     write_netx(net, tmp / "network.net")
-    spikes = np.random.default_rng(1).random((12, 8, 20)) < 0.4
-    labels = np.arange(12) % 5
+    spikes, labels = _inputs()
     ref = simulate_torch(net, spikes)
     deployed = simulate_emulator(tmp / "network.net", spikes, progress=False)
     synapses = int(sum((layer.weight != 0).sum() for layer in net.layers))
@@ -49,8 +53,12 @@ def test_report_json_has_float_parity_and_neurobench(made):
     tmp, result, net = made
     read_report(tmp / "report.json")                  # the schema still accepts it
     source = result["source_parity"]
-    assert source["backends"][0] == "float" and 0 <= source["prediction_agreement"] <= 1
-    assert result["accuracy"]["student_float"] == source["accuracy"]["float"]
+    spikes, labels = _inputs()
+    floated = simulate_float(net, spikes)
+    deployed = simulate_emulator(tmp / "network.net", spikes, progress=False)
+    assert source["backends"] == ["float", deployed.backend]
+    assert source["prediction_agreement"] == (floated.predictions == deployed.predictions).mean()
+    assert result["accuracy"]["student_float"] == floated.accuracy(labels)
     nb = result["neurobench"]
     assert nb["SynapticOperations"]["Effective_ACs"] == pytest.approx(
         sum(map(sum, result["counts"]["synaptic_ops"])))
@@ -79,6 +87,25 @@ def test_page_headline_labels_resources_provenance_and_links(made):
     assert "network.net" in links and "report.json" in links
     assert "checkpoint.pt" not in links               # not there: no dead link
     assert all((tmp / link).exists() for link in links)
+
+
+def test_float_parity_measures_the_deployed_record(made):
+    """A deployed record whose outputs moved away from the model as trained shows it: agreement,
+    accuracies and where divergence starts, as computed here from the two records."""
+    tmp, _, net = made
+    spikes, labels = _inputs()
+    deployed = simulate_emulator(tmp / "network.net", spikes, progress=False)
+    out = deployed.layers[-1] = deployed.layers[-1].copy()
+    out[:5] = False
+    out[:5, :, 4] = True                               # samples 0-4 now predict class 4
+    floated = simulate_float(net, spikes)
+    source = report(net, simulate_torch(net, spikes), deployed, labels, "loihi1-davies2018",
+                    extra={"recipe": "tiny", "backend": deployed.backend})["source_parity"]
+    agreement = (floated.predictions == deployed.predictions).mean()
+    assert 0 < agreement < 1 and source["prediction_agreement"] == agreement
+    assert source["accuracy"] == {"float": floated.accuracy(labels),
+                                  deployed.backend: deployed.accuracy(labels)}
+    assert source["divergence_starts_at"] == "fc1"
 
 
 @pytest.mark.parametrize("snn, ann, text", [(46.0, 1.0, "ANN is 46x cheaper"),

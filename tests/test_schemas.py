@@ -19,7 +19,7 @@ from neurodeploy.energy import PRESETS, load_preset
 from neurodeploy.energy.ann import ann_baselines
 from neurodeploy.energy.estimate import price
 from neurodeploy.errors import UserError
-from neurodeploy.pipeline import priced, reprice
+from neurodeploy.pipeline import reprice
 from neurodeploy.recipe import MODELS_DIR, load_recipe, recipe_from_dict
 
 SHIPPED = sorted(MODELS_DIR.glob("*.yaml"))
@@ -273,15 +273,50 @@ def _strict_json(path: Path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+def _priced_by_hand(report: dict, p) -> dict:
+    """The small report priced from estimate.py's formula, written out here (not `priced`):
+    E_t = sum of counts x pJ figures + static W x t_step; t_step = the slowest layer's work +
+    barrier (each of its two tiny layers is one core under every mapping)."""
+    c = report["counts"]
+    kinds = {"synaptic_ops": "synaptic_op", "neuron_active": "neuron_active",
+             "neuron_inactive": "neuron_inactive", "spikes": "spike_out"}
+    layers, steps = range(2), range(3)
+    dynamic = [sum(c[k][i][t] * getattr(p, f"{f}_pj") for k, f in kinds.items() for i in layers)
+               for t in steps]
+    step_ns = [max(sum(c[k][i][t] * getattr(p, f"{f}_ns") for k, f in kinds.items())
+                   for i in layers) + p.barrier_ns for t in steps]
+    static = [p.static_w * ns * 1e3 for ns in step_ns]               # W x ns = 1e3 pJ
+    latency = p.synaptic_op_ns > 0
+    total = [d + s for d, s in zip(dynamic, static)]
+    return {"energy": {"dynamic_pj": sum(dynamic), "static_pj": sum(static),
+                       "per_inference_pj": sum(total),
+                       "latency_us": sum(step_ns) / 1e3 if latency else None},
+            "per_timestep": [{"energy_pj": total[t], "dynamic_pj": dynamic[t],
+                              "static_pj": static[t],
+                              "step_us": step_ns[t] / 1e3 if latency else None} for t in steps],
+            "timestep_sweep": [{"T": t + 1, "accuracy": report["accuracy_by_timestep"][t],
+                                "energy_pj": sum(total[:t + 1]),
+                                "latency_us": sum(step_ns[:t + 1]) / 1e3 if latency else None}
+                               for t in steps]}
+
+
+def _close(got: dict, want: dict) -> bool:
+    return all(got[k] == pytest.approx(v, rel=1e-12) if v is not None else got[k] is None
+               for k, v in want.items())
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_repricing_gives_the_same_numbers_as_before(tmp_path, capsys, report_file, name):
-    """Validation changes nothing for a valid report: the CLI's numbers are `priced`'s."""
+def test_repricing_gives_the_numbers_of_the_formula(tmp_path, capsys, report_file, name):
+    """Every built-in preset through the CLI: each figure of energy-<preset>.json against the
+    formula applied by hand to the report's counts."""
     assert main(["energy", str(report_file), "--preset", name, "--out", str(tmp_path)]) == 0
     written = _strict_json(tmp_path / f"energy-{name}.json")
-    expected = json.loads(json.dumps(priced(small_report(), PRESETS[name])))
-    assert written["energy"] == expected["energy"]
-    assert written["per_timestep"] == expected["per_timestep"]
-    assert written["timestep_sweep"] == expected["timestep_sweep"]
+    expected = _priced_by_hand(small_report(), PRESETS[name])
+    assert written["energy"]["preset"] == name and _close(written["energy"], expected["energy"])
+    assert len(written["per_timestep"]) == len(written["timestep_sweep"]) == 3
+    for got, want in zip(written["per_timestep"] + written["timestep_sweep"],
+                         expected["per_timestep"] + expected["timestep_sweep"]):
+        assert _close(got, want), (got, want)
 
 
 def test_repriced_numbers_by_hand():

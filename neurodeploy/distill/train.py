@@ -61,11 +61,20 @@ def barrier() -> None:
         dist.barrier()
 
 
-def _device() -> torch.device:
-    """This rank's accelerator when torch sees one, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
+def _device(device: str | torch.device | None = None) -> torch.device:
+    """Where to train: `device` (a bare "cuda" is this rank's GPU), by default this rank's
+    accelerator when torch sees one, else the CPU. Under torchrun the device must be the
+    process group's (nccl on CUDA, gloo on the CPU), or DDP fails deep inside torch."""
+    auto = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) \
+        if torch.cuda.is_available() else torch.device("cpu")
+    chosen = auto if device is None else torch.device(device)
+    if chosen.type == "cuda" and chosen.index is None:
+        chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if init_distributed()[1] > 1 and chosen.type != auto.type:
+        raise UserError(f"--device {device}: under torchrun the device follows the process "
+                        f"group, which uses {auto.type} here; leave --device out (or hide the "
+                        "GPUs with CUDA_VISIBLE_DEVICES= to train on the CPU)")
+    return chosen
 
 
 def _check_divides(batch_size: int, world: int, field_name: str) -> None:
@@ -154,9 +163,10 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
                   batch_size: int, seed: int, progress: bool = True,
                   checkpoint: Path | None = None, key: str | None = None,
                   weight_decay: float = 0.0, augment: str = "none", schedule: str = "constant",
-                  image_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, History]:
+                  image_shape: tuple[int, ...] | None = None,
+                  device: str | None = None) -> tuple[nn.Module, History]:
     """An ANN teacher on labels (AdamW; optional augmentation of image inputs and a per-batch
-    lr schedule); resumable from `checkpoint` like the student."""
+    lr schedule); resumable from `checkpoint` like the student. `device`: see _device."""
     rank, world = init_distributed()
     _check_divides(batch_size, world, "teacher.batch_size")
     if augment != "none" and (image_shape is None or len(image_shape) != 3):
@@ -164,7 +174,7 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
                         f"samples have shape {image_shape}; set teacher.augment: none")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    device = _device()
+    device = _device(device)
     model = model.to(device)
     x, y = torch.as_tensor(x_train), torch.as_tensor(y_train)
     xv, yv = torch.as_tensor(x_val), torch.as_tensor(y_val)
@@ -261,16 +271,17 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                     train_x, train_y, val_spikes, val_y, epochs: int, lr: float,
                     batch_size: int, seed: int, weight_decay: float = 0.0,
                     checkpoint: Path | None = None, progress: bool = True,
-                    key: str | None = None, validate_every: int = 1) -> History:
+                    key: str | None = None, validate_every: int = 1,
+                    device: str | None = None) -> History:
     """Distill `teacher` (reads analog features) into `student` (reads spikes).
 
     The deployed (exact-mode) validation accuracy is measured every `validate_every` epochs
-    and after the last one; the best validated epoch is kept."""
+    and after the last one; the best validated epoch is kept. `device`: see _device."""
     rank, world = init_distributed()
     _check_divides(batch_size, world, "distill.batch_size")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    device = _device()
+    device = _device(device)
     student.to(device)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)

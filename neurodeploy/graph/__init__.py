@@ -5,7 +5,8 @@ import nir
 from neurodeploy.errors import UserError
 from neurodeploy.graph.importer import import_graph
 from neurodeploy.netx.hdf5 import check_deployable
-from neurodeploy.graph.nir_io import DT, from_nir, graph_metadata, read_nir, to_nir, write_nir
+from neurodeploy.graph.nir_io import (DT, flatten, from_nir, graph_metadata, read_nir, to_nir,
+                                       write_nir)
 from neurodeploy.neurons import IntNetwork
 
 UNITS = "loihi-integer"
@@ -17,6 +18,7 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
     exactly; float graphs from other tools are quantized, with a report of every rounding.
     A graph that carries our metadata but lost metadata/units is refused: re-quantizing it
     would silently deploy other weights than the ones it was exported with."""
+    graph = flatten(graph, source)
     units = (graph.metadata or {}).get("units")
     if isinstance(units, bytes):
         units = units.decode(errors="replace")
@@ -37,5 +39,30 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
     return import_graph(graph, source, dt)
 
 
-__all__ = ["DT", "from_nir", "graph_metadata", "import_graph", "lower_nir", "read_nir",
+RESET_NOTE = ("NIR has no field for the reset mechanism, so the file cannot say how it was "
+              "trained: reset to zero is assumed (v <- 0 after a spike, what Loihi's CUBA neuron "
+              "and netx run); a model trained with reset by subtraction (snnTorch's default) "
+              "deploys as reset-to-zero, and Loihi via netx cannot run subtraction "
+              "(`parity --backends float,...` shows how many predictions that changes)")
+
+
+def reset_assumption(path_or_graph, source: str = "<graph>") -> str | None:
+    """RESET_NOTE for a foreign NIR graph with spiking neurons; None for our own exports
+    (metadata/reset states it), non-NIR files and graphs without a spiking neuron."""
+    from pathlib import Path
+    graph = path_or_graph
+    if not isinstance(graph, nir.NIRGraph):
+        if Path(graph).suffix != ".nir":
+            return None
+        source, graph = str(graph), read_nir(graph)
+    units = (graph.metadata or {}).get("units")
+    if (units.decode(errors="replace") if isinstance(units, bytes) else units) == UNITS:
+        return None
+    spiking = (nir.CubaLIF, nir.LIF, nir.IF)
+    if not any(isinstance(n, spiking) for n in flatten(graph, source).nodes.values()):
+        return None
+    return f"{source}: {RESET_NOTE}"
+
+
+__all__ = ["DT", "RESET_NOTE", "flatten", "reset_assumption", "from_nir", "graph_metadata", "import_graph", "lower_nir", "read_nir",
            "to_nir", "write_nir"]

@@ -28,7 +28,7 @@ Other structures (branches, skip connections, loops through other layers) are re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nir
 import numpy as np
@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from neurodeploy.errors import UserError
-from neurodeploy.graph.nir_io import (graph_dt, groups, not_a_chain, numbers, pair,
-                                       recurrent_loops, shape_of)
+from neurodeploy.graph.nir_io import (DT, flatten, graph_dt, groups, not_a_chain, numbers,
+                                       pair, recurrent_loops, shape_of)
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX
 
@@ -115,11 +115,17 @@ def chain(graph: nir.NIRGraph, source: str,
 
 
 def infer_dt(graph: nir.NIRGraph, dt: float | None, source: str) -> float:
+    """The time step: given, from the metadata, from r = tau/dt, or DT where no node decays
+    (IF neurons only, such as Sinabs's N-MNIST CNN of the NIR paper: v <- v + r x does not
+    read dt, so any value lowers to the same network and demanding --dt would be noise)."""
     if dt is not None:
         return float(dt)
     given = graph_dt(graph, source)
     if given is not None:
         return given
+    if not any(isinstance(node, (nir.CubaLIF, nir.LIF, nir.CubaLI, nir.LI))
+               for node in graph.nodes.values()):
+        return DT
     candidates = set()
     for name, node in graph.nodes.items():
         if isinstance(node, (nir.CubaLIF, nir.LIF)):
@@ -343,7 +349,17 @@ def _synapse(block: list[tuple[str, nir.NIRNode]], in_shape: tuple[int, ...], so
 
 def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
                  dt: float | None = None) -> tuple[IntNetwork, list[dict]]:
-    """Lower a float NIR graph to Loihi integers; returns the network and a quantization report."""
+    """Lower a float NIR graph to Loihi integers; returns the network and a quantization report.
+
+    numpy's overflow warnings are silenced here because every result is checked for
+    finiteness and refused by node name (with a readable span): a user sees one line, not
+    RuntimeWarnings followed by infinities rounded to int64's minimum."""
+    with np.errstate(all="ignore"):
+        return _import_graph(graph, source, dt)
+
+
+def _import_graph(graph: nir.NIRGraph, source: str, dt: float | None):
+    graph = flatten(graph, source)
     dt = infer_dt(graph, dt, source)
     nodes = chain(graph, source, recurrent=True)
     loops = recurrent_loops(graph)[1]
@@ -382,8 +398,27 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
                                 f"{int(np.prod(rec_shape))} values back to the {n} neurons of "
                                 f"'{name}'; fix its weight shape")
             bias = bias + rec_bias      # a constant current on the loop: every step, as bias
+        always_on = bool(np.any(bias)) and neuron.du < 1
+        if always_on:        # the bias as a synapse from a source that spikes every step
+            if conv is not None or (layers and layers[-1].conv is not None):
+                raise UserError(f"{source}: node '{block[0][0]}': a bias into a decaying current "
+                                f"(tau_syn > dt) deploys as a synapse from an always-on neuron, "
+                                "which this importer builds for dense layers only, not around "
+                                "a convolution; remove the bias or set tau_syn = dt")
+            if layers:
+                layers[-1] = _add_always_on(layers[-1], source)
+            else:
+                layers.append(_relay(input_shape))
+            weight = np.concatenate([weight, bias[:, None]], axis=1)
+            bias = np.zeros_like(bias)
         layer, row = _quantize(name, block[0][0], conv, weight, bias, out_shape, neuron, source,
                                readout, recurrent)
+        if always_on:
+            row["bias_as_synapse"] = {
+                "from": layers[-1].name if layers else RELAY,
+                "max_abs_error": float(np.abs(layer.weight[:, -1] / row["scale"]
+                                              - weight[:, -1] * row["row_scale"]).max())}
+        row.pop("row_scale")
         layers.append(layer)
         report.append(row)
         shape, block = layer.shape, []
@@ -393,6 +428,46 @@ def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
         return IntNetwork(input_shape=input_shape, layers=tuple(layers), readout=readout), report
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
+
+
+RELAY = "always_on_input"
+
+
+def _relay(input_shape: tuple[int, ...]) -> IntLayer:
+    """A first layer that repeats each input spike in the same window step (weight 2 over
+    threshold 1, no current or voltage memory) plus one neuron that spikes every step (bias 2,
+    no inputs): the always-on source a bias into the first layer's decaying current needs.
+    Exact in window time; it costs one layer (one chip step of latency), n + 1 neurons and n
+    synapses. An always-on *input channel* would save them but is a contract the netx file
+    cannot state (every runtime would have to append it to the user's inputs)."""
+    n = int(np.prod(input_shape))
+    weight = np.zeros((n + 1, n), dtype=np.int64)
+    weight[np.arange(n), np.arange(n)] = 2
+    bias = np.zeros(n + 1, dtype=np.int64)
+    bias[-1] = 2
+    return IntLayer(weight=weight, params=CubaParams(DECAY_UNITY, DECAY_UNITY, 1), bias=bias,
+                    name=RELAY)
+
+
+def _add_always_on(layer: IntLayer, source: str) -> IntLayer:
+    """`layer` with one more neuron, last, that spikes every step: no input weights, no
+    recurrence, and a bias one above the threshold (after each reset to zero its voltage is
+    the bias again). The next layer reads it as the source of its bias current."""
+    th = int(layer.params.threshold)
+    if th + 1 >= BIAS_MAX + 1:
+        raise UserError(f"{source}: node '{layer.name}': an always-on neuron needs a bias above "
+                        f"its layer's threshold {th}, beyond Loihi's bias range {BIAS_MAX}; "
+                        "remove the next layer's bias or set its tau_syn = dt")
+    m = layer.weight.shape[0]
+    bias = np.zeros(m + 1, dtype=np.int64) if layer.bias is None else np.append(layer.bias, 0)
+    bias[-1] = th + 1
+    recurrent = None
+    if layer.recurrent is not None:
+        recurrent = np.zeros((m + 1, m + 1), dtype=np.int64)
+        recurrent[:m, :m] = layer.recurrent
+    return replace(layer, weight=np.vstack([layer.weight, np.zeros((1, layer.weight.shape[1]),
+                                                                    dtype=np.int64)]),
+                   bias=bias, recurrent=recurrent)
 
 
 def _grid_scale(scale: float, weight, threshold, bias) -> float:
@@ -406,6 +481,12 @@ def _grid_scale(scale: float, weight, threshold, bias) -> float:
                 on(threshold * candidate, 1) and threshold * candidate >= 1)):
             return float(candidate)
     return scale
+
+
+def _span(values) -> str:
+    """[min, max] of float values as a reader wants it (1e+308, not int64's -2**63)."""
+    a = np.asarray(values, dtype=np.float64)
+    return f"[{a.min():.4g}, {a.max():.4g}]" if a.size else "[]"
 
 
 def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron, source,
@@ -438,12 +519,22 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
     if rec_eff is not None and not np.isfinite(rec_eff).all():
         raise UserError(f"{source}: node '{name}': recurrent weights hold NaN or infinity; "
                         "fix the graph")
+    for what, values in (("weights", w_eff), ("biases", v_bias)):
+        if not np.isfinite(values).all():
+            raise UserError(f"{source}: node '{synapse_name}': its {what} "
+                            f"{_span(weight if what == 'weights' else bias)}, times the gain "
+                            f"and threshold of '{name}', overflow float64; rescale the "
+                            "graph's weights, biases or thresholds")
     w_max = max(np.abs(w_eff).max(), 0 if rec_eff is None else np.abs(rec_eff).max())
     if w_max == 0:
         raise UserError(f"{source}: node '{synapse_name}': all weights are zero")
     scale = WEIGHT_MAX / w_max if readout else min(WEIGHT_MAX / w_max, THRESHOLD_MAX / ref)
     if np.any(v_bias):
         scale = min(scale, BIAS_MAX / np.abs(v_bias).max())
+    if not (np.isfinite(scale) and np.finfo(np.float64).tiny < scale):
+        raise UserError(f"{source}: node '{synapse_name}': weights {_span(w_eff)} (with the "
+                        f"gain and threshold of '{name}') span too many orders of magnitude "
+                        "for Loihi's 8-bit weights; rescale the graph's weights")
     both = w_eff.reshape(-1) if rec_eff is None else np.concatenate([w_eff.reshape(-1),
                                                                       rec_eff.reshape(-1)])
     scale = _grid_scale(scale, both, None if readout else ref, v_bias)
@@ -464,7 +555,9 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
         err = np.concatenate([err, (rec_int / scale - rec_eff).reshape(-1)])
     row = {
         "layer": synapse_name, "neurons": name, "scale": float(scale),
-        "weight_rel_rms_error": float(np.sqrt((err ** 2).mean() / (both ** 2).mean())),
+        "row_scale": row_scale,
+        "weight_rel_rms_error": float(np.sqrt(((err / w_max) ** 2).mean()
+                                              / ((both / w_max) ** 2).mean())),
         "weight_max_abs_error": float(np.abs(err).max()),
         "threshold": {"float": float(ref * scale), "int": th_int,
                       "rel_error": float(abs(th_int - ref * scale) / (ref * scale))},

@@ -32,7 +32,7 @@ import numpy as np
 from neurodeploy.errors import UserError, atomic_path
 from neurodeploy.netx.hdf5 import architecture, check_architecture, check_metadata
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
-from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX
+from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 
 DT = 1e-4
 SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "Flatten", "CubaLIF", "CubaLI", "Output")
@@ -162,14 +162,58 @@ def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:
 
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
+    """A .nir file as one flat graph (nested NIRGraph nodes flattened, see `flatten`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such NIR file; run `neurodeploy export` first")
     try:
-        return nir.read(path)
+        graph = nir.read(path)
     except Exception as e:   # nir raises many types for a corrupt or foreign file
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path}: not a readable NIR graph ({reason}); re-export it") from None
+    return flatten(graph, str(path))
+
+
+def flatten(graph: nir.NIRGraph, source: str = "<graph>") -> nir.NIRGraph:
+    """`graph` with every nested NIRGraph node replaced by its own nodes, named
+    'outer.inner' (as snnTorch names the nodes of a flattened RLeaky), so the rest of the
+    lowering sees one flat graph. NIR lets a graph be a node (Spyx and the NIR paper's
+    *_subgraph.nir wrap a recurrent neuron that way); an edge to the nested node enters at its
+    one Input node, an edge from it leaves at its one Output node, and an edge may also name
+    an inner node directly ('outer.inner'). The nested Input/Output nodes are identities and
+    are dropped. A nested graph with several inputs or outputs is refused by name."""
+    if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
+        return graph
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    enter: dict[str, list[str]] = {}      # nested node -> inner nodes its inputs feed
+    leave: dict[str, list[str]] = {}      # nested node -> inner nodes feeding its output
+    for name, node in graph.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            nodes[name] = node
+            continue
+        inner = flatten(node, f"{source}: node '{name}'")
+        ins = [k for k, v in inner.nodes.items() if isinstance(v, nir.Input)]
+        outs = [k for k, v in inner.nodes.items() if isinstance(v, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            raise UserError(f"{source}: nested graph '{name}' has {len(ins)} Input and "
+                            f"{len(outs)} Output nodes; a nested graph deploys with one of each")
+        enter[name] = [f"{name}.{b}" for a, b in inner.edges if a == ins[0]]
+        leave[name] = [f"{name}.{a}" for a, b in inner.edges if b == outs[0]]
+        for k, v in inner.nodes.items():
+            if k not in (ins[0], outs[0]):
+                nodes[f"{name}.{k}"] = v
+        edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in inner.edges
+                  if a != ins[0] and b != outs[0]]
+        if (ins[0], outs[0]) in [tuple(e) for e in inner.edges]:
+            raise UserError(f"{source}: nested graph '{name}' connects its Input straight to "
+                            "its Output; remove the empty nested graph")
+    for pre, post in graph.edges:
+        for a in leave.get(pre, [pre]):
+            for b in enter.get(post, [post]):
+                edges.append((a, b))
+    return nir.NIRGraph(nodes=nodes, edges=list(dict.fromkeys(edges)),
+                        metadata=dict(graph.metadata or {}), type_check=False)
 
 
 def graph_metadata(graph: nir.NIRGraph, source: str = "<graph>") -> dict:
@@ -287,6 +331,21 @@ def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -
         raise UserError(f"{source}: node '{name}': {e}") from None
 
 
+def _on_grid(w: np.ndarray, node_name: str, source: str) -> np.ndarray:
+    """Weights of a graph in Loihi units, refused when infinite or beyond the 8-bit range
+    before any arithmetic: 1e300 - round(1e300) and casting it to int64 would print numpy
+    RuntimeWarnings and report a span of [-2**63, ...]."""
+    if w.size and not (np.isfinite(w).all() and WEIGHT_MIN <= w.min()
+                       and w.max() <= WEIGHT_MAX):
+        finite = w[np.isfinite(w)]
+        span = (f"[{w.min():.4g}, {w.max():.4g}]" if finite.size == w.size else
+                f"{w.size - finite.size} infinite value(s)")
+        raise UserError(f"{source}: node '{node_name}': weights hold {span}, outside Loihi's "
+                        f"[{WEIGHT_MIN}, {WEIGHT_MAX}]; re-export the graph with `neurodeploy "
+                        "export`")
+    return w
+
+
 def _recurrent(graph, neuron: str, loop: list[str] | None, conv, source) -> np.ndarray | None:
     """A layer's recurrent integer weights from its loop `neuron -> Linear -> neuron`."""
     if loop is None:
@@ -297,7 +356,7 @@ def _recurrent(graph, neuron: str, loop: list[str] | None, conv, source) -> np.n
         raise UserError(f"{source}: recurrent edge through {', '.join(repr(n) for n in loop)} "
                         f"onto '{neuron}' cannot be mapped: a spiking dense layer takes its own "
                         "spikes back through one Affine/Linear node (netx dense_rec)")
-    w = numbers(node.weight, loop[0], "weight", source)
+    w = _on_grid(numbers(node.weight, loop[0], "weight", source), loop[0], source)
     if not np.all(np.abs(w - np.round(w)) <= 1e-6):
         raise UserError(f"{source}: node '{loop[0]}': recurrent weights are not integers; "
                         "quantize the graph to Loihi's 8-bit grid before lowering")
@@ -358,8 +417,8 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
             raise UserError(f"{source}: node '{neuron_name}' (CubaLI, non-spiking) can only be "
                             "the last layer, right before the Output; fix the graph")
         seen.add(neuron_name)
-        w = numbers(synapse.weight, name, "weight", source)
-        if not np.all(np.abs(w - np.round(w)) <= 1e-6):      # inf and NaN are refused too
+        w = _on_grid(numbers(synapse.weight, name, "weight", source), name, source)
+        if not np.all(np.abs(w - np.round(w)) <= 1e-6):
             raise UserError(f"{source}: node '{name}': weights are not integers; quantize the "
                             "graph to Loihi's 8-bit grid before lowering")
         bias = getattr(synapse, "bias", None)

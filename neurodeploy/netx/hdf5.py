@@ -19,8 +19,10 @@ Reading also refuses what netx would drop or cannot build (see _neuron_params, N
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -501,6 +503,31 @@ def check_architecture(net: IntNetwork, meta: dict, source: str) -> None:
                         f"the file was altered: {REEXPORT}")
 
 
+# What h5py raises, anywhere while reading, on a damaged file: a broken B-tree is a
+# RuntimeError ("Unable to get group info"), a broken attribute type a TypeError.
+H5PY_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str | Path, fix: str) -> Iterator[h5py.File]:
+    """The one way a user's HDF5 file is opened for reading: whatever h5py raises on a damaged
+    file, while opening or while reading inside the block, becomes one line naming the file
+    and `fix`, never a traceback."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise UserError(f"{path}: not a readable HDF5 netx file ({e}); {fix}") from None
+    try:
+        with f:
+            yield f
+    except UserError:
+        raise
+    except H5PY_ERRORS as e:
+        raise UserError(f"{path}: the HDF5 file is damaged ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:80] if str(e) else 'unreadable'}); {fix}") \
+            from None
+
+
 def read_netx(path: str | Path,
               input_shape: tuple[int, ...] | None = None) -> tuple[IntNetwork, dict]:
     """Read a netx file into an `IntNetwork` plus the metadata we stored (empty if foreign).
@@ -512,67 +539,58 @@ def read_netx(path: str | Path,
     if not path.is_file():
         raise UserError(f"{path}: no such network file; run `neurodeploy export` first")
     from neurodeploy.netx.sdnn import uses_sdnn
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise UserError(f"{path}: not a readable HDF5 netx file ({e}); re-export it") from None
-    try:
-        with f:
-            if uses_sdnn(f):
-                raise UserError(f"{path}: a sigma-delta (SDNN) network, not a CUBA one: run it "
-                                "with `neurodeploy simulate|parity|inspect` and --data frames.npz")
-            groups = f.get("layer")
-            if not isinstance(groups, h5py.Group):
-                raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
-            metadata = _metadata(f, path)
-            given = tuple(input_shape) if input_shape else None
-            input_shape, layers, shape = None, [], given
-            for i in range(len(groups)):
-                g = groups.get(str(i))
-                if not isinstance(g, h5py.Group):
-                    raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
-                                    f"'{i}' is missing")
-                where = f"{path}: layer {i}"
-                kind = _text(g, "type", where)
-                if kind == "input" and "neuron" not in g and i == 0:
-                    input_shape = shape = _shape(g, where)
-                elif kind == "input" and i == 0:
-                    layers.append(_read_input(g, "input", where))
-                    input_shape = shape = layers[-1].shape
-                elif kind == "flatten":
-                    shape = (int(np.prod(shape)),) if shape else shape
-                elif kind in ("dense", "dense_rec", "conv") and ("neuron" in g or kind != "conv"):
-                    if kind != "conv" and shape is not None and len(shape) == 3:
-                        raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
-                                        f"'flatten' layer before it (netx connects no other way);"
-                                        f" {REEXPORT}")
-                    name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
-                    if "neuron" not in g and "architecture" in metadata:
-                        raise UserError(f"{where}: the {kind} layer has no 'neuron' group, which "
-                                        f"`neurodeploy export` always writes: the file was "
-                                        f"altered; {REEXPORT}")
-                    layers.append(_read_layer(g, kind, shape, name, where))
-                    shape = layers[-1].shape
-                elif kind == "conv":
-                    raise UserError(f"{where}: the conv layer has no 'neuron' group, which netx "
-                                    f"0.6.0 cannot build (it has a default for dense layers "
-                                    f"only); {REEXPORT}")
-                elif kind == "?":
-                    raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
-                elif kind in NETX_CANNOT:
-                    raise UserError(f"{where}: layer type {kind!r} is not supported: lava-dl 0.6.0's "
-                                    f"netx cannot build it; {NETX_CANNOT[kind]}")
-                elif kind == "input":
-                    raise UserError(f"{where}: an 'input' layer must be layer 0 (netx feeds the "
-                                    f"network through it); {REEXPORT}")
-                else:
-                    raise UserError(f"{where}: layer type {kind!r} is not supported (supported: "
-                                    "input, dense, dense_rec and conv with CUBA/LOIHI neurons, "
-                                    "flatten)")
-    except (OSError, RuntimeError, KeyError) as e:  # damaged HDF5 structure (h5py's own errors)
-        raise UserError(f"{path}: the HDF5 file is damaged ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:80] if str(e) else 'unreadable'}); "
-                        f"{REEXPORT}") from None
+    with open_hdf5(path, REEXPORT) as f:
+        if uses_sdnn(f):
+            raise UserError(f"{path}: a sigma-delta (SDNN) network, not a CUBA one: run it "
+                            "with `neurodeploy simulate|parity|inspect` and --data frames.npz")
+        groups = f.get("layer")
+        if not isinstance(groups, h5py.Group):
+            raise UserError(f"{path}: no 'layer' group, so not a netx network; re-export it")
+        metadata = _metadata(f, path)
+        given = tuple(input_shape) if input_shape else None
+        input_shape, layers, shape = None, [], given
+        for i in range(len(groups)):
+            g = groups.get(str(i))
+            if not isinstance(g, h5py.Group):
+                raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1}; "
+                                f"'{i}' is missing")
+            where = f"{path}: layer {i}"
+            kind = _text(g, "type", where)
+            if kind == "input" and "neuron" not in g and i == 0:
+                input_shape = shape = _shape(g, where)
+            elif kind == "input" and i == 0:
+                layers.append(_read_input(g, "input", where))
+                input_shape = shape = layers[-1].shape
+            elif kind == "flatten":
+                shape = (int(np.prod(shape)),) if shape else shape
+            elif kind in ("dense", "dense_rec", "conv") and ("neuron" in g or kind != "conv"):
+                if kind != "conv" and shape is not None and len(shape) == 3:
+                    raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
+                                    f"'flatten' layer before it (netx connects no other way);"
+                                    f" {REEXPORT}")
+                name = f"{'conv' if kind == 'conv' else 'fc'}{len(layers)}"
+                if "neuron" not in g and "architecture" in metadata:
+                    raise UserError(f"{where}: the {kind} layer has no 'neuron' group, which "
+                                    f"`neurodeploy export` always writes: the file was "
+                                    f"altered; {REEXPORT}")
+                layers.append(_read_layer(g, kind, shape, name, where))
+                shape = layers[-1].shape
+            elif kind == "conv":
+                raise UserError(f"{where}: the conv layer has no 'neuron' group, which netx "
+                                f"0.6.0 cannot build (it has a default for dense layers "
+                                f"only); {REEXPORT}")
+            elif kind == "?":
+                raise UserError(f"{where}: 'type' is missing or not text; {REEXPORT}")
+            elif kind in NETX_CANNOT:
+                raise UserError(f"{where}: layer type {kind!r} is not supported: lava-dl 0.6.0's "
+                                f"netx cannot build it; {NETX_CANNOT[kind]}")
+            elif kind == "input":
+                raise UserError(f"{where}: an 'input' layer must be layer 0 (netx feeds the "
+                                f"network through it); {REEXPORT}")
+            else:
+                raise UserError(f"{where}: layer type {kind!r} is not supported (supported: "
+                                "input, dense, dense_rec and conv with CUBA/LOIHI neurons, "
+                                "flatten)")
     if not layers:
         raise UserError(f"{path}: the network has no dense layers")
     # A last layer that cannot fire (netx's default integrator) or fires only at the top of

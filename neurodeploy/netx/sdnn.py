@@ -80,11 +80,12 @@ def _neuron(g, where: str) -> h5py.Group:
 
 
 def is_sdnn(path: str | Path) -> bool:
-    """Whether a readable netx file uses sigma-delta neurons (for dispatch; reads no weights)."""
+    """Whether a readable netx file uses sigma-delta neurons (for dispatch; reads no weights).
+    A damaged file counts as no: the CUBA reader then says, in one line, what is wrong."""
     try:
-        with h5py.File(path, "r") as f:
+        with hdf5.open_hdf5(path, FIX) as f:
             return uses_sdnn(f)
-    except OSError:
+    except UserError:
         return False
 
 
@@ -98,7 +99,7 @@ def uses_sdnn(f: h5py.File) -> bool:
             n = layers[name].get("neuron") if isinstance(layers[name], h5py.Group) else None
             if isinstance(n, h5py.Group) and _text(n, "type", "") == "SDNN":
                 return True
-    except (OSError, UserError, KeyError, ValueError):
+    except (UserError, *hdf5.H5PY_ERRORS):       # h5py's RuntimeError on broken B-trees too
         return False
     return False
 
@@ -194,40 +195,33 @@ def read_sdnn(path: str | Path) -> SDNetwork:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such network file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise UserError(f"{path}: not a readable HDF5 netx file ({e}); {FIX}") from None
     layers: list[SDLayer] = []
-    try:
-        with f:
-            groups = f.get("layer")
-            if not isinstance(groups, h5py.Group) or len(groups) == 0:
-                raise UserError(f"{path}: no 'layer' group with layers, so not a netx network")
-            shape = None
-            for i in range(len(groups)):
-                g = groups.get(str(i))
-                where = f"{path}: layer {i}"
-                if not isinstance(g, h5py.Group):
-                    raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1};"
-                                    f" '{i}' is missing")
-                kind = _text(g, "type", where)
-                if i == 0 and kind != "input" or i > 0 and kind == "input":
-                    raise UserError(f"{where}: an SDNN file starts with one 'input' layer with "
-                                    f"an SDNN neuron (netx's Delta encoder); {FIX}")
-                if kind == "flatten":
-                    shape = (int(np.prod(shape)),)
-                    continue
-                if kind not in LAYER_KEYS:
-                    raise UserError(f"{where}: layer type {kind!r} is not supported for SDNN "
-                                    "(supported: input, conv, flatten, dense)")
-                if kind == "dense" and len(shape) == 3:
-                    raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
-                                    f"'flatten' layer before it; {FIX}")
-                layers.append(_layer(g, kind, shape, len(layers), where))
-                shape = tuple(layers[-1].shape)
-    except (OSError, RuntimeError, KeyError) as e:
-        raise UserError(f"{path}: the HDF5 file is damaged ({type(e).__name__}); {FIX}") from None
+    with hdf5.open_hdf5(path, FIX) as f:
+        groups = f.get("layer")
+        if not isinstance(groups, h5py.Group) or len(groups) == 0:
+            raise UserError(f"{path}: no 'layer' group with layers, so not a netx network")
+        shape = None
+        for i in range(len(groups)):
+            g = groups.get(str(i))
+            where = f"{path}: layer {i}"
+            if not isinstance(g, h5py.Group):
+                raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1};"
+                                f" '{i}' is missing")
+            kind = _text(g, "type", where)
+            if i == 0 and kind != "input" or i > 0 and kind == "input":
+                raise UserError(f"{where}: an SDNN file starts with one 'input' layer with "
+                                f"an SDNN neuron (netx's Delta encoder); {FIX}")
+            if kind == "flatten":
+                shape = (int(np.prod(shape)),)
+                continue
+            if kind not in LAYER_KEYS:
+                raise UserError(f"{where}: layer type {kind!r} is not supported for SDNN "
+                                "(supported: input, conv, flatten, dense)")
+            if kind == "dense" and len(shape) == 3:
+                raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
+                                f"'flatten' layer before it; {FIX}")
+            layers.append(_layer(g, kind, shape, len(layers), where))
+            shape = tuple(layers[-1].shape)
     if len(layers) < 2:
         raise UserError(f"{path}: the network has no dense or conv layer after its input; {FIX}")
     try:
