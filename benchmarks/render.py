@@ -353,6 +353,24 @@ def silicon_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def demo_summary_block(data: dict) -> str:
+    """The README's sample transcript, and how much its numbers move elsewhere."""
+    m = data["machine"]
+    digits = json.loads((ROOT / "benchmarks" / "results" / "digits.json").read_text())
+    acc = digits["summary"]["accuracy_deployed"]
+    spread = [f"{acc['mean']:.4f} ± {acc['std']:.4f} over seeds "
+              f"{', '.join(str(r['seed']) for r in digits['runs'])}"]
+    spread += [f"{t['mean']:.4f} ± {t['std']:.4f} when trained on {n} thread"
+               f"{'s' * (n != '1')}" for n, t in sorted(digits.get("by_threads", {}).items())]
+    return "\n".join([
+        f"The transcript of `make demo`'s run (commit {data['commit']}, {m['processor']}, "
+        f"{m['threads']} threads):", "", "```", data["summary"], "```", "",
+        "The exact figures depend on the CPU type, the thread count and the seed (training sums "
+        "in floating point in a different order): the digits benchmark measured the deployed "
+        f"accuracy as {'; '.join(spread)} (table under Results), and the synapse count moves "
+        "with it (weights that round to zero)."])
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -363,7 +381,8 @@ def main() -> None:
                          ("distill_fmnist_quick", distill_sweep_table),
                          ("distill_fmnist_quick_wide", distill_sweep_table),
                          ("distill_fmnist_sweep", distill_sweep_table),
-                         ("netx_corpus", netx_corpus_table), ("silicon", silicon_table)):
+                         ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
+                         ("demo_summary", demo_summary_block)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():
             continue
