@@ -98,7 +98,8 @@ def test_exact_mode_is_identical_on_cuda():
         assert torch.equal(a, b.cpu())
 
 
-@pytest.mark.parametrize("case", ["wrap-and-saturate", "recurrent-bias-per-neuron"])
+@pytest.mark.parametrize("case", ["wrap-and-saturate", "recurrent-bias-per-neuron",
+                                  "negative-saturation"])
 def test_fast_exact_mode_equals_stepping_the_reference_rules(case):
     """run_exact (float32 sums where exact, float64 state updated in place, the wrap test
     skipped when provably unreachable) gives exact_step's int64 result, bit for bit."""
@@ -107,6 +108,11 @@ def test_fast_exact_mode_equals_stepping_the_reference_rules(case):
         layers = (IntLayer(rng.integers(0, 128, (12, 40)) * 2, CubaParams(0, 0, 2 ** 17 - 1),
                            name="a"),
                   IntLayer(rng.integers(0, 128, (5, 12)) * 2, CubaParams(1, 0, 2000), name="b"))
+    elif case == "negative-saturation":     # a readout integrator driven far below zero
+        layers = (IntLayer(rng.integers(0, 128, (12, 40)) * 2, CubaParams(4096, 4096, 50),
+                           name="a"),
+                  IntLayer(-rng.integers(60, 128, (5, 12)) * 2, CubaParams(0, 0, 2 ** 17),
+                           name="b"))
     else:
         layers = (IntLayer(rng.integers(-60, 80, (12, 40)) * 2,
                            CubaParams(tuple(range(0, 4096, 342)), 700, 300), name="a",
@@ -132,5 +138,5 @@ def test_fast_exact_mode_equals_stepping_the_reference_rules(case):
         assert torch.equal(torch.stack(spikes, 1), got)
         inp = got.to(torch.int64)
     assert torch.equal(volts[:, -1], v)
-    if case == "wrap-and-saturate":
+    if case != "recurrent-bias-per-neuron":
         assert hit > 0                      # the extremes were really reached

@@ -301,7 +301,13 @@ def _run_layer(layer: IntLayer, current: torch.Tensor,
     if rec is not None:
         peak += float(np.abs(layer.recurrent).sum(1).max()) * 2 ** STATE_SHIFT
     i_decay = min(p.i_decay) if isinstance(p.i_decay, tuple) else p.i_decay
-    may_wrap = peak * (steps if i_decay == 0 else min(steps, 4096 / i_decay)) >= U_WRAP - 1
+    v_decay = min(p.v_decay) if isinstance(p.v_decay, tuple) else p.v_decay
+    u_peak = peak * (steps if i_decay == 0 else min(steps, 4096 / i_decay))
+    may_wrap = u_peak >= U_WRAP - 1
+    # likewise the voltage and its saturation (the bias adds every step)
+    v_peak = (min(u_peak, U_WRAP) + (0 if bias is None else float(bias.abs().max()))) * (
+        steps if v_decay == 0 else min(steps, 4096 / v_decay))
+    may_saturate = v_peak >= V_LIMIT
     for t in range(steps):
         u.mul_(ki).trunc_().add_(current[t])
         if rec is not None:           # own spikes of the previous step, exact in float64
@@ -312,7 +318,8 @@ def _run_layer(layer: IntLayer, current: torch.Tensor,
         v.mul_(kv).trunc_().add_(u)
         if bias is not None:
             v.add_(bias)
-        v.clamp_(-V_LIMIT, V_LIMIT)
+        if may_saturate:
+            v.clamp_(-V_LIMIT, V_LIMIT)
         s = torch.gt(v, threshold, out=spikes[t])
         v.masked_fill_(s, 0)
         if volts is not None:
