@@ -45,6 +45,7 @@ demo: setup
 	$(BIN)/neurodeploy run digits
 
 test: setup data
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 clean:
