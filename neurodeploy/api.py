@@ -20,6 +20,7 @@ from torch import nn
 
 from neurodeploy import pipeline
 from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.registry import backend as backend_named
 from neurodeploy.data.datasets import save_dataset
 from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError, writable_dir
@@ -144,7 +145,8 @@ def simulate(network: str | Path, inputs=None, backend: str = "torch",
             meta = {**meta, "timesteps": timesteps}
         spikes, labels = _inputs(inputs, net, meta, samples, str(network), Path(folder))
         record: SpikeRecord = pipeline.user_names(pipeline.simulate(
-            path if backend != "float" else network, spikes, backend, progress), net)
+            network if backend_named(backend).reads == "own" else path, spikes, backend,
+            progress), net)
     warnings = [w for w in [pipeline.silent_output([record], network)] if w]
     for warning in warnings:
         print(f"neurodeploy: warning: {warning}", file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from neurodeploy.backends.registry import BACKENDS
 from neurodeploy.errors import UserError, writable_dir, write_json
 
 AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
@@ -211,10 +212,11 @@ def _default_out(verb: str, network: str, backend: str | None = None) -> Path:
 
 
 def _run_backend(name: str, network, args, spikes, timeout_s=None):
-    """One backend on the inputs. The float backend reads the user's own file (a foreign NIR
-    graph keeps its float semantics), the deployed ones the lowered netx file."""
+    """One backend on the inputs: the user's own file or the lowered netx file, as the
+    backend declares (backends/registry.py)."""
+    from neurodeploy.backends.registry import backend
     from neurodeploy.pipeline import simulate
-    return simulate(args.network if name == "float" else network, spikes, name,
+    return simulate(args.network if backend(name).reads == "own" else network, spikes, name,
                     progress=_progress(args), timeout_s=timeout_s,
                     device=getattr(args, "device", "cpu"), input_shape=args.input_shape,
                     dt=args.dt)
@@ -355,7 +357,7 @@ def cmd_simulate(args) -> int:
                           input_shape=args.input_shape)
         run = lambda x, timeout_s=None: _run_backend(args.backend, network, args,  # noqa: E731
                                                      x, timeout_s)
-        if args.backend in ("lava", "loihi2"):       # slow: resumable chunks on disk
+        if BACKENDS[args.backend].resumable:         # slow: resumable chunks on disk
             record, indices = run_chunks(run, spikes, labels, out / "chunks", args.chunk, shard,
                                          args.timeout, progress=_progress(args), provenance=prov,
                                          lines=not args.quiet)   # lines where no bars
@@ -636,10 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("simulate", cmd_simulate, "run a netx network on a backend; writes simulate.json")
     data_args(p)
     p.add_argument("--backend", default="lava",
-                   choices=("torch", "emulator", "lava", "loihi2", "float"),
-                   help="torch (exact integer model), emulator (batched), lava (CPU "
-                        "simulation), loihi2 (a board) or float (the model as trained, not "
-                        "deployed) (default: lava)")
+                   choices=tuple(BACKENDS),
+                   help="; ".join(f"{b.name}: {b.about}" for b in BACKENDS.values())
+                        + " (default: lava)")
     p.add_argument("--device", default="cpu", help="device of the torch, emulator and float "
                                                    "backends (cpu, cuda, cuda:N)")
     p.add_argument("--shard", help="i/n: run only the i-th of n equal slices (job arrays)")

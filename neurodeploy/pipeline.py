@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from neurodeploy.backends.emulator import simulate_emulator
-from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.record import SpikeRecord, file_digest, provenance
+from neurodeploy.backends.registry import BACKENDS, backend as backend_named
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
 from neurodeploy.data.datasets import dataset_of, load_data
@@ -50,7 +49,6 @@ from neurodeploy.recipe import Recipe, architecture, load_recipe, recipe_from_di
 from neurodeploy.schema import one_line
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
-BACKENDS = ("torch", "emulator", "lava", "loihi2", "float")   # float: the training mode
 
 
 def _digest(spec) -> str:
@@ -707,20 +705,9 @@ def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bo
              input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> SpikeRecord:
     """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
     file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""
-    if backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    chosen = backend_named(backend)
     device = resolve_device(device)
-    if backend == "torch":
-        net, _ = read_netx(network, input_shape)
-        return simulate_torch(net, spikes, device=device, batch_size=batch_size)
-    if backend == "emulator":
-        return simulate_emulator(network, spikes, batch_size=batch_size, device=device,
-                                 progress=progress, input_shape=input_shape)
-    if backend == "float":       # the model as trained, not as deployed (parity's 2nd question)
-        from neurodeploy.backends.float_mode import simulate_float_file
-        return simulate_float_file(network, spikes, device, batch_size, input_shape, dt)
-    return simulate_lava(network, spikes, hardware=backend == "loihi2", progress=progress,
-                         timeout_s=timeout_s, input_shape=input_shape)
+    return chosen.run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt)
 
 
 def user_names(record: SpikeRecord, net: IntNetwork) -> SpikeRecord:
@@ -918,6 +905,7 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
     if unknown:
         raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
                         f"{', '.join(BACKENDS)}")
+    own = {b: backend_named(b).reads == "own" for b in backends}   # float: the file as trained
     if len(backends) < 2 and not reference:
         raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
                         "float,torch), or one with --reference")
@@ -927,7 +915,7 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
     with deployable(network, dt, input_shape) as (lowered, meta, _, net):
         spikes, labels = inputs(meta, net)
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
-        records = [user_names(simulate(lowered if b != "float" else network, spikes, b,
+        records = [user_names(simulate(network if own[b] else lowered, spikes, b,
                                        progress, timeout_s, device, input_shape=input_shape,
                                        dt=dt), net)
                    for b in backends]
@@ -939,8 +927,8 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
         from neurodeploy.backends.float_mode import reset_sensitivity
         reset = {"note": reset, **reset_sensitivity(network, spikes, records[
             backends.index("float")], dt, device)}
-    deployed = [r for b, r in zip(backends, records) if b != "float"]
-    floats = [r for b, r in zip(backends, records) if b == "float"]
+    deployed = [r for b, r in zip(backends, records) if not own[b]]
+    floats = [r for b, r in zip(backends, records) if own[b]]
     pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
     result = {"network": str(network), "samples": len(labels),
               "provenance": provenance(network, spikes, labels, ",".join(backends), dt=dt,
