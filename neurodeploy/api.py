@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from neurodeploy import pipeline
+from neurodeploy import pipeline, sdnn_verbs
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.registry import backend as backend_named
 from neurodeploy.data.datasets import save_dataset
@@ -124,6 +124,11 @@ def _inputs(inputs, net, meta: dict, samples: int | None, source: str, folder: P
                                 source=source)
 
 
+def _frames(inputs):
+    """A sigma-delta network's inputs: frames, or the x of an (x, y) pair, or an .npz path."""
+    return inputs[0] if isinstance(inputs, tuple) else inputs
+
+
 def simulate(network: str | Path, inputs=None, backend: str = "torch",
              samples: int | None = None, timesteps: int | None = None,
              dt: float | None = None, progress: bool = False,
@@ -134,7 +139,11 @@ def simulate(network: str | Path, inputs=None, backend: str = "torch",
     accuracy, warnings (e.g. an output layer that never spiked), labels, the SpikeRecord
     (spikes of every layer at every step, named as the file names them) and, priced by
     `preset` (a name or a preset YAML file; `run`'s default), simulate.json's energy sections:
-    energy, per_timestep, timestep_sweep, resources, counts, layers."""
+    energy, per_timestep, timestep_sweep, resources, counts, layers.
+    A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
+    .npz with x) and returns simulate.json's content (sdnn_verbs.run)."""
+    if sdnn_verbs.is_sdnn_file(network):
+        return sdnn_verbs.run(network, _frames(inputs), [backend], preset, samples)
     try:                                  # a wrong preset fails before the simulation
         prices = load_preset(preset)
     except UserError as e:
@@ -163,7 +172,10 @@ def parity(network: str | Path, inputs=None, backends=("torch", "emulator", "lav
     """`neurodeploy parity`: the same inputs through several backends, compared spike for
     spike (and `float`, the model as trained, against the deployed ones). Returns parity.json's
     content; `spike_mismatches` is 0 when the backends agree exactly. `reference`: another
-    framework's predictions/output counts for the same inputs (.npz), compared too."""
+    framework's predictions/output counts for the same inputs (.npz), compared too.
+    A sigma-delta netx file is compared message for message on integer frames (as simulate)."""
+    if sdnn_verbs.is_sdnn_file(network):
+        return sdnn_verbs.run(network, _frames(inputs), list(backends), samples=samples)
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as folder:
         return pipeline.parity(
             network, lambda meta, net: _inputs(inputs, net, meta, samples, str(network),

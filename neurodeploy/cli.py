@@ -228,71 +228,20 @@ def _page(kind: str, result: dict, out: Path) -> Path:
 
 
 def _sdnn(args, backends: list[str], verb: str) -> int:
-    """A sigma-delta netx file (graded messages, no per-sample reset): run it on the exact mode
-    (`torch`) and/or Lava, streamed as Lava streams it, and compare message for message."""
-    import hashlib
-    from neurodeploy.backends.record import file_digest
-    from neurodeploy.netx.sdnn import read_sdnn
-    from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
-    net = read_sdnn(args.network)
-    try:                                  # a wrong preset fails before the simulation
-        from neurodeploy.energy import load_preset
-        from neurodeploy.report.summary import DEFAULT_PRESET
-        preset = getattr(args, "preset", None) or DEFAULT_PRESET
-        load_preset(preset)
-    except UserError as e:
-        raise UserError(f"--preset: {e}") from None
-    unknown = [b for b in backends if b not in ("torch", "emulator", "lava")]
-    if unknown:
-        raise UserError(f"{args.network}: a sigma-delta network runs on the backends torch "
-                        f"(exact mode), emulator and lava, not {unknown[0]!r}")
-    if not args.data:
-        raise UserError(f"{args.network}: a sigma-delta network has no recorded dataset; pass "
-                        "--data x.npz with integer frames 'x' shaped [N, T, ...]")
-    x = _sdnn_inputs(args.data, net.input_size, args.samples)
+    """A sigma-delta netx file: run and compare (sdnn_verbs.run), write and print."""
+    from neurodeploy.sdnn_verbs import run
+    result = run(args.network, args.data, backends, getattr(args, "preset", None),
+                 args.samples, args.timeout)
     out = writable_dir(args.out or _default_out(verb, args.network, "-".join(backends)))
-    runs = {}
-    for name in backends:
-        if name == "torch":
-            runs[name] = run_stream(net, x)
-        elif name == "emulator":
-            from neurodeploy.backends.emulator import simulate_emulator_sdnn
-            runs[name] = simulate_emulator_sdnn(args.network, x).layers
-        else:
-            from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
-            runs[name] = simulate_lava_sdnn(args.network, x, timeout_s=args.timeout).layers
-    first = runs[backends[0]]
-    result = {"network": args.network, "kind": "sigma-delta", "samples": len(x),
-              "timesteps": int(x.shape[1]),
-              "provenance": {"network_sha256": file_digest(args.network),
-                             "inputs_sha256": hashlib.sha256(
-                                 repr(x.shape).encode()
-                                 + np.ascontiguousarray(x, dtype=np.int64).tobytes()).hexdigest(),
-                             "backends": backends,
-                             "timesteps": int(x.shape[1]), "samples": len(x)},
-              "activity": activity(net, first),
-              "messages_per_layer": {layer.name: int(np.count_nonzero(m))
-                                     for layer, m in zip(net.layers, first)}}
-    from neurodeploy.backends.lava_sdnn import SDNNRecord
-    from neurodeploy.report.summary import sdnn_energy_sections
-    record = SDNNRecord(backend=backends[0], inputs=x, layers=first,
-                        layer_names=[layer.name for layer in net.layers])
-    result.update(sdnn_energy_sections(net, record, load_preset(preset)))
-    pairs = {other: message_mismatches(first, runs[other]) for other in backends[1:]}
-    if pairs:                     # each backend against the first, message for message
-        result["comparisons"] = {f"{backends[0]}-{other}": m for other, m in pairs.items()}
-        result["message_mismatches"] = {
-            "total": sum(m["total"] for m in pairs.values()),
-            "compared": sum(m["compared"] for m in pairs.values()),
-            "first": next((m["first"] for m in pairs.values() if m["first"]), None)}
     write_json(out / f"{verb}.json", result)
-    print(f"{args.network}: sigma-delta network, {len(net.layers)} layers, {len(x)} samples x "
-          f"{x.shape[1]} steps on {', '.join(backends)}")
+    print(f"{args.network}: sigma-delta network, {len(result['messages_per_layer'])} layers, "
+          f"{result['samples']} samples x {result['timesteps']} steps on {', '.join(backends)}")
     for layer, count in result["messages_per_layer"].items():
         print(f"  {layer}: {count} non-zero messages")
-    for other, m in pairs.items():
-        print(f"  {other} vs {backends[0]}: {m['total']} message mismatches in "
-              f"{m['compared']}" + (f"; first {m['first']}" if m["first"] else ""))
+    for pair, m in result.get("comparisons", {}).items():
+        first, other = pair.split("-", 1)
+        print(f"  {other} vs {first}: {m['total']} message mismatches in {m['compared']}"
+              + (f"; first {m['first']}" if m["first"] else ""))
     e = result["energy"]
     print(f"  energy    {_fmt_pj(e['per_inference_pj'])} per inference (dynamic "
           f"{_fmt_pj(e['dynamic_pj'])}, {_static(e)}){_latency(e)} [{e['preset']}; graded "
@@ -302,32 +251,9 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     return 1 if mism and mism["total"] else 0
 
 
-def _sdnn_inputs(path: str, input_size: int, samples: int | None) -> np.ndarray:
-    """Integer frames 'x' [N, T, ...] from an .npz, checked (Lava's Delta takes int32)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f.files:
-                raise UserError(f"{path}: no array 'x'; save integer frames [N, T, ...] as x")
-            x = f["x"]
-    except (OSError, ValueError, EOFError) as e:
-        raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with "
-                        "numpy.savez") from None
-    if x.dtype.kind == "f" and np.isfinite(x).all() and np.array_equal(x, np.round(x)):
-        x = x.astype(np.int64)
-    if x.dtype.kind not in "iu" or x.ndim < 3 or not x.shape[0] or not x.shape[1]:
-        raise UserError(f"{path}: field x must hold integers shaped [N, T, ...] with N, T >= 1, "
-                        f"got {x.dtype} {list(x.shape)}")
-    if int(np.prod(x.shape[2:])) != input_size:
-        raise UserError(f"{path}: field x has {int(np.prod(x.shape[2:]))} values per step; the "
-                        f"network's input layer takes {input_size}")
-    if np.abs(x.astype(np.int64)).max() >= 2 ** 31:
-        raise UserError(f"{path}: field x exceeds int32, which Lava's Delta input takes")
-    return x[:samples] if samples else x
-
-
 def _is_sdnn(path: str) -> bool:
-    from neurodeploy.netx.sdnn import is_sdnn
-    return Path(path).suffix not in (".nir", ".pt") and Path(path).is_file() and is_sdnn(path)
+    from neurodeploy.sdnn_verbs import is_sdnn_file
+    return is_sdnn_file(path)
 
 
 def cmd_simulate(args) -> int:

@@ -189,3 +189,13 @@ def test_pilotnet_calibrated_preset_still_matches_the_measurement_it_was_fitted_
     assert priced["energy"]["latency_us"] / 16 == pytest.approx(m["step_us"], rel=1e-4)
     default = price(events, layers, load_preset("loihi2-proxy"))      # the default is not fitted
     assert default["resources"]["mapping"] == "brief"
+
+
+def test_the_python_api_runs_a_sigma_delta_network():
+    from neurodeploy import api
+    path = DATA / "pilotnet_sdnn_square.net"
+    x = np.random.default_rng(2).integers(-50, 64, size=(1, 4, *read_sdnn(path).input_shape))
+    simulated = api.simulate(path, x, backend="torch")
+    assert simulated["kind"] == "sigma-delta" and simulated["energy"]["per_inference_pj"] > 0
+    checked = api.parity(path, (x, None), backends=("torch", "emulator"))
+    assert checked["message_mismatches"]["total"] == 0 and checked["message_mismatches"]["compared"]
