@@ -178,8 +178,7 @@ def test_per_neuron_decays_on_a_conv_layer_are_refused(tmp_path):
 def test_pilotnet_calibrated_preset_still_matches_the_measurement_it_was_fitted_to():
     """loihi2-pilotnet-calibrated holds two factors fitted by benchmarks/silicon.py; if counting,
     pricing or the mapping change, the fit goes stale and this fails (rerun the benchmark)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import silicon
+    import silicon                   # benchmarks/silicon.py
     events, layers = silicon.counts()
     priced = price(events, layers, load_preset("loihi2-pilotnet-calibrated"))
     m = silicon.MEASURED

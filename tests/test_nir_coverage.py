@@ -22,13 +22,8 @@ snn = pytest.importorskip("snntorch")
 
 def _benchmark():
     """benchmarks/interop.py holds the networks and the agreement measure, defined once."""
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).parent.parent / "benchmarks" / "interop.py"
-    spec = importlib.util.spec_from_file_location("interop_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import interop
+    return interop
 
 
 def _dense_synapses(layer) -> tuple[int, int]:
