@@ -537,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("run", cmd_run, "whole pipeline for a recipe: distill, export, simulate, report")
     recipe_args(p)
     p.add_argument("--runs-dir", default="runs", help="where runs/<name>/ goes (default: runs)")
-    p.add_argument("--backend", default="lava", choices=("lava", "loihi2"),
+    p.add_argument("--backend", default="lava",
+                   choices=tuple(n for n, b in BACKENDS.items() if b.resumable),
                    help="where the deployed network runs: Lava's CPU simulation or a Loihi 2 "
                         "board (default: lava)")
     training_args(p)
