@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from timing import timed
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare

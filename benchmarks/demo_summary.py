@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

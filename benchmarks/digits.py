@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from neurodeploy.backends.torch_exact import simulate_torch
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from timing import timed
 from neurodeploy.netx import read_netx
 from neurodeploy.pipeline import distill, encoded_test_split, export, report, simulate

@@ -40,7 +40,7 @@ from neurodeploy.distill.train import subset, train_teacher
 from neurodeploy.energy import accuracy_by_timestep, count_events
 from neurodeploy.energy.hardware import layer_table
 from neurodeploy.backends.torch_exact import simulate_torch
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
 from neurodeploy.pipeline import (_digest, distill, encoded_test_split, export, load_checkpoint,

@@ -18,7 +18,7 @@ import numpy as np
 
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.energy import PRESETS
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.pipeline import encoded_test_split, report, reprice, simulate
 

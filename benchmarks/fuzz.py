@@ -439,7 +439,7 @@ def make_seed_run(run: Path) -> None:
     """checkpoint.pt and report.json of a 1-epoch digits run, the way `neurodeploy run` makes
     them but with the torch backend standing in for Lava (seconds instead of a minute)."""
     from neurodeploy.backends.torch_exact import simulate_torch
-    from neurodeploy.errors import write_json
+    from neurodeploy.files import write_json
     from neurodeploy.netx import read_netx
     from neurodeploy.pipeline import distill, encoded_test_split, export, report
     from neurodeploy.recipe import load_recipe

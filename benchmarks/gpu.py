@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 from neurodeploy.neurons.sigma_delta import message_mismatches, run_exact as sdnn_exact

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from neurodeploy.graph import lower_nir
 from neurodeploy.neurons import run_exact
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from neurodeploy.errors import write_json  # noqa: E402
+from neurodeploy.files import write_json  # noqa: E402
 
 NET = ROOT / "export" / "digits" / "network.net"
 RUN = """

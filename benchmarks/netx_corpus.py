@@ -29,7 +29,8 @@ import torch
 from neurodeploy import pipeline
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
-from neurodeploy.errors import UserError, write_json
+from neurodeploy.errors import UserError
+from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 from neurodeploy.neurons import run_exact

@@ -22,7 +22,7 @@ import torch
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.energy import count_events, layer_table, load_preset, price
-from neurodeploy.errors import write_json
+from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import run_exact
 

@@ -13,18 +13,6 @@ _API = ("export", "inspect", "parity", "run", "simulate")
 __all__ = [*_API, "__version__"]
 
 
-def package_versions(names) -> dict:
-    """Installed versions of `names` (None where absent): what a record or bug report cites."""
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def __getattr__(name: str):
     if name in _API:
         from neurodeploy import api

@@ -23,7 +23,8 @@ from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.registry import backend as backend_named
 from neurodeploy.data.datasets import save_dataset
 from neurodeploy.energy import load_preset
-from neurodeploy.errors import UserError, writable_dir
+from neurodeploy.errors import UserError
+from neurodeploy.files import writable_dir
 from neurodeploy.neurons import SpikingNet
 from neurodeploy.recipe import Recipe, load_recipe, override, recipe_from_dict
 from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections

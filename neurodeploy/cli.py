@@ -16,7 +16,8 @@ import numpy as np
 import yaml
 
 from neurodeploy.backends.registry import BACKENDS
-from neurodeploy.errors import UserError, writable_dir, write_json
+from neurodeploy.errors import UserError
+from neurodeploy.files import writable_dir, write_json
 
 AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
 EXAMPLES = {
@@ -205,7 +206,7 @@ def _record_summary(record, labels, **extra) -> dict:
 def _default_out(verb: str, network: str, backend: str | None = None) -> Path:
     """runs/<verb>/<folder>-<file>-<sha8>[-backend]: never the current directory, and two
     networks (or backends) never share a default directory."""
-    from neurodeploy.backends.record import file_digest
+    from neurodeploy.files import file_digest
     path = Path(network)
     parts = [path.parent.name, path.stem, file_digest(path)[:8], backend]
     return Path("runs") / verb / "-".join(p for p in parts if p)
@@ -466,7 +467,7 @@ class _Parser(argparse.ArgumentParser):
 
 def versions() -> str:
     """One line for bug reports: this package and the stack it is tested against."""
-    from neurodeploy import package_versions
+    from neurodeploy.files import package_versions
     found = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"))
     return ", ".join(f"{name} {v or 'not installed'}" for name, v in found.items())
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from neurodeploy.backends.record import SpikeRecord, file_digest, provenance
+from neurodeploy.backends.record import SpikeRecord, provenance
+from neurodeploy.files import file_digest
 from neurodeploy.backends.registry import BACKENDS, backend as backend_named
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.data import encode, encoded_shape, load_dataset
@@ -35,8 +36,9 @@ from neurodeploy.distill.teacher_file import teacher_module, teacher_provenance
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import (barrier, distill_student, is_main, subset,
                                        teacher_outputs, train_teacher)
-from neurodeploy import package_versions
-from neurodeploy.errors import UserError, atomic_path, writable_dir, write_json
+from neurodeploy.files import package_versions
+from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path, writable_dir, write_json
 from neurodeploy.graph import (from_nir, lower_nir, read_nir, reset_assumption, to_nir,
                                write_nir)
 from neurodeploy.graph.nir_io import graph_metadata

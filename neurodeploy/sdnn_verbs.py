@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.backends.record import file_digest
+from neurodeploy.files import file_digest
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 

@@ -165,7 +165,7 @@ def test_a_failed_export_leaves_the_previous_set_intact(checkpoint, tmp_path, mo
     assert code == 2 and "lowering failed" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before   # no temp dir left either
     manifest = json.loads((out / "manifest.json").read_text())
-    from neurodeploy.backends.record import file_digest
+    from neurodeploy.files import file_digest
     assert all(file_digest(out / n) == d for n, d in manifest["files"].items())
 
 
@@ -310,7 +310,7 @@ def test_a_killed_distillation_resumes_teacher_and_student(tmp_path, sig):
 
 def test_a_killed_writers_temp_file_is_removed_by_the_next_run(tmp_path):
     """SIGKILL during an atomic write leaves `.<name>.<pid>.<rand>.tmp`; it must not pile up."""
-    from neurodeploy.errors import write_json, writable_dir
+    from neurodeploy.files import write_json, writable_dir
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     target = tmp_path / "state.json"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path, file_digest
 
 
 def inputs_digest(spikes: np.ndarray, labels: np.ndarray | None = None) -> str:
@@ -19,14 +20,6 @@ def inputs_digest(spikes: np.ndarray, labels: np.ndarray | None = None) -> str:
     h.update(np.packbits(spikes, axis=None).tobytes())
     if labels is not None:
         h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.int64)).tobytes())
-    return h.hexdigest()
-
-
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 

@@ -132,7 +132,7 @@ def load_file_dataset(path: str | Path, split_seed: int = 0, val_fraction: float
     """A dataset .npz (see data/npz.py), with the built-in sets' guarantees: fixed splits (no
     x_val: a stratified split of train seeded by `split_seed`), checked arrays, and its sha256.
     `sha256`: the hash a checkpoint or manifest recorded; a file that changed is refused."""
-    from neurodeploy.backends.record import file_digest
+    from neurodeploy.files import file_digest
     path = Path(path)
     splits = read_dataset(path)
     digest = file_digest(path)
@@ -232,7 +232,7 @@ def save_dataset(data, path: str | Path, split_seed: int = 0,
             raise UserError(f"data: cannot carve a test split from {len(y)} samples; give more "
                             "samples or a {train, test} pair") from None
         arrays = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
-    from neurodeploy.errors import atomic_path
+    from neurodeploy.files import atomic_path
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -194,6 +194,6 @@ def teacher_provenance(teacher) -> dict | None:
     if teacher is None:
         return None
     if isinstance(teacher, (str, Path)):
-        from neurodeploy.backends.record import file_digest
+        from neurodeploy.files import file_digest
         return {"file": str(teacher), "sha256": file_digest(teacher)}
     return {"module": type(teacher).__name__}

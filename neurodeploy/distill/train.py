@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path
 from neurodeploy.neurons import SpikingNet, run_exact
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path
 from neurodeploy.netx.hdf5 import architecture, check_architecture, check_metadata
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN

@@ -27,7 +27,8 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from neurodeploy.errors import UserError, atomic_path
+from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import INPUT_LIMIT, MAX_DELAY, Conv
 from neurodeploy.data.encoding import ENCODINGS

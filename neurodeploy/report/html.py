@@ -11,7 +11,7 @@ import html
 import re
 from pathlib import Path
 
-from neurodeploy.errors import atomic_path
+from neurodeploy.files import atomic_path
 from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
 
 CSS = """
