@@ -16,19 +16,19 @@ import os
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
-from typing import Annotated, Iterator, Literal
+from typing import Iterator
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.backends.record import SpikeRecord, provenance
 from neurodeploy.files import file_digest
 from neurodeploy.backends.registry import BACKENDS, backend as backend_named
+from neurodeploy.checkpoint import (CHECKPOINT_FORMAT, _spiking, _student, _zip_damage,  # noqa: F401
+                                    load_checkpoint, save_checkpoint, torch_load)
 from neurodeploy.backends.torch_exact import simulate_torch
-from neurodeploy.data import encode, encoded_shape, load_dataset
+from neurodeploy.data import encode, load_dataset
 from neurodeploy.data.datasets import dataset_of, load_data
 from neurodeploy.data.npz import is_dataset_file, read_inputs
 from neurodeploy.distill.losses import build_loss
@@ -44,14 +44,10 @@ from neurodeploy.graph import (from_nir, lower_nir, read_nir, reset_assumption, 
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.hdf5 import check_deployable
-from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
+from neurodeploy.neurons import IntNetwork, SpikingNet
 from neurodeploy.report import write_html
 from neurodeploy.report.summary import priced, report, reprice  # noqa: F401 (re-exported)
 from neurodeploy.recipe import Recipe, architecture, load_recipe, recipe_from_dict
-from neurodeploy.schema import one_line
-
-CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
-
 
 def _digest(spec) -> str:
     """sha256 of a JSON-able spec (a recipe, a teacher's settings): what keys cached work."""
@@ -123,22 +119,6 @@ def output_dir(path: str | Path, what: str = "--out") -> Iterator[Path]:
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
         raise
-
-
-def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
-             hidden: list[int], readout: bool = False, thresholds: list[int] = (),
-             init_gain: float = 1.0, recurrent: bool = False) -> SpikingNet:
-    n = recipe.student.neuron
-    layers = len(conv) + len(hidden) + 1
-    params = [CubaParams(n.i_decay, n.v_decay, th) for th in thresholds or [n.threshold] * layers]
-    return SpikingNet(input_shape, classes, params, conv=conv, hidden=hidden, readout=readout,
-                      init_gain=init_gain, recurrent=recurrent)
-
-
-def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> SpikingNet:
-    s = recipe.student
-    return _spiking(recipe, input_shape, classes, s.conv, s.hidden, s.readout, s.thresholds,
-                    s.init_gain, s.recurrent)
 
 
 def _stages(channels: list[int]) -> list[dict]:
@@ -408,138 +388,6 @@ def _cached(directory: Path | None, key: str, new, train):
     return model, metrics
 
 
-def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
-    """A distilled student from checkpoint.pt, validated: read with weights_only=True (a file
-    can never run code), every field present and typed, every tensor finite and shaped as the
-    recipe's student."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint; run `neurodeploy distill` first")
-    ckpt = torch_load(path, "checkpoint", "re-run `neurodeploy distill`")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not a neurodeploy checkpoint (format "
-                        f"{ckpt.get('format') if isinstance(ckpt, dict) else '?'!r}); "
-                        "re-run `neurodeploy distill`")
-    for key, kind in (("recipe", dict), ("input_shape", list), ("classes", int),
-                      ("student", dict), ("metrics", dict)):
-        if not isinstance(ckpt.get(key), kind) or isinstance(ckpt.get(key), bool):
-            raise UserError(f"{path}: field '{key}' is missing or not a {kind.__name__}; the "
-                            "checkpoint is damaged: re-run `neurodeploy distill`")
-    shape = ckpt["input_shape"]
-    if not (1 <= len(shape) <= 3 and all(type(v) is int and 1 <= v <= 1 << 20 for v in shape)) \
-            or not 2 <= ckpt["classes"] <= 1 << 16:
-        raise UserError(f"{path}: fields 'input_shape' {shape} / 'classes' {ckpt['classes']} are "
-                        "out of range; the checkpoint is damaged: re-run `neurodeploy distill`")
-    try:                         # metrics are plain numbers (and lists of them)
-        json.dumps(ckpt["metrics"], allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: field 'metrics' holds a value that is not a finite number "
-                        f"({str(e)[:60]}); the checkpoint is damaged: re-run `neurodeploy "
-                        "distill`") from None
-    try:
-        CheckpointProvenance.model_validate(ckpt.get("provenance", {}))
-    except ValidationError as e:
-        raise UserError(one_line(e, f"{path}: field provenance", CheckpointProvenance)
-                        + "; the checkpoint is damaged: re-run `neurodeploy distill`") from None
-    teacher = ckpt.get("teacher")
-    if teacher is not None and not (isinstance(teacher, dict) and all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in teacher.items())):
-        raise UserError(f"{path}: field 'teacher' is neither null nor a mapping of tensors; the "
-                        "checkpoint is damaged: re-run `neurodeploy distill`")
-    teacher_acc = ckpt["metrics"].get("teacher_test_accuracy", "missing")
-    if teacher_acc is not None and not (isinstance(teacher_acc, float) and 0 <= teacher_acc <= 1):
-        raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "
-                        "an accuracy in [0, 1] or null; re-run `neurodeploy distill`")
-    recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
-    from neurodeploy.data.datasets import DATASETS
-    expected = encoded_shape(DATASETS[recipe.dataset.name][1] or shape,
-                             recipe.encoding.metadata())   # a file's: checked at export
-    if recipe.dataset.file is None and tuple(shape) != tuple(expected):
-        raise UserError(f"{path}: field 'input_shape' {shape} is not what its recipe's dataset "
-                        f"and encoding give, {list(expected)}; the checkpoint is damaged: "
-                        "re-run `neurodeploy distill`")
-    student = _student(recipe, tuple(shape), ckpt["classes"])
-    for name, tensor in ckpt["student"].items():
-        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() \
-                or tensor.numel() == 0 or not torch.isfinite(tensor).all():
-            raise UserError(f"{path}: student tensor '{name}' is not a finite, non-empty float "
-                            "tensor; the checkpoint is damaged: re-run `neurodeploy distill`")
-        if name.endswith("weight") and tensor.abs().max() > _WEIGHT_SANITY:
-            raise UserError(f"{path}: student tensor '{name}' reaches {tensor.abs().max():.3g} "
-                            f"thresholds, far beyond Loihi's 8-bit weights (which clip it); the "
-                            "checkpoint is damaged: re-run `neurodeploy distill`")
-    try:
-        student.load_state_dict(ckpt["student"])
-    except (RuntimeError, TypeError, ValueError) as e:
-        first = str(e).replace("\n", " ").split(". ")[0][:160]
-        raise UserError(f"{path}: the student weights do not fit the recipe's student ({first}); "
-                        "re-run `neurodeploy distill`") from None
-    return student.eval(), recipe, ckpt
-
-
-def torch_load(path: Path, what: str, fix: str):
-    """A .pt file of ours read as plain data (weights_only: it can never run code), after the
-    CRC-32 of every member of its zip archive is checked: torch does not check them, so bytes
-    damaged on disk would otherwise load as other weights, silently."""
-    try:
-        damaged = _zip_damage(path)
-        if damaged is None:
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:       # corrupt, truncated, or holding objects that are not plain data
-        raise UserError(f"{path}: not a readable {what} ({type(e).__name__}); {fix}") from None
-    raise UserError(f"{path}: its bytes were damaged after it was written ({damaged} fails its "
-                    f"CRC-32 check); {fix}")
-
-
-def _zip_damage(path: Path) -> str | None:
-    """The first member of a .pt zip archive whose bytes fail their CRC-32, or None."""
-    with zipfile.ZipFile(path) as archive:
-        return archive.testzip()
-
-
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Text = Annotated[str, Field(min_length=1, max_length=4096)]
-_PLAIN = ConfigDict(strict=True, extra="forbid")
-
-
-class DatasetProvenance(BaseModel):
-    """The data a checkpoint was trained on (data.datasets.Dataset.provenance)."""
-    model_config = _PLAIN
-    name: Text
-    split_seed: Annotated[int, Field(ge=0, le=2 ** 32 - 1)]
-    file: Text | None = None
-    sha256: Sha256 | None = None
-    samples: dict[Literal["train", "val", "test"], Annotated[int, Field(ge=0)]] = {}
-
-
-class TeacherProvenance(BaseModel):
-    """A teacher trained elsewhere: its file and sha256, or the class of a Python module."""
-    model_config = _PLAIN
-    file: Text | None = None
-    sha256: Sha256 | None = None
-    module: Text | None = None
-
-
-class TrainingProvenance(BaseModel):
-    model_config = _PLAIN
-    device: Text
-
-
-class CheckpointProvenance(BaseModel):
-    """checkpoint.pt's `provenance`: export copies the dataset's file and sha256 into the
-    manifest, so a value of any other shape must be refused here, not crash there."""
-    model_config = _PLAIN
-    dataset: DatasetProvenance | None = None
-    teacher: TeacherProvenance | None = None
-    training: TrainingProvenance | None = None
-
-
-# A weight parameter is in threshold units (see QuantDense); Loihi's grid ends at 254 integer
-# units, i.e. 254 / threshold thresholds. Training never drives weights far past the clip, so
-# anything beyond this bound is a damaged file, not a student.
-_WEIGHT_SANITY = 1e4
-
-
 def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.ndarray,
                                                                              np.ndarray]:
     """The encoded test split a network was exported for (from its own metadata)."""
@@ -805,21 +653,6 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     write_json(out / "report.json", result)
     write_html(result, out)
     return result, out
-
-
-def save_checkpoint(path: Path, recipe: Recipe, student: SpikingNet, metrics: dict,
-                    teacher: dict | None = None, provenance: dict | None = None,
-                    input_shape: tuple[int, ...] | None = None) -> Path:
-    """checkpoint.pt for a student (what `export` reads), written atomically: only tensors and
-    plain data, so it loads with weights_only=True. `input_shape`: the data's, when a
-    dense-only student was built for the same inputs flat."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "recipe": recipe.to_dict(),
-                    "input_shape": list(input_shape or student.input_shape),
-                    "classes": student.classes,
-                    "student": student.state_dict(), "teacher": teacher,
-                    "provenance": provenance or {}, "metrics": metrics}, tmp)
-    return path
 
 
 def student_recipe(student: SpikingNet, base: Recipe) -> Recipe:
