@@ -28,6 +28,7 @@ from neurodeploy.backends.registry import BACKENDS, backend as backend_named
 from neurodeploy.checkpoint import (CHECKPOINT_FORMAT, _spiking, _student, _zip_damage,  # noqa: F401
                                     load_checkpoint, save_checkpoint, torch_load)
 from neurodeploy.backends.torch_exact import simulate_torch
+from neurodeploy.preflight import check_backend, device_name, output_dir, resolve_device  # noqa: F401
 from neurodeploy.data import encode, load_dataset
 from neurodeploy.data.datasets import dataset_of, load_data
 from neurodeploy.data.npz import is_dataset_file, read_inputs
@@ -56,69 +57,6 @@ def _digest(spec) -> str:
 
 def _versions() -> dict:
     return package_versions(("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"))
-
-
-def resolve_device(device: str | None) -> str:
-    """The torch device to use, checked against this machine before any work (so a missing GPU
-    is one line, not a traceback from deep inside torch); None: CUDA when torch sees it."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise UserError(f"--device {device!r}: not a torch device; use cpu or cuda "
-                        "(cuda:N for the N-th GPU)") from None
-    if kind.type == "cuda":
-        if not torch.cuda.is_available():
-            why = ("was built without CUDA" if torch.version.cuda is None
-                   else "sees no CUDA GPU (check the driver and CUDA_VISIBLE_DEVICES)")
-            raise UserError(f"--device {device}: this torch {torch.__version__} {why}; use "
-                            "--device cpu")
-        if kind.index is not None and kind.index >= torch.cuda.device_count():
-            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} "
-                            f"CUDA GPU(s), numbered from 0; use --device cuda:0")
-    elif kind.type != "cpu":
-        raise UserError(f"--device {device}: neurodeploy runs on cpu or cuda; use one of them")
-    return str(kind)
-
-
-def device_name(device: str) -> str:
-    """How a report names a device: cpu, or cuda:0 with the GPU's model."""
-    kind = torch.device(device)
-    if kind.type != "cuda":
-        return kind.type
-    index = kind.index if kind.index is not None else torch.cuda.current_device()
-    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
-
-
-def check_backend(backend: str) -> None:
-    """Refuse a backend this machine cannot run before any folder is made or work is done
-    (`loihi2` needs Intel's lava-loihi extension and a board: no run there can be resumed)."""
-    if backend == "loihi2":
-        from neurodeploy.backends.lava import loihi2_missing
-        if why := loihi2_missing():
-            raise UserError(f"--backend loihi2: {why}")
-
-
-@contextlib.contextmanager
-def output_dir(path: str | Path, what: str = "--out") -> Iterator[Path]:
-    """writable_dir(path) for a run that may fail before it produced anything: if the block
-    fails, the folders this call created are removed again when they are still empty, so a
-    run that never started leaves no empty folder behind (a folder with results stays)."""
-    path = Path(path)
-    created = [p for p in (path, *path.parents) if not p.exists()]
-    out = writable_dir(path, what)
-    try:
-        yield out
-    except BaseException:
-        if created:
-            for folder, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)            # only empty ones: rmdir refuses the others
-            for folder in created[1:]:
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)
-        raise
 
 
 def _stages(channels: list[int]) -> list[dict]:
