@@ -489,7 +489,7 @@ def check_manifest(network: Path) -> None:
 
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
-             timeout_s: float | None = None, device: str = "cpu", batch_size: int = 1000,
+             timeout_s: float | None = None, device: str = "cpu", batch_size: int = 256,
              input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> SpikeRecord:
     """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
     file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""

@@ -242,17 +242,22 @@ def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
                           for i in range(0, len(x), batch)]), None
 
 
+EXACT_BATCH = 256   # the exact mode's fastest batch on a 2-core CPU (benchmarks/backends.py)
+
+
 def _exact_correct(student: SpikingNet, spikes, labels) -> int:
     """How many samples the deployed (exact integer) network classifies correctly; the
     argmax of output spike counts, or of the summed voltage for a readout student."""
     if not len(labels):
         return 0
+    net, readout, correct = student.to_integer(), getattr(student, "readout", False), 0
     with torch.no_grad():
-        if getattr(student, "readout", False):
-            _, out = run_exact(student.to_integer(), torch.as_tensor(spikes), voltage=True)
-        else:
-            out = run_exact(student.to_integer(), torch.as_tensor(spikes))[-1]
-    return int((out.sum(1).argmax(1).numpy() == np.asarray(labels)).sum())
+        for i in range(0, len(labels), EXACT_BATCH):
+            x = torch.as_tensor(spikes[i:i + EXACT_BATCH])
+            out = run_exact(net, x, voltage=True)[1] if readout else run_exact(net, x)[-1]
+            correct += int((out.sum(1).argmax(1).numpy()
+                            == np.asarray(labels[i:i + EXACT_BATCH])).sum())
+    return correct
 
 
 def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) -> float:
