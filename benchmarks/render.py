@@ -333,6 +333,64 @@ def netx_corpus_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def nir_corpus_table(data: dict) -> str:
+    rows = data["rows"]
+    readable = [r for r in rows if r["status"] != "unreadable"]
+    deployed = [r for r in rows if r["status"] == "deployed"]
+    exact = [r for r in deployed if r["exact_vs_lava_spike_mismatches"] == 0]
+    p = data["protocol"]
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    lines = [f"{len(rows)} distinct graphs: the nir library ({data['nir']}) reads "
+             f"{len(readable)}; {len(deployed)} deploy ({len(readable) - len(deployed)} refused), "
+             f"{len(exact)} of them with 0 spike mismatches between the exact mode and Lava "
+             f"({p['lava_samples']} samples each; float vs deployed on up to {p['samples']}); "
+             f"commit {data['commit']}, {data['machine']['cpus']} CPU threads. Inputs other than "
+             "the LIF example's are seeded stand-ins of the data's shape, not the test sets, so "
+             "no accuracy of ours is shown.", "",
+             "| graph (source) | status | inputs | float vs deployed predictions (after "
+             "headroom search); lead: median output spikes by which the float model's top "
+             "class leads the next | exact vs Lava mismatches | float: reset zero vs "
+             "subtraction agree | the paper's accuracy per platform |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        star = "" if r.get("redistributed", True) else "*"
+        name = f"{r['file']}{star} ({r['source']}" + (
+            f"; the same file: {r['same_as']})" if r.get("same_as") else ")")
+        paper = ", ".join(f"{k} {100 * v:.1f}" for k, v in sorted(
+            (r.get("paper_accuracy") or {}).items(), key=lambda kv: -kv[1])) or "—"
+        if r["status"] != "deployed":
+            lines.append(f"| {name} | {r['status']}: {r['reason']} | | | | | {paper} |")
+            continue
+        search = r.get("headroom_search")
+        agree = pct(r["float_vs_exact_prediction_agreement"]) + (
+            f" ({pct(search['float_vs_exact_prediction_agreement'])})" if search else "") + (
+            f"; lead {r['float_top_class_lead_median']:g}"
+            if r.get("float_top_class_lead_median") is not None else "")
+        extra = (f"; bias via always-on sources into {', '.join(r['always_on_bias'])}"
+                 if r["always_on_bias"] else "")
+        lines.append(f"| {name} | deployed, {r['neurons']} neurons{extra} | {r['inputs']} "
+                     f"x {r['samples']} | {agree} | {r['exact_vs_lava_spike_mismatches']} of "
+                     f"{r['exact_vs_lava_neuron_steps']:,} | "
+                     f"{pct(r['reset_zero_vs_subtract_prediction_agreement'])} | {paper} |")
+    lines.append("")
+    lines.append("* measured from a local copy (AGPL-3.0), not redistributed; its sha256 is in "
+                 "the results file.")
+    for r in deployed:
+        if r.get("lif_spike_steps"):
+            s = r["lif_spike_steps"]
+            lines.append(f"- {r['file']} on the paper's LIF input: output spikes at steps "
+                         f"{s['float']} (float), {s['exact']} (exact mode), {s['lava']} (Lava); "
+                         f"the paper's exact simulation: {s['paper exact']}.")
+    for r in deployed:
+        if r.get("headroom_search"):
+            before = [x["flipped"] for x in r["layer_flips"]]
+            after = [x["flipped"] for x in r["headroom_search"]["layer_flips"]]
+            lines.append(f"- {r['file']}: float decisions flipped by 8-bit rounding per layer "
+                         f"{before}, after the headroom search {after} (choice "
+                         f"{r['headroom_search']['choice']}).")
+    return "\n".join(lines)
+
+
 def silicon_table(data: dict) -> str:
     m = data["measured"]
 
@@ -382,6 +440,7 @@ def main() -> None:
                          ("distill_fmnist_quick_wide", distill_sweep_table),
                          ("distill_fmnist_sweep", distill_sweep_table),
                          ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
+                         ("nir_corpus", nir_corpus_table),
                          ("demo_summary", demo_summary_block)):
         path = ROOT / "benchmarks" / "results" / f"{name}.json"
         if not path.exists():

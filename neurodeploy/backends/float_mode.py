@@ -9,7 +9,8 @@ This backend answers the "trained" side with the same SpikeRecord the deployed b
   no recurrence onto a readout; such a network is refused with one line.
 - a foreign NIR graph (snnTorch, Norse, ...): its float semantics under the importer's
   discretization (neurodeploy/graph/importer.py: forward Euler, the updated current drives the
-  voltage, per-neuron thresholds, reset to zero), with the float weights before quantization.
+  voltage, per-neuron thresholds, reset to zero, recurrent loops one step late, a bias as a
+  current every step), with the float weights before quantization.
 A readout layer's voltage is reported in the deployed backends' units (Lava's integer voltage,
 << 6), so voltages and predictions compare directly; float spikes are booleans as everywhere.
 """
@@ -74,41 +75,58 @@ def simulate_float(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
 
 
 def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = None,
-                       device: str = "cpu", batch_size: int = 512) -> SpikeRecord:
+                       device: str = "cpu", batch_size: int = 512,
+                       reset: str = "zero", headroom: dict | None = None) -> SpikeRecord:
     """A foreign NIR graph in float, discretized as the importer documents (before quantizing).
 
-    Layer names are the deployed layers' names (the first linear node of each block), so the
-    record lines up with the deployed backends' records layer by layer."""
+    Recurrent layers (a neuron fed back through a linear node, see nir_io.recurrent_loops)
+    add their own float spikes of the previous step, as the importer deploys them. A bias is
+    a current every step (into the decaying synapse where tau_syn > dt), as the graph states.
+    Layer names are the deployed layers' names (the first linear node of each block), and
+    the neurons the deployment adds to carry such a bias (the always-on relay layer, one
+    always-on neuron at the end of the layer before) are added here too, spiking every step,
+    so the record lines up with the deployed backends' records neuron by neuron.
+    `reset`: "zero" (what deploys) or "subtract" (v <- v - threshold in the step of the
+    spike, snnTorch's default without its one-step delay): NIR cannot say which one a graph
+    was trained with, so parity runs both to show how much the assumption matters."""
+    if reset not in ("zero", "subtract"):
+        raise ValueError(f"reset must be 'zero' or 'subtract', not {reset!r}")
     from neurodeploy.graph import lower_nir, read_nir
-    from neurodeploy.graph.importer import (LINEAR, READOUTS, _neuron, _synapse, chain,
+    from neurodeploy.graph.importer import (LINEAR, READOUTS, RELAY, _neuron, _synapse, chain,
                                             infer_dt)
-    from neurodeploy.graph.nir_io import shape_of
+    from neurodeploy.graph.nir_io import recurrent_loops, shape_of
     source = str(path)
     graph = read_nir(path)
-    _, quantization = lower_nir(graph, source, dt)       # refuses what cannot deploy
+    net, quantization = lower_nir(graph, source, dt, headroom)   # refuses what cannot deploy
     dt = infer_dt(graph, dt, source)
-    nodes = chain(graph, source)
+    nodes = chain(graph, source, recurrent=True)
+    loops = recurrent_loops(graph)[1]
     shape = shape_of(nodes[0][1].output_type["output"], nodes[0][0], source)
     blocks, block = [], []
     for name, node in nodes[1:]:
         if isinstance(node, LINEAR):
             block.append((name, node))
         elif not isinstance(node, nir.Output):
-            conv, weight, bias, out_shape = _synapse(block, shape, source)
+            loop = [(n, graph.nodes[n]) for n in loops.get(name, [])]
+            conv, weight, bias, out_shape = _synapse(block, shape, source, dense=bool(loop))
+            rec = None
+            if loop:
+                _, rec, rec_bias, _ = _synapse(loop, out_shape, source, dense=True)
+                bias = bias + rec_bias
             neuron = _neuron(name, node, dt, source, int(np.prod(out_shape)))
-            blocks.append((block[0][0], conv, weight, bias, neuron, isinstance(node, READOUTS)))
+            blocks.append((block[0][0], conv, weight, bias, rec, neuron,
+                           isinstance(node, READOUTS)))
             shape, block = out_shape, []
     spikes = np.asarray(spikes)
     n, t = spikes.shape[:2]
     x = torch.as_tensor(spikes.reshape(n, t, -1), dtype=torch.float64, device=device)
+    f64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
     layers, readout = [], None
     with torch.no_grad():
-        for name, conv, weight, bias, neuron, is_readout in blocks:
-            w = torch.as_tensor(weight, dtype=torch.float64, device=device)
-            b = torch.as_tensor(bias, dtype=torch.float64, device=device)
-            gain = torch.as_tensor(neuron.gain, dtype=torch.float64, device=device)
-            v_bias = torch.as_tensor(neuron.bias, dtype=torch.float64, device=device)
-            threshold = torch.as_tensor(neuron.threshold, dtype=torch.float64, device=device)
+        for name, conv, weight, bias, rec, neuron, is_readout in blocks:
+            w, b, gain = f64(weight), f64(bias), f64(neuron.gain)
+            v_bias, threshold = f64(neuron.bias), f64(neuron.threshold)
+            r = None if rec is None else f64(rec).t() * gain
             flat = x.reshape(n * t, -1)
             if conv:
                 a = torch.nn.functional.conv2d(flat.reshape(-1, *conv.input_shape), w, b,
@@ -118,22 +136,86 @@ def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = 
                 a = flat @ w.t() + b
             a = a.reshape(n, t, -1) * gain
             u = v = torch.zeros_like(a[:, 0])
+            s = torch.zeros_like(v, dtype=torch.bool)
             out, volts = [], []
             for step in range(t):
                 u = u * (1 - neuron.du) + a[:, step]
+                if r is not None:          # own spikes of the previous step
+                    u = u + s.to(torch.float64) @ r
                 v = v * (1 - neuron.dv) + u + v_bias
                 s = torch.zeros_like(v, dtype=torch.bool) if is_readout else v > threshold
-                v = torch.where(s, torch.zeros_like(v), v)
+                v = torch.where(s, v - threshold if reset == "subtract" else torch.zeros_like(v),
+                                v)
                 out.append(s)
                 volts.append(v)
             layers.append(torch.stack(out, 1).cpu().numpy())
             if is_readout:     # deployed units: float voltage x the layer's weight scale x 64
                 readout = torch.stack(volts, 1).cpu().numpy() * quantization[-1]["scale"] * _UNIT
             x = torch.stack(out, 1).to(torch.float64)
+    names = [b[0] for b in blocks]
+    on = lambda k: np.ones((n, t, k), bool)  # noqa: E731
+    if net.layers[0].name == RELAY:          # the relay repeats the inputs, plus its always-on
+        layers.insert(0, spikes.reshape(n, t, -1).astype(bool))
+        names.insert(0, RELAY)
+    for i, layer in enumerate(net.layers):   # always-on neurons (a neuron or a channel) last
+        if layers[i].shape[2] < layer.size:
+            layers[i] = np.concatenate([layers[i], on(layer.size - layers[i].shape[2])], 2)
     return SpikeRecord(backend=BACKEND, inputs=spikes.reshape(n, t, -1).astype(bool),
-                       layers=layers, layer_names=[b[0] for b in blocks],
-                       info={"device": device, "mode": f"float NIR semantics, dt={dt:g}"},
+                       layers=layers, layer_names=names,
+                       info={"device": device, "reset": reset,
+                             "mode": f"float NIR semantics, dt={dt:g}, reset to {reset}"},
                        readout=readout)
+
+
+def reset_sensitivity(path: str | Path, spikes: np.ndarray, zero: SpikeRecord,
+                      dt: float | None = None, device: str = "cpu") -> dict:
+    """The graph's own float model with reset by subtraction against `zero` (the same model
+    with reset to zero, the float backend's record): how many predictions the reset
+    assumption changes, since the .nir file cannot say which one it was trained with."""
+    sub = simulate_float_nir(path, spikes, dt, device, reset="subtract")
+    return {"assumed": "zero", "compared": "subtract",
+            "prediction_agreement_zero_vs_subtract": float(
+                (sub.predictions == zero.predictions).mean()),
+            "samples": int(zero.samples)}
+
+
+def layer_flips(net: IntNetwork, flt: SpikeRecord) -> list[dict]:
+    """Per deployed layer, the decisions that 8-bit rounding flips: the layer alone in the
+    exact mode, fed the float model's own spikes into it (so one layer's flips do not
+    propagate into the next one's count), against the float model's spikes of that layer.
+    A readout layer has no decisions to flip and is left out."""
+    from neurodeploy.backends.torch_exact import simulate_torch
+    rows, prev = [], flt.inputs
+    for i, layer in enumerate(net.layers):
+        if net.readout and i == len(net.layers) - 1:
+            break
+        shape = tuple(layer.conv.input_shape) if layer.conv else (layer.in_size,)
+        alone = simulate_torch(IntNetwork(input_shape=shape, layers=(layer,)), prev)
+        rows.append({"layer": layer.name, "neuron_steps": int(flt.layers[i].size),
+                     "float_spikes": int(flt.layers[i].sum()),
+                     "flipped": int((alone.layers[0] != flt.layers[i]).sum())})
+        prev = flt.layers[i]
+    return rows
+
+
+def search_headroom(path: str | Path, spikes: np.ndarray, dt: float | None = None,
+                    candidates=(1.0, 1.5, 2.0, 3.0, 4.0)) -> tuple[dict[str, float], list]:
+    """Per layer, the scale headroom (importer._quantize) whose 8-bit rounding flips the
+    fewest of the float model's decisions on `spikes` (calibration inputs: measure the result
+    on other ones). Layers are judged alone (`layer_flips`), so each layer's choice is
+    independent of the others'; ties keep the smaller headroom (fewer clipped weights)."""
+    from neurodeploy.graph import lower_nir, read_nir
+    from neurodeploy.graph.importer import RELAY        # exact already: nothing to choose
+    graph, best, table = read_nir(path), {}, []
+    flt = simulate_float_nir(path, spikes, dt)
+    for k in candidates:
+        names = [layer.name for layer in lower_nir(graph, str(path), dt)[0].layers]
+        net, _ = lower_nir(graph, str(path), dt, {name: k for name in names})
+        for row in [r for r in layer_flips(net, flt) if r["layer"] != RELAY]:
+            table.append({**row, "headroom": k})
+            if row["flipped"] < best.get(row["layer"], (None, np.inf))[1]:
+                best[row["layer"]] = (k, row["flipped"])
+    return {name: k for name, (k, _) in best.items()}, table
 
 
 def is_foreign_nir(path: str | Path) -> bool:

@@ -12,12 +12,13 @@ from neurodeploy.neurons import IntNetwork
 UNITS = "loihi-integer"
 
 
-def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
-              dt: float | None = None) -> tuple[IntNetwork, list[dict]]:
+def lower_nir(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = None,
+              headroom: dict[str, float] | None = None) -> tuple[IntNetwork, list[dict]]:
     """Any NIR graph -> Loihi integers. Our own exports (already in Loihi's integer units) lower
     exactly; float graphs from other tools are quantized, with a report of every rounding.
     A graph that carries our metadata but lost metadata/units is refused: re-quantizing it
-    would silently deploy other weights than the ones it was exported with."""
+    would silently deploy other weights than the ones it was exported with. `headroom`:
+    per-layer scale multipliers for a foreign graph (see importer._quantize)."""
     graph = flatten(graph, source)
     units = (graph.metadata or {}).get("units")
     if isinstance(units, bytes):
@@ -36,7 +37,7 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>",
         raise UserError(f"{source}: the graph carries neurodeploy metadata but metadata/units is "
                         f"{units!r}, not {UNITS!r}; restore it or re-export the network with "
                         "`neurodeploy export`")
-    return import_graph(graph, source, dt)
+    return import_graph(graph, source, dt, headroom)
 
 
 RESET_NOTE = ("NIR has no field for the reset mechanism, so the file cannot say how it was "

@@ -25,6 +25,11 @@ Conv2d node (snnTorch RLeaky/RSynaptic; see nir_io.recurrent_loops) adds W_rec s
 input at step t, as snnTorch does and Lava's RecurrentDense does; the loop becomes the layer's
 dense recurrent weights (the layer is dense then), scaled with the feed-forward weights.
 Other structures (branches, skip connections, loops through other layers) are refused.
+A bias into a decaying current (tau_syn > dt) is a current every step that Loihi's bias (added
+to v) cannot make; it deploys exactly as a synapse, whose weight is the bias, from neurons that
+spike every step: a relay first layer (`_relay`) or neurons appended to the layer before
+(`_add_always_on`). Nested NIRGraph nodes are flattened first (nir_io.flatten); IF-only graphs
+need no dt. NIR cannot state the reset mechanism: reset to zero is assumed (see RESET_NOTE).
 """
 from __future__ import annotations
 
@@ -347,18 +352,19 @@ def _synapse(block: list[tuple[str, nir.NIRNode]], in_shape: tuple[int, ...], so
     return None, weight, zero.reshape(-1).numpy(), out_shape
 
 
-def import_graph(graph: nir.NIRGraph, source: str = "<graph>",
-                 dt: float | None = None) -> tuple[IntNetwork, list[dict]]:
+def import_graph(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = None,
+                 headroom: dict[str, float] | None = None) -> tuple[IntNetwork, list[dict]]:
     """Lower a float NIR graph to Loihi integers; returns the network and a quantization report.
 
     numpy's overflow warnings are silenced here because every result is checked for
     finiteness and refused by node name (with a readable span): a user sees one line, not
     RuntimeWarnings followed by infinities rounded to int64's minimum."""
     with np.errstate(all="ignore"):
-        return _import_graph(graph, source, dt)
+        return _import_graph(graph, source, dt, headroom or {})
 
 
-def _import_graph(graph: nir.NIRGraph, source: str, dt: float | None):
+def _import_graph(graph: nir.NIRGraph, source: str, dt: float | None,
+                  headroom: dict[str, float]):
     graph = flatten(graph, source)
     dt = infer_dt(graph, dt, source)
     nodes = chain(graph, source, recurrent=True)
@@ -400,24 +406,23 @@ def _import_graph(graph: nir.NIRGraph, source: str, dt: float | None):
             bias = bias + rec_bias      # a constant current on the loop: every step, as bias
         always_on = bool(np.any(bias)) and neuron.du < 1
         if always_on:        # the bias as a synapse from a source that spikes every step
-            if conv is not None or (layers and layers[-1].conv is not None):
-                raise UserError(f"{source}: node '{block[0][0]}': a bias into a decaying current "
-                                f"(tau_syn > dt) deploys as a synapse from an always-on neuron, "
-                                "which this importer builds for dense layers only, not around "
-                                "a convolution; remove the bias or set tau_syn = dt")
-            if layers:
-                layers[-1] = _add_always_on(layers[-1], source)
+            prev = layers[-1] if layers else None
+            where = _always_on_where(block[0][0], conv, weight, prev, source)
+            if prev is None:
+                layers.append(_relay(input_shape, conv is not None))
             else:
-                layers.append(_relay(input_shape))
-            weight = np.concatenate([weight, bias[:, None]], axis=1)
+                layers[-1] = _add_always_on(prev, source)
+            weight, conv = _bias_synapse(weight, bias, conv, layers[-1], where)
             bias = np.zeros_like(bias)
         layer, row = _quantize(name, block[0][0], conv, weight, bias, out_shape, neuron, source,
-                               readout, recurrent)
+                               readout, recurrent, headroom.get(block[0][0], 1.0))
         if always_on:
+            pick = (lambda w: w[:, -1, where[0], where[1]]) if conv else (lambda w: w[:, -1])
             row["bias_as_synapse"] = {
-                "from": layers[-1].name if layers else RELAY,
-                "max_abs_error": float(np.abs(layer.weight[:, -1] / row["scale"]
-                                              - weight[:, -1] * row["row_scale"]).max())}
+                "from": layers[-2].name if len(layers) > 1 else layers[-1].name,
+                "max_abs_error": float(np.abs(pick(layer.weight) / row["scale"]
+                                              - pick(weight) * _channel(row["row_scale"],
+                                                                        weight)).max())}
         row.pop("row_scale")
         layers.append(layer)
         report.append(row)
@@ -433,13 +438,24 @@ def _import_graph(graph: nir.NIRGraph, source: str, dt: float | None):
 RELAY = "always_on_input"
 
 
-def _relay(input_shape: tuple[int, ...]) -> IntLayer:
+def _relay(input_shape: tuple[int, ...], conv: bool = False) -> IntLayer:
     """A first layer that repeats each input spike in the same window step (weight 2 over
-    threshold 1, no current or voltage memory) plus one neuron that spikes every step (bias 2,
+    threshold 1, no current or voltage memory) plus neurons that spike every step (bias 2,
     no inputs): the always-on source a bias into the first layer's decaying current needs.
-    Exact in window time; it costs one layer (one chip step of latency), n + 1 neurons and n
-    synapses. An always-on *input channel* would save them but is a contract the netx file
-    cannot state (every runtime would have to append it to the user's inputs)."""
+    Dense: one always-on neuron after the n inputs. Before a convolution: a 1x1 convolution,
+    the inputs' C channels repeated plus one always-on channel. Exact in window time; it costs
+    one layer (one chip step of latency), the relay neurons and their synapses. An always-on
+    *input channel* would save them but is a contract the netx file cannot state (every
+    runtime would have to append it to the user's inputs)."""
+    if conv:
+        c = input_shape[0]
+        weight = np.zeros((c + 1, c, 1, 1), dtype=np.int64)
+        weight[np.arange(c), np.arange(c)] = 2
+        bias = np.zeros(c + 1, dtype=np.int64)
+        bias[-1] = 2
+        return IntLayer(weight=weight, params=CubaParams(DECAY_UNITY, DECAY_UNITY, 1),
+                        bias=bias, name=RELAY,
+                        conv=Conv(tuple(input_shape), (1, 1), (0, 0), (1, 1), 1))
     n = int(np.prod(input_shape))
     weight = np.zeros((n + 1, n), dtype=np.int64)
     weight[np.arange(n), np.arange(n)] = 2
@@ -449,12 +465,73 @@ def _relay(input_shape: tuple[int, ...]) -> IntLayer:
                     name=RELAY)
 
 
+def _always_on_where(name, conv, weight, prev, source):
+    """Where the bias synapse can sit, or a one-line refusal: for a convolution, a kernel tap
+    that reads an in-range pixel of the always-on channel at every output position (padding
+    zeros there would drop the bias at the border), as (row, column); None for a dense layer.
+    A grouped convolution on either side, or a dense layer feeding a convolution, is refused."""
+    why = None
+    if conv is not None and conv.groups != 1:
+        why = f"its convolution has groups = {conv.groups}"
+    elif prev is not None and prev.conv is not None and prev.conv.groups != 1:
+        why = f"layer '{prev.name}' before it is a grouped convolution"
+    elif conv is not None and prev is not None and prev.conv is None:
+        why = f"layer '{prev.name}' before it is dense, not a convolution"
+    tap = None
+    if why is None and conv is not None:
+        tap = _tap(conv, weight.shape[2:])
+        if tap is None:
+            why = "no kernel tap reads an in-range pixel at every output position (padding)"
+    if why:
+        raise UserError(f"{source}: node '{name}': a bias into a decaying current (tau_syn > dt) "
+                        "deploys as a synapse from neurons that spike every step, which "
+                        f"cannot be built here: {why}; remove the bias or set tau_syn = dt")
+    return tap
+
+
+def _tap(conv: Conv, kernel: tuple[int, int]) -> tuple[int, int] | None:
+    """The first kernel tap (row, column) that lands inside the input at every output
+    position of `conv` with a kernel of size `kernel`."""
+    found = []
+    for axis in (0, 1):
+        size, k = conv.input_shape[1 + axis], int(kernel[axis])
+        s, p, d = conv.stride[axis], conv.padding[axis], conv.dilation[axis]
+        outputs = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        ok = [j for j in range(k) if all(0 <= i * s - p + j * d < size for i in range(outputs))]
+        if not ok:
+            return None
+        found.append(ok[0])
+    return tuple(found)
+
+
+def _bias_synapse(weight, bias, conv, source_layer: IntLayer, where):
+    """The layer's weights with the bias as the synapse from the always-on neurons that
+    `source_layer` (relay or previous layer, already extended) ends with: a dense layer reads
+    the last of them, a convolution the always-on channel at tap `where`."""
+    extra = source_layer.size - (weight.shape[1] if conv is None
+                                 else int(np.prod(conv.input_shape)))
+    if conv is None:
+        cols = np.zeros((weight.shape[0], extra))
+        cols[:, -1] = bias
+        return np.concatenate([weight, cols], axis=1), None
+    channel = np.zeros((weight.shape[0], 1, *weight.shape[2:]))
+    channel[:, 0, where[0], where[1]] = bias
+    c, h, w = conv.input_shape
+    return np.concatenate([weight, channel], axis=1), replace(conv, input_shape=(c + 1, h, w))
+
+
+def _channel(row_scale: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A layer's per-neuron row scale, one value per output row of `weight`."""
+    return row_scale.reshape(weight.shape[0], -1)[:, 0]
+
+
 def _add_always_on(layer: IntLayer, source: str) -> IntLayer:
-    """`layer` with one more neuron, last, that spikes every step: no input weights, no
-    recurrence, and a bias one above the threshold (after each reset to zero its voltage is
-    the bias again). The next layer reads it as the source of its bias current."""
+    """`layer` with neurons that spike every step, last: one neuron for a dense layer, one
+    channel for a convolution; no input weights, no recurrence, and a bias one above the
+    threshold (after each reset to zero its voltage is the bias again). The next layer reads
+    them as the source of its bias current."""
     th = int(layer.params.threshold)
-    if th + 1 >= BIAS_MAX + 1:
+    if th + 1 > BIAS_MAX:
         raise UserError(f"{source}: node '{layer.name}': an always-on neuron needs a bias above "
                         f"its layer's threshold {th}, beyond Loihi's bias range {BIAS_MAX}; "
                         "remove the next layer's bias or set its tau_syn = dt")
@@ -465,9 +542,9 @@ def _add_always_on(layer: IntLayer, source: str) -> IntLayer:
     if layer.recurrent is not None:
         recurrent = np.zeros((m + 1, m + 1), dtype=np.int64)
         recurrent[:m, :m] = layer.recurrent
-    return replace(layer, weight=np.vstack([layer.weight, np.zeros((1, layer.weight.shape[1]),
-                                                                    dtype=np.int64)]),
-                   bias=bias, recurrent=recurrent)
+    zero = np.zeros((1, *layer.weight.shape[1:]), dtype=np.int64)
+    return replace(layer, weight=np.concatenate([layer.weight, zero]), bias=bias,
+                   recurrent=recurrent)
 
 
 def _grid_scale(scale: float, weight, threshold, bias) -> float:
@@ -490,9 +567,13 @@ def _span(values) -> str:
 
 
 def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron, source,
-              readout: bool = False, recurrent: np.ndarray | None = None):
+              readout: bool = False, recurrent: np.ndarray | None = None,
+              headroom: float = 1.0):
     """One scale for the layer's feed-forward and recurrent weights: both are added into the
-    same current, so they share the gains, the threshold and the 8-bit grid."""
+    same current, so they share the gains, the threshold and the 8-bit grid. `headroom` > 1
+    multiplies the scale that fits the largest weight, clipping the few largest weights to
+    the grid's ends so that the rest (and the threshold) get finer steps; the report counts
+    the clipped weights."""
     n = int(np.prod(out_shape))
     if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
         raise UserError(f"{source}: node '{synapse_name}': weights or biases hold NaN or "
@@ -528,7 +609,8 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
     w_max = max(np.abs(w_eff).max(), 0 if rec_eff is None else np.abs(rec_eff).max())
     if w_max == 0:
         raise UserError(f"{source}: node '{synapse_name}': all weights are zero")
-    scale = WEIGHT_MAX / w_max if readout else min(WEIGHT_MAX / w_max, THRESHOLD_MAX / ref)
+    scale = headroom * WEIGHT_MAX / w_max
+    scale = scale if readout else min(scale, THRESHOLD_MAX / ref)
     if np.any(v_bias):
         scale = min(scale, BIAS_MAX / np.abs(v_bias).max())
     if not (np.isfinite(scale) and np.finfo(np.float64).tiny < scale):
@@ -555,7 +637,8 @@ def _quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: _Neuron
         err = np.concatenate([err, (rec_int / scale - rec_eff).reshape(-1)])
     row = {
         "layer": synapse_name, "neurons": name, "scale": float(scale),
-        "row_scale": row_scale,
+        "row_scale": row_scale, "headroom": float(headroom),
+        "clipped_weights": int((np.abs(both * scale) > WEIGHT_MAX + 1).sum()),
         "weight_rel_rms_error": float(np.sqrt(((err / w_max) ** 2).mean()
                                               / ((both / w_max) ** 2).mean())),
         "weight_max_abs_error": float(np.abs(err).max()),
