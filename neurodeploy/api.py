@@ -21,7 +21,7 @@ from torch import nn
 from neurodeploy import pipeline, sdnn_verbs
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.registry import backend as backend_named
-from neurodeploy.data.datasets import save_dataset
+from neurodeploy.data.datasets import dataset_of, save_dataset
 from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir
@@ -94,7 +94,7 @@ def export(network: str | Path | SpikingNet, out: str | Path,
     if isinstance(network, SpikingNet):
         base = _recipe(recipe if recipe is not None else "digits", data=data)
         spec = pipeline.student_recipe(network, base)
-        dataset = pipeline.dataset_of(spec.dataset.model_dump())
+        dataset = dataset_of(spec.dataset.model_dump())
         shape = dataset.input_shape(spec.encoding.metadata())
         flat = not network.conv_specs and np.prod(network.input_shape) == np.prod(shape)
         if not (flat or tuple(network.input_shape) == tuple(shape)) \

@@ -28,10 +28,10 @@ from neurodeploy.backends.registry import BACKENDS, backend as backend_named
 from neurodeploy.checkpoint import (CHECKPOINT_FORMAT, _spiking, _student, _zip_damage,  # noqa: F401
                                     load_checkpoint, save_checkpoint, torch_load)
 from neurodeploy.backends.torch_exact import simulate_torch
+from neurodeploy.inputs import encoded_test_split, load_inputs  # noqa: F401
 from neurodeploy.preflight import check_backend, device_name, output_dir, resolve_device  # noqa: F401
-from neurodeploy.data import encode, load_dataset
-from neurodeploy.data.datasets import dataset_of, load_data
-from neurodeploy.data.npz import is_dataset_file, read_inputs
+from neurodeploy.data.datasets import load_data
+from neurodeploy.data.npz import is_dataset_file
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.teacher_file import teacher_module, teacher_provenance
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
@@ -326,28 +326,6 @@ def _cached(directory: Path | None, key: str, new, train):
     return model, metrics
 
 
-def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.ndarray,
-                                                                             np.ndarray]:
-    """The encoded test split a network was exported for (from its own metadata)."""
-    try:
-        data = dataset_of(metadata["dataset"])
-        encoding = _encoding(metadata, source)
-    except (KeyError, TypeError):
-        raise UserError(f"{source}: its metadata names no dataset/timesteps; pass --data "
-                        "explicitly or re-export it with `neurodeploy export`") from None
-    return data.encoded("test", encoding), data.test.y
-
-
-def _encoding(metadata: dict, source: str = "the network") -> dict:
-    """The input encoding a network was exported with (rate for files that predate the field);
-    metadata["timesteps"] wins, so `--timesteps` can read a network out earlier or later."""
-    encoding = metadata.get("encoding") or {"name": "rate"}
-    if not isinstance(encoding, dict) or "name" not in encoding:
-        raise UserError(f"{source}: metadata field 'encoding' has no 'name'; re-export it with "
-                        "`neurodeploy export`")
-    return {**encoding, "timesteps": int(metadata["timesteps"])}
-
-
 @contextlib.contextmanager
 def deployable(network: str | Path, dt: float | None = None,
                input_shape: tuple[int, ...] | None = None
@@ -369,44 +347,6 @@ def deployable(network: str | Path, dt: float | None = None,
         lowered = Path(tmp) / "network.net"
         write_netx(net, lowered, meta)
         yield lowered, meta, quantization, net
-
-
-def load_inputs(metadata: dict, data: str | None = None, samples: int | None = None,
-                classes: int | None = None, input_size: int | None = None,
-                source: str = "the network") -> tuple[np.ndarray, np.ndarray]:
-    """Input spikes [N, T, ...] and labels for a network: its own test split by default, a
-    dataset's test split by name, or a .npz with `y` and either analog `x` (N, ...) in [0, 1]
-    (encoded as the network's metadata says) or spike trains `x` (N, T, ...); see data/npz.py.
-    `classes`, `input_size`: the network's output and input sizes; labels beyond the one and
-    inputs of another width are refused. `source` names the network in messages."""
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples {samples}: give a positive number of samples")
-    if data is None:
-        spikes, labels = encoded_test_split(metadata, source)
-    elif not data.endswith(".npz") or is_dataset_file(data):     # its test split
-        if not metadata.get("timesteps"):
-            raise UserError("the network does not record its timesteps; pass --timesteps or "
-                            "a .npz of spike trains")
-        dataset = load_dataset(data)
-        spikes, labels = dataset.encoded("test", _encoding(metadata, source)), dataset.test.y
-    else:
-        x, labels = read_inputs(data, classes)
-        if np.issubdtype(x.dtype, np.floating):
-            spikes = encode(x, _encoding(metadata, source) if metadata.get("timesteps")
-                            else {"name": "rate", "timesteps": 16})
-        else:
-            spikes = x.reshape(len(x), x.shape[1], -1)
-    if classes is not None and len(labels) and labels.max() >= classes:
-        raise UserError(f"{data or 'the test split'}: label {int(labels.max())} is beyond the "
-                        f"network's {classes} outputs; these inputs belong to another network")
-    width = int(np.prod(spikes.shape[2:]))
-    if input_size is not None and width != input_size:
-        raise UserError(f"{data or source}: inputs have {width} channels per step, the network "
-                        f"expects {input_size}; check the inputs (and their encoding) belong to "
-                        f"{source}")
-    if samples:
-        spikes, labels = spikes[:samples], labels[:samples]
-    return spikes, np.asarray(labels)
 
 
 def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
