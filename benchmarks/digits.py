@@ -84,7 +84,7 @@ def main() -> int:
             runs.append({
                 "seed": seed, "T": recipe.encoding.timesteps, "samples": len(labels),
                 "teacher_accuracy": manifest["accuracy"]["teacher"],
-                "accuracy_deployed": rep["accuracy"]["student_lava"],
+                "accuracy_deployed": rep["accuracy"]["student_deployed"],
                 "accuracy_torch_exact": rep["accuracy"]["student_torch"],
                 "spike_mismatches": rep["parity"]["spike_mismatches"],
                 "energy_per_inference_uj": rep["energy"]["per_inference_pj"] / 1e6,

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from neurodeploy.backends.registry import BACKENDS
+from neurodeploy.report.summary import deployed_accuracy
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir, write_json
 
@@ -101,7 +102,7 @@ def summarize(report: dict, out_dir: Path) -> str:
         f"{report['network']['synapses']} synapses, trained on "
         f"{(report.get('training') or {}).get('device', 'an unrecorded device')}",
         f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "
-        f"{acc['student_lava']:.4f}   ({report['samples']} test samples)",
+        f"{deployed_accuracy(report):.4f}   ({report['samples']} test samples)",
         f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
         f"neuron-steps (every layer, every step)"
         + (f", {par['readout_voltage_mismatches']} readout voltage mismatches"

@@ -43,14 +43,14 @@ def test_report_contract(tiny_run):
     from neurodeploy.netx import read_netx
     from neurodeploy.pipeline import encoded_test_split
     report = json.loads((tiny_run / "report.json").read_text())
-    assert set(report["accuracy"]) >= {"teacher", "student_torch", "student_lava"}
+    assert set(report["accuracy"]) >= {"teacher", "student_torch", "student_deployed"}
     # the deployed file on its test split, measured here in the exact mode
     net, meta = read_netx(tiny_run / "network.net")
     spikes, labels = encoded_test_split(meta)
     measured = simulate_torch(net, spikes).accuracy(labels)
     assert measured > 0.5                           # trained: chance is 0.1
     assert report["accuracy"]["student_torch"] == measured
-    assert report["accuracy"]["student_lava"] == measured    # 0 mismatches: the same answers
+    assert report["accuracy"]["student_deployed"] == measured    # 0 mismatches: the same answers
     ckpt = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
     assert report["accuracy"]["teacher"] == ckpt["metrics"]["teacher_test_accuracy"] > 0.5
     assert report["parity"]["spike_mismatches"] == 0
@@ -70,10 +70,10 @@ def test_report_contract(tiny_run):
     assert any("teacher" in n for n in names) and any("student" in n for n in names)
     assert all({"name", "source", "per_inference_pj"} <= set(b) for b in energy["ann_baselines"])
     assert len(report["timestep_sweep"]) == 8 and report["timestep_sweep"][-1]["accuracy"] == \
-        report["accuracy"]["student_lava"]
+        report["accuracy"]["student_deployed"]
     assert report["resources"]["fits_one_chip"]
     manifest = json.loads((tiny_run / "manifest.json").read_text())
-    assert manifest["accuracy"]["deployed_exact"] == report["accuracy"]["student_lava"]
+    assert manifest["accuracy"]["deployed_exact"] == report["accuracy"]["student_deployed"]
 
 
 def test_html_report_shows_every_section_with_its_sources(tiny_run):
@@ -172,7 +172,7 @@ def test_thermometer_student_deploys_bit_exact_on_lava_and_reads_out_past_T(tmp_
     report = json.loads((tmp_path / "thermo" / "report.json").read_text())
     assert report["parity"]["spike_mismatches"] == 0 and report["backend"].startswith("lava")
     assert report["accuracy"]["teacher"] is None      # a CE-only recipe trains no teacher
-    assert report["accuracy"]["student_lava"] > 0.5
+    assert report["accuracy"]["student_deployed"] > 0.5
     net, meta = read_netx(tmp_path / "thermo" / "network.net")
     assert net.input_size == 3 * 64
     assert meta["encoding"] == {"name": "thermometer", "timesteps": 4, "levels": 3}

@@ -112,9 +112,9 @@ def test_readout_recipe_runs_on_lava_bit_exactly(tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert report["parity"]["spike_mismatches"] == 0
     assert report["parity"]["prediction_agreement"] == 1.0
-    assert report["accuracy"]["student_lava"] > 0.5          # 10 classes: chance is 0.1
+    assert report["accuracy"]["student_deployed"] > 0.5          # 10 classes: chance is 0.1
     assert json.loads((run / "manifest.json").read_text())["accuracy"]["deployed_exact"] == \
-        report["accuracy"]["student_lava"]
+        report["accuracy"]["student_deployed"]
     # readout voltages, compared one by one (exit 1 on any mismatch)
     assert main(["parity", str(run / "network.net"), "--backends", "torch,lava",
                  "--samples", "60", "--out", str(tmp_path / "parity"), "-q"]) == 0

@@ -126,3 +126,11 @@ def test_simulate_writes_its_page_next_to_its_json(made, tmp_path):
     assert result["backend"] == "float" and result["provenance"]["backend"] == "float"
     assert result["provenance"]["inputs_sha256"] in page and "simulate.json" in page
     assert (tmp_path / "s" / "spikes_per_layer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_old_report_naming_the_deployed_accuracy_student_lava_still_reads():
+    """report.json called the deployed accuracy `student_lava` whatever backend ran it; it is
+    `student_deployed` now, and both read."""
+    from neurodeploy.report.summary import deployed_accuracy
+    assert deployed_accuracy({"accuracy": {"student_lava": 0.9}}) == 0.9
+    assert deployed_accuracy({"accuracy": {"student_deployed": 0.8, "student_lava": 0.1}}) == 0.8

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from neurodeploy.files import atomic_path
 from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
+from neurodeploy.report.summary import deployed_accuracy
 
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;max-width:1000px;margin:24px auto;padding:0 16px;color:#222}
@@ -195,7 +196,8 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
     compared = par.get("neuron_steps_compared", par["spikes_compared"])
     sizes = "-".join(str(s) for s in report["network"]["sizes"])
     source = report.get("source_parity") or {}
-    cards = [("student on " + _e(report["backend"].split(" ")[0]), f"{acc['student_lava']:.4f}",
+    cards = [("student on " + _e(report["backend"].split(" ")[0]),
+              f"{deployed_accuracy(report):.4f}",
               f"torch exact {acc['student_torch']:.4f} · teacher "
               + (f"{acc['teacher']:.4f}" if acc.get("teacher") is not None else "none")
               + (f" · float {acc['student_float']:.4f}" if acc.get("student_float") is not None

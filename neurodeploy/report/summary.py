@@ -42,7 +42,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         **(extra or {}),
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
-                     "student_lava": deployed.accuracy(labels),
+                     "student_deployed": deployed.accuracy(labels),   # on `backend`
                      "student_float": (source.get("accuracy") or {}).get("float"),
                      **(extra or {}).get("accuracy", {})},
         "parity": {k: par[k] for k in ("spike_mismatches", "readout_voltage_mismatches",
@@ -104,6 +104,13 @@ def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) ->
     except UserError as e:
         return {"skipped": str(e)}
     return compare_source(source, deployed, labels)
+
+
+def deployed_accuracy(report: dict) -> float:
+    """The deployed student's accuracy in a report.json (`student_lava` before it was named
+    for whichever backend ran it)."""
+    acc = report["accuracy"]
+    return acc["student_deployed"] if "student_deployed" in acc else acc["student_lava"]
 
 
 def generated() -> dict:
