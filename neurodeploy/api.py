@@ -83,14 +83,15 @@ def distill(recipe: Recipe | dict | str | Path | None, out: str | Path,
 
 
 def export(network: str | Path | SpikingNet, out: str | Path,
-           recipe: Recipe | dict | str | Path | None = None, data: str | Path | None = None
-           ) -> dict:
+           recipe: Recipe | dict | str | Path | None = None, data: str | Path | None = None,
+           fresh: bool = False) -> dict:
     """`neurodeploy export`: a checkpoint.pt, or a SpikingNet built in Python, to
     out/student.nir, network.net and manifest.json; returns the manifest.
 
     For a SpikingNet, `recipe` supplies the encoding and dataset (default: the digits recipe's)
     and `data` a dataset .npz to use instead; the net is saved as out/checkpoint.pt first, so
-    the export is the same as a distilled student's."""
+    the export is the same as a distilled student's. A checkpoint.pt already in `out` (another
+    run's) is never overwritten unless `fresh`."""
     if isinstance(network, SpikingNet):
         base = _recipe(recipe if recipe is not None else "digits", data=data)
         spec = pipeline.student_recipe(network, base)
@@ -104,6 +105,9 @@ def export(network: str | Path | SpikingNet, out: str | Path,
                             f"with encoding {spec.encoding.name} ({list(shape)}, "
                             f"{dataset.num_classes} classes); build it for that data")
         out = writable_dir(out)
+        if (out / "checkpoint.pt").exists() and not fresh:
+            raise UserError(f"{out / 'checkpoint.pt'}: already holds a student; export into "
+                            "another folder, or pass fresh=True to replace it")
         checkpoint = pipeline.save_checkpoint(
             out / "checkpoint.pt", spec, network,
             metrics={"teacher_test_accuracy": None, "teacher_best_val_accuracy": None},

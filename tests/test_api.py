@@ -96,6 +96,12 @@ def test_a_spikingnet_built_in_python_exports_in_one_call(tmp_path):
     assert [layer["shape"] for layer in layers] == [[16], [10]]
     with pytest.raises(UserError, match="do not fit"):
         nd.export(SpikingNet((32,), 10, [CubaParams(1024, 256, 128)]), tmp_path / "bad")
+    before = (tmp_path / "checkpoint.pt").read_bytes()      # another student, same folder
+    other = SpikingNet((64,), 10, [CubaParams(1024, 256, 128)] * 2, hidden=[8])
+    with pytest.raises(UserError, match="already holds a student"):
+        nd.export(other, tmp_path)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert nd.export(other, tmp_path, fresh=True)["files"]
 
 
 def test_a_dataloader_is_materialized_with_the_same_checks(tmp_path):
