@@ -8,7 +8,6 @@ is rebuilt from the checkpoint's own recipe and must accept the stored weights.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.data import encoded_shape
 from neurodeploy.errors import UserError
-from neurodeploy.files import atomic_path
+from neurodeploy.files import atomic_path, zip_damage
 from neurodeploy.neurons import CubaParams, SpikingNet
 from neurodeploy.recipe import Recipe, recipe_from_dict
 from neurodeploy.schema import one_line
@@ -131,7 +130,7 @@ def torch_load(path: Path, what: str, fix: str):
     CRC-32 of every member of its zip archive is checked: torch does not check them, so bytes
     damaged on disk would otherwise load as other weights, silently."""
     try:
-        damaged = _zip_damage(path)
+        damaged = zip_damage(path)
         if damaged is None:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:       # corrupt, truncated, or holding objects that are not plain data
@@ -140,10 +139,6 @@ def torch_load(path: Path, what: str, fix: str):
                     f"CRC-32 check); {fix}")
 
 
-def _zip_damage(path: Path) -> str | None:
-    """The first member of a .pt zip archive whose bytes fail their CRC-32, or None."""
-    with zipfile.ZipFile(path) as archive:
-        return archive.testzip()
 
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from neurodeploy.backends.record import SpikeRecord, provenance
-from neurodeploy.files import file_digest
+from neurodeploy.files import file_digest, zip_damage
 from neurodeploy.backends.registry import BACKENDS, backend as backend_named
-from neurodeploy.checkpoint import (CHECKPOINT_FORMAT, _spiking, _student, _zip_damage,  # noqa: F401
+from neurodeploy.checkpoint import (CHECKPOINT_FORMAT, _spiking, _student,  # noqa: F401
                                     load_checkpoint, save_checkpoint, torch_load)
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.inputs import encoded_test_split, load_inputs  # noqa: F401
@@ -309,7 +309,7 @@ def _cached(directory: Path | None, key: str, new, train):
     if path.exists():
         model = new()
         try:
-            if damaged := _zip_damage(path):
+            if damaged := zip_damage(path):
                 raise ValueError(f"{damaged} fails its CRC-32 check")
             cached = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(cached["state_dict"])

@@ -280,9 +280,8 @@ def test_a_checkpoint_provenance_of_another_shape_is_refused(tiny_run, tmp_path,
     assert not (tmp_path / "out" / "network.net").exists()
 
 
-def test_a_checkpoint_with_damaged_tensor_bytes_is_refused(tiny_run, tmp_path, capsys):
-    path = tmp_path / "checkpoint.pt"
-    shutil.copy(tiny_run / "runs" / "tiny" / "checkpoint.pt", path)
+def _flip_a_tensor_bit(path) -> str:
+    """Flip the lowest bit of one float32 in the largest tensor of a .pt zip; its name."""
     with zipfile.ZipFile(path) as archive:
         member = max((i for i in archive.infolist() if "/data/" in i.filename),
                      key=lambda i: i.file_size)
@@ -290,8 +289,25 @@ def test_a_checkpoint_with_damaged_tensor_bytes_is_refused(tiny_run, tmp_path, c
     name_len, extra_len = (int.from_bytes(data[member.header_offset + k:member.header_offset
                                                + k + 2], "little") for k in (26, 28))
     start = member.header_offset + 30 + name_len + extra_len
-    data[start + 4 * (member.file_size // 8)] ^= 1     # the lowest bit of one float32
+    data[start + 4 * (member.file_size // 8)] ^= 1
     path.write_bytes(bytes(data))
+    return member.filename
+
+
+def test_a_damaged_training_state_is_not_resumed(tmp_path):
+    from neurodeploy.distill.train import History, _load_state, _save_state
+    path = tmp_path / "distill_state.pt"
+    _save_state(path, "key", history=History(), weights=torch.arange(64, dtype=torch.float32))
+    assert _load_state(path, "key") is not None
+    _flip_a_tensor_bit(path)
+    with pytest.raises(UserError, match="cannot resume from this training state"):
+        _load_state(path, "key")
+
+
+def test_a_checkpoint_with_damaged_tensor_bytes_is_refused(tiny_run, tmp_path, capsys):
+    path = tmp_path / "checkpoint.pt"
+    shutil.copy(tiny_run / "runs" / "tiny" / "checkpoint.pt", path)
+    member = type("M", (), {"filename": _flip_a_tensor_bit(path)})
     for verb in ("export", "inspect"):
         code, _, err = _cli(capsys, verb, path)
         assert code == 2 and _one_line(err), (verb, err)

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from neurodeploy.errors import UserError
-from neurodeploy.files import atomic_path
+from neurodeploy.files import atomic_path, zip_damage
 from neurodeploy.neurons import SpikingNet, run_exact
 
 
@@ -91,6 +91,8 @@ def _load_state(path: Path | None, key: str | None) -> dict | None:
     if path is None or not path.exists():
         return None
     try:
+        if damaged := zip_damage(path):
+            raise ValueError(f"{damaged} fails its CRC-32 check")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state["history"] = History(**state["history"])
     except Exception as e:      # damaged, foreign, or from an older neurodeploy
