@@ -17,8 +17,9 @@ import yaml
 
 from neurodeploy.backends.registry import BACKENDS
 from neurodeploy.report.summary import deployed_accuracy
+from neurodeploy import sdnn_verbs
 from neurodeploy.errors import UserError
-from neurodeploy.files import writable_dir, write_json
+from neurodeploy.files import file_digest, package_versions, writable_dir, write_json
 
 AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
 EXAMPLES = {
@@ -207,7 +208,6 @@ def _record_summary(record, labels, **extra) -> dict:
 def _default_out(verb: str, network: str, backend: str | None = None) -> Path:
     """runs/<verb>/<folder>-<file>-<sha8>[-backend]: never the current directory, and two
     networks (or backends) never share a default directory."""
-    from neurodeploy.files import file_digest
     path = Path(network)
     parts = [path.parent.name, path.stem, file_digest(path)[:8], backend]
     return Path("runs") / verb / "-".join(p for p in parts if p)
@@ -231,9 +231,8 @@ def _page(kind: str, result: dict, out: Path) -> Path:
 
 def _sdnn(args, backends: list[str], verb: str) -> int:
     """A sigma-delta netx file: run and compare (sdnn_verbs.run), write and print."""
-    from neurodeploy.sdnn_verbs import run
-    result = run(args.network, args.data, backends, getattr(args, "preset", None),
-                 args.samples, args.timeout)
+    result = sdnn_verbs.run(args.network, args.data, backends, getattr(args, "preset", None),
+                            args.samples, args.timeout)
     out = writable_dir(args.out or _default_out(verb, args.network, "-".join(backends)))
     write_json(out / f"{verb}.json", result)
     print(f"{args.network}: sigma-delta network, {len(result['messages_per_layer'])} layers, "
@@ -253,11 +252,6 @@ def _sdnn(args, backends: list[str], verb: str) -> int:
     return 1 if mism and mism["total"] else 0
 
 
-def _is_sdnn(path: str) -> bool:
-    from neurodeploy.sdnn_verbs import is_sdnn_file
-    return is_sdnn_file(path)
-
-
 def cmd_simulate(args) -> int:
     from neurodeploy.backends.record import provenance
     from neurodeploy.backends.shards import parse_shard, run_chunks, shard_range
@@ -266,7 +260,7 @@ def cmd_simulate(args) -> int:
                                       resolve_device, silent_output, user_names)
     from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections
     shard = parse_shard(args.shard)
-    if _is_sdnn(args.network):
+    if sdnn_verbs.is_sdnn_file(args.network):
         return _sdnn(args, [args.backend], "simulate")
     resolve_device(args.device)           # what this machine lacks fails first, in one line
     check_backend(args.backend)
@@ -339,7 +333,7 @@ def cmd_merge(args) -> int:
 def cmd_parity(args) -> int:
     from neurodeploy.pipeline import parity
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if _is_sdnn(args.network):
+    if sdnn_verbs.is_sdnn_file(args.network):
         return _sdnn(args, names, "parity")
     out = None
 
@@ -415,7 +409,7 @@ def cmd_energy(args) -> int:
 def cmd_inspect(args) -> int:
     from neurodeploy.pipeline import inspect
     path = Path(args.file)
-    if _is_sdnn(args.file):
+    if sdnn_verbs.is_sdnn_file(args.file):
         from neurodeploy.netx.sdnn import read_sdnn
         from neurodeploy.neurons.sigma_delta import describe
         print(f"{path}: sigma-delta (SDNN) netx network")
@@ -468,7 +462,6 @@ class _Parser(argparse.ArgumentParser):
 
 def versions() -> str:
     """One line for bug reports: this package and the stack it is tested against."""
-    from neurodeploy.files import package_versions
     found = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"))
     return ", ".join(f"{name} {v or 'not installed'}" for name, v in found.items())
 

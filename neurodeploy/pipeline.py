@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from neurodeploy.backends.record import SpikeRecord, provenance
-from neurodeploy.files import file_digest, zip_damage
 from neurodeploy.backends.registry import BACKENDS, backend as backend_named
 from neurodeploy.checkpoint import (CHECKPOINT_FORMAT, _spiking, _student,  # noqa: F401
                                     load_checkpoint, save_checkpoint, torch_load)
@@ -37,9 +36,9 @@ from neurodeploy.distill.teacher_file import teacher_module, teacher_provenance
 from neurodeploy.distill.teachers import CNNTeacher, mlp_teacher
 from neurodeploy.distill.train import (barrier, distill_student, is_main, subset,
                                        teacher_outputs, train_teacher)
-from neurodeploy.files import package_versions
 from neurodeploy.errors import UserError
-from neurodeploy.files import atomic_path, writable_dir, write_json
+from neurodeploy.files import (atomic_path, file_digest, package_versions, writable_dir,
+                               write_json, zip_damage)
 from neurodeploy.graph import (from_nir, lower_nir, read_nir, reset_assumption, to_nir,
                                write_nir)
 from neurodeploy.graph.nir_io import graph_metadata

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from neurodeploy.data.encoding import encode, encoded_shape
 from neurodeploy.data.npz import read_dataset
 from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path, file_digest
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,6 @@ def load_file_dataset(path: str | Path, split_seed: int = 0, val_fraction: float
     """A dataset .npz (see data/npz.py), with the built-in sets' guarantees: fixed splits (no
     x_val: a stratified split of train seeded by `split_seed`), checked arrays, and its sha256.
     `sha256`: the hash a checkpoint or manifest recorded; a file that changed is refused."""
-    from neurodeploy.files import file_digest
     path = Path(path)
     splits = read_dataset(path)
     digest = file_digest(path)
@@ -232,7 +232,6 @@ def save_dataset(data, path: str | Path, split_seed: int = 0,
             raise UserError(f"data: cannot carve a test split from {len(y)} samples; give more "
                             "samples or a {train, test} pair") from None
         arrays = {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
-    from neurodeploy.files import atomic_path
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

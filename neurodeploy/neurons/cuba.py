@@ -78,12 +78,11 @@ def _decay(x: torch.Tensor, kept) -> torch.Tensor:
 
 
 def exact_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
-               bias: torch.Tensor | int = 0, a_scaled: bool = False):
-    """One fixed-point step. State and input are integers held in int64 or, faster and still
-    exact (every value stays below 2**53), in float64; `a` is this step's synaptic input
-    (already << 6 when `a_scaled`)."""
-    scale = 1 if a_scaled else 2 ** STATE_SHIFT
-    decayed = _decay(u, p.kept("i", u)) + a * scale
+               bias: torch.Tensor | int = 0):
+    """One fixed-point step, the reference rules (network.run_exact is held to them by the
+    tests). State and input are integers held in int64 or, exactly too, in float64; `a` is
+    this step's synaptic input."""
+    decayed = _decay(u, p.kept("i", u)) + a * 2 ** STATE_SHIFT
     if bool((decayed.abs() >= U_WRAP).any()):
         # Lava wraps once (not modulo): the second test reads the already-wrapped value but
         # corrects the unwrapped one, exactly as lava/proc/lif/models.py does.

@@ -12,13 +12,12 @@ import numpy as np
 
 from neurodeploy.parity import compare, compare_source   # the module, not api.parity
 from neurodeploy.backends.record import SpikeRecord
-from neurodeploy.files import file_digest
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
 from neurodeploy.energy.counting import count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
-from neurodeploy.files import package_versions
+from neurodeploy.files import file_digest, package_versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork
