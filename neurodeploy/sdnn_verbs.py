@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy.backends.record import SDNNRecord
 from neurodeploy.files import file_digest
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
@@ -60,7 +61,7 @@ def run(network: str | Path, frames, backends: list[str], preset: str | None = N
     backend; returns simulate.json / parity.json's content (with `comparisons` and
     `message_mismatches` when there is more than one backend)."""
     from neurodeploy.backends.emulator import simulate_emulator_sdnn
-    from neurodeploy.backends.lava_sdnn import SDNNRecord, simulate_lava_sdnn
+    from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
     from neurodeploy.energy import load_preset
     from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
     from neurodeploy.report.summary import DEFAULT_PRESET, sdnn_energy_sections

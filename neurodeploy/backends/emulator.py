@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from neurodeploy.backends.lava_sdnn import SDNNRecord
-from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.record import SDNNRecord, SpikeRecord
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import read_sdnn

@@ -14,28 +14,17 @@ element per message, ~34 us: fine for tests, slow for large networks).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from neurodeploy.backends.lava import LavaTimeout
+from neurodeploy.backends.record import SDNNRecord
 from neurodeploy.compat import import_lava, interruption_point, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import read_sdnn
 
 BACKEND = "lava (Loihi2SimCfg fixed_pt, SDNN)"
-
-
-@dataclass
-class SDNNRecord:
-    """Graded messages per layer, each [N, T, n] int64 (layer 0: the delta input layer)."""
-
-    backend: str
-    inputs: np.ndarray
-    layers: list[np.ndarray]
-    layer_names: list[str]
-    info: dict = field(default_factory=dict)
 
 
 def _whc(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

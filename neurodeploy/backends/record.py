@@ -158,3 +158,14 @@ class SpikeRecord:
             raise UserError(f"{path}: the record's arrays have inconsistent shapes; delete it and "
                             "simulate again")
         return record, extra
+
+
+@dataclass
+class SDNNRecord:
+    """Graded messages per layer, each [N, T, n] int64 (layer 0: the delta input layer)."""
+
+    backend: str
+    inputs: np.ndarray
+    layers: list[np.ndarray]
+    layer_names: list[str]
+    info: dict = field(default_factory=dict)
