@@ -5,6 +5,7 @@ import torch
 
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, SpikingNet, exact_step, run_exact
 from neurodeploy.neurons.cuba import U_WRAP, V_LIMIT, quantize_weight
+from neurodeploy.neurons.network import _state_plan
 
 
 def step(u, v, a, p, bias=0):
@@ -99,12 +100,18 @@ def test_exact_mode_is_identical_on_cuda():
 
 
 @pytest.mark.parametrize("case", ["wrap-and-saturate", "recurrent-bias-per-neuron",
-                                  "negative-saturation"])
+                                  "negative-saturation", "float32-state"])
 def test_fast_exact_mode_equals_stepping_the_reference_rules(case):
-    """run_exact (float32 sums where exact, float64 state updated in place, the wrap test
-    skipped when provably unreachable) gives exact_step's int64 result, bit for bit."""
+    """run_exact (float32 sums where exact, float32 or float64 state updated in place, the
+    wrap test skipped when provably unreachable) gives exact_step's int64 result, bit for bit."""
     rng = np.random.default_rng(3)
-    if case == "wrap-and-saturate":
+    if case == "float32-state":     # decays with small odd factors, as the shipped students
+        layers = (IntLayer(rng.integers(-60, 80, (12, 40)) * 2, CubaParams(2048, 1024, 40),
+                           name="a", bias=rng.integers(-40, 60, 12)),
+                  IntLayer(rng.integers(-60, 90, (5, 12)) * 2, CubaParams(2048, 3072, 60),
+                           name="b"))
+        assert all(_state_plan(layer, 60, 60 * 64)[0] == torch.float32 for layer in layers)
+    elif case == "wrap-and-saturate":
         layers = (IntLayer(rng.integers(0, 128, (12, 40)) * 2, CubaParams(0, 0, 2 ** 17 - 1),
                            name="a"),
                   IntLayer(rng.integers(0, 128, (5, 12)) * 2, CubaParams(1, 0, 2000), name="b"))
@@ -138,5 +145,6 @@ def test_fast_exact_mode_equals_stepping_the_reference_rules(case):
         assert torch.equal(torch.stack(spikes, 1), got)
         inp = got.to(torch.int64)
     assert torch.equal(volts[:, -1], v)
-    if case != "recurrent-bias-per-neuron":
+    if case in ("wrap-and-saturate", "negative-saturation"):
         assert hit > 0                      # the extremes were really reached
+    assert all(bool(spikes.any()) for spikes in fast[:-1])

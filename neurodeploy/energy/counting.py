@@ -55,8 +55,9 @@ def _totals(inputs: np.ndarray, layers: list[np.ndarray], net: IntNetwork) -> di
         ones = (layer.weight != 0).astype(np.int64)
         events = layer.synapse(pre, weight=ones).reshape(n, steps, -1)
         ops = events.sum(-1).sum(0)
-        delivered = events if layer.delay is None else replace(
-            layer, weight=ones, bias=None).window_input(pre.reshape(n, steps, -1))
+        delivered = events if layer.delay is None else replace(   # window_input is step-major
+            layer, weight=ones, bias=None).window_input(
+                pre.reshape(n, steps, -1).transpose(0, 1)).transpose(0, 1)
         if layer.recurrent is not None:
             own = torch.as_tensor(post.reshape(n, steps, -1), dtype=torch.float64)
             rec = own @ torch.as_tensor((layer.recurrent != 0).T, dtype=torch.float64)

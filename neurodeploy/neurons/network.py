@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from neurodeploy.neurons.cuba import (STATE_SHIFT, U_WRAP, V_LIMIT, WEIGHT_MAX, WEIGHT_MIN,
-                                      CubaParams)
+from neurodeploy.neurons.cuba import (DECAY_UNITY, STATE_SHIFT, U_WRAP, V_LIMIT, WEIGHT_MAX,
+                                      WEIGHT_MIN, CubaParams)
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
@@ -199,25 +199,26 @@ class IntLayer:
         return bias.repeat_interleave(self.size // self.weight.shape[0]) if self.conv else bias
 
     def window_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Feed-forward synaptic input of spikes x [B, T, in] in window time: [B, T, n] exact
-        integers in float32 or float64 (see `_sum`; each delay group's spikes shifted by its
-        delay; conv outputs wrapped as Lava does, where they can reach the wrap)."""
-        batch, steps = x.shape[:2]
+        """Feed-forward synaptic input of spikes x [T, B, in] (step-major) in window time:
+        [T, B, n] exact integers in float32 or float64 (see `_sum`; each delay group's spikes
+        shifted by its delay; conv outputs wrapped as Lava does, where they can reach the wrap)."""
+        steps, batch = x.shape[:2]
         if self.input_shape and self.bias is not None:     # input current: gain * x + bias
-            return (self._sum(x.reshape(batch, steps, -1))
+            return (self._sum(x.reshape(steps, batch, -1))
                     + torch.as_tensor(self.bias, dtype=torch.float64, device=x.device))
         if self.delay is None:
-            current = self._sum(x.reshape(batch * steps, -1))
-            if self.conv and self.input_bound() >= CONV_WRAP:
-                current = torch.remainder(current + CONV_WRAP, 2 * CONV_WRAP) - CONV_WRAP
-            return current.reshape(batch, steps, -1)
-        current = torch.zeros((batch, steps, self.size), dtype=torch.float64, device=x.device)
+            current = self._sum(x.reshape(steps * batch, -1))
+            if self.conv and self.input_bound() >= CONV_WRAP:    # in float64: exact up there
+                current = torch.remainder(current.to(torch.float64) + CONV_WRAP,
+                                          2 * CONV_WRAP) - CONV_WRAP
+            return current.reshape(steps, batch, -1)
+        current = torch.zeros((steps, batch, self.size), dtype=torch.float64, device=x.device)
         for d in np.unique(self.delay[self.weight != 0]):
             if d >= steps:
                 continue
-            part = self._sum(x[:, :steps - d].reshape(-1, self.in_size),
+            part = self._sum(x[:steps - d].reshape(-1, self.in_size),
                              np.where(self.delay == d, self.weight, 0))
-            current[:, d:] += part.reshape(batch, steps - d, -1)
+            current[d:] += part.reshape(steps - d, batch, -1)
         return current
 
 
@@ -263,65 +264,94 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
 
     With `voltage`, also returns the last layer's voltage after every step, [B, T, n] int64
     (Lava's units: the integer voltage << 6), which is the output of a readout layer.
-    Synaptic sums run in float32 where that is exact (IntLayer.synapse); the neuron state is
-    float64 holding exact integers, updated in place (cuba.exact_step's rules, which the tests
-    hold this loop to)."""
+    Everything runs step-major ([T, B, n]: each step reads and writes contiguous memory), and
+    a layer's 0/1 spikes feed the next layer's synapses as they are, in the state's float type.
+    Synaptic sums run in float32 where that is exact (IntLayer._sum), the neuron state in
+    float32 or float64 holding exact integers (`_state_plan`), by cuba.exact_step's rules, to
+    which the tests hold this loop."""
     batch, steps = spikes.shape[:2]
-    x = spikes.reshape(batch, steps, -1)
+    x = spikes.reshape(batch, steps, -1).transpose(0, 1)
     out, volts = [], None
     for index, layer in enumerate(net.layers):
-        # step-major [T, B, n]: each step reads and writes contiguous memory
-        current = layer.window_input(x).mul_(2 ** STATE_SHIFT).transpose(0, 1).contiguous()
+        current = layer.window_input(x).mul_(2 ** STATE_SHIFT)
         if voltage and index == len(net.layers) - 1:
             volts = torch.empty(current.shape, dtype=torch.int64, device=current.device)
-        out.append(_run_layer(layer, current, volts).transpose(0, 1))
-        x = out[-1]
+        x = _run_layer(layer, current, volts)
+        out.append(x.transpose(0, 1).bool())
     return (out, None if volts is None else volts.transpose(0, 1)) if voltage else out
+
+
+def _odd_part(kept) -> int:
+    """The largest odd factor of 4096 - decay (over neurons, for per-neuron decays): a state x
+    times kept/4096 is exact in float32 when |x| * odd part < 2**24 (the power of two only
+    moves the exponent)."""
+    values = kept if isinstance(kept, tuple) else (kept,)
+    return max((k // (k & -k) if k else 1) for k in (DECAY_UNITY - int(d) for d in values))
+
+
+def _state_plan(layer: IntLayer, steps: int, bias_peak: float) -> tuple[torch.dtype, bool, bool]:
+    """How `_run_layer` may hold this layer's state exactly: (dtype, may_wrap, may_saturate).
+
+    Geometric bounds of the current and voltage over `steps` (inputs at their largest every
+    step): below Lava's 24-bit wrap and saturation those tests (a reduction every step) are
+    skipped, and when every value the step forms, decay products included, stays below 2**24
+    the state is float32 (half the memory traffic of float64), else float64 (exact below
+    2**53: |x| < 2**24 times kept <= 4096 is within 37 bits)."""
+    p = layer.params
+    peak = (min(layer.input_bound(), CONV_WRAP) if layer.conv else layer.input_bound()) \
+        * 2 ** STATE_SHIFT
+    if layer.recurrent is not None:
+        peak += float(np.abs(layer.recurrent).sum(1).max()) * 2 ** STATE_SHIFT
+    i_decay = min(p.i_decay) if isinstance(p.i_decay, tuple) else p.i_decay
+    v_decay = min(p.v_decay) if isinstance(p.v_decay, tuple) else p.v_decay
+    u_peak = peak * (steps if i_decay == 0 else min(steps, DECAY_UNITY / i_decay))
+    v_peak = (min(u_peak, U_WRAP) + bias_peak) * (
+        steps if v_decay == 0 else min(steps, DECAY_UNITY / v_decay))
+    may_wrap, may_saturate = u_peak >= U_WRAP - 1, v_peak >= V_LIMIT
+    narrow = (not (may_wrap or may_saturate) and u_peak * _odd_part(p.i_decay) < 2 ** 24
+              and v_peak * _odd_part(p.v_decay) < 2 ** 24)
+    return (torch.float32 if narrow else torch.float64), may_wrap, may_saturate
 
 
 def _run_layer(layer: IntLayer, current: torch.Tensor,
                volts: torch.Tensor | None = None) -> torch.Tensor:
     """One layer's neurons over T steps of input current [T, B, n] (<< 6 already): spikes
-    [T, B, n]; the voltage after each step into `volts` when given."""
+    [T, B, n] as 0/1 in the state's type; the voltage after each step into `volts` if given.
+
+    Only cheap vectorised ops (torch's trunc, comparisons and masked_fill are several times
+    slower on the CPU): trunc(x) is x - frac(x), exact in floating point; the reset multiplies
+    v by keep = clamp(threshold + 1 - v, 0, 1), which is exactly 1 where v <= threshold and 0
+    where it fires (integers, and rounding cannot move a value across 0 or 1)."""
     steps, batch, n = current.shape
     p = layer.params
     bias = layer.neuron_bias(current.device)
     bias = bias.to(torch.float64) * 2 ** STATE_SHIFT if torch.is_tensor(bias) else None
+    dtype, may_wrap, may_saturate = _state_plan(
+        layer, steps, 0.0 if bias is None else float(bias.abs().max()))
+    bias = None if bias is None else bias.to(dtype)
+    current = current.to(dtype)
     rec = None if layer.recurrent is None else torch.as_tensor(
-        layer.recurrent.T * 2 ** STATE_SHIFT, dtype=torch.float64, device=current.device)
-    u = torch.zeros((batch, n), dtype=torch.float64, device=current.device)
-    v, s = torch.zeros_like(u), torch.zeros_like(u, dtype=torch.bool)
-    spikes = torch.empty(current.shape, dtype=torch.bool, device=current.device)
-    ki, kv = p.kept("i", u) / 4096, p.kept("v", u) / 4096
-    threshold = p.threshold << STATE_SHIFT
-    # The current never reaches Lava's 24-bit wrap when its geometric bound stays below it;
-    # then the wrap test (a reduction every step) is skipped.
-    peak = (min(layer.input_bound(), CONV_WRAP) if layer.conv else layer.input_bound()) \
-        * 2 ** STATE_SHIFT
-    if rec is not None:
-        peak += float(np.abs(layer.recurrent).sum(1).max()) * 2 ** STATE_SHIFT
-    i_decay = min(p.i_decay) if isinstance(p.i_decay, tuple) else p.i_decay
-    v_decay = min(p.v_decay) if isinstance(p.v_decay, tuple) else p.v_decay
-    u_peak = peak * (steps if i_decay == 0 else min(steps, 4096 / i_decay))
-    may_wrap = u_peak >= U_WRAP - 1
-    # likewise the voltage and its saturation (the bias adds every step)
-    v_peak = (min(u_peak, U_WRAP) + (0 if bias is None else float(bias.abs().max()))) * (
-        steps if v_decay == 0 else min(steps, 4096 / v_decay))
-    may_saturate = v_peak >= V_LIMIT
+        layer.recurrent.T * 2 ** STATE_SHIFT, dtype=dtype, device=current.device)
+    u = torch.zeros((batch, n), dtype=dtype, device=current.device)
+    v, scratch = torch.zeros_like(u), torch.empty_like(u)
+    spikes = torch.empty(current.shape, dtype=dtype, device=current.device)
+    ki, kv = p.kept("i", u) / DECAY_UNITY, p.kept("v", u) / DECAY_UNITY
+    over = float((p.threshold << STATE_SHIFT) + 1)
     for t in range(steps):
-        u.mul_(ki).trunc_().add_(current[t])
-        if rec is not None:           # own spikes of the previous step, exact in float64
-            u.add_(s.to(torch.float64) @ rec)
+        u.mul_(ki).sub_(torch.frac(u, out=scratch)).add_(current[t])
+        if rec is not None and t:        # own spikes of the previous step
+            u.add_(spikes[t - 1] @ rec)
         if may_wrap:
             wrapped = torch.where(u > U_WRAP, u - 2 * U_WRAP, u)
             u = torch.where(wrapped <= -U_WRAP, u + 2 * U_WRAP, wrapped)
-        v.mul_(kv).trunc_().add_(u)
+        v.mul_(kv).sub_(torch.frac(v, out=scratch)).add_(u)
         if bias is not None:
             v.add_(bias)
         if may_saturate:
             v.clamp_(-V_LIMIT, V_LIMIT)
-        s = torch.gt(v, threshold, out=spikes[t])
-        v.masked_fill_(s, 0)
+        keep = torch.sub(over, v, out=scratch).clamp_(0, 1)
+        torch.sub(1, keep, out=spikes[t])
+        v.mul_(keep)
         if volts is not None:
             volts[t] = v
     return spikes
