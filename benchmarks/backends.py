@@ -24,7 +24,8 @@ from neurodeploy.files import write_json
 from timing import timed
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
-from neurodeploy.pipeline import load_inputs, simulate
+from neurodeploy.inputs import load_inputs
+from neurodeploy.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "backends.json"

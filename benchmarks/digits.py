@@ -26,7 +26,11 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.files import write_json
 from timing import timed
 from neurodeploy.netx import read_netx
-from neurodeploy.pipeline import distill, encoded_test_split, export, report, simulate
+from neurodeploy.artifacts import export
+from neurodeploy.distill.run import distill
+from neurodeploy.inputs import encoded_test_split
+from neurodeploy.report.summary import report
+from neurodeploy.simulation import simulate
 from neurodeploy.recipe import load_recipe
 
 SEEDS = (0, 1, 2)

@@ -43,8 +43,11 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
-from neurodeploy.pipeline import (_digest, distill, encoded_test_split, export, load_checkpoint,
-                                  simulate)
+from neurodeploy.artifacts import export
+from neurodeploy.checkpoint import load_checkpoint
+from neurodeploy.distill.run import _digest, distill
+from neurodeploy.inputs import encoded_test_split
+from neurodeploy.simulation import simulate
 from neurodeploy.recipe import load_recipe, recipe_from_dict
 from timing import timed
 

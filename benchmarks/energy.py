@@ -20,7 +20,9 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.energy import PRESETS
 from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
-from neurodeploy.pipeline import encoded_test_split, report, reprice, simulate
+from neurodeploy.inputs import encoded_test_split
+from neurodeploy.report.summary import report, reprice
+from neurodeploy.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "energy.json"

@@ -57,7 +57,7 @@ RESULT = ROOT / "benchmarks" / "results" / "fuzz.json"
 OUTCOMES = ("one_line_errors", "tracebacks", "hangs", "accepted_valid", "accepted_wrong",
             "code_ran")
 BAD = ("tracebacks", "hangs", "accepted_wrong", "code_ran")
-# manifest.json is read by `simulate`/`parity` of the network.net next to it (pipeline.check_manifest).
+# manifest.json is read by `simulate`/`parity` of the network.net next to it (artifacts.check_manifest).
 WEIGHTS = {"recipe": 14, "preset": 9, "report": 11, "chunks": 10, "npz": 10, "netx": 15,
            "nir": 13, "checkpoint": 10, "manifest": 8}
 SKIPPED: dict = {}
@@ -441,7 +441,10 @@ def make_seed_run(run: Path) -> None:
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.files import write_json
     from neurodeploy.netx import read_netx
-    from neurodeploy.pipeline import distill, encoded_test_split, export, report
+    from neurodeploy.artifacts import export
+    from neurodeploy.distill.run import distill
+    from neurodeploy.inputs import encoded_test_split
+    from neurodeploy.report.summary import report
     from neurodeploy.recipe import load_recipe
     run.mkdir(parents=True, exist_ok=True)
     spec = yaml.safe_load((ROOT / "models" / "digits.yaml").read_text())
@@ -476,7 +479,7 @@ class Seeds:
         from neurodeploy.data import load_dataset
         from neurodeploy.energy.presets import PRESETS
         from neurodeploy.netx import read_netx
-        from neurodeploy.pipeline import encoded_test_split
+        from neurodeploy.inputs import encoded_test_split
         run = seed_run / "digits"
         if not (run / "report.json").is_file() or not (run / "checkpoint.pt").is_file():
             make_seed_run(run)

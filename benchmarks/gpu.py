@@ -36,7 +36,8 @@ from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 from neurodeploy.neurons.sigma_delta import message_mismatches, run_exact as sdnn_exact
 from neurodeploy.parity import compare
-from neurodeploy.pipeline import load_inputs, simulate
+from neurodeploy.inputs import load_inputs
+from neurodeploy.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import torch
 
-from neurodeploy import pipeline
+from neurodeploy import simulation
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.errors import UserError
@@ -136,7 +136,7 @@ def _cuba_row(path: Path, samples: int, steps: int) -> dict:
     records, seconds = {}, {}
     for name, backend in (("exact", "torch"), ("emulator", "emulator"), ("lava", "lava")):
         records[name], seconds[name] = _timed(
-            lambda: pipeline.simulate(path, spikes, backend, progress=False))
+            lambda: simulation.simulate(path, spikes, backend, progress=False))
     pairs = {f"exact-{b}": compare(records["exact"], records[b], labels)
              for b in ("emulator", "lava")}
     row = {"inputs": "seeded binary spikes (rate 0.3)", "unit": "spikes",

@@ -18,7 +18,8 @@ from neurodeploy.backends.lava import loihi2_missing
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
-from neurodeploy.pipeline import encoded_test_split, simulate
+from neurodeploy.inputs import encoded_test_split
+from neurodeploy.simulation import simulate
 
 EXPORTS = sorted(p.parent for p in (Path(__file__).parent.parent / "export").glob("*/manifest.json"))
 SAMPLES = 400

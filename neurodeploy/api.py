@@ -1,6 +1,6 @@
-"""The Python API: each `neurodeploy` verb as a function taking files or in-memory objects
-(a recipe dict, a trained nn.Module teacher, a torch Dataset, a SpikingNet), with the CLI's
-semantics and its one-line `UserError`s. Thin: the work is done in `neurodeploy.pipeline`.
+"""The verbs as functions: what the `neurodeploy` command runs, taking files or in-memory
+objects (a recipe dict, a trained nn.Module teacher, a torch Dataset, a SpikingNet), with the
+same one-line `UserError`s. The command line only parses arguments and prints what these return.
 
     from neurodeploy import api
     ckpt = api.distill({"name": "mine", "distill": {"epochs": 1}}, "runs/mine",
@@ -8,31 +8,48 @@ semantics and its one-line `UserError`s. Thin: the work is done in `neurodeploy.
     api.export(ckpt, "runs/mine")
     api.simulate("runs/mine/network.net", backend="lava", samples=5)["accuracy"]
     api.parity("runs/mine/network.net", backends=("torch", "lava"), samples=5)
+
+`simulate` and `parity` write their files only when given `out` (a folder, or True: the one
+the command line picks by default), `energy` when given a folder; each returns what it writes
+(with the records, and `wrote`: the paths).
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
-from neurodeploy import pipeline, sdnn_verbs
-from neurodeploy.backends.record import SpikeRecord
-from neurodeploy.backends.registry import backend as backend_named
+import neurodeploy.artifacts as artifacts
+import neurodeploy.sdnn_verbs as sdnn_verbs
+import neurodeploy.simulation as simulation
+from neurodeploy.backends.record import provenance
+from neurodeploy.backends.registry import (BACKENDS, DEFAULT_BACKEND, EXACT_BACKEND,
+                                           PARITY_BACKENDS)
+from neurodeploy.backends.shards import merge as merge_chunks, parse_shard, run_chunks, shard_range
+from neurodeploy.backends.torch_exact import simulate_torch
+from neurodeploy.checkpoint import save_checkpoint, student_recipe
 from neurodeploy.data.datasets import dataset_of, save_dataset
+from neurodeploy.distill import run as distilling
 from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError
-from neurodeploy.files import writable_dir
+from neurodeploy.files import writable_dir, write_json
+from neurodeploy.graph import reset_assumption
+from neurodeploy.inputs import encoded_test_split, load_inputs
+from neurodeploy.netx import read_netx
 from neurodeploy.neurons import SpikingNet
+from neurodeploy.preflight import check_backend, default_out, output_dir, resolve_device
 from neurodeploy.recipe import Recipe, load_recipe, override, recipe_from_dict
-from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections
+from neurodeploy.report import write_html, write_record_html
+from neurodeploy.report.summary import (DEFAULT_PRESET, energy_sections, record_summary, report,
+                                        reprice)
 
-report = pipeline.report        # report.json's content from records (see report/summary.py)
-run = pipeline.run              # the whole pipeline for a recipe: distill, export, Lava, report
-
-__all__ = ["distill", "energy", "export", "inspect", "parity", "report", "run", "simulate"]
+__all__ = ["distill", "energy", "export", "inspect", "merge", "parity", "report", "run",
+           "simulate"]
 
 
 def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = None,
@@ -45,6 +62,8 @@ def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = 
         spec, where = dict(recipe or {}), "recipe"
     else:
         loaded = load_recipe(str(recipe), overrides)
+        if data is None and teacher is None:
+            return loaded
         spec, where, overrides = loaded.to_dict(), str(recipe), None
     if overrides:
         spec = override(spec, overrides, where)
@@ -56,11 +75,12 @@ def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = 
     return recipe_from_dict(spec, where)
 
 
-def distill(recipe: Recipe | dict | str | Path | None, out: str | Path,
+def distill(recipe: Recipe | dict | str | Path | None, out: str | Path | None = None,
             teacher: nn.Module | str | Path | None = None, data=None,
             overrides: dict | None = None, progress: bool = False, fresh: bool = False,
-            device: str | None = None) -> Path:
-    """`neurodeploy distill`: distill the recipe's student into out/checkpoint.pt (returned).
+            device: str | None = None, *, place: str = "another `out`") -> Path:
+    """`neurodeploy distill`: distill the recipe's student into out/checkpoint.pt (returned;
+    `out` by default runs/<recipe name>).
 
     `recipe`: a dict of recipe sections, a Recipe, a models/ name or a YAML path.
     `teacher`: a trained nn.Module, or a TorchScript / torch.export file (else the recipe's
@@ -68,18 +88,19 @@ def distill(recipe: Recipe | dict | str | Path | None, out: str | Path,
     / {train, test[, val]} dict, materialized as out/data.npz so export and every backend read
     the same fixed splits (its sha256 goes into the checkpoint). A checkpoint.pt already in
     `out` is reused when the same recipe made it from the same data and teacher file, another
-    recipe's is refused unless `fresh` (see pipeline.distill). `device`: where to train, e.g.
-    "cpu" or "cuda" (default: CUDA when available)."""
-    device = pipeline.resolve_device(device)       # before `out` or data.npz is written
-    out = writable_dir(out)
+    recipe's is refused unless `fresh` (see distill.run.distill; `place` names the option that
+    moves the run elsewhere in that message). `device`: where to train, e.g. "cpu" or "cuda"
+    (default: CUDA when available)."""
+    device = resolve_device(device)       # before `out` or data.npz is written
     module = teacher if isinstance(teacher, nn.Module) else None
     parsed = _recipe(recipe, overrides, None, None if module is not None else teacher)
-    if data is not None:
-        if not isinstance(data, (str, Path)):
-            data = save_dataset(data, out / "data.npz", parsed.dataset.split_seed)
-        parsed = _recipe(parsed, data=data)
-    return pipeline.distill(parsed, out, progress, teacher_model=module, fresh=fresh,
-                            device=device, place="another `out`")
+    with output_dir(out or Path("runs") / parsed.name) as out:   # none left empty on failure
+        if data is not None:
+            if not isinstance(data, (str, Path)):
+                data = save_dataset(data, out / "data.npz", parsed.dataset.split_seed)
+            parsed = _recipe(parsed, data=data)
+        return distilling.distill(parsed, out, progress, teacher_model=module, fresh=fresh,
+                                  device=device, place=place)
 
 
 def export(network: str | Path | SpikingNet, out: str | Path,
@@ -92,41 +113,46 @@ def export(network: str | Path | SpikingNet, out: str | Path,
     and `data` a dataset .npz to use instead; the net is saved as out/checkpoint.pt first, so
     the export is the same as a distilled student's. A checkpoint.pt already in `out` (another
     run's) is never overwritten unless `fresh`."""
-    if isinstance(network, SpikingNet):
-        base = _recipe(recipe if recipe is not None else "digits", data=data)
-        spec = pipeline.student_recipe(network, base)
-        dataset = dataset_of(spec.dataset.model_dump())
-        shape = dataset.input_shape(spec.encoding.metadata())
-        flat = not network.conv_specs and np.prod(network.input_shape) == np.prod(shape)
-        if not (flat or tuple(network.input_shape) == tuple(shape)) \
-                or network.classes != dataset.num_classes:
-            raise UserError(f"student: input {list(network.input_shape)} and "
-                            f"{network.classes} classes do not fit {dataset.file or dataset.name} "
-                            f"with encoding {spec.encoding.name} ({list(shape)}, "
-                            f"{dataset.num_classes} classes); build it for that data")
-        out = writable_dir(out)
-        if (out / "checkpoint.pt").exists() and not fresh:
-            raise UserError(f"{out / 'checkpoint.pt'}: already holds a student; export into "
-                            "another folder, or pass fresh=True to replace it")
-        checkpoint = pipeline.save_checkpoint(
-            out / "checkpoint.pt", spec, network,
-            metrics={"teacher_test_accuracy": None, "teacher_best_val_accuracy": None},
-            provenance={"dataset": dataset.provenance(spec.dataset.split_seed)},
-            input_shape=shape)
-        return pipeline.export(checkpoint, out)
-    return pipeline.export(network, out)
+    if not isinstance(network, SpikingNet):
+        return artifacts.export(network, out)
+    base = _recipe(recipe if recipe is not None else "digits", data=data)
+    spec = student_recipe(network, base)
+    dataset = dataset_of(spec.dataset.model_dump())
+    shape = dataset.input_shape(spec.encoding.metadata())
+    flat = not network.conv_specs and np.prod(network.input_shape) == np.prod(shape)
+    if not (flat or tuple(network.input_shape) == tuple(shape)) \
+            or network.classes != dataset.num_classes:
+        raise UserError(f"student: input {list(network.input_shape)} and "
+                        f"{network.classes} classes do not fit {dataset.file or dataset.name} "
+                        f"with encoding {spec.encoding.name} ({list(shape)}, "
+                        f"{dataset.num_classes} classes); build it for that data")
+    out = writable_dir(out)
+    if (out / "checkpoint.pt").exists() and not fresh:
+        raise UserError(f"{out / 'checkpoint.pt'}: already holds a student; export into "
+                        "another folder, or pass fresh=True to replace it")
+    checkpoint = save_checkpoint(
+        out / "checkpoint.pt", spec, network,
+        metrics={"teacher_test_accuracy": None, "teacher_best_val_accuracy": None},
+        provenance={"dataset": dataset.provenance(spec.dataset.split_seed)}, input_shape=shape)
+    return artifacts.export(checkpoint, out)
 
 
-def _inputs(inputs, net, meta: dict, samples: int | None, source: str, folder: Path):
-    """Spikes and labels for a network: its own test split (None), a dataset name or .npz, or
-    an (x, y) pair of arrays (checked as a .npz of inputs is: see data/npz.py)."""
+def _data(inputs, folder: Path) -> str | None:
+    """What to read inputs from: None (the network's own test split), a dataset name or .npz
+    path, or an (x, y) pair of arrays saved as a .npz (checked as one: see data/npz.py)."""
     if isinstance(inputs, tuple):
         x, y = (np.asarray(v) for v in inputs)
-        inputs = str(folder / "inputs.npz")
-        np.savez(inputs, x=x, y=y)
-    return pipeline.load_inputs(meta, None if inputs is None else str(inputs), samples,
-                                classes=net.layers[-1].size, input_size=net.input_size,
-                                source=source)
+        np.savez(folder / "inputs.npz", x=x, y=y)
+        return str(folder / "inputs.npz")
+    return None if inputs is None else str(inputs)
+
+
+def _inputs(meta: dict, net, data: str | None, samples: int | None, timesteps: int | None,
+            network) -> tuple[np.ndarray, np.ndarray]:
+    if timesteps:
+        meta = {**meta, "timesteps": timesteps}
+    return load_inputs(meta, data, samples, classes=net.layers[-1].size,
+                       input_size=net.input_size, source=str(network))
 
 
 def _frames(inputs):
@@ -134,67 +160,196 @@ def _frames(inputs):
     return inputs[0] if isinstance(inputs, tuple) else inputs
 
 
-def simulate(network: str | Path, inputs=None, backend: str = "torch",
+def _folder(out, verb: str, network, backend: str | None = None):
+    """output_dir of `out` (True: the verb's default folder), or no folder for a false `out`."""
+    if not out:
+        return contextlib.nullcontext()
+    return output_dir(default_out(verb, network, backend) if out is True else out)
+
+
+def _sdnn(verb: str, network, inputs, backends: list[str], preset: str | None,
+          samples: int | None, timeout: float | None, out) -> dict:
+    """A sigma-delta file through sdnn_verbs.run; its result written as <verb>.json."""
+    result = sdnn_verbs.run(network, _frames(inputs), backends, preset, samples, timeout)
+    if not out:
+        return {**result, "wrote": []}
+    folder = writable_dir(default_out(verb, network, "-".join(backends)) if out is True
+                          else out)
+    write_json(folder / f"{verb}.json", result)
+    return {**result, "wrote": [folder / f"{verb}.json"]}
+
+
+def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
              samples: int | None = None, timesteps: int | None = None,
-             dt: float | None = None, progress: bool = False,
-             preset: str = DEFAULT_PRESET) -> dict:
-    """`neurodeploy simulate`: run a .net (or any .nir, lowered) on one backend (torch,
-    emulator, lava, loihi2, float). `inputs`: None (the test split it was exported for), a
-    dataset name or .npz path, or an (x, y) pair. Returns backend, samples, timesteps,
-    accuracy, warnings (e.g. an output layer that never spiked), labels, the SpikeRecord
-    (spikes of every layer at every step, named as the file names them) and, priced by
-    `preset` (a name or a preset YAML file; `run`'s default), simulate.json's energy sections:
-    energy, per_timestep, timestep_sweep, resources, counts, layers.
+             dt: float | None = None, progress: bool = False, preset: str = DEFAULT_PRESET, *,
+             device: str = "cpu", input_shape: tuple[int, ...] | None = None,
+             timeout: float | None = None, shard: str | None = None, chunk: int = 1000,
+             out: str | Path | bool | None = None, quiet: bool = False) -> dict:
+    """`neurodeploy simulate`: run a .net (or any .nir, lowered) on one backend (see
+    backends/registry.py). `inputs`: None (the test split it was exported for), a dataset name
+    or .npz path, or an (x, y) pair. `preset`: the energy preset that prices the counted events
+    (a name or a preset YAML file; default `run`'s). `shard`: "i/n", the i-th of n equal slices.
+    Returns simulate.json's content (backend, samples, timesteps, accuracy, warnings such as an
+    output layer that never spiked, the energy sections ...) with the labels, the SpikeRecord
+    (spikes of every layer at every step, named as the file names them) and `wrote`: the files
+    written into `out`, where a resumable backend also keeps its chunks (a rerun resumes them;
+    `quiet`: no line per chunk).
     A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
     .npz with x) and returns simulate.json's content (sdnn_verbs.run)."""
+    shard = parse_shard(shard)
     if sdnn_verbs.is_sdnn_file(network):
-        return sdnn_verbs.run(network, _frames(inputs), [backend], preset, samples)
-    try:                                  # a wrong preset fails before the simulation
-        prices = load_preset(preset)
-    except UserError as e:
-        raise UserError(f"preset: {e}") from None
-    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as folder, \
-            pipeline.deployable(network, dt) as (path, meta, quantization, net):
-        if timesteps:
-            meta = {**meta, "timesteps": timesteps}
-        spikes, labels = _inputs(inputs, net, meta, samples, str(network), Path(folder))
-        record: SpikeRecord = pipeline.user_names(pipeline.simulate(
-            network if backend_named(backend).reads == "own" else path, spikes, backend,
-            progress), net)
-    warnings = [w for w in [pipeline.silent_output([record], network)] if w]
+        return _sdnn("simulate", network, inputs, [backend], preset, samples, timeout, out)
+    device = resolve_device(device)       # what this machine lacks fails first, in one line
+    check_backend(backend)
+    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
+        data = _data(inputs, Path(tmp))
+        if Path(network).suffix == ".nir":      # every missing option at once, before lowering
+            simulation.missing_options(network, None, dt, data, timesteps)
+        try:                                    # a wrong preset fails before the simulation
+            prices = load_preset(preset or DEFAULT_PRESET)
+        except UserError as e:
+            raise UserError(f"--preset: {e}") from None
+        with artifacts.deployable(network, dt, input_shape) as (path, meta, quantization, net), \
+                _folder(out, "simulate", network, backend) as folder:
+            simulation.missing_options(network, meta, dt, data, timesteps)
+            spikes, labels = _inputs(meta, net, data, samples, timesteps, network)
+            prov = provenance(network, spikes, labels, backend, dt=dt, input_shape=input_shape)
+            own = BACKENDS[backend].reads == "own"
+
+            def run_on(x, timeout_s=None):
+                return simulation.simulate(network if own else path, x, backend, progress,
+                                           timeout_s, device, input_shape=input_shape, dt=dt)
+            if folder and BACKENDS[backend].resumable:      # slow: resumable chunks on disk
+                record, indices = run_chunks(run_on, spikes, labels, folder / "chunks", chunk,
+                                             shard, timeout, progress=progress, provenance=prov,
+                                             lines=not quiet)      # lines where no bars
+                labels = labels[indices]
+            else:
+                lo, hi = shard_range(len(spikes), shard)
+                record, labels = run_on(spikes[lo:hi], timeout_s=timeout), labels[lo:hi]
+    simulation.user_names(record, net)
+    warnings = [w for w in [simulation.silent_output([record], network)] if w]
     for warning in warnings:
         print(f"neurodeploy: warning: {warning}", file=sys.stderr)
-    return {"backend": record.backend, "samples": record.samples,
-            "timesteps": record.timesteps, "accuracy": record.accuracy(labels),
-            "warnings": warnings,
-            "quantization": quantization, "labels": labels, "record": record,
-            **energy_sections(net, record, labels, prices)}
+    result = record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
+                            quantization=quantization, provenance=prov, network=str(network),
+                            warnings=warnings, reset=reset_assumption(network),
+                            **energy_sections(net, record, labels, prices))
+    wrote = []
+    if folder:
+        write_json(folder / "simulate.json", result)
+        wrote = [folder / "simulate.json", write_record_html("simulate", result, folder)]
+    return {**result, "labels": labels, "record": record, "wrote": wrote}
 
 
-def parity(network: str | Path, inputs=None, backends=("torch", "emulator", "lava"),
-           samples: int | None = None, dt: float | None = None,
-           progress: bool = False, reference: str | Path | None = None) -> dict:
+def merge(dirs: list[str | Path], out: str | Path | None = None) -> dict:
+    """`neurodeploy merge`: join the chunk records of several shards of one simulation into
+    out/record.npz and simulate.json (`out` by default runs/merge/<network sha8>-<inputs
+    sha8>); returns simulate.json's content with the labels, the record and `wrote`."""
+    record, _, labels = merge_chunks(dirs)
+    prov = record.info.get("provenance") or {}
+    folder = writable_dir(out or Path("runs") / "merge" / "-".join(
+        [prov.get("network_sha256", "unknown")[:8], prov.get("inputs_sha256", "unknown")[:8]]))
+    record.save(folder / "record.npz", labels=labels)
+    result = record_summary(record, labels, merged=[str(d) for d in dirs], provenance=prov)
+    write_json(folder / "simulate.json", result)
+    return {**result, "labels": labels, "record": record,
+            "wrote": [folder / "record.npz", folder / "simulate.json"]}
+
+
+def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
+           samples: int | None = None, dt: float | None = None, progress: bool = False,
+           reference: str | Path | None = None, *, timesteps: int | None = None,
+           input_shape: tuple[int, ...] | None = None, device: str = "cpu",
+           timeout: float | None = None, out: str | Path | bool | None = None) -> dict:
     """`neurodeploy parity`: the same inputs through several backends, compared spike for
-    spike (and `float`, the model as trained, against the deployed ones). Returns parity.json's
-    content; `spike_mismatches` is 0 when the backends agree exactly. `reference`: another
-    framework's predictions/output counts for the same inputs (.npz), compared too.
+    spike (and the backend that runs the model as trained against the deployed ones). Returns
+    parity.json's content; `spike_mismatches` is 0 when the backends agree exactly. `reference`:
+    another framework's predictions/output counts for the same inputs (.npz), compared too.
+    With the records and `wrote`: parity.json and report.html, when given `out`.
     A sigma-delta netx file is compared message for message on integer frames (as simulate)."""
+    backends = list(backends)
     if sdnn_verbs.is_sdnn_file(network):
-        return sdnn_verbs.run(network, _frames(inputs), list(backends), samples=samples)
-    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as folder:
-        return pipeline.parity(
-            network, lambda meta, net: _inputs(inputs, net, meta, samples, str(network),
-                                               Path(folder)),
-            list(backends), progress, dt=dt, reference=reference)[0]
+        return _sdnn("parity", network, inputs, backends, None, samples, timeout, out)
+    folder = None
+    with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp, \
+            contextlib.ExitStack() as stack:
+        data = _data(inputs, Path(tmp))
+
+        def chosen(meta, net):  # the network is open and valid: check `out`, then read inputs
+            nonlocal folder
+            folder = stack.enter_context(_folder(out, "parity", network))
+            return _inputs(meta, net, data, samples, timesteps, network)
+        result, records = simulation.parity(network, chosen, backends, progress, timeout, dt,
+                                            input_shape, device, reference)
+        wrote = []
+        if folder:
+            write_json(folder / "parity.json", result)
+            wrote = [folder / "parity.json", write_record_html("parity", result, folder)]
+    return {**result, "records": records, "wrote": wrote}
 
 
 def inspect(path: str | Path, dt: float | None = None) -> dict:
-    """`neurodeploy inspect`: what a .nir, .net or checkpoint .pt holds, as a dict."""
-    return pipeline.inspect(path, dt)
+    """`neurodeploy inspect`: what a .nir, .net (CUBA or sigma-delta) or checkpoint .pt holds."""
+    if sdnn_verbs.is_sdnn_file(path):
+        return sdnn_verbs.inspect(path)
+    return artifacts.inspect(path, dt)
 
 
 def energy(report: str | Path, preset: str = "loihi2-proxy",
-           network: str | Path | None = None) -> dict:
+           network: str | Path | None = None, out: str | Path | None = None) -> dict:
     """`neurodeploy energy`: a run's report.json or a simulate.json repriced with another
-    energy preset (no simulation); `network`: check the record was made with this .net file."""
-    return pipeline.reprice(report, preset, network)
+    energy preset (no simulation); `network`: check the record was made with this .net file;
+    `out`: a folder for energy-<preset>.json (listed in `wrote`)."""
+    folder = writable_dir(out) if out else None
+    result = reprice(report, preset, network)
+    wrote = []
+    if folder:
+        wrote = [folder / f"energy-{Path(result['energy']['preset']).stem}.json"]
+        write_json(wrote[0], {k: result[k] for k in ("energy", "per_timestep", "timestep_sweep",
+                                                     "resources")})
+    return {**result, "wrote": wrote}
+
+
+def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
+        progress: bool = True, backend: str = DEFAULT_BACKEND, overrides: dict | None = None,
+        fresh: bool = False, device: str | None = None) -> tuple[dict, Path]:
+    """`neurodeploy run`: the whole pipeline for one recipe (distill, export, simulate,
+    report); returns the report and the run directory.
+
+    A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`, and
+    another recipe's is refused, never overwritten (see distill); `overrides`: dotted recipe
+    keys set before validation (see recipe.override); `device`: where to train."""
+    recipe = load_recipe(recipe_name, overrides)
+    device = resolve_device(device)         # before any folder exists or any work is done
+    check_backend(backend)
+    with output_dir(Path(runs_dir) / recipe.name, "--runs-dir") as out:
+        timing = {}
+        t0 = time.perf_counter()
+        ckpt = distilling.distill(recipe, out, progress, fresh=fresh, device=device,
+                                  place="--runs-dir")
+    timing["distill_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    manifest = artifacts.export(ckpt, out)
+    timing["export_s"] = time.perf_counter() - t0
+    net, _ = read_netx(out / "network.net")
+    spikes, labels = encoded_test_split(manifest)
+    reference = simulate_torch(net, spikes)
+    t0 = time.perf_counter()
+    deployed = simulation.simulate(out / "network.net", spikes, backend, progress)
+    timing["simulate_s"] = time.perf_counter() - t0
+    timing["simulate_samples_per_s"] = len(labels) / timing["simulate_s"]
+    teacher_sizes = (None if recipe.teacher.conv or recipe.teacher.file   # no baseline yet
+                     else [net.input_size, *recipe.teacher.hidden, net.layers[-1].size])
+    result = report(net, reference, deployed, labels, recipe.energy.preset, teacher_sizes, extra={
+        "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
+        "network": {**manifest["network"], "sha256": manifest["files"]["network.net"]},
+        "backend": deployed.backend,
+        "provenance": provenance(out / "network.net", spikes, labels, backend),
+        "accuracy": {"teacher": manifest["accuracy"]["teacher"]}, "timing": timing,
+        "training": manifest["training"],
+        "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
+                      "netx": "network.net", "manifest": "manifest.json"}})
+    write_json(out / "report.json", result)
+    write_html(result, out)
+    return result, out

@@ -15,6 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.data import encoded_shape
+from neurodeploy.data.datasets import DATASETS
 from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path, zip_damage
 from neurodeploy.neurons import CubaParams, SpikingNet
@@ -22,7 +23,6 @@ from neurodeploy.recipe import Recipe, recipe_from_dict
 from neurodeploy.schema import one_line
 
 CHECKPOINT_FORMAT = "neurodeploy-checkpoint/2"
-
 
 
 def _spiking(recipe: Recipe, input_shape: tuple[int, ...], classes: int, conv: list[dict],
@@ -39,6 +39,28 @@ def _student(recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> Spik
     s = recipe.student
     return _spiking(recipe, input_shape, classes, s.conv, s.hidden, s.readout, s.thresholds,
                     s.init_gain, s.recurrent)
+
+
+def student_recipe(student: SpikingNet, base: Recipe) -> Recipe:
+    """`base` with its student section describing `student` (a SpikingNet built in Python), so
+    it exports like a distilled one; decays must be shared by all layers, as a recipe's are."""
+    params = [n.params for n in student.neurons]
+    if len({(p.i_decay, p.v_decay) for p in params}) > 1:
+        raise UserError("student: layers with different i_decay/v_decay cannot be described by "
+                        "one recipe; give every layer the same decays")
+    thresholds = [p.threshold for p in params[:-1]] + [
+        int(student.readout_scale) if student.readout else params[-1].threshold]
+    recurrent = sorted(int(i) for i in student.recurrent)
+    if recurrent and (student.conv_specs or recurrent != list(range(len(student.hidden)))):
+        raise UserError("student: recurrent weights on only some layers cannot be described by "
+                        "a recipe's student.recurrent; build it with recurrent=True")
+    spec = base.to_dict()
+    spec["student"] = {**spec["student"], "conv": student.conv_specs, "hidden": student.hidden,
+                       "readout": student.readout, "recurrent": bool(recurrent),
+                       "neuron": {"i_decay": params[0].i_decay, "v_decay": params[0].v_decay,
+                                  "threshold": thresholds[-1]},
+                       "thresholds": thresholds if len(set(thresholds)) > 1 else []}
+    return recipe_from_dict(spec, "student")
 
 
 def save_checkpoint(path: Path, recipe: Recipe, student: SpikingNet, metrics: dict,
@@ -99,7 +121,6 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
         raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "
                         "an accuracy in [0, 1] or null; re-run `neurodeploy distill`")
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
-    from neurodeploy.data.datasets import DATASETS
     expected = encoded_shape(DATASETS[recipe.dataset.name][1] or shape,
                              recipe.encoding.metadata())   # a file's: checked at export
     if recipe.dataset.file is None and tuple(shape) != tuple(expected):
@@ -139,6 +160,11 @@ def torch_load(path: Path, what: str, fix: str):
                     f"CRC-32 check); {fix}")
 
 
+def training_device(path: Path) -> str:
+    """Where the student in checkpoint.pt was trained, as reports name it."""
+    ckpt = torch_load(path, "checkpoint", "re-run `neurodeploy distill`")
+    return ((ckpt.get("provenance") or {}).get("training") or {}).get("device",
+                                                                      "an unrecorded device")
 
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

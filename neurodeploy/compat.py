@@ -64,6 +64,8 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from neurodeploy.errors import UserError
+
 _SLAYER_STUB = "lava.lib.dl.slayer.object_detection"
 _live: list = []         # processes whose runtime may still be running
 _pending: list = []      # signals received while a Lava run was in progress
@@ -109,7 +111,6 @@ def import_lava() -> types.SimpleNamespace:
     except ModuleNotFoundError as e:
         if (e.name or "").partition(".")[0] != "lava":
             raise
-        from neurodeploy.errors import UserError
         raise UserError(f"Lava is not installed (no module {e.name}): {LAVA_INSTALL} "
                         "(README, 'Installing with pip'); the torch, emulator and float "
                         "backends run without it") from None
@@ -123,6 +124,7 @@ def _import_lava() -> types.SimpleNamespace:
     dataclasses.dataclass = patched
     set_start_method = multiprocessing.set_start_method
     multiprocessing.set_start_method = functools.partial(set_start_method, force=True)
+    # Lava takes seconds to import, needs the shims above and may be absent: imported only here
     try:
         import lava.magma.compiler.compiler  # noqa: F401  (imports var_model under the patch)
         from lava.lib.dl import netx

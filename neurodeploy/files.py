@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import zipfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator
 
@@ -104,7 +105,6 @@ def file_digest(path: str | Path) -> str:
 
 def package_versions(names) -> dict:
     """Installed versions of `names` (None where absent): what a record or bug report cites."""
-    from importlib.metadata import PackageNotFoundError, version
     out = {}
     for name in names:
         try:

@@ -9,6 +9,7 @@ from neurodeploy.data import encode, load_dataset
 from neurodeploy.data.datasets import dataset_of
 from neurodeploy.data.npz import is_dataset_file, read_inputs
 from neurodeploy.errors import UserError
+from neurodeploy.netx.metadata import input_encoding
 
 
 def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.ndarray,
@@ -16,21 +17,11 @@ def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.
     """The encoded test split a network was exported for (from its own metadata)."""
     try:
         data = dataset_of(metadata["dataset"])
-        encoding = _encoding(metadata, source)
+        encoding = input_encoding(metadata, source)
     except (KeyError, TypeError):
         raise UserError(f"{source}: its metadata names no dataset/timesteps; pass --data "
                         "explicitly or re-export it with `neurodeploy export`") from None
     return data.encoded("test", encoding), data.test.y
-
-
-def _encoding(metadata: dict, source: str = "the network") -> dict:
-    """The input encoding a network was exported with (rate for files that predate the field);
-    metadata["timesteps"] wins, so `--timesteps` can read a network out earlier or later."""
-    encoding = metadata.get("encoding") or {"name": "rate"}
-    if not isinstance(encoding, dict) or "name" not in encoding:
-        raise UserError(f"{source}: metadata field 'encoding' has no 'name'; re-export it with "
-                        "`neurodeploy export`")
-    return {**encoding, "timesteps": int(metadata["timesteps"])}
 
 
 def load_inputs(metadata: dict, data: str | None = None, samples: int | None = None,
@@ -50,11 +41,11 @@ def load_inputs(metadata: dict, data: str | None = None, samples: int | None = N
             raise UserError("the network does not record its timesteps; pass --timesteps or "
                             "a .npz of spike trains")
         dataset = load_dataset(data)
-        spikes, labels = dataset.encoded("test", _encoding(metadata, source)), dataset.test.y
+        spikes, labels = dataset.encoded("test", input_encoding(metadata, source)), dataset.test.y
     else:
         x, labels = read_inputs(data, classes)
         if np.issubdtype(x.dtype, np.floating):
-            spikes = encode(x, _encoding(metadata, source) if metadata.get("timesteps")
+            spikes = encode(x, input_encoding(metadata, source) if metadata.get("timesteps")
                             else {"name": "rate", "timesteps": 16})
         else:
             spikes = x.reshape(len(x), x.shape[1], -1)

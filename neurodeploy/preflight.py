@@ -9,8 +9,9 @@ from typing import Iterator
 
 import torch
 
+from neurodeploy.backends.registry import backend as backend_named
 from neurodeploy.errors import UserError
-from neurodeploy.files import writable_dir
+from neurodeploy.files import file_digest, writable_dir
 
 
 def resolve_device(device: str | None) -> str:
@@ -47,12 +48,19 @@ def device_name(device: str) -> str:
 
 
 def check_backend(backend: str) -> None:
-    """Refuse a backend this machine cannot run before any folder is made or work is done
-    (`loihi2` needs Intel's lava-loihi extension and a board: no run there can be resumed)."""
-    if backend == "loihi2":
-        from neurodeploy.backends.lava import loihi2_missing
-        if why := loihi2_missing():
-            raise UserError(f"--backend loihi2: {why}")
+    """Refuse a backend that is unknown or that this machine cannot run, before any folder is
+    made or work is done (Loihi 2 needs Intel's lava-loihi extension and a board: no run there
+    can be resumed)."""
+    if why := backend_named(backend).unavailable():
+        raise UserError(f"--backend {backend}: {why}")
+
+
+def default_out(verb: str, network: str | Path, backend: str | None = None) -> Path:
+    """runs/<verb>/<folder>-<file>-<sha8>[-backend]: never the current directory, and two
+    networks (or backends) never share a default directory."""
+    path = Path(network)
+    parts = [path.parent.name, path.stem, file_digest(path)[:8], backend]
+    return Path("runs") / verb / "-".join(p for p in parts if p)
 
 
 @contextlib.contextmanager

@@ -14,8 +14,13 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       field_validator, model_validator)
 from typing_extensions import Required, TypedDict
 
+from neurodeploy.data.datasets import DATASETS
+from neurodeploy.data.encoding import ENCODINGS, encoding_spec
+from neurodeploy.distill.losses import build_loss, check_term
+from neurodeploy.energy.presets import load_preset
 from neurodeploy.errors import UserError
-from neurodeploy.schema import one_line, read_yaml
+from neurodeploy.neurons import CubaParams
+from neurodeploy.schema import Levels, Timesteps, one_line, one_of, read_yaml
 
 # The shipped recipes: inside an installed package (pyproject.toml maps models/ to
 # neurodeploy/models in the wheel), else models/ beside the package in a checkout.
@@ -56,17 +61,6 @@ class ChainSpec(TypedDict, total=False):
     hidden: Layers
 
 
-def _loss_term(term: dict) -> dict:
-    from neurodeploy.distill.losses import check_term
-    return check_term(term)
-
-
-def _one_of(name: str, known: list[str], what: str) -> str:
-    if name not in known:
-        raise ValueError(f"unknown {what} {name!r}; available: {', '.join(known)}")
-    return name
-
-
 class DatasetCfg(BaseModel):
     model_config = STRICT
     name: str = "digits"
@@ -86,8 +80,7 @@ class DatasetCfg(BaseModel):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from neurodeploy.data.datasets import DATASETS
-        return _one_of(name, sorted(DATASETS), "dataset")
+        return one_of(name, sorted(DATASETS), "dataset")
 
     @model_validator(mode="after")
     def _file_iff_named_file(self):
@@ -100,19 +93,17 @@ class DatasetCfg(BaseModel):
 class EncodingCfg(BaseModel):
     model_config = STRICT
     name: str = "rate"          # rate | thermometer (see neurodeploy/data/encoding.py)
-    timesteps: Annotated[int, Field(ge=1, le=4096)] = 16
-    levels: Annotated[int, Field(ge=1, le=256)] = 4      # thermometer channels per input
+    timesteps: Timesteps = 16
+    levels: Levels = 4          # thermometer channels per input
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from neurodeploy.data.encoding import ENCODINGS
-        return _one_of(name, list(ENCODINGS), "encoding")
+        return one_of(name, list(ENCODINGS), "encoding")
 
     def metadata(self) -> dict:
         """What an exported network records so any backend can encode its inputs."""
-        out = {"name": self.name, "timesteps": self.timesteps}
-        return (out | {"levels": self.levels}) if self.name == "thermometer" else out
+        return encoding_spec(self.name, self.timesteps, self.levels)
 
 
 class TeacherCfg(BaseModel):
@@ -153,7 +144,6 @@ class NeuronCfg(BaseModel):
 
     @model_validator(mode="after")
     def _loihi_range(self):
-        from neurodeploy.neurons import CubaParams
         CubaParams(self.i_decay, self.v_decay, self.threshold)      # ValueError names the field
         return self
 
@@ -198,9 +188,9 @@ class DistillCfg(BaseModel):
     validate_every: Annotated[int, Field(ge=1, le=100_000)] = 1
     # steps per training sample when longer than the deployed T (encoding.timesteps): full_range_kd
     # then supervises every readout T' up to it, so the student also reads out past T
-    timesteps: Annotated[int, Field(ge=1, le=4096)] | None = None
+    timesteps: Timesteps | None = None
     chain: Annotated[list[ChainSpec], Field(max_length=16)] = []   # assistants, teacher first
-    losses: Annotated[list[Annotated[dict[str, Any], AfterValidator(_loss_term)]],
+    losses: Annotated[list[Annotated[dict[str, Any], AfterValidator(check_term)]],
                       Field(min_length=1, max_length=32)] = [
         {"name": "ce", "weight": 0.5}, {"name": "logit_kd", "weight": 0.5, "temperature": 4.0}]
 
@@ -242,7 +232,6 @@ class Recipe(BaseModel):
     @model_validator(mode="after")
     def _losses_fit_the_networks(self):
         """What the loss terms need from the networks, checked before any training."""
-        from neurodeploy.distill.losses import build_loss
         names = {term["name"] for term in self.distill.losses}
         if "spike_train" in names and not (self.teacher.spiking or self.distill.chain):
             raise ValueError("distill.losses: spike_train needs a spiking teacher; set "
@@ -329,7 +318,6 @@ def _relative_to(data, folder: Path):
 def load_recipe(name_or_path: str | None = None, overrides: dict | None = None) -> Recipe:
     """A recipe file, validated in full (including its energy preset) before any work;
     `overrides`: dotted keys set on the file's contents first (see `override`)."""
-    from neurodeploy.energy.presets import load_preset
     path = resolve(name_or_path)
     if not path.exists():
         available = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))

@@ -1,4 +1,5 @@
-"""Reading user files (recipes, presets, reports) and turning schema errors into one line.
+"""Reading user files (recipes, presets, reports), the field types their schemas share, and
+turning schema errors into one line.
 
 Every input file goes through pydantic models; a `ValidationError` lists every problem with
 pydantic's own wording, which is long and multi-line. The CLI contract is one line naming the
@@ -12,9 +13,14 @@ from pathlib import Path
 
 import typing_extensions
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from neurodeploy.errors import UserError
+
+# Field types several schemas share (recipes, network metadata, energy reports).
+MAX_TIMESTEPS = 4096        # steps per sample, wherever T is given: recipes, files, reports
+Timesteps = typing.Annotated[int, Field(ge=1, le=MAX_TIMESTEPS)]
+Levels = typing.Annotated[int, Field(ge=1, le=256)]     # thermometer channels per input
 
 _TYPES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
           "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
@@ -74,6 +80,13 @@ def read_yaml(path: Path, what: str):
         raise UserError(f"{path}: not a {what} (nested too deeply)") from None
 
 
+def one_of(name: str, known: list[str], what: str) -> str:
+    """`name` if it is in `known`, else the ValueError a pydantic validator turns into one line."""
+    if name not in known:
+        raise ValueError(f"unknown {what} {name!r}; available: {', '.join(known)}")
+    return name
+
+
 def dotted(loc: tuple) -> str:
     """('student', 'conv', 0, 'channels') -> 'student.conv[0].channels'."""
     out = ""
@@ -115,8 +128,8 @@ def yaml_number(value) -> str:
     return " (YAML reads 1e3 as text: write 1.0e+3)" if isinstance(value, str) else ""
 
 
-def problem(err: dict, model: type) -> tuple[str, str]:
-    """(dotted path, what is wrong) for one pydantic error."""
+def problem(err: dict, model: type, yaml: bool = True) -> tuple[str, str]:
+    """(dotted path, what is wrong) for one pydantic error; `yaml`: the file is YAML."""
     loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx", {})
     got = f", got {_short(err['input'])}" if "input" in err else ""
     if kind == "extra_forbidden":
@@ -130,7 +143,8 @@ def problem(err: dict, model: type) -> tuple[str, str]:
         op, key = _BOUNDS[kind]
         return dotted(loc), f"must be {op} {ctx.get(key)}{got}"
     if kind in _TYPES:
-        return dotted(loc), f"must be {_TYPES[kind]}{got}{yaml_number(err.get('input'))}"
+        hint = yaml_number(err.get("input")) if yaml else ""
+        return dotted(loc), f"must be {_TYPES[kind]}{got}{hint}"
     if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
         bound = ctx.get("min_length", ctx.get("max_length"))
         noun = "characters" if "string" in kind else "entries"

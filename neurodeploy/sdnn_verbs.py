@@ -1,4 +1,4 @@
-"""`simulate` and `parity` of a sigma-delta (SDNN) netx file, for the CLI and the Python API.
+"""`simulate`, `parity` and `inspect` of a sigma-delta (SDNN) netx file (for `neurodeploy.api`).
 
 Sigma-delta networks send graded messages and are never reset, so they run apart from the CUBA
 pipeline: the N samples stream back to back through one state on each backend (the exact
@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy.backends.record import SDNNRecord
-from neurodeploy.files import file_digest
+from neurodeploy.backends.registry import BACKENDS, SDNN_BACKENDS, listed
+from neurodeploy.energy import layer_table, load_preset, resource_estimate
 from neurodeploy.errors import UserError
+from neurodeploy.files import file_digest
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
-
-BACKENDS = ("torch", "emulator", "lava")
+from neurodeploy.neurons.sigma_delta import activity, describe, message_mismatches
+from neurodeploy.report.summary import DEFAULT_PRESET, sdnn_energy_sections
 
 
 def is_sdnn_file(path: str | Path) -> bool:
@@ -60,33 +62,21 @@ def run(network: str | Path, frames, backends: list[str], preset: str | None = N
     """Run integer frames (an [N, T, ...] array or an .npz holding 'x') through the SDNN on each
     backend; returns simulate.json / parity.json's content (with `comparisons` and
     `message_mismatches` when there is more than one backend)."""
-    from neurodeploy.backends.emulator import simulate_emulator_sdnn
-    from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
-    from neurodeploy.energy import load_preset
-    from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
-    from neurodeploy.report.summary import DEFAULT_PRESET, sdnn_energy_sections
     net = read_sdnn(network)
     try:                                  # a wrong preset fails before the simulation
         priced_with = load_preset(preset or DEFAULT_PRESET)
     except UserError as e:
         raise UserError(f"--preset: {e}") from None
-    unknown = [b for b in backends if b not in BACKENDS]
+    unknown = [b for b in backends if b not in SDNN_BACKENDS]
     if unknown:
-        raise UserError(f"{network}: a sigma-delta network runs on the backends torch "
-                        f"(exact mode), emulator and lava, not {unknown[0]!r}")
+        raise UserError(f"{network}: a sigma-delta network runs on the backends "
+                        f"{listed(SDNN_BACKENDS, phrases=True)}, not {unknown[0]!r}")
     if frames is None:
         raise UserError(f"{network}: a sigma-delta network has no recorded dataset; pass "
                         "--data x.npz with integer frames 'x' shaped [N, T, ...]")
     x = (load_frames(frames, net.input_size, samples) if isinstance(frames, (str, Path))
          else check_frames(frames, net.input_size)[:samples or None])
-    runs = {}
-    for name in backends:
-        if name == "torch":
-            runs[name] = run_stream(net, x)
-        elif name == "emulator":
-            runs[name] = simulate_emulator_sdnn(network, x).layers
-        else:
-            runs[name] = simulate_lava_sdnn(network, x, timeout_s=timeout_s).layers
+    runs = {name: BACKENDS[name].run_sdnn(network, net, x, timeout_s) for name in backends}
     first = runs[backends[0]]
     steps = int(x.shape[1])
     result = {"network": str(network), "kind": "sigma-delta", "samples": len(x),
@@ -110,3 +100,10 @@ def run(network: str | Path, frames, backends: list[str], preset: str | None = N
             "compared": sum(m["compared"] for m in pairs.values()),
             "first": next((m["first"] for m in pairs.values() if m["first"]), None)}
     return result
+
+
+def inspect(path: str | Path) -> dict:
+    """What a sigma-delta file holds: each layer as `describe` gives it, the Loihi 2 estimate."""
+    net = read_sdnn(path)
+    return {"file": str(Path(path)), "kind": "sigma-delta", "layers": describe(net),
+            "loihi2": resource_estimate(layer_table(net))}

@@ -150,7 +150,7 @@ def test_spike_train_datasets_are_deployed_as_given(tmp_path):
     wrong_t = _recipe(tmp_path, "spk8", "dataset: {file: spikes.npz}\nencoding: {timesteps: 8}\n"
                       "distill: {losses: [{name: ce}]}\n")
     with pytest.raises(UserError, match="T=5 steps; set encoding.timesteps: 5"):
-        from neurodeploy.pipeline import distill
+        from neurodeploy.distill.run import distill
         from neurodeploy.recipe import load_recipe
         distill(load_recipe(wrong_t), tmp_path / "run8", progress=False)
 

@@ -5,7 +5,8 @@ import sys
 
 import torch
 
-from neurodeploy.pipeline import distill, load_checkpoint
+from neurodeploy.checkpoint import load_checkpoint
+from neurodeploy.distill.run import distill
 from neurodeploy.recipe import load_recipe
 
 TINY = """
@@ -41,7 +42,7 @@ def test_two_processes_write_one_finite_checkpoint_like_one_process(tmp_path):
         assert (a - b).abs().max() <= 0.05 * b.abs().max(), name
     # (and not trivially: the distilled weights moved away from their initialisation)
     torch.manual_seed(0)
-    from neurodeploy.pipeline import _student
+    from neurodeploy.checkpoint import _student
     init = _student(recipe, tuple(saved["input_shape"]), saved["classes"])
     assert any((a - b).abs().max() > 0.05 * b.abs().max()
                for a, b in zip(student.state_dict().values(), init.state_dict().values()))

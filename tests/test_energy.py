@@ -128,7 +128,7 @@ def test_neurobench_counts_the_same_synaptic_operations():
 
 
 def test_energy_verb_reprices_a_saved_report(tmp_path, capsys):
-    from neurodeploy.pipeline import report
+    from neurodeploy.report.summary import report
     net = IntNetwork(3, (IntLayer(np.array([[2, 2, 2]]), P, name="fc0"),))
     rec = SpikeRecord("x", np.ones((2, 3, 3), bool), [np.ones((2, 3, 1), bool)], ["fc0"])
     saved = report(net, rec, rec, np.zeros(2, int), "loihi1-davies2018",

@@ -19,7 +19,7 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import UserError
 from neurodeploy.graph import lower_nir, read_nir, to_nir, write_nir
 from neurodeploy.netx import read_netx, write_netx
-from neurodeploy.netx.hdf5 import architecture
+from neurodeploy.netx.metadata import architecture
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 
 ACTIONS = ("delete", "nan", "inf", "-inf", "huge", "negative", "fraction", "bool", "text",

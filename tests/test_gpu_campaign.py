@@ -11,7 +11,7 @@ import torch
 
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
-from neurodeploy.pipeline import simulate
+from neurodeploy.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 

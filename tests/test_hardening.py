@@ -113,7 +113,7 @@ def test_no_file_can_run_code(tmp_path, capsys):
         code, err = _cli(capsys, verb, evil)
         assert code == 2 and _one_line(err) and "not a readable checkpoint" in err
     assert not pwned.exists()
-    from neurodeploy.pipeline import _cached
+    from neurodeploy.distill.run import _cached
     cache = tmp_path / "teachers"
     cache.mkdir()
     torch.save(_Payload(str(pwned)), cache / "teacher-k.pt")
@@ -152,7 +152,7 @@ def test_damaged_checkpoints_are_refused(checkpoint, tmp_path, capsys, damage, m
 
 
 def test_a_failed_export_leaves_the_previous_set_intact(checkpoint, tmp_path, monkeypatch, capsys):
-    import neurodeploy.pipeline as pipeline
+    import neurodeploy.artifacts as artifacts
     out = tmp_path / "out"
     assert main(["export", str(checkpoint), "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -160,7 +160,7 @@ def test_a_failed_export_leaves_the_previous_set_intact(checkpoint, tmp_path, mo
     def fails(*args, **kwargs):
         raise UserError("lowering failed")
 
-    monkeypatch.setattr(pipeline, "write_netx", fails)
+    monkeypatch.setattr(artifacts, "write_netx", fails)
     code, err = _cli(capsys, "export", checkpoint, "--out", out)
     assert code == 2 and "lowering failed" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before   # no temp dir left either

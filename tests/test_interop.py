@@ -19,7 +19,8 @@ from neurodeploy.graph import DT, from_nir, lower_nir, to_nir, write_nir
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import SpikingNet
 from neurodeploy.cli import main
-from neurodeploy.pipeline import encoded_test_split, simulate
+from neurodeploy.inputs import encoded_test_split
+from neurodeploy.simulation import simulate
 
 EXPORT = Path(__file__).parent.parent / "export" / "digits"
 snn = pytest.importorskip("snntorch")

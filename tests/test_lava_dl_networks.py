@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy import pipeline
+from neurodeploy import simulation
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.energy import load_preset, price
@@ -38,7 +38,7 @@ def test_cuba_networks_match_lava_spike_for_spike(name):
     net, _ = read_netx(path)
     spikes = _spikes(net, 2, 8)
     labels = np.zeros(2, dtype=np.int64)
-    result, records = pipeline.parity(path, lambda meta, n: (spikes, labels),
+    result, records = simulation.parity(path, lambda meta, n: (spikes, labels),
                                       ["torch", "emulator", "lava"])
     assert result["spike_mismatches"] == 0
     assert result["readout_voltage_mismatches"] == 0
@@ -156,7 +156,7 @@ def test_per_neuron_decays_match_lava(tmp_path):
     net, _ = read_netx(path)
     assert net.layers[0].params.i_decay == (0, 100, 1000, 2000, 3000, 4096)
     spikes = _spikes(net, 4, 16)
-    result, records = pipeline.parity(path, lambda meta, n: (spikes, np.zeros(4, np.int64)),
+    result, records = simulation.parity(path, lambda meta, n: (spikes, np.zeros(4, np.int64)),
                                       ["torch", "emulator", "lava"])
     assert result["spike_mismatches"] == 0
     one = dataclasses.replace(net.layers[0], params=CubaParams(0, 4096, 60))

@@ -175,7 +175,8 @@ def test_spike_train_matches_a_spiking_teacher_step_by_step(batch):
 
 def test_teacher_assistant_chain_from_a_spiking_teacher(tmp_path):
     """Distilling Spikes (seed 004): SNN teacher -> SNN assistant -> SNN student, end to end."""
-    from neurodeploy.pipeline import distill, load_checkpoint
+    from neurodeploy.checkpoint import load_checkpoint
+    from neurodeploy.distill.run import distill
     from neurodeploy.recipe import recipe_from_dict
     recipe = recipe_from_dict({
         "name": "chain", "encoding": {"timesteps": 4},

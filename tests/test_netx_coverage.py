@@ -11,8 +11,7 @@ from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.compat import import_lava
 from neurodeploy.errors import UserError
-from neurodeploy.netx import read_netx
-from neurodeploy.netx.hdf5 import write_netx
+from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, run_exact
 from slayer_export import export
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy.cli import build_parser, main, summarize
+from neurodeploy.cli import build_parser, main
+from neurodeploy.report.text import summarize
 from neurodeploy.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,11 +44,10 @@ def _one_line(err: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, run_recipe):
     """One whole `run` of a tiny recipe (default device), shared read-only by the tests."""
     root = tmp_path_factory.mktemp("new_user")
-    (root / "tiny.yaml").write_text(TINY)
-    assert main(["run", str(root / "tiny.yaml"), "--runs-dir", str(root / "runs"), "-q"]) == 0
+    run_recipe(TINY, root)
     return root
 
 
@@ -137,12 +137,12 @@ def test_cuda_without_cuda_is_one_line_and_makes_no_folder(verb, tmp_path, capsy
 
 def test_training_runs_on_the_device_asked_for_and_says_so(tiny_run, tmp_path, capsys,
                                                            monkeypatch):
-    import neurodeploy.pipeline as pipeline
-    from neurodeploy.pipeline import resolve_device
+    import neurodeploy.distill.run as distilling
+    from neurodeploy.preflight import resolve_device
     seen = []
     for name in ("distill_student", "train_teacher"):
-        real = getattr(pipeline, name)
-        monkeypatch.setattr(pipeline, name, lambda *a, _real=real, **kw: (
+        real = getattr(distilling, name)
+        monkeypatch.setattr(distilling, name, lambda *a, _real=real, **kw: (
             seen.append(kw["device"]), _real(*a, **kw))[1])
     (tmp_path / "tiny.yaml").write_text(TINY)
     code, out, err = _cli(capsys, "distill", tmp_path / "tiny.yaml", "--out", tmp_path / "d",

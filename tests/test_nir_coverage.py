@@ -12,7 +12,7 @@ import torch
 
 from neurodeploy.errors import UserError
 from neurodeploy.graph import lower_nir
-from neurodeploy.graph.importer import _apply
+from neurodeploy.graph.kernels import apply_node as _apply
 from neurodeploy.netx import write_netx
 from neurodeploy.neurons import run_exact
 from neurodeploy.backends.lava import simulate_lava

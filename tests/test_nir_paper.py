@@ -1,28 +1,21 @@
 """The NIR paper's own graphs (tests/data/nir_paper, see SOURCES.md there): nested graphs,
 IF-only graphs without --dt, a bias on a decaying current, and the reset assumption."""
+import json
 from pathlib import Path
 
 import nir
+import nir_corpus                    # benchmarks/ (pytest puts it on the path)
 import numpy as np
 import pytest
+import render
 
+from neurodeploy.artifacts import inspect
 from neurodeploy.graph import lower_nir, read_nir
-from neurodeploy.pipeline import inspect
 
 DATA = Path(__file__).parent / "data" / "nir_paper"
 SUBTRACT = DATA / "braille_noDelay_noBias_subtract.nir"
 BIAS = DATA / "braille_noDelay_bias_zero.nir"
 CNN = DATA / "cnn_sinabs.nir"
-
-
-def _corpus():
-    """benchmarks/nir_corpus.py holds the seeded stand-in inputs, defined once."""
-    import importlib.util
-    path = Path(__file__).parent.parent / "benchmarks" / "nir_corpus.py"
-    spec = importlib.util.spec_from_file_location("nir_corpus_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _nested(flat: nir.NIRGraph) -> nir.NIRGraph:
@@ -124,7 +117,7 @@ def test_bias_on_a_decaying_current_deploys_through_always_on_sources(tmp_path):
     from neurodeploy.backends.float_mode import simulate_float_nir
     from neurodeploy.backends.lava import simulate_lava
     from neurodeploy.backends.torch_exact import simulate_torch
-    from neurodeploy.graph.importer import RELAY
+    from neurodeploy.graph.always_on import RELAY
     from neurodeploy.netx import write_netx
     path = tmp_path / "biased.nir"
     nir.write(path, _biased_graph())
@@ -229,7 +222,7 @@ def test_float_backend_runs_recurrent_graphs_as_deployed():
         flt, exact = simulate_float_nir(path, x), simulate_torch(net, x)
         for a, b in zip(flt.layers, exact.layers):
             np.testing.assert_array_equal(a, b)
-    x = _corpus().braille_shaped(60)        # the corpus's seeded Braille-shaped inputs
+    x = nir_corpus.braille_shaped(60)       # the corpus's seeded Braille-shaped inputs
     net, _ = lower_nir(read_nir(SUBTRACT), str(SUBTRACT))
     flt, exact = simulate_float_nir(SUBTRACT, x), simulate_torch(net, x)
     assert (flt.predictions == exact.predictions).mean() >= 0.9
@@ -263,7 +256,7 @@ def test_always_on_sources_are_counted_in_energy_and_resources(tmp_path):
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.energy import layer_table
     from neurodeploy.energy.counting import count_events
-    from neurodeploy.graph.importer import RELAY
+    from neurodeploy.graph.always_on import RELAY
     path = tmp_path / "biased.nir"
     nir.write(path, _biased_graph())
     net, _ = lower_nir(read_nir(path), str(path))
@@ -280,12 +273,7 @@ def test_always_on_sources_are_counted_in_energy_and_resources(tmp_path):
 
 def test_readme_nir_corpus_block_is_the_rendered_results_file():
     """The README's NIR corpus numbers come from benchmarks/results/nir_corpus.json only."""
-    import importlib.util
-    import json
     root = Path(__file__).parent.parent
-    spec = importlib.util.spec_from_file_location("render", root / "benchmarks" / "render.py")
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
     data = json.loads((root / "benchmarks" / "results" / "nir_corpus.json").read_text())
     table = render.nir_corpus_table(data)
     readme = (root / "README.md").read_text()
@@ -330,7 +318,7 @@ def test_bias_on_decaying_currents_around_convolutions(tmp_path):
     from neurodeploy.backends.float_mode import simulate_float_nir
     from neurodeploy.backends.lava import simulate_lava
     from neurodeploy.backends.torch_exact import simulate_torch
-    from neurodeploy.graph.importer import RELAY
+    from neurodeploy.graph.always_on import RELAY
     from neurodeploy.netx import write_netx
     path = tmp_path / "conv.nir"
     nir.write(path, _biased_conv_graph())

@@ -16,7 +16,7 @@ from neurodeploy.backends.float_mode import simulate_float, simulate_float_nir
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
 from neurodeploy.errors import UserError
-from neurodeploy.netx.hdf5 import write_netx
+from neurodeploy.netx import write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, SpikingNet
 from neurodeploy.parity import compare_source, read_reference
 

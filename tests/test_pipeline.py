@@ -23,12 +23,8 @@ distill: {epochs: 3}
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    recipe = root / "tiny.yaml"
-    recipe.write_text(TINY)
-    assert main(["run", str(recipe), "--runs-dir", str(root / "runs"), "-q"]) == 0
-    return root / "runs" / "tiny"
+def tiny_run(tmp_path_factory, run_recipe):
+    return run_recipe(TINY, tmp_path_factory.mktemp("run"))
 
 
 def test_run_writes_every_artifact(tiny_run):
@@ -41,7 +37,7 @@ def test_run_writes_every_artifact(tiny_run):
 def test_report_contract(tiny_run):
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.netx import read_netx
-    from neurodeploy.pipeline import encoded_test_split
+    from neurodeploy.inputs import encoded_test_split
     report = json.loads((tiny_run / "report.json").read_text())
     assert set(report["accuracy"]) >= {"teacher", "student_torch", "student_deployed"}
     # the deployed file on its test split, measured here in the exact mode
@@ -164,7 +160,7 @@ def test_thermometer_code():
 
 def test_thermometer_student_deploys_bit_exact_on_lava_and_reads_out_past_T(tmp_path):
     from neurodeploy.netx import read_netx
-    from neurodeploy.pipeline import encoded_test_split
+    from neurodeploy.inputs import encoded_test_split
     recipe = tmp_path / "thermo.yaml"
     recipe.write_text("name: thermo\nencoding: {name: thermometer, levels: 3, timesteps: 4}\n"
                       "student: {hidden: [32]}\ndistill: {epochs: 2, losses: [{name: ce}]}\n")
@@ -181,7 +177,7 @@ def test_thermometer_student_deploys_bit_exact_on_lava_and_reads_out_past_T(tmp_
 
 
 def test_teachers_are_trained_once_per_teacher_recipe(tmp_path):
-    from neurodeploy.pipeline import distill
+    from neurodeploy.distill.run import distill
     from neurodeploy.recipe import recipe_from_dict
     base = {"name": "a", "teacher": {"hidden": [32], "epochs": 1}, "student": {"hidden": [16]},
             "distill": {"epochs": 1}}

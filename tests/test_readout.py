@@ -16,7 +16,7 @@ from neurodeploy.cli import main
 from neurodeploy.distill.train import exact_accuracy
 from neurodeploy.graph import lower_nir
 from neurodeploy.graph.nir_io import from_nir, read_nir, to_nir, write_nir
-from neurodeploy.netx.hdf5 import read_netx, write_netx
+from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, SpikingNet, run_exact
 from neurodeploy.neurons.cuba import THRESHOLD_MAX, CubaLIF
 from neurodeploy.recipe import recipe_from_dict
@@ -102,13 +102,10 @@ def test_readout_round_trips_exactly_through_nir_and_netx(tmp_path):
                                  for a, b in zip(net.layers, again.layers))
 
 
-def test_readout_recipe_runs_on_lava_bit_exactly(tmp_path):
+def test_readout_recipe_runs_on_lava_bit_exactly(tmp_path, run_recipe):
     """End to end: distill a readout student, export, run on Lava; no spike and no readout
     voltage differs from the exact mode, and the float mode predicts like the deployed net."""
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(TINY)
-    assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "-q"]) == 0
-    run = tmp_path / "runs" / "tiny-readout"
+    run = run_recipe(TINY, tmp_path)
     report = json.loads((run / "report.json").read_text())
     assert report["parity"]["spike_mismatches"] == 0
     assert report["parity"]["prediction_agreement"] == 1.0
@@ -122,7 +119,8 @@ def test_readout_recipe_runs_on_lava_bit_exactly(tmp_path):
     assert parity["readout_voltage_mismatches"] == 0
     assert parity["comparisons"][0]["readout_voltage_mismatches"] == 0
     # float (training) mode vs exact mode on the test split
-    from neurodeploy.pipeline import encoded_test_split, load_checkpoint
+    from neurodeploy.checkpoint import load_checkpoint
+    from neurodeploy.inputs import encoded_test_split
     student, _, _ = load_checkpoint(run / "checkpoint.pt")
     assert student.readout and isinstance(from_nir(read_nir(run / "student.nir")).readout, bool)
     spikes, _ = encoded_test_split(json.loads((run / "manifest.json").read_text()))

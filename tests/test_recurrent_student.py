@@ -19,7 +19,7 @@ from neurodeploy.cli import main
 from neurodeploy.errors import UserError
 from neurodeploy.graph import lower_nir
 from neurodeploy.graph.nir_io import read_nir
-from neurodeploy.netx.hdf5 import read_netx, write_netx
+from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, SpikingNet, run_exact
 from neurodeploy.recipe import recipe_from_dict
 
@@ -127,13 +127,10 @@ distill: {epochs: 2}
 """
 
 
-def test_a_distilled_recurrent_student_deploys_exactly_on_lava(tmp_path):
+def test_a_distilled_recurrent_student_deploys_exactly_on_lava(tmp_path, run_recipe):
     """End to end: distill a recurrent student, export it through NIR (the lif -> rec -> lif
     edge), lower it to netx dense_rec, run torch exact and Lava: 0 spike mismatches."""
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(TINY)
-    assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "-q"]) == 0
-    run = tmp_path / "runs" / "tiny-recurrent"
+    run = run_recipe(TINY, tmp_path)
     graph = read_nir(run / "student.nir")
     loops = [(a, b) for a, b in graph.edges if isinstance(graph.nodes[a], nir.Linear)
              and isinstance(graph.nodes[b], (nir.CubaLIF, nir.LIF))
@@ -156,7 +153,7 @@ def test_a_distilled_recurrent_student_deploys_exactly_on_lava(tmp_path):
 def test_a_python_built_recurrent_student_is_described_by_its_recipe():
     """api.distill/export describe a SpikingNet built in Python by a recipe; the recurrent
     weights must survive that (strict load), and a partial recurrence is refused in one line."""
-    from neurodeploy.pipeline import _student, student_recipe
+    from neurodeploy.checkpoint import _student, student_recipe
     p = CubaParams(1024, 256, 100)
     model = SpikingNet((20,), 5, [p, p], hidden=[16], recurrent=True)
     recipe = student_recipe(model, recipe_from_dict({"name": "x"}, "r.yaml"))

@@ -16,7 +16,7 @@ from neurodeploy.backends.record import provenance
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
 from neurodeploy.energy.report_file import read_report
-from neurodeploy.netx.hdf5 import write_netx
+from neurodeploy.netx import write_netx
 from neurodeploy.neurons import CubaParams, SpikingNet
 from neurodeploy.report import write_html
 from neurodeploy.report.html import _ratio

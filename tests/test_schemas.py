@@ -19,7 +19,7 @@ from neurodeploy.energy import PRESETS, load_preset
 from neurodeploy.energy.ann import ann_baselines
 from neurodeploy.energy.estimate import price
 from neurodeploy.errors import UserError
-from neurodeploy.pipeline import reprice
+from neurodeploy.report.summary import reprice
 from neurodeploy.recipe import MODELS_DIR, load_recipe, recipe_from_dict
 
 SHIPPED = sorted(MODELS_DIR.glob("*.yaml"))

@@ -14,8 +14,8 @@ from neurodeploy.energy.counting import accuracy_by_timestep, count_events
 from neurodeploy.energy.hardware import layer_table, resource_estimate
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
-from neurodeploy.pipeline import load_inputs, priced, report
-from neurodeploy.report.summary import DEFAULT_PRESET
+from neurodeploy.inputs import load_inputs
+from neurodeploy.report.summary import DEFAULT_PRESET, priced, report
 
 DIGITS = Path(__file__).resolve().parent.parent / "export" / "digits" / "network.net"
 SAMPLES = 6

@@ -10,7 +10,8 @@ from neurodeploy.distill.train import augment_images, distill_student, train_tea
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import CubaParams, SpikingNet
 from neurodeploy.neurons.student import zero_weight_fraction
-from neurodeploy.pipeline import _student, distill
+from neurodeploy.checkpoint import _student
+from neurodeploy.distill.run import distill
 from neurodeploy.recipe import recipe_from_dict
 
 
@@ -115,13 +116,13 @@ def test_ann_teacher_settings_on_a_spiking_teacher_are_refused_in_one_line():
 def test_a_longer_training_window_trains_past_T_and_deploys_at_T(tmp_path, monkeypatch):
     """distill.timesteps: full_range_kd sees every readout up to 8 steps, the network still
     deploys (and validates) at encoding.timesteps = 2."""
-    import neurodeploy.pipeline as pipeline
+    import neurodeploy.distill.run as distilling
     seen = []
 
     def spy(*args, **kw):
         seen.append((kw["train_spikes"].shape[1], kw["val_spikes"].shape[1]))
         return distill_student(*args, **kw)
-    monkeypatch.setattr(pipeline, "distill_student", spy)
+    monkeypatch.setattr(distilling, "distill_student", spy)
     recipe = recipe_from_dict({"name": "t", "encoding": {"name": "thermometer", "timesteps": 2},
                                "teacher": {"epochs": 1},
                                "student": {"hidden": [16], "readout": True},

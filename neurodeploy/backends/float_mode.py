@@ -23,7 +23,15 @@ import numpy as np
 import torch
 
 from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import UserError
+from neurodeploy.graph import UNITS, lower_nir, read_nir
+from neurodeploy.graph.always_on import RELAY
+from neurodeploy.graph.fields import shape_of
+from neurodeploy.graph.importer import READOUTS, chain, infer_dt, neuron_terms
+from neurodeploy.graph.kernels import LINEAR, synapse
+from neurodeploy.graph.topology import recurrent_loops
+from neurodeploy.netx import read_netx
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
 from neurodeploy.neurons.cuba import STATE_SHIFT
 
@@ -79,7 +87,7 @@ def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = 
                        reset: str = "zero", headroom: dict | None = None) -> SpikeRecord:
     """A foreign NIR graph in float, discretized as the importer documents (before quantizing).
 
-    Recurrent layers (a neuron fed back through a linear node, see nir_io.recurrent_loops)
+    Recurrent layers (a neuron fed back through a linear node, see topology.recurrent_loops)
     add their own float spikes of the previous step, as the importer deploys them. A bias is
     a current every step (into the decaying synapse where tau_syn > dt), as the graph states.
     Layer names are the deployed layers' names (the first linear node of each block), and
@@ -91,10 +99,6 @@ def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = 
     was trained with, so parity runs both to show how much the assumption matters."""
     if reset not in ("zero", "subtract"):
         raise ValueError(f"reset must be 'zero' or 'subtract', not {reset!r}")
-    from neurodeploy.graph import lower_nir, read_nir
-    from neurodeploy.graph.importer import (LINEAR, READOUTS, RELAY, _neuron, _synapse, chain,
-                                            infer_dt)
-    from neurodeploy.graph.nir_io import recurrent_loops, shape_of
     source = str(path)
     graph = read_nir(path)
     net, quantization = lower_nir(graph, source, dt, headroom)   # refuses what cannot deploy
@@ -108,12 +112,12 @@ def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = 
             block.append((name, node))
         elif not isinstance(node, nir.Output):
             loop = [(n, graph.nodes[n]) for n in loops.get(name, [])]
-            conv, weight, bias, out_shape = _synapse(block, shape, source, dense=bool(loop))
+            conv, weight, bias, out_shape = synapse(block, shape, source, dense=bool(loop))
             rec = None
             if loop:
-                _, rec, rec_bias, _ = _synapse(loop, out_shape, source, dense=True)
+                _, rec, rec_bias, _ = synapse(loop, out_shape, source, dense=True)
                 bias = bias + rec_bias
-            neuron = _neuron(name, node, dt, source, int(np.prod(out_shape)))
+            neuron = neuron_terms(name, node, dt, source, int(np.prod(out_shape)))
             blocks.append((block[0][0], conv, weight, bias, rec, neuron,
                            isinstance(node, READOUTS)))
             shape, block = out_shape, []
@@ -184,7 +188,6 @@ def layer_flips(net: IntNetwork, flt: SpikeRecord) -> list[dict]:
     exact mode, fed the float model's own spikes into it (so one layer's flips do not
     propagate into the next one's count), against the float model's spikes of that layer.
     A readout layer has no decisions to flip and is left out."""
-    from neurodeploy.backends.torch_exact import simulate_torch
     rows, prev = [], flt.inputs
     for i, layer in enumerate(net.layers):
         if net.readout and i == len(net.layers) - 1:
@@ -200,17 +203,16 @@ def layer_flips(net: IntNetwork, flt: SpikeRecord) -> list[dict]:
 
 def search_headroom(path: str | Path, spikes: np.ndarray, dt: float | None = None,
                     candidates=(1.0, 1.5, 2.0, 3.0, 4.0)) -> tuple[dict[str, float], list]:
-    """Per layer, the scale headroom (importer._quantize) whose 8-bit rounding flips the
+    """Per layer, the scale headroom (quantize.quantize) whose 8-bit rounding flips the
     fewest of the float model's decisions on `spikes` (calibration inputs: measure the result
     on other ones). Layers are judged alone (`layer_flips`), so each layer's choice is
     independent of the others'; ties keep the smaller headroom (fewer clipped weights)."""
-    from neurodeploy.graph import lower_nir, read_nir
-    from neurodeploy.graph.importer import RELAY        # exact already: nothing to choose
     graph, best, table = read_nir(path), {}, []
     flt = simulate_float_nir(path, spikes, dt)
     for k in candidates:
         names = [layer.name for layer in lower_nir(graph, str(path), dt)[0].layers]
         net, _ = lower_nir(graph, str(path), dt, {name: k for name in names})
+        # the always-on relay layer is exact already: nothing to choose
         for row in [r for r in layer_flips(net, flt) if r["layer"] != RELAY]:
             table.append({**row, "headroom": k})
             if row["flipped"] < best.get(row["layer"], (None, np.inf))[1]:
@@ -222,7 +224,6 @@ def is_foreign_nir(path: str | Path) -> bool:
     """A .nir graph of another tool (float units), as opposed to our own integer export."""
     if Path(path).suffix != ".nir":
         return False
-    from neurodeploy.graph import UNITS, read_nir
     units = (read_nir(path).metadata or {}).get("units")
     return (units.decode(errors="replace") if isinstance(units, bytes) else units) != UNITS
 
@@ -235,9 +236,7 @@ def simulate_float_file(path: str | Path, spikes: np.ndarray, device: str = "cpu
     if is_foreign_nir(path):
         return simulate_float_nir(path, spikes, dt, device, batch_size)
     if Path(path).suffix == ".nir":
-        from neurodeploy.graph import lower_nir, read_nir
         net, _ = lower_nir(read_nir(path), str(path), dt)
     else:
-        from neurodeploy.netx import read_netx
         net, _ = read_netx(path, input_shape)
     return simulate_float(net, spikes, device, batch_size, source=str(path))

@@ -22,12 +22,13 @@ from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
+from neurodeploy.netx.metadata import RESET_OFFSET     # also in every manifest's `execution`
+
 
 class LavaTimeout(UserError):
     """A Lava run took longer than its timeout (it has been stopped and cleaned up)."""
 
 
-RESET_OFFSET = 1            # netx resets layer l when step % T == RESET_OFFSET + 1 + l
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
 
 
@@ -91,6 +92,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     lava = import_lava()
     if hardware and (missing := loihi2_missing()):
         raise UserError(missing)
+    # lavaproc subclasses Lava's processes: importable only after import_lava()'s shims
     from neurodeploy.backends.lavaproc.memmap_io import (MemmapSpikeSink, MemmapSpikeSource,
                                                          MemmapVarProbe)
 

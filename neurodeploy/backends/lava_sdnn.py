@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from neurodeploy.backends.lava import LavaTimeout
@@ -63,6 +64,7 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
     if np.abs(flat).max(initial=0) >= 2 ** 31:
         raise UserError(f"{netx_path}: inputs exceed int32; Lava's Delta takes int32 values")
     lava = import_lava()
+    # Lava's own modules: only after import_lava() applied its shims, when this backend runs
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
@@ -103,7 +105,6 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
 
 def _message_bits_given(path) -> int | None:
     """Index of the first layer whose neuron has 'messageBits' (netx 0.6.0 cannot compile it)."""
-    import h5py
     with h5py.File(path, "r") as f:
         for name in sorted(f["layer"], key=int):
             neuron = f["layer"][name].get("neuron")

@@ -1,12 +1,23 @@
 """The backends, each declared once: what it reads, whether it runs in resumable chunks, where
-it runs, and how. The CLI's choices, `simulate`'s dispatch and the parity rules derive from
-this table, so a backend's name is spelled here and nowhere else."""
+it runs, whether it runs sigma-delta files, and how. The CLI's choices and help, `simulate`'s
+dispatch, the parity rules and the defaults derive from this table, so a backend's name is
+spelled here and nowhere else.
+
+The Lava backends' modules are imported when one first runs (inside the functions below):
+they bring compat's process-wide fork and exit hooks and then Lava itself, which takes seconds
+to import and may be absent; every other backend runs without them.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+from neurodeploy.backends.emulator import simulate_emulator, simulate_emulator_sdnn
+from neurodeploy.backends.float_mode import simulate_float_file
+from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import UserError
+from neurodeploy.netx import read_netx
+from neurodeploy.neurons.sigma_delta import run_stream
 
 
 @dataclass(frozen=True)
@@ -18,21 +29,35 @@ class Backend:
     about: str                         # one line for --help and the docs
     run: Callable                      # (network, spikes, progress, timeout_s, device,
                                        #  batch_size, input_shape, dt) -> SpikeRecord
+    run_sdnn: Callable | None = None   # (network, net, frames, timeout_s) -> messages per
+                                       # layer, for sigma-delta files; None: it runs none
+    unavailable: Callable[[], str | None] = lambda: None   # why this machine cannot run it
+    phrase: str = ""                   # how a message names it, when more than its name
 
 
 def _torch(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
-    from neurodeploy.backends.torch_exact import simulate_torch
-    from neurodeploy.netx import read_netx
     net, _ = read_netx(network, input_shape)
     return simulate_torch(net, spikes, device=device, batch_size=batch_size)
 
 
 def _emulator(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
-    from neurodeploy.backends.emulator import simulate_emulator
     return simulate_emulator(network, spikes, batch_size=batch_size, device=device,
                              progress=progress, input_shape=input_shape)
 
 
+def _float(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
+    return simulate_float_file(network, spikes, device, batch_size, input_shape, dt)
+
+
+def _torch_sdnn(network, net, frames, timeout_s):
+    return run_stream(net, frames)
+
+
+def _emulator_sdnn(network, net, frames, timeout_s):
+    return simulate_emulator_sdnn(network, frames).layers
+
+
+# The Lava backends: imported only when one runs (see the module docstring).
 def _lava(hardware: bool):
     def run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
         from neurodeploy.backends.lava import simulate_lava
@@ -41,23 +66,35 @@ def _lava(hardware: bool):
     return run
 
 
-def _float(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
-    from neurodeploy.backends.float_mode import simulate_float_file
-    return simulate_float_file(network, spikes, device, batch_size, input_shape, dt)
+def _lava_sdnn(network, net, frames, timeout_s):
+    from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
+    return simulate_lava_sdnn(network, frames, timeout_s=timeout_s).layers
+
+
+def _loihi2_missing() -> str | None:
+    from neurodeploy.backends.lava import loihi2_missing
+    return loihi2_missing()
 
 
 BACKENDS = {b.name: b for b in (
     Backend("torch", "lowered", False, ("cpu", "cuda"),
-            "the exact integer mode, batched", _torch),
+            "the exact integer mode, batched", _torch, _torch_sdnn,
+            phrase="torch (exact mode)"),
     Backend("emulator", "lowered", False, ("cpu", "cuda"),
-            "Lava's fixed-point rules stepping chip time, batched", _emulator),
+            "Lava's fixed-point rules stepping chip time, batched", _emulator, _emulator_sdnn),
     Backend("lava", "lowered", True, ("cpu",),
-            "Lava's CPU simulation (Loihi2SimCfg fixed_pt) of the netx file", _lava(False)),
+            "Lava's CPU simulation (Loihi2SimCfg fixed_pt) of the netx file", _lava(False),
+            _lava_sdnn),
     Backend("loihi2", "lowered", True, ("loihi2",),
-            "Loihi 2 itself (Intel's lava-loihi extension and a board)", _lava(True)),
+            "Loihi 2 itself (Intel's lava-loihi extension and a board)", _lava(True),
+            unavailable=_loihi2_missing),
     Backend("float", "own", False, ("cpu", "cuda"),
             "the model as trained, read from the user's own file", _float),
 )}
+DEFAULT_BACKEND = "lava"        # where `run` and `neurodeploy simulate` run a network
+EXACT_BACKEND = "torch"         # the exact mode: fast; the Python API's `simulate` default
+PARITY_BACKENDS = ("torch", "emulator", "lava")     # what `parity` compares unless told
+SDNN_BACKENDS = tuple(n for n, b in BACKENDS.items() if b.run_sdnn)
 
 
 def backend(name: str) -> Backend:
@@ -65,3 +102,9 @@ def backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     return BACKENDS[name]
+
+
+def listed(names, phrases: bool = False) -> str:
+    """Backends as a sentence names them: `a, b and c` (`phrases`: torch (exact mode))."""
+    said = [BACKENDS[n].phrase or n if phrases else n for n in names]
+    return " and ".join(filter(None, [", ".join(said[:-1]), said[-1]]))

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader
 
 from neurodeploy.data.encoding import encode, encoded_shape
 from neurodeploy.data.npz import read_dataset
@@ -75,7 +77,7 @@ class Dataset:
 
 def _digits():
     """scikit-learn's 8x8 digits (1,797 images, pixel values 0..16); ships with scikit-learn."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits   # ~30 ms at every start: only when it is used
     data = load_digits()
     return data.data.astype(np.float32) / 16.0, data.target.astype(np.int64)
 
@@ -191,8 +193,6 @@ def load_dataset(name: str, split_seed: int = 0, test_fraction: float = 0.2,
 
 def _arrays(source, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) from a torch Dataset or DataLoader yielding (x, y) pairs."""
-    import torch
-    from torch.utils.data import DataLoader
     loader = source if isinstance(source, DataLoader) else DataLoader(source, batch_size=256)
     xs, ys = [], []
     try:

@@ -18,6 +18,12 @@ import numpy as np
 ENCODINGS = ("rate", "thermometer")
 
 
+def encoding_spec(name: str, timesteps: int, levels: int | None = None) -> dict:
+    """{name, timesteps[, levels]}: what `encode` takes, and how files record an encoding."""
+    return {"name": name, "timesteps": timesteps,
+            **({"levels": levels} if name == "thermometer" else {})}
+
+
 def rate_encode(x: np.ndarray, timesteps: int) -> np.ndarray:
     """[N, F] intensities in [0, 1] -> [N, T, F] uint8 spikes."""
     counts = np.rint(np.clip(x, 0.0, 1.0) * timesteps).astype(np.int64)[:, None, :]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from neurodeploy.errors import UserError
+from neurodeploy.files import file_digest
 
 SAVE_HINT = ("save the trained model with torch.jit.save(torch.jit.script(model), path) or "
              "torch.export.save(torch.export.export(model, (example,)), path)")
@@ -194,6 +195,5 @@ def teacher_provenance(teacher) -> dict | None:
     if teacher is None:
         return None
     if isinstance(teacher, (str, Path)):
-        from neurodeploy.files import file_digest
         return {"file": str(teacher), "sha256": file_digest(teacher)}
     return {"module": type(teacher).__name__}

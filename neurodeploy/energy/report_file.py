@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurodeploy.errors import UserError
-from neurodeploy.schema import one_line, read_text
+from neurodeploy.schema import MAX_TIMESTEPS, Timesteps, one_line, read_text
 
 FIX = "re-run `neurodeploy run` to write a fresh report"
 FIX_RECORD = "re-run `neurodeploy simulate` to write a fresh simulate.json"
@@ -23,7 +23,8 @@ _OPEN = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)   # other ke
 # Mean events per inference in one layer and step: Loihi 2 chips hold 1.2e8 synapses, so 1e12
 # is far beyond any real count and keeps count x figure (<= 1e6 pJ) a finite number.
 Count = Annotated[float, Field(ge=0, le=1e12)]
-Rows = Annotated[list[Annotated[list[Count], Field(max_length=4096)]], Field(max_length=1024)]
+Rows = Annotated[list[Annotated[list[Count], Field(max_length=MAX_TIMESTEPS)]],
+                 Field(max_length=1024)]
 KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
 
 
@@ -70,9 +71,9 @@ class Network(BaseModel):
 
 
 class PricedReport(BaseModel):
-    """What `pipeline.priced` reads from a report; the rest is kept as it is."""
+    """What `report.summary.priced` reads from a report; the rest is kept as it is."""
     model_config = _OPEN
-    timesteps: Annotated[int, Field(ge=1, le=4096)]
+    timesteps: Timesteps
     layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
     counts: Counts
     accuracy_by_timestep: list[Annotated[float, Field(ge=0, le=1)]] | None  # None: no labels

@@ -1,12 +1,14 @@
 """NIR, the exchange boundary: our integer networks to and from `nir.NIRGraph`, and float
 graphs from other frameworks quantized onto Loihi."""
+from pathlib import Path
+
 import nir
 
 from neurodeploy.errors import UserError
 from neurodeploy.graph.importer import import_graph
-from neurodeploy.netx.hdf5 import check_deployable
-from neurodeploy.graph.nir_io import (DT, flatten, from_nir, graph_metadata, read_nir, to_nir,
-                                       write_nir)
+from neurodeploy.graph.nir_io import DT, from_nir, graph_metadata, read_nir, to_nir, write_nir
+from neurodeploy.graph.topology import flatten
+from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
 
 UNITS = "loihi-integer"
@@ -18,7 +20,7 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = N
     exactly; float graphs from other tools are quantized, with a report of every rounding.
     A graph that carries our metadata but lost metadata/units is refused: re-quantizing it
     would silently deploy other weights than the ones it was exported with. `headroom`:
-    per-layer scale multipliers for a foreign graph (see importer._quantize)."""
+    per-layer scale multipliers for a foreign graph (see quantize.quantize)."""
     graph = flatten(graph, source)
     units = (graph.metadata or {}).get("units")
     if isinstance(units, bytes):
@@ -50,7 +52,6 @@ RESET_NOTE = ("NIR has no field for the reset mechanism, so the file cannot say 
 def reset_assumption(path_or_graph, source: str = "<graph>") -> str | None:
     """RESET_NOTE for a foreign NIR graph with spiking neurons; None for our own exports
     (metadata/reset states it), non-NIR files and graphs without a spiking neuron."""
-    from pathlib import Path
     graph = path_or_graph
     if not isinstance(graph, nir.NIRGraph):
         if Path(graph).suffix != ".nir":
@@ -65,5 +66,5 @@ def reset_assumption(path_or_graph, source: str = "<graph>") -> str | None:
     return f"{source}: {RESET_NOTE}"
 
 
-__all__ = ["DT", "RESET_NOTE", "flatten", "reset_assumption", "from_nir", "graph_metadata", "import_graph", "lower_nir", "read_nir",
-           "to_nir", "write_nir"]
+__all__ = ["DT", "RESET_NOTE", "flatten", "reset_assumption", "from_nir", "graph_metadata",
+           "import_graph", "lower_nir", "read_nir", "to_nir", "write_nir"]

@@ -23,7 +23,6 @@ graph whose layers disagree with the architecture its own metadata records.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import nir
@@ -31,76 +30,14 @@ import numpy as np
 
 from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path
-from neurodeploy.netx.hdf5 import architecture, check_architecture, check_metadata
+from neurodeploy.graph.fields import groups, integer, numbers, pair, shape_of, uniform
+from neurodeploy.graph.topology import flatten, links
+from neurodeploy.netx.metadata import architecture, check_architecture, metadata_from_json
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 
 DT = 1e-4
 SUPPORTED = ("Input", "Affine", "Linear", "Conv2d", "Flatten", "CubaLIF", "CubaLI", "Output")
-LOOP = (nir.Affine, nir.Linear, nir.Conv2d)      # what may carry a node's output back to it
-
-
-def recurrent_loops(graph: nir.NIRGraph) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
-    """Recurrent layers: a neuron node whose output returns to itself through linear nodes only
-    (Affine, Linear, Conv2d), each on the loop alone (snnTorch RLeaky/RSynaptic, the NIR
-    paper's RSNN). Returns the edges without those loops and {node: loop nodes in order}; a
-    node with several loops keeps them in its edges (refused later as a recurrent edge)."""
-    succ, pred = defaultdict(list), defaultdict(list)
-    for pre, post in graph.edges:
-        succ[pre].append(post)
-        pred[post].append(pre)
-    loops: dict[str, list[str]] = {}
-    for name, node in graph.nodes.items():
-        if not isinstance(node, (nir.CubaLIF, nir.LIF, nir.IF, nir.CubaLI, nir.LI)):
-            continue                        # only a neuron's state makes a loop one step late
-        found = []
-        for first in succ.get(name, []):
-            path, cur = [], first
-            while isinstance(graph.nodes.get(cur), LOOP) and len(succ[cur]) == 1 \
-                    and len(pred[cur]) == 1 and len(path) < len(graph.nodes):
-                path.append(cur)
-                cur = succ[cur][0]
-                if cur == name:
-                    found.append(path)
-                    break
-        if len(found) == 1:
-            loops[name] = found[0]
-    drop = {edge for name, path in loops.items()
-            for edge in zip([name, *path], [*path, name])}
-    return [tuple(e) for e in graph.edges if tuple(e) not in drop], loops
-
-
-def not_a_chain(edges: list[tuple[str, str]], node: str, source: str) -> UserError:
-    """The one-line refusal for a node that feeds several nodes: a recurrent edge we cannot
-    map (a path leads back to the node), a skip connection (two paths meet again) or a branch."""
-    succ = defaultdict(list)
-    for pre, post in edges:
-        succ[pre].append(post)
-
-    def reach(start):                    # in breadth-first order, start included
-        order, seen = [start], {start}
-        for n in order:
-            for m in succ[n]:
-                if m not in seen:
-                    seen.add(m)
-                    order.append(m)
-        return order
-
-    outs = list(dict.fromkeys(succ[node]))
-    back = [o for o in outs if node in reach(o)]
-    if back:
-        return UserError(f"{source}: recurrent edge from '{node}' back through '{back[0]}' "
-                         "cannot be mapped: only a neuron's own output returning to it through "
-                         "one Affine/Linear deploys (netx dense_rec); remove that edge")
-    for i, a in enumerate(outs):
-        for b in outs[i + 1:]:
-            meet = next((n for n in reach(a) if n in set(reach(b))), None)
-            if meet is not None:
-                return UserError(f"{source}: skip connection: '{node}' reaches '{meet}' along "
-                                 f"two paths (through '{a}' and '{b}'); netx runs chains of "
-                                 "layers: remove one path")
-    return UserError(f"{source}: branch: node '{node}' feeds {', '.join(repr(o) for o in outs)}; "
-                     "netx runs one chain to one Output: keep one")
 
 
 def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
@@ -175,61 +112,10 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
     return flatten(graph, str(path))
 
 
-def flatten(graph: nir.NIRGraph, source: str = "<graph>") -> nir.NIRGraph:
-    """`graph` with every nested NIRGraph node replaced by its own nodes, named
-    'outer.inner' (as snnTorch names the nodes of a flattened RLeaky), so the rest of the
-    lowering sees one flat graph. NIR lets a graph be a node (Spyx and the NIR paper's
-    *_subgraph.nir wrap a recurrent neuron that way); an edge to the nested node enters at its
-    one Input node, an edge from it leaves at its one Output node, and an edge may also name
-    an inner node directly ('outer.inner'). The nested Input/Output nodes are identities and
-    are dropped. A nested graph with several inputs or outputs is refused by name."""
-    if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
-        return graph
-    nodes: dict[str, nir.NIRNode] = {}
-    edges: list[tuple[str, str]] = []
-    enter: dict[str, list[str]] = {}      # nested node -> inner nodes its inputs feed
-    leave: dict[str, list[str]] = {}      # nested node -> inner nodes feeding its output
-    for name, node in graph.nodes.items():
-        if not isinstance(node, nir.NIRGraph):
-            nodes[name] = node
-            continue
-        inner = flatten(node, f"{source}: node '{name}'")
-        ins = [k for k, v in inner.nodes.items() if isinstance(v, nir.Input)]
-        outs = [k for k, v in inner.nodes.items() if isinstance(v, nir.Output)]
-        if len(ins) != 1 or len(outs) != 1:
-            raise UserError(f"{source}: nested graph '{name}' has {len(ins)} Input and "
-                            f"{len(outs)} Output nodes; a nested graph deploys with one of each")
-        enter[name] = [f"{name}.{b}" for a, b in inner.edges if a == ins[0]]
-        leave[name] = [f"{name}.{a}" for a, b in inner.edges if b == outs[0]]
-        for k, v in inner.nodes.items():
-            if k not in (ins[0], outs[0]):
-                nodes[f"{name}.{k}"] = v
-        edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in inner.edges
-                  if a != ins[0] and b != outs[0]]
-        if (ins[0], outs[0]) in [tuple(e) for e in inner.edges]:
-            raise UserError(f"{source}: nested graph '{name}' connects its Input straight to "
-                            "its Output; remove the empty nested graph")
-    for pre, post in graph.edges:
-        for a in leave.get(pre, [pre]):
-            for b in enter.get(post, [post]):
-                edges.append((a, b))
-    return nir.NIRGraph(nodes=nodes, edges=list(dict.fromkeys(edges)),
-                        metadata=dict(graph.metadata or {}), type_check=False)
-
-
 def graph_metadata(graph: nir.NIRGraph, source: str = "<graph>") -> dict:
     """Our metadata stored in the graph ({} for a foreign graph); refuses a corrupt one."""
     raw = (graph.metadata or {}).get("neurodeploy")
-    if raw is None:
-        return {}
-    if isinstance(raw, np.ndarray) and raw.size == 1:
-        raw = raw.reshape(-1)[0]
-    try:
-        meta = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except (TypeError, ValueError, RecursionError):
-        raise UserError(f"{source}: metadata/neurodeploy is not JSON text; re-export the "
-                        "network with `neurodeploy export`") from None
-    return check_metadata(meta, source)
+    return {} if raw is None else metadata_from_json(raw, source, "metadata/neurodeploy")
 
 
 def graph_dt(graph: nir.NIRGraph, source: str) -> float | None:
@@ -244,64 +130,6 @@ def graph_dt(graph: nir.NIRGraph, source: str) -> float | None:
     return float(value.reshape(-1)[0])
 
 
-def numbers(value, node_name: str, field: str, source: str, nan_ok: bool = False) -> np.ndarray:
-    """A numeric NIR field as float64, refusing text, objects and NaN (inf passes: tau = inf
-    means no decay)."""
-    a = np.asarray(value)
-    if a.dtype.kind not in "iuf":         # bools are not numbers here
-        raise UserError(f"{source}: node '{node_name}': {field} holds {a.dtype} values, not "
-                        "numbers; fix the graph")
-    a = a.astype(np.float64)
-    if not nan_ok and np.isnan(a).any():
-        raise UserError(f"{source}: node '{node_name}': {field} holds NaN; fix the graph")
-    return a
-
-
-def pair(value, node_name: str, field: str, source: str, lo: int) -> tuple[int, int]:
-    """A conv stride/padding/dilation: one or two integers >= lo."""
-    a = numbers(value, node_name, field, source).reshape(-1)
-    if a.size not in (1, 2) or not np.isfinite(a).all() or (a != np.round(a)).any() \
-            or a.min() < lo or a.max() > 4096:
-        raise UserError(f"{source}: node '{node_name}': {field} must be one or two integers in "
-                        f"[{lo}, 4096], got {a.tolist()}; fix the graph")
-    return tuple(int(x) for x in np.broadcast_to(a, (2,)))
-
-
-def groups(value, node_name: str, source: str) -> int:
-    a = numbers(value, node_name, "groups", source).reshape(-1)
-    if a.size != 1 or not np.isfinite(a).all() or a[0] != round(a[0]) or not 1 <= a[0] <= 4096:
-        raise UserError(f"{source}: node '{node_name}': groups must be one integer in [1, 4096], "
-                        f"got {a.tolist()}; fix the graph")
-    return int(a[0])
-
-
-def shape_of(value, node_name: str, source: str) -> tuple[int, ...]:
-    a = numbers(value, node_name, "shape", source).reshape(-1)
-    if a.size == 0 or not np.isfinite(a).all() or (a != np.round(a)).any() or a.min() < 1 \
-            or np.prod(a) > 2 ** 31 - 1:
-        raise UserError(f"{source}: node '{node_name}': shape {a.tolist()} must be positive "
-                        "integers; fix the graph")
-    return tuple(int(x) for x in a)
-
-
-def _uniform(node_name: str, field: str, values, source: str) -> float:
-    arr = np.atleast_1d(numbers(values, node_name, field, source))
-    if arr.size == 0 or not np.all(arr == arr.flat[0]):
-        raise UserError(f"{source}: node '{node_name}': {field} differs between neurons; Loihi "
-                        "holds one value per layer: make it uniform")
-    return float(arr.flat[0])
-
-
-def _integer(node_name: str, field: str, value: float, lo: int, hi: int, source: str) -> int:
-    if not np.isfinite(value) or abs(value - round(value)) > 1e-6 * max(1.0, abs(value)):
-        raise UserError(f"{source}: node '{node_name}': {field} = {value:.6g} is not an integer "
-                        "on Loihi's grid; quantize the graph before lowering")
-    if not lo <= round(value) <= hi:
-        raise UserError(f"{source}: node '{node_name}': {field} = {round(value)} is outside "
-                        f"Loihi's range [{lo}, {hi}]")
-    return int(round(value))
-
-
 def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -> CubaParams:
     """A layer's Loihi constants; a CubaLI (readout) gets the unreachable threshold."""
     readout = isinstance(node, nir.CubaLI)
@@ -309,24 +137,24 @@ def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -
         if np.any(numbers(getattr(node, field), name, field, source) != 0):
             raise UserError(f"{source}: node '{name}': {field} must be 0 (Loihi resets to zero "
                             "and has no leak target)")
-    tau_syn = _uniform(name, "tau_syn", node.tau_syn, source)
-    tau_mem = _uniform(name, "tau_mem", node.tau_mem, source)
+    tau_syn = uniform(name, "tau_syn", node.tau_syn, source)
+    tau_mem = uniform(name, "tau_mem", node.tau_mem, source)
     if tau_syn <= 0 or tau_mem <= 0:
         raise UserError(f"{source}: node '{name}': tau_syn and tau_mem must be positive, got "
                         f"{tau_syn:g} and {tau_mem:g}; fix the graph")
     du = dt / tau_syn            # inf tau -> 0: no decay
     dv = dt / tau_mem
     for field, scale, value in (("w_in", du, node.w_in), ("r", dv, node.r)):
-        gain = _uniform(name, field, value, source) * scale if scale else 1.0
+        gain = uniform(name, field, value, source) * scale if scale else 1.0
         if not abs(gain - 1.0) <= 1e-6:                   # NaN is refused too
             raise UserError(f"{source}: node '{name}': {field} * dt / tau = {gain:.6g}; this "
                             f"importer needs 1 ({field} = tau/dt), see neurodeploy/graph/nir_io.py")
     try:
         return CubaParams(
-            _integer(name, "iDecay (4096*dt/tau_syn)", DECAY_UNITY * du, 0, DECAY_UNITY, source),
-            _integer(name, "vDecay (4096*dt/tau_mem)", DECAY_UNITY * dv, 0, DECAY_UNITY, source),
-            THRESHOLD_MAX if readout else _integer(
-                name, "v_threshold", _uniform(name, "v_threshold", node.v_threshold, source),
+            integer(name, "iDecay (4096*dt/tau_syn)", DECAY_UNITY * du, 0, DECAY_UNITY, source),
+            integer(name, "vDecay (4096*dt/tau_mem)", DECAY_UNITY * dv, 0, DECAY_UNITY, source),
+            THRESHOLD_MAX if readout else integer(
+                name, "v_threshold", uniform(name, "v_threshold", node.v_threshold, source),
                 1, THRESHOLD_MAX, source))
     except ValueError as e:
         raise UserError(f"{source}: node '{name}': {e}") from None
@@ -376,22 +204,14 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
     if bad:
         raise UserError(f"{source}: unsupported NIR node(s) {', '.join(bad)}; this lowering "
                         f"supports {', '.join(SUPPORTED)}")
-    successor: dict[str, str] = {}
     for pre, post in graph.edges:
         if pre not in graph.nodes or post not in graph.nodes:
             raise UserError(f"{source}: edge ({pre!r}, {post!r}) names a node that does not exist")
-    edges, loops = recurrent_loops(graph)
-    for pre, post in edges:
-        if pre in successor:
-            raise not_a_chain(edges, pre, source)
-        successor[pre] = post
-    inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
-    if len(inputs) != 1:
-        raise UserError(f"{source}: expected exactly one Input node, found {len(inputs)}")
+    successor, loops, first = links(graph, source)
     meta = graph_metadata(graph, source)
     dt = graph_dt(graph, source) or DT
-    input_shape = shape_of(graph.nodes[inputs[0]].output_type["output"], inputs[0], source)
-    layers, name, seen, shape = [], successor.get(inputs[0]), {inputs[0]}, input_shape
+    input_shape = shape_of(graph.nodes[first].output_type["output"], first, source)
+    layers, name, seen, shape = [], successor.get(first), {first}, input_shape
     while name is not None and not isinstance(graph.nodes[name], nir.Output):
         if name in seen:
             raise UserError(f"{source}: the graph has a cycle through '{name}'")
@@ -459,7 +279,7 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
                                 f"not the layer's {list(shape)}; re-export the graph")
         name = successor.get(neuron_name)
     if name is None:
-        raise UserError(f"{source}: the chain from '{inputs[0]}' never reaches an Output node")
+        raise UserError(f"{source}: the chain from '{first}' never reaches an Output node")
     if not layers:
         raise UserError(f"{source}: the graph has no Affine + CubaLIF layer to deploy")
     try:

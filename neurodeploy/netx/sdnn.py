@@ -15,15 +15,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+import neurodeploy.netx.fields as fields
 from neurodeploy.errors import UserError
-from neurodeploy.netx import hdf5
+from neurodeploy.netx.fields import read, shape, text, unknown
 from neurodeploy.neurons.cuba import THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
-from neurodeploy.neurons.network import Conv
 from neurodeploy.neurons.sigma_delta import ACTIVATIONS, MESSAGE_BITS, SDLayer, SDNetwork
 
 FIX = "re-export it with lava-dl's slayer (block.export_hdf5)"
 SPIKE_EXP = STATE_EXP = 6       # netx.hdf5.Network's defaults, which it passes to every neuron
-MAX_SIZE = 2 ** 31 - 1
 LAYER_KEYS = {"input": {"type", "shape", "neuron"},
               "dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures"},
               "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding",
@@ -31,45 +30,16 @@ LAYER_KEYS = {"input": {"type", "shape", "neuron"},
 NEURON_KEYS = {"type", "activation", "vThMant", "sigma_output", "messageBits"}
 
 
-def _read(g, key: str, where: str):
-    return hdf5._read(g, key, where, FIX)
-
-
 def _ints(g, key: str, where: str, lo: int, hi: int) -> np.ndarray:
-    """Integers in [lo, hi]; floats only when they hold exact integers (slayer writes float32
-    weights; netx truncates fractions with astype(int))."""
-    return hdf5._ints(_read(g, key, where), where, key, lo, hi, FIX)
+    return fields.ints(read(g, key, where, FIX), where, key, lo, hi, FIX)
 
 
 def _scalar(g, key: str, where: str, lo: int, hi: int) -> int:
+    """One integer (not a per-neuron array, even of equal values)."""
     v = _ints(g, key, where, lo, hi).reshape(-1)
     if v.size != 1:
         raise UserError(f"{where}: '{key}' must be one integer, got {v.size} values; {FIX}")
     return int(v[0])
-
-
-def _text(g, key: str, where: str) -> str | None:
-    if key not in g:
-        return None
-    v = np.asarray(_read(g, key, where)).reshape(-1)
-    if v.size != 1 or not isinstance(v[0], (bytes, str)):
-        raise UserError(f"{where}: '{key}' is not text; {FIX}")
-    return v[0].decode("ascii", "replace") if isinstance(v[0], bytes) else str(v[0])
-
-
-def _shape(g, where: str) -> tuple[int, ...]:
-    s = _ints(g, "shape", where, 1, MAX_SIZE).reshape(-1)
-    if len(s) not in (1, 3) or np.prod(s, dtype=np.float64) > MAX_SIZE:
-        raise UserError(f"{where}: 'shape' is {s.tolist()}; netx needs [n] or [C, H, W]; {FIX}")
-    return tuple(int(v) for v in s)
-
-
-def _unknown(g, allowed: set, where: str) -> None:
-    extra = sorted(set(g.keys()) - allowed)
-    if extra:
-        raise UserError(f"{where}: '{extra[0]}' is not supported for sigma-delta layers (netx "
-                        f"would use or ignore it, this reader would not model it); remove it "
-                        f"(supported: {', '.join(sorted(allowed))})")
 
 
 def _neuron(g, where: str) -> h5py.Group:
@@ -83,7 +53,7 @@ def is_sdnn(path: str | Path) -> bool:
     """Whether a readable netx file uses sigma-delta neurons (for dispatch; reads no weights).
     A damaged file counts as no: the CUBA reader then says, in one line, what is wrong."""
     try:
-        with hdf5.open_hdf5(path, FIX) as f:
+        with fields.open_hdf5(path, FIX) as f:
             return uses_sdnn(f)
     except UserError:
         return False
@@ -97,17 +67,17 @@ def uses_sdnn(f: h5py.File) -> bool:
             return False
         for name in layers:
             n = layers[name].get("neuron") if isinstance(layers[name], h5py.Group) else None
-            if isinstance(n, h5py.Group) and _text(n, "type", "") == "SDNN":
+            if isinstance(n, h5py.Group) and text(n, "type", "", FIX) == "SDNN":
                 return True
-    except (UserError, *hdf5.H5PY_ERRORS):       # h5py's RuntimeError on broken B-trees too
+    except (UserError, *fields.H5PY_ERRORS):       # h5py's RuntimeError on broken B-trees too
         return False
     return False
 
 
 def _neuron_fields(n: h5py.Group, kind: str, where: str) -> dict:
     w = f"{where}: neuron"
-    _unknown(n, NEURON_KEYS, w)
-    if (ntype := _text(n, "type", w)) != "SDNN":
+    unknown(n, NEURON_KEYS, w)
+    if (ntype := text(n, "type", w, FIX)) != "SDNN":
         raise UserError(f"{w}: type {ntype!r} is not 'SDNN'; a netx file mixing neuron types is "
                         f"not supported: {FIX}")
     fields = {"spike_exp": SPIKE_EXP, "state_exp": STATE_EXP}
@@ -119,7 +89,7 @@ def _neuron_fields(n: h5py.Group, kind: str, where: str) -> dict:
                             "in that range or remove it (netx then uses 16)")
         fields["message_bits"] = bits
     if kind == "sigma_delta":
-        act = _text(n, "activation", w)
+        act = text(n, "activation", w, FIX)
         if act is None:
             raise UserError(f"{w}: 'activation' is missing; a sigma-delta layer needs it (Lava "
                             f"applies {ACTIVATIONS[0]}): add neuron/activation='relu' or {FIX}")
@@ -132,42 +102,27 @@ def _neuron_fields(n: h5py.Group, kind: str, where: str) -> dict:
     return fields
 
 
-def _conv(g, in_shape, where: str) -> Conv:
-    if in_shape is None or len(in_shape) != 3:
-        raise UserError(f"{where}: a conv layer needs a [C, H, W] input before it; {FIX}")
-
-    def pair(key, default, lo):
-        if key not in g:
-            return (default, default)
-        v = _ints(g, key, where, lo, 4096).reshape(-1)
-        if v.size not in (1, 2):
-            raise UserError(f"{where}: '{key}' has {v.size} values; give one or two [H, W]")
-        return tuple(int(x) for x in np.broadcast_to(v, (2,)))
-    groups = _scalar(g, "groups", where, 1, 4096) if "groups" in g else 1
-    return Conv(input_shape=tuple(in_shape), stride=pair("stride", 1, 1),
-                padding=pair("padding", 0, 0), dilation=pair("dilation", 1, 1), groups=groups)
-
-
 def _layer(g, kind: str, in_shape, index: int, where: str) -> SDLayer:
     if kind == "input" and (key := next((k for k in ("weight", "bias") if k in g), None)):
         raise UserError(f"{where}: '{key}' on the input layer: netx's Input block drops it, so "
                         "Lava would not apply it; scale or shift the inputs instead and remove it")
-    _unknown(g, LAYER_KEYS[kind], where)
+    unknown(g, LAYER_KEYS[kind], where)
     n = _neuron(g, where)
-    declared = _shape(g, where)
+    declared = shape(g, where, FIX)
     if kind == "input":
         return SDLayer(kind="delta", shape=declared, name="input",
                        **_neuron_fields(n, "delta", where))
     neuron_kind = "sigma" if "sigma_output" in n else "sigma_delta"
-    if neuron_kind == "sigma" and not bool(np.asarray(_read(n, "sigma_output", where))):
+    if neuron_kind == "sigma" and not bool(np.asarray(read(n, "sigma_output", where, FIX))):
         raise UserError(f"{where}: neuron/sigma_output is false, but netx makes any layer that "
                         "has it a Sigma layer; remove it for a sigma-delta layer or set it true")
-    conv = _conv(g, in_shape, where) if kind == "conv" else None
-    weight = _ints(g, "weight", where, WEIGHT_MIN, WEIGHT_MAX)
-    if conv and weight.ndim == 5 and weight.shape[4] == 1:
-        weight = weight[..., 0]                          # netx drops slayer's time axis too
-    if not conv and weight.ndim == 1 and len(declared) == 1 and weight.size % declared[0] == 0:
-        weight = weight.reshape(declared[0], -1)         # netx reshapes (n,) to (n, 1) alike
+    conv = None
+    if kind == "conv":
+        if in_shape is None or len(in_shape) != 3:
+            raise UserError(f"{where}: a conv layer needs a [C, H, W] input before it; {FIX}")
+        conv = fields.conv(g, in_shape, where, FIX)
+    weight = fields.weight(g, where, declared[0] if not conv and len(declared) == 1 else None,
+                           WEIGHT_MIN, WEIGHT_MAX, FIX)
     if weight.ndim != (4 if conv else 2) or 0 in weight.shape or not weight.any():
         raise UserError(f"{where}: 'weight' has shape {list(weight.shape)} (or only zeros, which "
                         f"netx cannot load); a {kind} layer needs a non-zero "
@@ -193,35 +148,27 @@ def _layer(g, kind: str, in_shape, index: int, where: str) -> SDLayer:
 def read_sdnn(path: str | Path) -> SDNetwork:
     """Read a netx SDNN file; every malformed file raises a one-line `UserError`."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such network file")
     layers: list[SDLayer] = []
-    with hdf5.open_hdf5(path, FIX) as f:
-        groups = f.get("layer")
-        if not isinstance(groups, h5py.Group) or len(groups) == 0:
-            raise UserError(f"{path}: no 'layer' group with layers, so not a netx network")
-        shape = None
+    with fields.open_layers(path, FIX) as (_, groups):
+        dims = None
         for i in range(len(groups)):
-            g = groups.get(str(i))
+            g = fields.layer_group(groups, i, path)
             where = f"{path}: layer {i}"
-            if not isinstance(g, h5py.Group):
-                raise UserError(f"{path}: layer groups must be numbered 0..{len(groups) - 1};"
-                                f" '{i}' is missing")
-            kind = _text(g, "type", where)
+            kind = text(g, "type", where, FIX)
             if i == 0 and kind != "input" or i > 0 and kind == "input":
                 raise UserError(f"{where}: an SDNN file starts with one 'input' layer with "
                                 f"an SDNN neuron (netx's Delta encoder); {FIX}")
             if kind == "flatten":
-                shape = (int(np.prod(shape)),)
+                dims = (int(np.prod(dims)),)
                 continue
             if kind not in LAYER_KEYS:
                 raise UserError(f"{where}: layer type {kind!r} is not supported for SDNN "
                                 "(supported: input, conv, flatten, dense)")
-            if kind == "dense" and len(shape) == 3:
+            if kind == "dense" and len(dims) == 3:
                 raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
                                 f"'flatten' layer before it; {FIX}")
-            layers.append(_layer(g, kind, shape, len(layers), where))
-            shape = tuple(layers[-1].shape)
+            layers.append(_layer(g, kind, dims, len(layers), where))
+            dims = tuple(layers[-1].shape)
     if len(layers) < 2:
         raise UserError(f"{path}: the network has no dense or conv layer after its input; {FIX}")
     try:

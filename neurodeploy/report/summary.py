@@ -6,22 +6,28 @@ saved report without simulating again; simulate.json carries the same energy sec
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
 from pathlib import Path
 
 import numpy as np
 
 from neurodeploy.parity import compare, compare_source   # the module, not api.parity
+from neurodeploy.backends.float_mode import simulate_float
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
 from neurodeploy.energy.counting import count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
+from neurodeploy.energy.report_file import network_digest, read_report
 from neurodeploy.files import file_digest, package_versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork
 from neurodeploy.recipe import EnergyCfg
+from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
 
 DEFAULT_PRESET = EnergyCfg().preset   # what `run` prices with unless a recipe names another
 
@@ -97,12 +103,37 @@ def _sections(net, counts: dict, record, accuracy_by_t, preset: Preset,
 def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) -> dict:
     """The deployed record against the student's training mode (float backend) on the same
     inputs: prediction agreement, accuracy gap, per-layer spike counts; or why it cannot run."""
-    from neurodeploy.backends.float_mode import simulate_float
     try:
         source = simulate_float(net, deployed.inputs)
     except UserError as e:
         return {"skipped": str(e)}
     return compare_source(source, deployed, labels)
+
+
+def record_summary(record: SpikeRecord, labels: np.ndarray, **extra) -> dict:
+    """simulate.json (of `simulate` and `merge`): the record's accuracy, spikes per layer (and
+    per timestep, for the page's figure), predictions and labels, with `extra` sections."""
+    return {"backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
+            "accuracy": record.accuracy(labels), **extra, "generated": generated(),
+            "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
+                                                                  record.layers)},
+            "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
+                n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
+                for n, s in zip(record.layer_names, record.layers)},
+            "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()}
+
+
+def remove_reports(out_dir: Path, network_sha256: str | None = None) -> None:
+    """Remove report.json, report.html and their figures from a run folder, unless report.json
+    describes the network whose sha256 is given: a report never sits beside another network."""
+    if network_sha256 is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if json.loads((out_dir / "report.json").read_text())["network"]["sha256"] \
+                    == network_sha256:
+                return
+    figures = {*FIGURES, *(name for kind in RECORD_FIGURES.values() for name in kind)}
+    for name in ("report.json", "report.html", *(f"{f}.png" for f in sorted(figures))):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def deployed_accuracy(report: dict) -> float:
@@ -114,7 +145,6 @@ def deployed_accuracy(report: dict) -> float:
 
 def generated() -> dict:
     """When and with what a report was made (its provenance block shows it)."""
-    import datetime
     versions = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy"))
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions}
@@ -132,7 +162,6 @@ def priced(result: dict, preset) -> dict:
 def reprice(report_path: str | Path, preset_name: str, network: str | Path | None = None) -> dict:
     """Apply another energy preset to a saved report.json or simulate.json (validated first);
     no simulation."""
-    from neurodeploy.energy.report_file import network_digest, read_report
     result = read_report(report_path)
     if network is not None:
         if not Path(network).is_file():

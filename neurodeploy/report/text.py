@@ -1,0 +1,244 @@
+"""What the `neurodeploy` command prints: one screen per verb, from the dicts the Python API
+returns (report.json, simulate.json, parity.json, inspect's description), and each verb's
+examples for its --help (tests parse every one)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from neurodeploy.files import package_versions
+from neurodeploy.report.summary import deployed_accuracy
+
+AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
+EXAMPLES = {
+    None: """examples (each verb's --help has its own):
+  neurodeploy run                     # the shipped digits recipe end to end, into runs/digits/
+  neurodeploy run --set distill.epochs=2 --runs-dir runs/quick   # a variant, in its own folder
+  neurodeploy parity runs/digits/network.net --samples 50
+  neurodeploy --version               # neurodeploy, torch, lava-nc, lava-dl and nir versions
+""",
+    "run": """examples:
+  neurodeploy run                     # the shipped digits recipe (models/digits.yaml)
+  neurodeploy run digits --runs-dir /tmp/runs
+  neurodeploy run digits --set distill.epochs=2 --set 'student.hidden=[32]' --runs-dir runs/quick
+  neurodeploy run digits --fresh      # retrain (or replace another recipe's checkpoint.pt)
+  neurodeploy run digits --device cpu  # train on the CPU although a GPU is there
+  neurodeploy run my_recipe.yaml      # your own recipe file (see models/*.yaml)
+""",
+    "distill": """examples:
+  neurodeploy distill digits          # -> runs/digits/checkpoint.pt and history.jsonl
+  neurodeploy distill digits --out /tmp/digits --set teacher.epochs=5
+""",
+    "export": f"""examples ({AFTER_RUN}):
+  neurodeploy export runs/digits/checkpoint.pt                # next to the checkpoint
+  neurodeploy export runs/digits/checkpoint.pt --out /tmp/digits
+""",
+    "simulate": f"""examples ({AFTER_RUN}):
+  neurodeploy simulate runs/digits/network.net --backend lava --samples 100
+  neurodeploy simulate runs/digits/network.net --backend torch --timesteps 32
+  neurodeploy simulate runs/digits/network.net --shard 0/4 --out s0   # job array slice 0 of 4
+  neurodeploy simulate graph.nir --backend emulator --dt 1e-6 --data digits   # a Norse NIR
+  neurodeploy simulate runs/digits/network.net --backend float   # the model as trained
+  neurodeploy simulate runs/digits/network.net --preset loihi2-proxy --out /tmp/sim   # priced so
+""",
+    "merge": """examples (s0..s3: the --out directories of `simulate --shard i/4`):
+  neurodeploy merge s0/chunks s1/chunks s2/chunks s3/chunks --out merged
+""",
+    "parity": f"""examples ({AFTER_RUN}):
+  neurodeploy parity runs/digits/network.net --samples 50
+  neurodeploy parity runs/digits/student.nir --backends torch,emulator
+  neurodeploy parity runs/digits/network.net --backends float,torch,lava   # vs as trained
+  neurodeploy parity their.nir --backends float,lava --reference theirs.npz
+      # theirs.npz: their framework's own `predictions` [N] and/or output `counts` [N, C]
+""",
+    "energy": f"""examples ({AFTER_RUN}):
+  neurodeploy energy runs/digits/report.json --preset loihi2-proxy
+  neurodeploy energy runs/digits/report.json --preset my_preset.yaml --out /tmp/energy
+  neurodeploy energy /tmp/sim/simulate.json --preset odin   # the record of simulate's example
+""",
+    "inspect": f"""examples ({AFTER_RUN}):
+  neurodeploy inspect runs/digits/student.nir
+  neurodeploy inspect runs/digits/network.net
+  neurodeploy inspect runs/digits/checkpoint.pt
+""",
+}
+
+
+def versions() -> str:
+    """One line for bug reports: this package and the stack it is tested against."""
+    found = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"))
+    return ", ".join(f"{name} {v or 'not installed'}" for name, v in found.items())
+
+
+
+def _pj(pj: float) -> str:
+    for unit, scale in (("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
+        if pj >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
+def energy_line(energy: dict) -> str:
+    """`X per inference (dynamic Y, static Z), L us` of a priced `energy` section."""
+    static = (f"static {_pj(energy['static_pj'])}" if energy["figures"]["static_w"]
+              else "static not modelled")
+    latency = f", {energy['latency_us']:.3g} us" if energy.get("latency_us") else ""
+    return (f"{_pj(energy['per_inference_pj'])} per inference (dynamic "
+            f"{_pj(energy['dynamic_pj'])}, {static}){latency}")
+
+
+def _priced_by(energy: dict) -> str:
+    return f"[{energy['preset']}: {energy['source'].split(',')[0]}]"
+
+
+def _wrote(result: dict) -> str:
+    return ", ".join(map(str, result["wrote"]))
+
+
+def summarize(report: dict, out_dir: Path) -> str:
+    """`run`: report.json on one screen."""
+    acc, par, energy = report["accuracy"], report["parity"], report["energy"]
+    sizes = "-".join(str(s) for s in report["network"]["sizes"])
+    lines = [
+        f"neurodeploy run: {report['recipe']}  ->  {out_dir}/",
+        f"  teacher   test accuracy {acc['teacher']:.4f}" if acc["teacher"] is not None
+        else "  teacher   none (no loss term reads one)",
+        f"  student   CUBA-LIF {sizes}, T={report['timesteps']}, "
+        f"{report['network']['synapses']} synapses, trained on "
+        f"{(report.get('training') or {}).get('device', 'an unrecorded device')}",
+        f"  accuracy  torch exact {acc['student_torch']:.4f} | {report['backend']} "
+        f"{deployed_accuracy(report):.4f}   ({report['samples']} test samples)",
+        f"  parity    {par['spike_mismatches']} spike mismatches in {par['spikes_compared']} "
+        f"neuron-steps (every layer, every step)"
+        + (f", {par['readout_voltage_mismatches']} readout voltage mismatches"
+           if par.get("readout_voltage_mismatches") is not None else "")
+        + f"; predictions agree {100 * par['prediction_agreement']:.1f}%",
+        *([f"  float     the training mode agrees with {report['backend']} on "
+           f"{100 * report['source_parity']['prediction_agreement']:.1f}% of predictions"]
+          if "prediction_agreement" in (report.get("source_parity") or {}) else []),
+        f"  energy    {energy_line(energy)} {_priced_by(energy)}",
+        f"  loihi 2   {report['resources']['verdict']}",
+        f"  speed     {report['timing']['simulate_samples_per_s']:.1f} samples/s on "
+        f"{report['backend']}",
+        "  files     checkpoint.pt history.jsonl student.nir network.net manifest.json "
+        "report.json report.html",
+    ]
+    return "\n".join(lines)
+
+
+def simulated(result: dict) -> str:
+    """`simulate` of a CUBA network: accuracy, the files written, the energy."""
+    return (f"{result['backend']}: accuracy {result['accuracy']:.4f} on {result['samples']} "
+            f"samples (shard {result['shard']}); wrote {_wrote(result)}\n"
+            f"  energy    {energy_line(result['energy'])} {_priced_by(result['energy'])}")
+
+
+def sigma_delta(result: dict, backends: list[str]) -> str:
+    """`simulate` or `parity` of a sigma-delta file: messages per layer, mismatches, energy."""
+    lines = [f"{result['network']}: sigma-delta network, {len(result['messages_per_layer'])} "
+             f"layers, {result['samples']} samples x {result['timesteps']} steps on "
+             f"{', '.join(backends)}"]
+    lines += [f"  {layer}: {count} non-zero messages"
+              for layer, count in result["messages_per_layer"].items()]
+    for pair, m in result.get("comparisons", {}).items():
+        first, other = pair.split("-", 1)
+        lines.append(f"  {other} vs {first}: {m['total']} message mismatches in {m['compared']}"
+                     + (f"; first {m['first']}" if m["first"] else ""))
+    lines.append(f"  energy    {energy_line(result['energy'])} [{result['energy']['preset']}; "
+                 "graded messages priced as spikes]")
+    return "\n".join([*lines, f"  wrote {_wrote(result)}"])
+
+
+def compared(result: dict) -> str:
+    """`parity`: accuracy per backend, each comparison's mismatches (the reset note aside)."""
+    first = result["records"][0]
+    lines = [f"parity of {result['network']} on {result['samples']} samples "
+             f"({first.timesteps} steps, {len(first.layers)} layers)"]
+    lines += [f"  {backend:32s} accuracy {acc:.4f}" for backend, acc in result["accuracy"].items()]
+    for p in result["comparisons"]:
+        a, b = p["backends"]
+        lines.append(f"  {b} vs {a}: {p['spike_mismatches']} spike mismatches in "
+                     f"{p['spikes_compared']} neuron-steps; predictions agree "
+                     f"{100 * p['prediction_agreement']:.2f}%")
+        if p["readout_voltage_mismatches"] is not None:
+            lines.append(f"    readout voltages: {p['readout_voltage_mismatches']} mismatches")
+        lines += [f"    {layer}: per timestep {per_t}"
+                  for layer, per_t in p["spike_mismatches_per_layer_timestep"].items()
+                  if any(per_t)]
+        if p["first_mismatch"]:
+            lines.append(f"    first mismatch: {p['first_mismatch']}")
+    for p in result["source"]:
+        a, b = p["backends"]
+        lines.append(f"  {b} vs {a} (as trained): predictions agree "
+                     f"{100 * p['prediction_agreement']:.2f}%, accuracy {100 * p['gap']:+.2f} "
+                     "points; " + (f"spikes first differ in {p['divergence_starts_at']}"
+                                   if p["divergence_starts_at"] else "every spike the same"))
+        lines += [f"    {row['layer']}: {row['float_spikes_per_inference']:.1f} vs "
+                  f"{row['deployed_spikes_per_inference']:.1f} spikes per inference "
+                  f"({row['count_difference_per_inference']:+.2f}), "
+                  f"{100 * row['neuron_steps_differing_share']:.2f}% of neuron-steps differ"
+                  for row in p["layers"]]
+    for p in result["reference"]:
+        a, b = p["backends"]
+        lines.append(f"  {b} vs {a}: predictions agree {100 * p['prediction_agreement']:.2f}%"
+                     + (f", output spikes per inference differ by "
+                        f"{p['output_counts']['abs_difference_per_inference']:.2f}"
+                        if "output_counts" in p else ""))
+    return "\n".join(lines)
+
+
+def compared_tail(result: dict) -> str:
+    """`parity`, after the reset note: what the assumed reset changes, the files written."""
+    reset = result["reset"]
+    return "\n".join(
+        ([f"  float, reset to zero (assumed) vs by subtraction: predictions agree "
+          f"{100 * reset['prediction_agreement_zero_vs_subtract']:.2f}%"]
+         if isinstance(reset, dict) else []) + [f"  wrote {_wrote(result)}"])
+
+
+def repriced(result: dict) -> str:
+    """`energy`: the new price and its source."""
+    e = result["energy"]
+    return f"{e['preset']}: {energy_line(e)}\n  source: {e['source']}\n  wrote {_wrote(result)}"
+
+
+def described(info: dict) -> str:
+    """`inspect`: a file's layers, parameter ranges, quantization cost and Loihi 2 resources."""
+    path = info["file"]
+    if info["kind"] == "sigma-delta":
+        return "\n".join([f"{path}: sigma-delta (SDNN) netx network",
+                          *("  " + ", ".join(f"{k} {v}" for k, v in row.items())
+                            for row in info["layers"]),
+                          f"  Loihi 2: {info['loihi2']['verdict']}"])
+    lines = []
+    if info["kind"] == "nir":
+        lines.append(f"{path}: NIR graph, {len(info['nodes'])} nodes, {info['edges']} edges")
+        if info["reset"]:
+            lines.append(f"  note: {info['reset']}")
+        for name, node in info["nodes"].items():
+            ranges = ", ".join(f"{k} {a['shape']} [{a['range'][0]:.3g}, {a['range'][1]:.3g}]"
+                               for k, a in node["arrays"].items())
+            lines.append(f"  {name:10s} {node['type']:9s} {ranges}")
+    elif info["kind"] == "checkpoint":
+        metrics = {k: v for k, v in info["metrics"].items() if k != "student_val_curve"}
+        lines.append(f"{path}: checkpoint of recipe {info['recipe']['name']!r}; metrics "
+                     f"{json.dumps(metrics)}")
+    else:
+        lines.append(f"{path}: netx network; metadata {json.dumps(info['metadata'])}")
+    for row in info["layers"]:
+        kind = (f"conv {row['kernel'][0]}x{row['kernel'][1]}/{row['stride'][0]}"
+                if row["kernel"] else row["type"])
+        lines.append(f"  {row['name']:6s} {kind:10s} {str(row['input_shape']):>12s} -> "
+                     f"{str(row['shape']):<12s} weights [{row['weight_range'][0]}, "
+                     f"{row['weight_range'][1]}], {row['nonzero_weights']} non-zero; iDecay "
+                     f"{row['i_decay']} vDecay {row['v_decay']} vThMant {row['threshold']}")
+        if row["type"] not in ("dense", "conv") or "delays" in row["describe"]:
+            lines.append(f"    {row['describe']}")
+    for row in info["quantization"]:
+        lines.append(
+            f"  quantization {row['layer']}: scale {row['scale']:.4g}, weight RMS error "
+            f"{100 * row['weight_rel_rms_error']:.2f}%, threshold {row['threshold']['float']:.4g}"
+            f" -> {row['threshold']['int']}, iDecay {row['i_decay']['exact']:.2f} -> "
+            f"{row['i_decay']['int']}, vDecay {row['v_decay']['exact']:.2f} -> "
+            f"{row['v_decay']['int']}")
+    return "\n".join([*lines, f"  Loihi 2: {info['loihi2']['verdict']}"])

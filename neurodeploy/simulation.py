@@ -1,0 +1,139 @@
+"""Running a network file: on one backend (`simulate`), on several compared spike for spike
+(`parity`), and the checks around a run: options a file cannot do without, an output layer that
+never spiked, layers named as the user's file names them."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from neurodeploy.artifacts import deployable
+from neurodeploy.backends.float_mode import reset_sensitivity
+from neurodeploy.backends.record import SpikeRecord, provenance
+from neurodeploy.backends.registry import BACKENDS, backend as backend_named
+from neurodeploy.data.npz import is_dataset_file
+from neurodeploy.errors import UserError
+from neurodeploy.graph import UNITS, read_nir, reset_assumption
+from neurodeploy.graph.importer import infer_dt
+from neurodeploy.graph.nir_io import graph_metadata
+from neurodeploy.neurons import IntNetwork
+from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
+from neurodeploy.preflight import check_backend, resolve_device
+from neurodeploy.report.summary import generated
+
+
+def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
+             timeout_s: float | None = None, device: str = "cpu", batch_size: int = 256,
+             input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> SpikeRecord:
+    """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
+    file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""
+    chosen = backend_named(backend)
+    device = resolve_device(device)
+    return chosen.run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt)
+
+
+def user_names(record: SpikeRecord, net: IntNetwork) -> SpikeRecord:
+    """`record` with the layer names of `net` as read from the user's file (a NIR graph's node
+    names): the netx file a graph is lowered to numbers its layers instead, and every verb
+    must name a layer as `inspect` does."""
+    if len(record.layer_names) == len(net.layers):
+        record.layer_names = [layer.name for layer in net.layers]
+    return record
+
+
+def silent_output(records: list[SpikeRecord], source: str | Path) -> str | None:
+    """Why the accuracy of these records says nothing, when their output layer never spiked:
+    every prediction is then class 0 (often a wrong --dt, threshold or input scale)."""
+    silent = [r for r in records if r.readout is None and r.samples and not r.layers[-1].any()]
+    if not silent:
+        return None
+    r = silent[0]
+    return (f"{source}: output layer '{r.layer_names[-1]}' never spiked in {r.samples} samples "
+            f"x {r.timesteps} steps on {', '.join(s.backend for s in silent)}, so every "
+            "prediction is class 0 and the accuracy says nothing about the network; check --dt, "
+            f"the thresholds and the input scale (`neurodeploy inspect {source}`)")
+
+
+def missing_options(network: str | Path, meta: dict | None, dt: float | None,
+                    data: str | None, timesteps: int | None) -> None:
+    """Refuse, in one message, every option a network cannot do without: --dt for a foreign
+    NIR graph that does not record its time step, --data when its metadata names no dataset,
+    --timesteps when nothing says how many steps to encode. `meta`: the network's metadata
+    (None: read the .nir graph here, before it is lowered, which needs dt)."""
+    missing, path = [], Path(network)
+    if meta is None:
+        graph = read_nir(path)
+        meta = graph_metadata(graph, str(path))
+        units = (graph.metadata or {}).get("units")
+        if dt is None and (units.decode(errors="replace") if isinstance(units, bytes)
+                           else units) != UNITS:
+            try:
+                infer_dt(graph, None, str(path))
+            except UserError as e:
+                if "cannot be inferred" not in str(e):
+                    raise               # a malformed graph: that error is the one to fix
+                missing.append("--dt SECONDS (its time step; Norse 1.1.0 graphs: 1e-6)")
+    if data is None and not meta.get("dataset"):
+        missing.append("--data DATA (a dataset name, or a .npz with x and y)")
+    spike_trains = data is not None and data.endswith(".npz") and not is_dataset_file(data)
+    if timesteps is None and not meta.get("timesteps") and not spike_trains:
+        missing.append("--timesteps N (steps per sample; not needed for a .npz of spike trains)")
+    if missing:
+        raise UserError(f"{path}: the file records too little to run it; pass "
+                        f"{'; '.join(missing)}")
+
+
+def parity(network: str | Path, inputs, backends: list[str], progress: bool = False,
+           timeout_s: float | None = None, dt: float | None = None,
+           input_shape: tuple[int, ...] | None = None, device: str = "cpu",
+           reference: str | Path | None = None) -> tuple[dict, list[SpikeRecord]]:
+    """Run the same input spikes through several backends of one network file and compare:
+    the deployed backends spike for spike against the first, `float` (the model as trained,
+    read from the user's own file, so a foreign NIR graph keeps its float semantics) against
+    each deployed one, and every backend against `reference` (another framework's predictions
+    and output counts, a .npz). `inputs(metadata, net) -> (spikes, labels)` picks the inputs
+    once the network is open, so it is read once. Returns parity.json's content and the
+    records."""
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
+                        f"{', '.join(BACKENDS)}")
+    own = {b: backend_named(b).reads == "own" for b in backends}   # float: the file as trained
+    if len(backends) < 2 and not reference:
+        raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
+                        "float,torch), or one with --reference")
+    device = resolve_device(device)
+    for backend in backends:
+        check_backend(backend)
+    with deployable(network, dt, input_shape) as (lowered, meta, _, net):
+        spikes, labels = inputs(meta, net)
+        ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
+        records = [user_names(simulate(network if own[b] else lowered, spikes, b,
+                                       progress, timeout_s, device, input_shape=input_shape,
+                                       dt=dt), net)
+                   for b in backends]
+    warnings = [w for w in [silent_output(records, network)] if w]
+    for warning in warnings:
+        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
+    reset = reset_assumption(network)                    # None unless a foreign NIR graph
+    floats = [r for b, r in zip(backends, records) if own[b]]
+    if reset and floats:                                 # how much the assumption matters
+        reset = {"note": reset, **reset_sensitivity(network, spikes, floats[0], dt, device)}
+    deployed = [r for b, r in zip(backends, records) if not own[b]]
+    pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
+    result = {"network": str(network), "samples": len(labels),
+              "provenance": provenance(network, spikes, labels, ",".join(backends), dt=dt,
+                                       input_shape=input_shape),
+              "accuracy": {r.backend: r.accuracy(labels) for r in records},
+              "comparisons": pairs,
+              "source": [compare_source(f, d, labels) for f in floats for d in deployed],
+              "reference": ([compare_reference(ref, r, labels, Path(reference).name)
+                             for r in records] if ref is not None else []),
+              "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
+              "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
+                                                for p in pairs),
+              "warnings": warnings, "reset": reset, "generated": generated()}
+    if ref is not None:
+        result["accuracy"][Path(reference).name] = float((ref["predictions"] == labels).mean())
+    return result, records
