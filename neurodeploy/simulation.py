@@ -18,13 +18,14 @@ from neurodeploy.graph import UNITS, read_nir, reset_assumption
 from neurodeploy.graph.importer import infer_dt
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.neurons.network import EXACT_BATCH
 from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
 from neurodeploy.preflight import check_backend, resolve_device
 from neurodeploy.report.summary import generated
 
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
-             timeout_s: float | None = None, device: str = "cpu", batch_size: int = 256,
+             timeout_s: float | None = None, device: str = "cpu", batch_size: int = EXACT_BATCH,
              input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> SpikeRecord:
     """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
     file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""

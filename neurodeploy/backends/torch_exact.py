@@ -6,10 +6,11 @@ import torch
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.neurons import IntNetwork, run_exact
+from neurodeploy.neurons.network import EXACT_BATCH
 
 
 def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
-                   batch_size: int = 512) -> SpikeRecord:
+                   batch_size: int = EXACT_BATCH) -> SpikeRecord:
     """Run input spikes [N, T, n_in] through `net` in exact mode on `device` (cpu or cuda)."""
     chunks, volts = [], []
     with torch.no_grad():

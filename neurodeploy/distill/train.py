@@ -29,6 +29,7 @@ from tqdm import tqdm
 from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path, zip_damage
 from neurodeploy.neurons import SpikingNet, run_exact
+from neurodeploy.neurons.network import EXACT_BATCH
 
 
 @dataclass
@@ -242,9 +243,6 @@ def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
             return steps.sum(1), steps
         return torch.cat([teacher(torch.as_tensor(x[i:i + batch], device=device)).cpu()
                           for i in range(0, len(x), batch)]), None
-
-
-EXACT_BATCH = 256   # the exact mode's fastest batch on a 2-core CPU (benchmarks/backends.py)
 
 
 def _exact_correct(student: SpikingNet, spikes, labels) -> int:

@@ -24,6 +24,10 @@ from neurodeploy.neurons.cuba import (DECAY_UNITY, STATE_SHIFT, U_WRAP, V_LIMIT,
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
+# Samples per run_exact call: the exact mode's fastest batch on the 2-core CPU measured
+# (benchmarks/backends.py); at 512 the conv export's currents and state leave the 32 MB L3
+# cache and throughput halves.
+EXACT_BATCH = 256
 INPUT_LIMIT = 2 ** 15  # an input layer's gain * x + bias reaches LIF's 16-bit a_in directly
 MAX_DELAY = 62        # netx builds DelayDense with max_delay=62 and clips longer delays to it
 
