@@ -10,14 +10,6 @@ from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 
 
-@pytest.fixture
-def net():
-    rng = np.random.default_rng(0)
-    return IntNetwork(6, (
-        IntLayer(rng.integers(-128, 128, (5, 6)) * 2, CubaParams(1024, 256, 128), name="fc0"),
-        IntLayer(rng.integers(-128, 128, (3, 5)) * 2, CubaParams(4096, 0, 77), name="fc1")))
-
-
 def assert_same(a: IntNetwork, b: IntNetwork):
     assert a.input_size == b.input_size and len(a.layers) == len(b.layers)
     for x, y in zip(a.layers, b.layers):

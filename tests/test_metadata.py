@@ -6,7 +6,6 @@ import ast
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -16,20 +15,11 @@ from neurodeploy.graph import graph_metadata, lower_nir, read_nir, to_nir, write
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.metadata import (MAX_TIMESTEPS, Metadata, check_metadata, execution,
                                        input_encoding, network_metadata)
-from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.recipe import load_recipe, recipe_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTS = [ROOT / "export" / name for name in ("digits", "fmnist_conv")]
 BUILT = ("recipe", "timesteps", "encoding", "dataset", "quantization")   # what export builds
-
-
-@pytest.fixture
-def net():
-    rng = np.random.default_rng(0)
-    return IntNetwork(6, (
-        IntLayer(rng.integers(-128, 128, (5, 6)) * 2, CubaParams(1024, 256, 128), name="fc0"),
-        IntLayer(rng.integers(-128, 128, (3, 5)) * 2, CubaParams(4096, 0, 77), name="fc1")))
 
 
 @pytest.mark.parametrize("folder", EXPORTS, ids=lambda p: p.name)

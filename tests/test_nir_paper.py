@@ -36,6 +36,16 @@ def _nested(flat: nir.NIRGraph) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
+def _lava_equals_exact(net, x, exact, path):
+    """`net` written as netx and run on Lava gives the exact mode's spikes for the samples x."""
+    from neurodeploy.backends.lava import simulate_lava
+    from neurodeploy.netx import write_netx
+    write_netx(net, path)
+    lava = simulate_lava(path, x, progress=False)
+    for a, b in zip(lava.layers, exact.layers):
+        np.testing.assert_array_equal(a, b[:len(x)])
+
+
 def test_nested_graph_is_flattened(tmp_path):
     """A nested NIRGraph node deploys as the flat graph it stands for (same integers)."""
     flat = nir.read(SUBTRACT)
@@ -115,10 +125,8 @@ def test_bias_on_a_decaying_current_deploys_through_always_on_sources(tmp_path):
     the hidden layer's from an always-on neuron added to the layer before it; float (the
     graph's own semantics), the exact mode and Lava agree."""
     from neurodeploy.backends.float_mode import simulate_float_nir
-    from neurodeploy.backends.lava import simulate_lava
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.graph.always_on import RELAY
-    from neurodeploy.netx import write_netx
     path = tmp_path / "biased.nir"
     nir.write(path, _biased_graph())
     net, report = lower_nir(read_nir(path), str(path))
@@ -139,10 +147,7 @@ def test_bias_on_a_decaying_current_deploys_through_always_on_sources(tmp_path):
     assert flt.layer_names == exact.layer_names == [RELAY, "fc1", "fc2"]
     assert (flt.predictions == exact.predictions).mean() >= 0.95
     assert exact.layers[-1].sum() > 50
-    write_netx(net, tmp_path / "b.net")
-    lava = simulate_lava(tmp_path / "b.net", x[:4], progress=False)
-    for a, b in zip(lava.layers, exact.layers):
-        np.testing.assert_array_equal(a, b[:4])
+    _lava_equals_exact(net, x[:4], exact, tmp_path / "b.net")
 
 
 def test_paper_braille_graph_with_bias_deploys():
@@ -316,10 +321,8 @@ def test_bias_on_decaying_currents_around_convolutions(tmp_path):
     pixel everywhere. The exact mode and Lava agree spike for spike; the float model differs
     only where fixed-point truncation of a decayed state tips a neuron (under 0.1%)."""
     from neurodeploy.backends.float_mode import simulate_float_nir
-    from neurodeploy.backends.lava import simulate_lava
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.graph.always_on import RELAY
-    from neurodeploy.netx import write_netx
     path = tmp_path / "conv.nir"
     nir.write(path, _biased_conv_graph())
     net, report = lower_nir(read_nir(path), str(path))
@@ -336,10 +339,7 @@ def test_bias_on_decaying_currents_around_convolutions(tmp_path):
     for a, b in zip(flt.layers, exact.layers):
         assert (a != b).mean() < 1e-3
     assert exact.layers[-1].sum() > 20
-    write_netx(net, tmp_path / "c.net")
-    lava = simulate_lava(tmp_path / "c.net", x[:3], progress=False)
-    for a, b in zip(lava.layers, exact.layers):
-        np.testing.assert_array_equal(a, b[:3])
+    _lava_equals_exact(net, x[:3], exact, tmp_path / "c.net")
 
 
 def test_bias_where_no_tap_reaches_every_output_is_refused_in_one_line():

@@ -285,11 +285,11 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     return (out, None if volts is None else volts.transpose(0, 1)) if voltage else out
 
 
-def _odd_part(kept) -> int:
-    """The largest odd factor of 4096 - decay (over neurons, for per-neuron decays): a state x
-    times kept/4096 is exact in float32 when |x| * odd part < 2**24 (the power of two only
-    moves the exponent)."""
-    values = kept if isinstance(kept, tuple) else (kept,)
+def _odd_part(decay) -> int:
+    """The largest odd factor of kept = 4096 - decay (over neurons, for per-neuron decays): a
+    state x times kept/4096 is exact in float32 when |x| * odd part < 2**24 (the power of two
+    only moves the exponent)."""
+    values = decay if isinstance(decay, tuple) else (decay,)
     return max((k // (k & -k) if k else 1) for k in (DECAY_UNITY - int(d) for d in values))
 
 
