@@ -17,10 +17,14 @@ Call `import_lava()` instead of importing Lava directly: it applies both shims o
 
 Lifecycle: a Lava runtime left alive makes the interpreter hang at exit and leaks worker
 processes and /dev/shm segments. `running(process)` stops the runtime on success, error, or
-interrupt (SIGINT/SIGTERM are deferred to the next `interruption_point()` between bounded run
-chunks, because a signal inside a blocking run leaves workers mid-step), kills the workers
-and frees the shared memory if a stop does not finish in STOP_TIMEOUT_S, and `stop_all()` is
-registered at exit as a last safety net (the test session calls it too).
+interrupt, and `stop_all()` is registered at exit as a last safety net (the test session calls
+it too). SIGINT and SIGTERM raise at once, also inside a blocking `run` (Lava's waits are
+Python lock waits, which a raising signal handler ends). A runtime left mid-step cannot stop
+itself (its stop request waits for workers that never answer), so a run that ended mid-step,
+or with a dead worker, or a stop that does not finish in STOP_TIMEOUT_S, is torn down without
+Lava's cooperation: workers killed, shared memory freed, and the runtime marked stopped so
+that its finaliser does not wait for them at exit. A watchdog thread (backends/watchdog.py)
+ends a stuck run the same way: `interrupt_run(error)` makes the running thread raise `error`.
 
 kill -9 runs nothing of ours, so two mechanisms work without the dying process:
 - Workers die with their parent. While `running()` is open, every process forked by the thread
@@ -68,8 +72,11 @@ from neurodeploy.errors import UserError
 
 _SLAYER_STUB = "lava.lib.dl.slayer.object_detection"
 _live: list = []         # processes whose runtime may still be running
-_pending: list = []      # signals received while a Lava run was in progress
-STOP_TIMEOUT_S = 30.0
+_pending: list = []      # signals received while a run was being torn down
+_faults: list = []       # errors a watchdog asked the running thread to raise (interrupt_run)
+_teardown = 0            # > 0 while running() stops a runtime: signals wait until it is done
+_run_thread: int | None = None   # the thread inside running(), for interrupt_run
+STOP_TIMEOUT_S = 10.0
 _lava = None
 _LINUX = sys.platform.startswith("linux")
 _PR_SET_PDEATHSIG = 1
@@ -345,22 +352,43 @@ def run_tempdir(prefix: str = "neurodeploy-") -> Iterator[Path]:
 
 
 def _force_stop(process) -> None:
-    """Kill the runtime's worker processes and free its shared memory, without its cooperation."""
-    infra = getattr(process.runtime, "_messaging_infrastructure", None)
-    for actor in getattr(infra, "actors", []):
+    """Kill the runtime's worker processes and free its shared memory, without its cooperation;
+    then mark the runtime stopped, or its finaliser would wait at exit for the dead workers."""
+    runtime = getattr(process, "runtime", None)
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    for actor in list(getattr(infra, "actors", [])):
         with contextlib.suppress(Exception):
             actor.kill()
             actor.join()
     with contextlib.suppress(Exception):
         infra.smm.shutdown()
+    if runtime is not None:
+        runtime._is_started = runtime._is_running = False
+
+
+def dead_workers(process) -> list:
+    """The runtime's worker processes (Lava's actors) that have exited."""
+    infra = getattr(getattr(process, "runtime", None), "_messaging_infrastructure", None)
+    dead = []
+    for actor in list(getattr(infra, "actors", [])):
+        with contextlib.suppress(ValueError):        # a joined (closed) actor: stopped by us
+            if actor.exitcode is not None:
+                dead.append(actor)
+    return dead
 
 
 def _stop(process, timeout: float = STOP_TIMEOUT_S) -> None:
-    """Stop once, also after a failed compile or start; force it if Lava does not answer."""
+    """Stop once, also after a failed compile or start. A runtime left mid-step, with a dead
+    worker, or after a watchdog's fault is torn down at once (Lava's stop would wait forever);
+    one that does not answer a stop within `timeout` too."""
     if process not in _live:
         return
     _live.remove(process)
-    if getattr(process, "runtime", None) is None:
+    runtime = getattr(process, "runtime", None)
+    if runtime is None:
+        return
+    if _faults or getattr(runtime, "_is_running", False) or dead_workers(process):
+        _force_stop(process)
         return
     stopper = threading.Thread(target=process.stop, daemon=True)
     stopper.start()
@@ -376,8 +404,18 @@ def stop_all() -> None:
             _stop(process)
 
 
-def _defer(signum, _frame):
-    _pending.append(signum)
+def _interrupt(signum, _frame):
+    """SIGINT/SIGTERM inside running(): raise now (the runtime is then torn down), or, while a
+    runtime is being torn down, once that is done. A SIGINT sent by interrupt_run raises the
+    watchdog's error instead."""
+    if _teardown:
+        _pending.append(signum)
+        return
+    if _faults:
+        raise _faults[0]
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class Terminated(SystemExit):
@@ -389,14 +427,36 @@ class Terminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
-def interruption_point() -> None:
-    """Raise KeyboardInterrupt (SIGINT) or Terminated (SIGTERM) here if the signal arrived
-    while Lava was running.
+def interrupt_run(error: BaseException, process=None) -> None:
+    """From a watchdog thread: make the thread inside running() raise `error` now, even inside
+    a blocking Lava call. The main thread is interrupted by a SIGINT to it, which `_interrupt`
+    turns into `error`. Another thread cannot be signalled: the runtime (`process`) is torn down
+    and its waits are woken, so that its run returns and `interruption_point()` raises."""
+    if _faults:
+        return
+    _faults.append(error)
+    thread = _run_thread
+    if thread is None:
+        return
+    if thread == threading.main_thread().ident:
+        signal.pthread_kill(thread, signal.SIGINT)
+        return
+    if process is not None:
+        _force_stop(process)
+        for port in getattr(process.runtime, "service_to_runtime", ()):
+            with contextlib.suppress(Exception):       # wake Lava's wait for its answers
+                port._queue.put_nowait(0)
+                if port.observer:
+                    port.observer()
 
-    A signal delivered inside a blocking Lava run would leave its workers mid-step, and a
-    stop request then waits forever; so `running` defers signals to points between runs.
-    """
+
+def interruption_point() -> None:
+    """Raise a watchdog's error, KeyboardInterrupt (SIGINT) or Terminated (SIGTERM) here if one
+    is waiting (signals to the main thread raise at once; this serves other threads and
+    records the shared memory segments made so far)."""
     _record_segments()
+    if _faults:
+        raise _faults[0]
     if _pending:
         signum = _pending.pop()
         _pending.clear()
@@ -409,31 +469,46 @@ def interruption_point() -> None:
 def running(process) -> Iterator[None]:
     """Context for a Lava process that will be run: its runtime is always stopped on exit.
 
-    Run in bounded chunks and call `interruption_point()` between them to honour Ctrl-C and
-    SIGTERM promptly; the runtime is stopped on success, error or interrupt. Processes this
-    thread forks meanwhile die with it, and are listed in the registry of runs.
+    Ctrl-C and SIGTERM raise at any moment inside it; the runtime is stopped on success,
+    error or interrupt, and torn down at once if it was left mid-step. Signals that arrive
+    while it is being stopped are raised after. Processes this thread forks meanwhile die with
+    it, and are listed in the registry of runs.
     """
+    global _run_thread, _teardown
     clean_orphans()
     ident = threading.get_ident()
     _acquire()
     _runs[ident] = _runs.get(ident, 0) + 1
     _live.append(process)
+    _faults.clear()
+    _pending.clear()
+    outer, _run_thread = _run_thread, ident
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, _defer) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    finished = False
     try:
         yield
+        finished = True
     finally:
+        _teardown += 1
         try:
             _stop(process)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            _pending.clear()
+            _run_thread = outer
+            fault = _faults[0] if _faults else None
+            _faults.clear()
             _runs[ident] -= 1
             if not _runs[ident]:
                 del _runs[ident]
             _release()
+            _teardown -= 1
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if finished and fault is not None:
+            raise fault
+        if finished:
+            interruption_point()      # a signal that arrived while the runtime was stopped
 
 
 atexit.register(stop_all)

@@ -7,26 +7,34 @@ kT + 2 + l ... kT + 1 + l + T, which is exactly where its inputs for sample k ar
 source sends row t-1 at step t; each Dense delays by one). A run therefore takes N*T + L steps
 (L = number of layers: the pipeline drains at the end) and the backend maps chip time back to
 window time. Spikes enter and leave through memmap-backed processes (see lavaproc/).
+
+Lava is given a canonical copy of the file, not the file: the network our reader read, written
+by our own writer (`lava_file`). The reader accepts encodings that mean the same network
+(whole-number floats, a per-layer value repeated per neuron, one value for [H, W] padding) and
+that the exact mode and the emulator read so; lava-dl 0.6.0's netx hands them to Lava as they
+are, where they make workers die (a float decay in LIF's right shift) or netx raise. One reading
+for every backend, instead of a list of what netx cannot build that could never be complete.
+A watchdog (watchdog.py) ends a run whose worker dies or that stops making progress.
 """
 from __future__ import annotations
 
 import bisect
 import importlib.util
-import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.watchdog import LavaTimeout, Watchdog, lava_names
 from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
-from neurodeploy.netx import read_netx
+from neurodeploy.files import file_digest
+from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.metadata import RESET_OFFSET     # also in every manifest's `execution`
+from neurodeploy.neurons import IntNetwork
 
-
-class LavaTimeout(UserError):
-    """A Lava run took longer than its timeout (it has been stopped and cleaned up)."""
+__all__ = ["LavaTimeout", "lava_file", "simulate_lava"]
 
 
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
@@ -46,7 +54,18 @@ def loihi2_missing() -> str | None:
     return None
 
 
-def _wire_input_layer(net, spec, src_path, steps: int, source_cls):
+def lava_file(net: IntNetwork, metadata: dict, source: Path, folder: Path) -> Path:
+    """The file lava-dl reads: `net` (what read_netx read from `source`) written by our own
+    writer into `folder`, with the original's path and hash in its metadata (see the module
+    docstring for why)."""
+    path = folder / "network.net"
+    meta = {k: v for k, v in metadata.items() if k != "architecture"}
+    write_netx(net, path, {**meta, "canonical_copy_of": {"file": str(source),
+                                                         "sha256": file_digest(source)}})
+    return path
+
+
+def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path):
     """Feed an `input` layer with neurons as netx means to but does not: lava-dl 0.6.0 reads
     its `weight` (default 64) and `bias` into an unused `transform` and leaves the block's
     `inp` port unconnected, so its neuron would never receive anything. The source drives the
@@ -56,7 +75,7 @@ def _wire_input_layer(net, spec, src_path, steps: int, source_cls):
     neuron = net.in_layer.neuron
     shape = tuple(neuron.a_in.shape)
     source = source_cls(path=str(src_path), steps=steps, shape=shape, gain=spec.weight,
-                        offset=spec.bias)
+                        offset=spec.bias, clock=str(clock))
     source.s_out.connect(neuron.a_in)
     return source
 
@@ -86,8 +105,8 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                   input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
     """Stream input spikes [N, T, n_in] through the netx network on Lava.
 
-    `timeout_s` bounds the run: past it the runtime is stopped cleanly (between bounded run
-    chunks) and `LavaTimeout` is raised.
+    `timeout_s` bounds the run at any moment: past it the runtime is torn down and
+    `LavaTimeout` is raised; a dead worker or a stuck run ends the same way (watchdog.py).
     """
     lava = import_lava()
     if hardware and (missing := loihi2_missing()):
@@ -96,7 +115,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     from neurodeploy.backends.lavaproc.memmap_io import (MemmapSpikeSink, MemmapSpikeSource,
                                                          MemmapVarProbe)
 
-    net_spec, _ = read_netx(netx_path, input_shape)   # validates the file; gives layer sizes
+    net_spec, metadata = read_netx(netx_path, input_shape)   # validates; gives layer sizes
     n, t = spikes.shape[:2]
     spikes = spikes.reshape(n, t, -1)
     width = spikes.shape[2]
@@ -112,15 +131,18 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
         rows[lead: lead + n * t] = spikes.reshape(n * t, width)
         rows.flush()
         del rows
-        net = lava.netx.hdf5.Network(net_config=str(netx_path), reset_interval=t,
+        canonical = lava_file(net_spec, metadata, Path(netx_path), Path(tmp))
+        net = lava.netx.hdf5.Network(net_config=str(canonical), reset_interval=t,
                                      reset_offset=RESET_OFFSET,
                                      input_shape=tuple(net_spec.input_shape[::-1])
                                      if len(net_spec.input_shape) == 3 else None)
+        clock = Path(tmp) / "clock.i64"
         if lead:
             source = _wire_input_layer(net, net_spec.layers[0], src_path, steps,
-                                       MemmapSpikeSource)
+                                       MemmapSpikeSource, clock)
         else:
-            source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape)
+            source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape,
+                                       clock=str(clock))
             source.s_out.connect(net.inp)
         clears = _buffer_clears(net, net_spec, n, t)
         stops = sorted(clears)
@@ -137,15 +159,16 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             np.memmap(volt_path, dtype=np.int32, mode="w+", shape=(steps, size)).flush()
             MemmapVarProbe(path=str(volt_path), steps=steps, var=net.layers[-1].neuron.v)
         cfg = (lava.Loihi2HwCfg() if hardware else lava.Loihi2SimCfg(select_tag="fixed_pt"))
-        per_run = max(1, chunk_steps // t) * t   # bounded runs: interrupts are honoured between
-        started = time.monotonic()
-        with running(net), tqdm(total=n, unit="sample", desc="lava", disable=not progress,
-                                leave=False) as bar:
+        per_run = max(1, chunk_steps // t) * t   # bounded runs: buffer clears between them
+        names = lava_names(net.layers, [layer.name for layer in net_spec.layers])
+        names[source.id] = "the input source"
+        where = lambda step: (f"after {min(n, max(0, step - 1 - lead) // t)} of {n} "  # noqa
+                              "samples")
+        with running(net), Watchdog(net, str(netx_path), clock, where, names, timeout_s), \
+                tqdm(total=n, unit="sample", desc="lava", disable=not progress,
+                     leave=False) as bar:
             done = 0
             while done < steps:
-                if timeout_s is not None and time.monotonic() - started > timeout_s:
-                    raise LavaTimeout(f"the Lava run exceeded its {timeout_s:g} s timeout after "
-                                      f"{min(n, done // t)} of {n} samples; it was stopped")
                 stop = bisect.bisect_right(stops, done)     # the next buffer clear
                 todo = min(per_run, steps - done,
                            (stops[stop] if stop < len(stops) else steps) - done)

@@ -36,13 +36,16 @@ def from_port(data: np.ndarray) -> np.ndarray:
 
 
 class MemmapSpikeSource(AbstractProcess):
-    """Sends row `t - 1` of a (steps, n) uint8 memmap at timestep t, as `gain * row + offset`
-    (flat, CHW) when given; zeros after the end."""
+    """Sends row `t - 1` of a (steps, n) memmap of `dtype` (uint8 spikes, int32 graded values)
+    at timestep t, as `gain * row + offset` (flat, CHW) when given; zeros after the end. With
+    `clock`, writes t into that one-value int64 memmap each step: the run's progress, read by
+    the watchdog (backends/watchdog.py)."""
 
-    def __init__(self, *, path: str, steps: int, shape: tuple, gain=None, offset=None):
+    def __init__(self, *, path: str, steps: int, shape: tuple, gain=None, offset=None,
+                 clock: str | None = None, dtype: str = "uint8"):
         as_int = lambda a: None if a is None else np.asarray(a, dtype=np.int32)  # noqa: E731
         super().__init__(path=path, steps=steps, shape=tuple(shape), gain=as_int(gain),
-                         offset=as_int(offset))
+                         offset=as_int(offset), clock=clock, dtype=dtype)
         self.s_out = OutPort(shape=tuple(shape))
 
 
@@ -72,12 +75,17 @@ class PyMemmapSpikeSourceModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self._shape = proc_params["shape"]
-        self._rows = open_rows(proc_params, np.uint8, "r")
+        self._rows = open_rows(proc_params, np.dtype(proc_params.get("dtype", "uint8")), "r")
         self._zeros = np.zeros(self._shape, dtype=np.int32)
         self._gain = proc_params.get("gain")
         self._offset = proc_params.get("offset")
+        clock = proc_params.get("clock")
+        self._clock = None if clock is None else np.memmap(clock, dtype=np.int64, mode="r+",
+                                                           shape=(1,))
 
     def run_spk(self):
+        if self._clock is not None:
+            self._clock[0] = self.time_step
         t = self.time_step - 1
         if t >= len(self._rows):
             self.s_out.send(self._zeros)
