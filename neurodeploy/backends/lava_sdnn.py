@@ -9,30 +9,26 @@ port to its Delta neuron, so the source drives the neuron's `a_in` directly. Eac
 synapse delays by one step, so layer l's messages for input step j leave at chip step j + 1 + l
 (the source sends row j at chip step j + 1); the run lasts N*T + L - 1 steps and the record is
 mapped back to window time. Messages are read from Lava's RingBuffer sinks (Var.get moves one
-element per message, ~34 us: fine for tests, slow for large networks).
+element per message, ~34 us: fine for tests, slow for large networks). netx is given a
+canonical copy written by `write_sdnn`, for the reason given in lava.py. Inputs enter through
+our memmap source, whose clock lets the watchdog (watchdog.py) end a run whose worker dies or
+that stalls, and bound it by `timeout_s` at any moment.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from neurodeploy.backends.lava import LavaTimeout
 from neurodeploy.backends.record import SDNNRecord
-from neurodeploy.compat import import_lava, interruption_point, running
+from neurodeploy.backends.watchdog import Watchdog, lava_names
+from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
-from neurodeploy.netx.sdnn import read_sdnn
+from neurodeploy.files import file_digest
+from neurodeploy.netx.sdnn import read_sdnn, write_sdnn
 
 BACKEND = "lava (Loihi2SimCfg fixed_pt, SDNN)"
-
-
-def _whc(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """[steps, flat CHW] -> Lava's (W, H, C, steps) layout (1-D shapes: (n, steps))."""
-    if len(shape) == 3:
-        return rows.reshape(-1, *shape).transpose(3, 2, 1, 0)
-    return rows.T
 
 
 def _flat(data: np.ndarray) -> np.ndarray:
@@ -66,33 +62,42 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
     lava = import_lava()
     # Lava's own modules: only after import_lava() applied its shims, when this backend runs
     from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
+
+    from neurodeploy.backends.lavaproc.memmap_io import MemmapSpikeSource
 
     depth = len(net_spec.layers) - 1          # synapses, one step of delay each
     steps = n * t + depth
-    rows = np.zeros((steps, net_spec.input_size), dtype=np.int32)
-    rows[: n * t] = flat
-    net = lava.netx.hdf5.Network(net_config=str(netx_path))
-    source = Source(data=_whc(rows, net_spec.input_shape))
-    source.s_out.connect(net.layers[0].neuron.a_in)
-    sinks = []
-    for layer in net.layers:
-        sink = Sink(shape=layer.out.shape, buffer=steps)
-        layer.out.connect(sink.a_in)
-        sinks.append(sink)
-    cfg = lava.Loihi2SimCfg(select_tag="fixed_pt")
-    started = time.monotonic()
-    with running(net):
-        done = 0
-        while done < steps:
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                raise LavaTimeout(f"{netx_path}: the Lava run exceeded its {timeout_s:g} s "
-                                  f"timeout after {done} of {steps} steps; it was stopped")
-            todo = min(chunk_steps, steps - done)
-            net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
-            done += todo
-            interruption_point()
-        buffers = [np.asarray(sink.data.get()).astype(np.int64) for sink in sinks]
+    with run_tempdir("neurodeploy-lava-") as tmp:
+        src_path, clock = Path(tmp) / "input.i32", Path(tmp) / "clock.i64"
+        rows = np.memmap(src_path, dtype=np.int32, mode="w+", shape=(steps, net_spec.input_size))
+        rows[: n * t] = flat
+        rows.flush()
+        del rows
+        canonical = Path(tmp) / "network.net"     # what read_sdnn read: see lava.lava_file
+        write_sdnn(net_spec, canonical, {"canonical_copy_of": {
+            "file": str(netx_path), "sha256": file_digest(netx_path)}})
+        net = lava.netx.hdf5.Network(net_config=str(canonical))
+        neuron = net.layers[0].neuron
+        source = MemmapSpikeSource(path=str(src_path), steps=steps, dtype="int32",
+                                   shape=tuple(neuron.a_in.shape), clock=str(clock))
+        source.s_out.connect(neuron.a_in)
+        sinks = []
+        for layer in net.layers:
+            sink = Sink(shape=layer.out.shape, buffer=steps)
+            layer.out.connect(sink.a_in)
+            sinks.append(sink)
+        cfg = lava.Loihi2SimCfg(select_tag="fixed_pt")
+        names = lava_names(net.layers, [layer.name for layer in net_spec.layers])
+        names[source.id] = "the input source"
+        where = lambda step: f"at step {max(0, step - 1)} of {steps}"  # noqa: E731
+        with running(net), Watchdog(net, str(netx_path), clock, where, names, timeout_s):
+            done = 0
+            while done < steps:
+                todo = min(chunk_steps, steps - done)
+                net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
+                done += todo
+                interruption_point()
+            buffers = [np.asarray(sink.data.get()).astype(np.int64) for sink in sinks]
     layers = []
     for i, (data, spec) in enumerate(zip(buffers, net_spec.layers)):
         msgs = _flat(data)                    # sink row k holds chip step k + 1

@@ -6,10 +6,12 @@ layer 0 'input' with an SDNN neuron -> Lava `Delta`; 'dense'/'conv' with an SDNN
 presence, not value); 'flatten' between conv and dense. netx passes vth = vThMant,
 spike_exp = state_exp = 6 and never cum_error, and reads 'messageBits' (default 16) only to
 make messages graded. Anything netx would ignore or model differently is refused here with
-one line naming the file, the layer, the field and the fix.
+one line naming the file, the layer, the field and the fix. `write_sdnn` writes what the reader
+read (integers only): the canonical copy that the Lava backend hands to netx.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -17,6 +19,7 @@ import numpy as np
 
 import neurodeploy.netx.fields as fields
 from neurodeploy.errors import UserError
+from neurodeploy.files import atomic_path
 from neurodeploy.netx.fields import read, shape, text, unknown
 from neurodeploy.neurons.cuba import THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
 from neurodeploy.neurons.sigma_delta import ACTIVATIONS, MESSAGE_BITS, SDLayer, SDNetwork
@@ -175,3 +178,38 @@ def read_sdnn(path: str | Path) -> SDNetwork:
         return SDNetwork(input_shape=tuple(layers[0].shape), layers=tuple(layers))
     except ValueError as e:
         raise UserError(f"{path}: {e}; {FIX}") from None
+
+
+def write_sdnn(net: SDNetwork, path: str | Path, metadata: dict | None = None) -> None:
+    """Write `net` in netx's SDNN layout, as read_sdnn reads it, atomically. 'messageBits' is
+    not written: netx 0.6.0 cannot compile it, and without it netx uses 16 (the Lava backend
+    refuses files that give it)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["neurodeploy"] = json.dumps(metadata or {}, allow_nan=False)
+        root = f.create_group("layer")
+        index, dims = 0, None
+        for layer in net.layers:
+            if layer.kind != "delta" and len(dims) == 3 and layer.conv is None:
+                root.create_group(str(index)).create_dataset("type", (1,), "S10", [b"flatten"])
+                index += 1
+            g = root.create_group(str(index))
+            index += 1
+            kind = "input" if layer.kind == "delta" else "conv" if layer.conv else "dense"
+            g.create_dataset("type", (1,), "S10", [kind.encode()])
+            g.create_dataset("shape", data=np.array(layer.shape, dtype=np.int64))
+            g.create_dataset("neuron/type", data="SDNN")
+            if layer.kind == "sigma":
+                g.create_dataset("neuron/sigma_output", data=True)
+            else:
+                g.create_dataset("neuron/vThMant", data=int(layer.vth))
+            if layer.kind == "sigma_delta":
+                g.create_dataset("neuron/activation", data=layer.activation)
+            if layer.weight is not None:
+                g.create_dataset("weight", data=np.asarray(layer.weight).astype(np.int32))
+            if layer.bias is not None:
+                g.create_dataset("bias", data=np.asarray(layer.bias).astype(np.int32))
+            if layer.conv is not None:
+                for key in ("stride", "padding", "dilation"):
+                    g.create_dataset(key, data=np.array(getattr(layer.conv, key)))
+                g.create_dataset("groups", data=int(layer.conv.groups))
+            dims = tuple(layer.shape)
