@@ -431,10 +431,11 @@ def interrupt_run(error: BaseException, process=None) -> None:
     """From a watchdog thread: make the thread inside running() raise `error` now, even inside
     a blocking Lava call. The main thread is interrupted by a SIGINT to it, which `_interrupt`
     turns into `error`. Another thread cannot be signalled: the runtime (`process`) is torn down
-    and its waits are woken, so that its run returns and `interruption_point()` raises."""
-    if _faults:
-        return
-    _faults.append(error)
+    and its waits are woken, so that its run returns and `interruption_point()` raises. The
+    first error is kept; call again until the thread has left the run: a handler's exception
+    raised where Python ignores exceptions (an at-fork hook, a finaliser) is lost."""
+    if not _faults:
+        _faults.append(error)
     thread = _run_thread
     if thread is None:
         return

@@ -215,3 +215,89 @@ def test_registry_entry_lives_exactly_as_long_as_the_run():
         markers = list((compat.registry_root() / name).iterdir())
         assert [m.read_text() for m in markers] == [str(tmp)]
     assert not (compat.registry_root() / name).exists() and not tmp.exists()
+
+
+# A run whose worker dies, or whose worker hangs, ends in one line (the watchdog), within a
+# bound that only catches a hang (it used to run forever), leaving nothing behind.
+BAD_NETWORK = """
+import sys
+import neurodeploy.backends.lava as lava
+lava.lava_file = lambda net, meta, source, folder: source   # lava-dl reads the file as it is
+from neurodeploy.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _faulted(tmp_path, argv, script=None, act=None, env=None):
+    """Run the CLI (or `script`) in its own session with a private TMPDIR and journal; once the
+    run is underway (its input source's clock has moved), `act(worker pids)`; return the exit
+    code and stderr after checking that nothing is left behind."""
+    journal, full_env = _journal(tmp_path)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    full_env = {**full_env, "TMPDIR": str(private), **(env or {})}
+    log = tmp_path / "stderr.txt"
+    command = [sys.executable, "-c", script or "import sys; from neurodeploy.cli import main; sys.exit(main())", *argv]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(command, stderr=err, stdout=subprocess.DEVNULL, env=full_env,
+                                start_new_session=True)
+    try:
+        if act is not None:
+            while not any(c.stat().st_size and int.from_bytes(c.read_bytes(), "little") > 50
+                          for c in private.glob("neurodeploy-lava-*/clock.i64")):
+                assert proc.poll() is None, f"the run ended early: {log.read_text()[-500:]}"
+                time.sleep(0.1)
+            workers = sorted((m.name.split("-")[1:] for m in journal.glob("worker-*")),
+                             key=lambda w: int(w[1]))
+            act([int(pid) for pid, _ in workers])
+        proc.wait(timeout=HANG_S)
+        left = _wait_exit(_session(proc.pid))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not left, f"Lava workers outlived the run: {left}"
+    assert not compat.surviving(journal), "the run left workers or shared memory behind"
+    assert not list(private.iterdir()), "the run left temporary files behind"
+    return proc.returncode, log.read_text()
+
+
+def _one_line(stderr):
+    errors = [line for line in stderr.splitlines() if line.startswith("neurodeploy: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]
+    return errors[0]
+
+
+def test_a_lava_worker_killed_mid_run_ends_the_run_in_one_line(tmp_path):
+    net = str(Path(__file__).parent.parent / "export" / "digits" / "network.net")
+    code, err = _faulted(tmp_path, ["simulate", net, "--backend", "lava", "--chunk", "400",
+                                    "--out", str(tmp_path / "out")],
+                         act=lambda workers: os.kill(workers[-2], signal.SIGKILL))
+    assert code == 2
+    assert re.search(r"Lava worker died while running .*\(killed by SIGKILL\) after \d+ of \d+ "
+                     "samples", _one_line(err))
+
+
+def test_a_network_that_makes_lava_workers_die_ends_parity_in_one_line(tmp_path):
+    """A whole-number float decay handed to lava-dl as it is (what the backend did before it
+    wrote a canonical copy): Lava's LIF worker raises and exits; the run used to hang."""
+    import h5py
+    net = tmp_path / "float-decay.net"
+    shutil.copy(Path(__file__).parent.parent / "export" / "digits" / "network.net", net)
+    with h5py.File(net, "r+") as f:
+        del f["layer/1/neuron/iDecay"]
+        f["layer/1/neuron/iDecay"] = 1024.0
+    code, err = _faulted(tmp_path, ["parity", str(net), "--backends", "torch,lava", "--samples",
+                                    "5", "--out", str(tmp_path / "out")], script=BAD_NETWORK)
+    assert code == 2
+    assert "Lava worker died while running layer fc0 (LIFReset) (TypeError:" in _one_line(err)
+
+
+def test_a_stuck_lava_worker_ends_the_run_in_one_line(tmp_path):
+    """A stopped (SIGSTOP) worker neither dies nor progresses: the stall bound ends the run."""
+    net = str(Path(__file__).parent.parent / "export" / "digits" / "network.net")
+    code, err = _faulted(tmp_path, ["simulate", net, "--backend", "lava", "--chunk", "400",
+                                    "--out", str(tmp_path / "out")],
+                         act=lambda workers: os.kill(workers[-2], signal.SIGSTOP),
+                         env={"NEURODEPLOY_LAVA_STALL_S": "2"})
+    assert code == 2
+    assert re.search(r"no progress for 2 s after \d+ of \d+ samples", _one_line(err))

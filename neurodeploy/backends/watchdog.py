@@ -30,6 +30,7 @@ from neurodeploy.errors import UserError
 STALL_ENV = "NEURODEPLOY_LAVA_STALL_S"
 STALL_S = 60.0      # one step of a large network on a busy CPU takes seconds, never a minute
 POLL_S = 0.1
+RESEND_S = 1.0
 
 
 class LavaTimeout(UserError):
@@ -121,6 +122,8 @@ class Watchdog:
                                     "whole run's")
             if error is not None:
                 compat.interrupt_run(error, self.net)
+                while not self._done.wait(RESEND_S):    # until the run has ended (see
+                    compat.interrupt_run(error, self.net)   # interrupt_run)
                 return
 
     def _died(self, actor) -> str:
