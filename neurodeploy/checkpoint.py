@@ -156,8 +156,9 @@ def torch_load(path: Path, what: str, fix: str):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:       # corrupt, truncated, or holding objects that are not plain data
         raise UserError(f"{path}: not a readable {what} ({type(e).__name__}); {fix}") from None
-    raise UserError(f"{path}: its bytes were damaged after it was written ({damaged} fails its "
-                    f"CRC-32 check); {fix}")
+    member = damaged.split("/", 1)[-1]   # torch roots the archive at the name it was saved
+    raise UserError(f"{path}: its bytes were damaged after it was written (its member {member} "
+                    f"fails its CRC-32 check); {fix}")   # under: our writer's temporary file
 
 
 def training_device(path: Path) -> str:

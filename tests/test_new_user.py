@@ -311,7 +311,8 @@ def test_a_checkpoint_with_damaged_tensor_bytes_is_refused(tiny_run, tmp_path, c
     for verb in ("export", "inspect"):
         code, _, err = _cli(capsys, verb, path)
         assert code == 2 and _one_line(err), (verb, err)
-        assert "CRC-32" in err and member.filename in err, err
+        root, inner = member.filename.split("/", 1)    # root: the writer's temporary name
+        assert "CRC-32" in err and inner in err and root not in err, err
     assert not (tmp_path / "network.net").exists()
 
 
