@@ -35,6 +35,8 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import save_checkpoint, student_recipe
 from neurodeploy.data.datasets import dataset_of, save_dataset
 from neurodeploy.distill import run as distilling
+from neurodeploy.distill import tune as tuning
+from neurodeploy.distill.tune import TuneOptions
 from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir, write_json
@@ -49,7 +51,7 @@ from neurodeploy.report.summary import (DEFAULT_PRESET, energy_sections, record_
                                         reprice)
 
 __all__ = ["distill", "energy", "export", "inspect", "merge", "parity", "report", "run",
-           "simulate"]
+           "simulate", "tune"]
 
 
 def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = None,
@@ -103,18 +105,32 @@ def distill(recipe: Recipe | dict | str | Path | None, out: str | Path | None = 
                                   device=device, place=place)
 
 
-def export(network: str | Path | SpikingNet, out: str | Path,
+def export(network: str | Path | SpikingNet, out: str | Path | None = None,
            recipe: Recipe | dict | str | Path | None = None, data: str | Path | None = None,
-           fresh: bool = False) -> dict:
-    """`neurodeploy export`: a checkpoint.pt, or a SpikingNet built in Python, to
+           fresh: bool = False, timesteps: int | None = None, dt: float | None = None) -> dict:
+    """`neurodeploy export`: a checkpoint.pt, a SpikingNet built in Python, or a NIR graph
+    trained elsewhere (lowered as it is: `tune` recovers what rounding costs) to
     out/student.nir, network.net and manifest.json; returns the manifest.
+
+    A NIR graph needs `timesteps` (T, the steps per sample netx resets after) and, where the
+    graph does not record it, `dt`; `out` defaults to runs/export/<graph>-<sha8>.
 
     For a SpikingNet, `recipe` supplies the encoding and dataset (default: the digits recipe's)
     and `data` a dataset .npz to use instead; the net is saved as out/checkpoint.pt first, so
     the export is the same as a distilled student's. A checkpoint.pt already in `out` (another
     run's) is never overwritten unless `fresh`."""
+    if not isinstance(network, SpikingNet) and Path(network).suffix == ".nir":
+        if timesteps is None:
+            raise UserError(f"{network}: exporting a NIR graph needs the steps per sample: "
+                            "pass --timesteps T (timesteps=T)")
+        if not Path(network).is_file():
+            raise UserError(f"{network}: no such NIR file")
+        with output_dir(out or default_out("export", network)) as folder:
+            return {**artifacts.export_graph(network, folder, timesteps, dt),
+                    "output": str(folder)}
     if not isinstance(network, SpikingNet):
-        return artifacts.export(network, out)
+        folder = out if out is not None else Path(network).parent
+        return {**artifacts.export(network, folder), "output": str(folder)}
     base = _recipe(recipe if recipe is not None else "digits", data=data)
     spec = student_recipe(network, base)
     dataset = dataset_of(spec.dataset.model_dump())
@@ -134,7 +150,7 @@ def export(network: str | Path | SpikingNet, out: str | Path,
         out / "checkpoint.pt", spec, network,
         metrics={"teacher_test_accuracy": None, "teacher_best_val_accuracy": None},
         provenance={"dataset": dataset.provenance(spec.dataset.split_seed)}, input_shape=shape)
-    return artifacts.export(checkpoint, out)
+    return {**artifacts.export(checkpoint, out), "output": str(out)}
 
 
 def _data(inputs, folder: Path) -> str | None:
@@ -287,6 +303,34 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
             write_json(folder / "parity.json", result)
             wrote = [folder / "parity.json", write_record_html("parity", result, folder)]
     return {**result, "records": records, "wrote": wrote}
+
+
+def tune(source: str | Path, inputs: str | Path, out: str | Path | None = None, *,
+         reset: str = "zero", reset_delay: bool = False, dt: float | None = None,
+         epochs: int = TuneOptions.epochs, lr: float = TuneOptions.lr,
+         held_out: float = TuneOptions.held_out, seed: int = 0,
+         headroom: str | float = "auto", losses: list[dict] | None = None,
+         presets: tuple[str, ...] = TuneOptions.presets, device: str | None = None,
+         progress: bool = False, fresh: bool = False) -> dict:
+    """`neurodeploy tune`: distill a NIR graph trained elsewhere onto Loihi's grid (see
+    distill/tune.py) with the spike trains of `inputs` (a .npz with x [N, T, ...] and, when
+    known, labels y); writes student.nir, network.net, manifest.json, tune.json and tune.html
+    into `out` (default runs/tune/<graph>-<sha8>) and returns tune.json's content.
+
+    `reset`, `reset_delay`: how the source framework resets a neuron (NIR cannot say;
+    snnTorch's default Leaky is reset="subtract", reset_delay=True); `held_out`: the seeded
+    fraction of the inputs kept out of tuning, on which everything is reported."""
+    if not Path(source).is_file():
+        raise UserError(f"{source}: no such NIR file")
+    options = TuneOptions(reset=reset, reset_delay=reset_delay, dt=dt, epochs=epochs, lr=lr,
+                          held_out=held_out, seed=seed, headroom=headroom,
+                          losses=tuple(losses) if losses else TuneOptions.losses,
+                          presets=tuple(presets), device=resolve_device(device))
+    for name in options.presets:
+        load_preset(name)                        # refused before any folder is made
+    with output_dir(out or default_out("tune", source)) as folder:
+        return {**tuning.tune(source, inputs, folder, options, progress, fresh),
+                "output": str(folder)}
 
 
 def inspect(path: str | Path, dt: float | None = None) -> dict:

@@ -27,7 +27,7 @@ from neurodeploy.graph import from_nir, lower_nir, read_nir, reset_assumption, t
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.inputs import encoded_test_split
 from neurodeploy.netx import read_netx, write_netx
-from neurodeploy.netx.metadata import execution, network_metadata
+from neurodeploy.netx.metadata import check_metadata, execution, network_metadata
 from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.report.summary import remove_reports
@@ -61,35 +61,61 @@ def deployable(network: str | Path, dt: float | None = None,
 
 
 def export(checkpoint: str | Path, out_dir: str | Path) -> dict:
-    """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json.
-
-    The three files are written as a set: built and hashed in a temporary directory, then
-    renamed into place with the old manifest removed first and the new one last. A failed
-    export never leaves a manifest that describes other files."""
-    out_dir = writable_dir(out_dir)
+    """Checkpoint -> student.nir -> (read back) -> network.net + manifest.json, with the
+    deployed (exact) accuracy on the test split the recipe names."""
     student, recipe, ckpt = load_checkpoint(checkpoint)
     integer = student.to_integer()
     meta = network_metadata(recipe, integer, ckpt.get("provenance"))
+    spikes, labels = encoded_test_split(meta)
+
+    def accuracy(net: IntNetwork) -> dict:
+        return {"split": "test", "samples": int(len(labels)),
+                "deployed_exact": simulate_torch(net, spikes).accuracy(labels),
+                "teacher": ckpt["metrics"]["teacher_test_accuracy"]}
+    return write_deployment(integer, meta, out_dir,
+                            {"training": (ckpt.get("provenance") or {}).get("training")},
+                            accuracy)
+
+
+def export_graph(graph: str | Path, out_dir: str | Path, timesteps: int,
+                 dt: float | None = None) -> dict:
+    """A foreign NIR graph, lowered as it is (untuned; `tune` recovers what rounding costs), as
+    the same three files, with the source graph's sha256 and the quantization report."""
+    source = Path(graph)
+    net, quantization = lower_nir(read_nir(source), str(source), dt)
+    meta = check_metadata({"timesteps": timesteps}, str(source))
+    return write_deployment(net, meta, out_dir, {
+        "source": {"file": str(source.resolve()), "sha256": file_digest(source), "tuned": False,
+                   "reset": reset_assumption(source, str(source))},
+        "quantization_report": quantization})
+
+
+def write_deployment(integer: IntNetwork, meta: dict, out_dir: str | Path, extra: dict,
+                     accuracy=None) -> dict:
+    """student.nir -> (read back) -> network.net + manifest.json for an integer network.
+
+    The three files are written as a set: built and hashed in a temporary directory, then
+    renamed into place with the old manifest removed first and the new one last. A failed
+    export never leaves a manifest that describes other files. `accuracy(net)`: the
+    manifest's accuracy section for the network as read back."""
+    out_dir = writable_dir(out_dir)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
         nir_path, net_path = Path(tmp) / "student.nir", Path(tmp) / "network.net"
         write_nir(to_nir(integer, meta), nir_path)
         graph = read_nir(nir_path)                # NIR is the boundary: lower what was written
         net = from_nir(graph, str(nir_path))
         write_netx(net, net_path, graph_metadata(graph, str(nir_path)))
-        spikes, labels = encoded_test_split(meta)
-        deployed = simulate_torch(net, spikes)
         manifest = {
             **meta,
             "versions": _versions(),
             "files": {"student.nir": file_digest(nir_path), "network.net": file_digest(net_path)},
             "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
                         "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
-            "training": (ckpt.get("provenance") or {}).get("training"),   # device, if known
+            **extra,
             "execution": execution(meta, net),
-            "accuracy": {"split": "test", "samples": int(len(labels)),
-                         "deployed_exact": deployed.accuracy(labels),
-                         "teacher": ckpt["metrics"]["teacher_test_accuracy"]},
         }
+        if accuracy is not None:
+            manifest["accuracy"] = accuracy(net)
         write_json(Path(tmp) / "manifest.json", manifest)
         (out_dir / "manifest.json").unlink(missing_ok=True)   # never describes other files
         remove_reports(out_dir, manifest["files"]["network.net"])   # nor a report

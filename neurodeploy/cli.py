@@ -17,6 +17,7 @@ import yaml
 import neurodeploy.api as api
 from neurodeploy.backends.registry import BACKENDS, DEFAULT_BACKEND, PARITY_BACKENDS, listed
 from neurodeploy.checkpoint import training_device
+from neurodeploy.distill.tune import TuneOptions
 from neurodeploy.errors import UserError
 from neurodeploy.report import text
 
@@ -43,6 +44,22 @@ def _positive(kind):
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _fraction(arg: str) -> float:
+    value = _positive(float)(arg)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {arg!r}")
+    return value
+
+
+def _headroom(arg: str) -> str | float:
+    if arg == "auto":
+        return arg
+    value = _positive(float)(arg)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a number >= 1, got {arg!r}")
+    return value
 
 
 def _progress(args) -> bool:
@@ -74,10 +91,23 @@ def cmd_distill(args) -> int:
 
 
 def cmd_export(args) -> int:
-    out = Path(args.out or Path(args.checkpoint).parent)
-    manifest = api.export(args.checkpoint, out)
-    print(f"wrote {out}/student.nir, network.net, manifest.json; deployed (exact) test accuracy "
-          f"{manifest['accuracy']['deployed_exact']:.4f}")
+    manifest = api.export(args.checkpoint, args.out, timesteps=args.timesteps, dt=args.dt)
+    out = manifest["output"]
+    if "accuracy" not in manifest:                      # a graph trained elsewhere
+        print(f"wrote {out}/student.nir, network.net, manifest.json (the untuned lowering; "
+              "`neurodeploy tune` recovers what rounding costs)")
+        return 0
+    print(f"wrote {out}/student.nir, network.net, manifest.json; deployed (exact) test "
+          f"accuracy {manifest['accuracy']['deployed_exact']:.4f}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    report = api.tune(args.source, args.data, args.out, reset=args.reset,
+                      reset_delay=args.reset_delay, dt=args.dt, epochs=args.epochs, lr=args.lr,
+                      held_out=args.held_out, seed=args.seed, headroom=args.headroom,
+                      device=args.device, progress=_progress(args), fresh=args.fresh)
+    print(text.tuned(report, report["output"]))
     return 0
 
 
@@ -213,9 +243,42 @@ def build_parser() -> argparse.ArgumentParser:
     recipe_args(p)
     p.add_argument("--out", help="output directory (default: runs/<recipe name>)")
     training_args(p)
-    p = verb("export", cmd_export, "checkpoint -> student.nir -> network.net + manifest.json")
-    p.add_argument("checkpoint", help="a checkpoint.pt written by `run` or `distill`")
-    p.add_argument("--out", help="output directory (default: the checkpoint's directory)")
+    p = verb("export", cmd_export, "checkpoint (or a NIR graph trained elsewhere) -> "
+             "student.nir -> network.net + manifest.json")
+    p.add_argument("checkpoint", help="a checkpoint.pt written by `run` or `distill`, or a .nir "
+                                      "graph from another framework")
+    p.add_argument("--out", help="output directory (default: the checkpoint's directory; "
+                                 "runs/export/<graph>-<sha8> for a graph)")
+    p.add_argument("--timesteps", type=_positive(int),
+                   help="a graph's steps per sample (netx resets its neurons after T)")
+    p.add_argument("--dt", type=_positive(float),
+                   help="time step for a NIR graph that does not record one")
+    p = verb("tune", cmd_tune, "distill a NIR graph trained elsewhere onto Loihi's grid: its "
+             "float model teaches its deployed network")
+    p.add_argument("source", help="a .nir graph from snnTorch, Norse, Sinabs, Spyx, ...")
+    p.add_argument("--data", required=True,
+                   help="a .npz with spike trains x [N, T, ...] and, when known, labels y")
+    p.add_argument("--reset", choices=("zero", "subtract"), default="zero",
+                   help="how the source framework resets a neuron after a spike (NIR cannot "
+                        "say; snnTorch's default Leaky: subtract; default: zero, as Loihi)")
+    p.add_argument("--reset-delay", action="store_true",
+                   help="the reset takes effect one step late (snnTorch's default "
+                        "reset_delay=True)")
+    p.add_argument("--dt", type=_positive(float),
+                   help="time step for a NIR graph that does not record one")
+    p.add_argument("--epochs", type=_positive(int), default=TuneOptions.epochs,
+                   help=f"default: {TuneOptions.epochs}")
+    p.add_argument("--lr", type=_positive(float), default=TuneOptions.lr,
+                   help=f"learning rate in integer weight units (default: {TuneOptions.lr})")
+    p.add_argument("--held-out", type=_fraction, default=TuneOptions.held_out,
+                   help="fraction of the inputs kept out of tuning, to validate and report on "
+                        f"(seeded; default: {TuneOptions.held_out})")
+    p.add_argument("--seed", type=int, default=0, help="split and training seed (default: 0)")
+    p.add_argument("--headroom", default="auto", type=_headroom,
+                   help="the lowering's scale headroom to start from: auto (searched on the "
+                        "tuning inputs) or a number >= 1 (1: the untuned lowering's scale)")
+    p.add_argument("--out", help="output directory (default: runs/tune/<graph>-<sha8>)")
+    training_args(p)
     on_gpu = [n for n, b in BACKENDS.items() if "cuda" in b.devices]
     as_trained = listed(n for n, b in BACKENDS.items() if b.reads == "own")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nir
 import numpy as np
 import torch
 
@@ -27,10 +26,7 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import UserError
 from neurodeploy.graph import UNITS, lower_nir, read_nir
 from neurodeploy.graph.always_on import RELAY
-from neurodeploy.graph.fields import shape_of
-from neurodeploy.graph.importer import READOUTS, chain, infer_dt, neuron_terms
-from neurodeploy.graph.kernels import LINEAR, synapse
-from neurodeploy.graph.topology import recurrent_loops
+from neurodeploy.graph.float_model import FloatGraph, Reset
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import CubaParams, IntNetwork, SpikingNet
 from neurodeploy.neurons.cuba import STATE_SHIFT
@@ -84,79 +80,29 @@ def simulate_float(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
 
 def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = None,
                        device: str = "cpu", batch_size: int = 512,
-                       reset: str = "zero", headroom: dict | None = None) -> SpikeRecord:
-    """A foreign NIR graph in float, discretized as the importer documents (before quantizing).
-
-    Recurrent layers (a neuron fed back through a linear node, see topology.recurrent_loops)
-    add their own float spikes of the previous step, as the importer deploys them. A bias is
-    a current every step (into the decaying synapse where tau_syn > dt), as the graph states.
-    Layer names are the deployed layers' names (the first linear node of each block), and
-    the neurons the deployment adds to carry such a bias (the always-on relay layer, one
-    always-on neuron at the end of the layer before) are added here too, spiking every step,
-    so the record lines up with the deployed backends' records neuron by neuron.
-    `reset`: "zero" (what deploys) or "subtract" (v <- v - threshold in the step of the
-    spike, snnTorch's default without its one-step delay): NIR cannot say which one a graph
-    was trained with, so parity runs both to show how much the assumption matters."""
-    if reset not in ("zero", "subtract"):
-        raise ValueError(f"reset must be 'zero' or 'subtract', not {reset!r}")
-    source = str(path)
-    graph = read_nir(path)
-    net, quantization = lower_nir(graph, source, dt, headroom)   # refuses what cannot deploy
-    dt = infer_dt(graph, dt, source)
-    nodes = chain(graph, source, recurrent=True)
-    loops = recurrent_loops(graph)[1]
-    shape = shape_of(nodes[0][1].output_type["output"], nodes[0][0], source)
-    blocks, block = [], []
-    for name, node in nodes[1:]:
-        if isinstance(node, LINEAR):
-            block.append((name, node))
-        elif not isinstance(node, nir.Output):
-            loop = [(n, graph.nodes[n]) for n in loops.get(name, [])]
-            conv, weight, bias, out_shape = synapse(block, shape, source, dense=bool(loop))
-            rec = None
-            if loop:
-                _, rec, rec_bias, _ = synapse(loop, out_shape, source, dense=True)
-                bias = bias + rec_bias
-            neuron = neuron_terms(name, node, dt, source, int(np.prod(out_shape)))
-            blocks.append((block[0][0], conv, weight, bias, rec, neuron,
-                           isinstance(node, READOUTS)))
-            shape, block = out_shape, []
+                       reset: str = "zero", reset_delay: bool = False) -> SpikeRecord:
+    """A foreign NIR graph in float, discretized as the importer documents (before quantizing;
+    see graph/float_model.py), as a record that lines up with the deployed backends' records
+    neuron by neuron: layer names are the deployed layers' names, and the neurons the
+    deployment adds to carry a bias (the always-on relay layer, always-on neurons at the end
+    of the layer before) are added here too, spiking every step. `reset`, `reset_delay`: how
+    the source framework resets (NIR cannot say; default: as Loihi does)."""
+    model = FloatGraph.from_file(path, dt, Reset(reset, reset_delay)).to(device)
     spikes = np.asarray(spikes)
     n, t = spikes.shape[:2]
-    x = torch.as_tensor(spikes.reshape(n, t, -1), dtype=torch.float64, device=device)
-    f64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
-    layers, readout = [], None
+    outs = []
     with torch.no_grad():
-        for name, conv, weight, bias, rec, neuron, is_readout in blocks:
-            w, b, gain = f64(weight), f64(bias), f64(neuron.gain)
-            v_bias, threshold = f64(neuron.bias), f64(neuron.threshold)
-            r = None if rec is None else f64(rec).t() * gain
-            flat = x.reshape(n * t, -1)
-            if conv:
-                a = torch.nn.functional.conv2d(flat.reshape(-1, *conv.input_shape), w, b,
-                                               stride=conv.stride, padding=conv.padding,
-                                               dilation=conv.dilation, groups=conv.groups)
-            else:
-                a = flat @ w.t() + b
-            a = a.reshape(n, t, -1) * gain
-            u = v = torch.zeros_like(a[:, 0])
-            s = torch.zeros_like(v, dtype=torch.bool)
-            out, volts = [], []
-            for step in range(t):
-                u = u * (1 - neuron.du) + a[:, step]
-                if r is not None:          # own spikes of the previous step
-                    u = u + s.to(torch.float64) @ r
-                v = v * (1 - neuron.dv) + u + v_bias
-                s = torch.zeros_like(v, dtype=torch.bool) if is_readout else v > threshold
-                v = torch.where(s, v - threshold if reset == "subtract" else torch.zeros_like(v),
-                                v)
-                out.append(s)
-                volts.append(v)
-            layers.append(torch.stack(out, 1).cpu().numpy())
-            if is_readout:     # deployed units: float voltage x the layer's weight scale x 64
-                readout = torch.stack(volts, 1).cpu().numpy() * quantization[-1]["scale"] * _UNIT
-            x = torch.stack(out, 1).to(torch.float64)
-    names = [b[0] for b in blocks]
+        for start in range(0, n, batch_size):
+            x = torch.as_tensor(spikes[start:start + batch_size].reshape(-1, t, model.net.input_size))
+            outs.append([o.cpu().numpy() for o in model(x.to(device))])
+    layers = [np.concatenate([o[i] for o in outs]) for i in range(len(model.blocks))]
+    readout = None
+    if model.readout:        # deployed units: float voltage x the layer's weight scale x 64
+        readout = layers[-1] * model.readout_scale * _UNIT
+        layers[-1] = np.zeros(readout.shape, bool)
+    layers = [layer.astype(bool) for layer in layers]
+    names = [b["name"] for b in model.blocks]
+    net = model.net
     on = lambda k: np.ones((n, t, k), bool)  # noqa: E731
     if net.layers[0].name == RELAY:          # the relay repeats the inputs, plus its always-on
         layers.insert(0, spikes.reshape(n, t, -1).astype(bool))
@@ -166,8 +112,10 @@ def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = 
             layers[i] = np.concatenate([layers[i], on(layer.size - layers[i].shape[2])], 2)
     return SpikeRecord(backend=BACKEND, inputs=spikes.reshape(n, t, -1).astype(bool),
                        layers=layers, layer_names=names,
-                       info={"device": device, "reset": reset,
-                             "mode": f"float NIR semantics, dt={dt:g}, reset to {reset}"},
+                       info={"device": device, "reset": model.reset.mechanism,
+                             "reset_delay": model.reset.delay,
+                             "mode": f"float NIR semantics, dt={model.dt:g}, "
+                                     f"{model.reset.describe()}"},
                        readout=readout)
 
 
@@ -202,13 +150,15 @@ def layer_flips(net: IntNetwork, flt: SpikeRecord) -> list[dict]:
 
 
 def search_headroom(path: str | Path, spikes: np.ndarray, dt: float | None = None,
-                    candidates=(1.0, 1.5, 2.0, 3.0, 4.0)) -> tuple[dict[str, float], list]:
+                    candidates=(1.0, 1.5, 2.0, 3.0, 4.0),
+                    flt: SpikeRecord | None = None) -> tuple[dict[str, float], list]:
     """Per layer, the scale headroom (quantize.quantize) whose 8-bit rounding flips the
     fewest of the float model's decisions on `spikes` (calibration inputs: measure the result
     on other ones). Layers are judged alone (`layer_flips`), so each layer's choice is
-    independent of the others'; ties keep the smaller headroom (fewer clipped weights)."""
+    independent of the others'; ties keep the smaller headroom (fewer clipped weights).
+    `flt`: the float model's record on `spikes` (default: reset to zero, as deployed)."""
     graph, best, table = read_nir(path), {}, []
-    flt = simulate_float_nir(path, spikes, dt)
+    flt = simulate_float_nir(path, spikes, dt) if flt is None else flt
     for k in candidates:
         names = [layer.name for layer in lower_nir(graph, str(path), dt)[0].layers]
         net, _ = lower_nir(graph, str(path), dt, {name: k for name in names})

@@ -7,7 +7,10 @@ student (student.readout) the per-step voltage / (threshold * T), so `student` i
 voltage and every loss, full_range_kd's running readouts included, reads it unchanged), `teacher`
 (logits [B, C]) and `labels` ([B]); feature losses also take `student_maps` (each conv layer's
 spikes [B, T, C, H, W]), `teacher_maps` (each teacher stage's output [B, C, H, W]) and
-`teacher_cam` ([B, H, W]), which the trainer computes only when a loss asks for them; plus
+`teacher_cam` ([B, H, W]), which the trainer computes only when a loss asks for them;
+layer losses take `student_layers` and `teacher_layers` (corresponding spiking layers' spikes
+[B, T, n], given only when the teacher's layers map one to one onto the student's, as in
+`tune`); plus
 each loss's own parameters (see
 shared/reference/distillation-methods.md for the papers' formulas and defaults).
 """
@@ -25,8 +28,9 @@ from neurodeploy.errors import UserError
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
 _INPUTS = {"student", "student_steps", "teacher", "labels", "student_maps", "teacher_maps",
-           "teacher_cam", "teacher_steps"}
+           "teacher_cam", "teacher_steps", "student_layers", "teacher_layers"}
 FEATURE_INPUTS = {"student_maps", "teacher_maps", "teacher_cam"}
+LAYER_INPUTS = {"student_layers", "teacher_layers"}
 
 
 def register(name: str):
@@ -122,6 +126,26 @@ def spike_train_kd(*, student_steps, teacher_steps=None, **_):
     return F.mse_loss(student_steps, teacher_steps)
 
 
+@register("layer_spikes")
+def layer_spike_kd(*, student_layers=None, teacher_layers=None, window: int = 1, **_):
+    """Every hidden layer's spike train matched to the teacher's (mean squared error, mean
+    over layers): Distilling Spikes' spike-train loss (seed 004) applied at each layer, where
+    KDSNN (seed 001) matches features; possible when layers correspond neuron for neuron, as
+    between a float model and its own deployment. `window` > 1 compares spike counts over
+    windows of that many steps (rates) instead of single steps."""
+    if student_layers is None or teacher_layers is None:
+        raise UserError("layer_spikes needs a teacher whose layers correspond to the "
+                        "student's one to one (`neurodeploy tune`)")
+    losses = []
+    for s, t in zip(student_layers, teacher_layers):
+        if window > 1:
+            steps = s.shape[1] // window * window
+            s = s[:, :steps].reshape(s.shape[0], -1, window, s.shape[2]).mean(2)
+            t = t[:, :steps].reshape(t.shape[0], -1, window, t.shape[2]).mean(2)
+        losses.append(F.mse_loss(s, t.to(s.dtype)))
+    return torch.stack(losses).mean() if losses else torch.zeros(())
+
+
 def _pairs(student_maps, teacher_maps):
     """Stage-aligned (student, teacher) maps; the larger map is average-pooled to the smaller."""
     if not student_maps or not teacher_maps:
@@ -201,6 +225,7 @@ class CompositeLoss(nn.Module):
         inputs = set().union(*(inspect.signature(fn.forward if isinstance(fn, nn.Module)
                                                  else fn).parameters for fn, _, _ in terms))
         self.needs_features = bool(FEATURE_INPUTS & inputs)
+        self.needs_layers = bool(LAYER_INPUTS & inputs)
         self.needs_teacher = bool({"teacher", "teacher_steps", *FEATURE_INPUTS} & inputs)
 
     def forward(self, **inputs) -> torch.Tensor:
@@ -211,7 +236,7 @@ class CompositeLoss(nn.Module):
 # meaningless objective during training, so it is refused when the recipe is read.
 _RANGES = {"weight": (0.0, 1e3), "temperature": (1e-3, 1e3), "alpha": (0.0, 1e3),
            "beta": (0.0, 1e3), "noise": (0.0, 1e3), "mix": (0.0, 1.0), "p": (1e-3, 16.0),
-           "stage": (-64, 63)}
+           "stage": (-64, 63), "window": (1, 100_000)}
 _CHOICES = {"variant": ("paper", "code")}
 
 

@@ -235,7 +235,7 @@ def teacher_outputs(teacher: nn.Module, x, spikes, batch: int = 256):
     spike counts), an ANN the analog x. In batches: a whole split's activations need GBs."""
     device = next(teacher.parameters(), torch.empty(0)).device
     with torch.no_grad():
-        if isinstance(teacher, SpikingNet):
+        if hasattr(teacher, "step_logits"):          # a spiking teacher
             teacher.eval()
             steps = torch.cat([teacher.step_logits(teacher(torch.as_tensor(
                 spikes[i:i + batch], dtype=torch.float32, device=device))).cpu()
@@ -308,6 +308,7 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     y_train = torch.as_tensor(train_y)
     x_train = torch.as_tensor(train_x)
     features = getattr(loss_fn, "needs_features", False)
+    layers = getattr(loss_fn, "needs_layers", False)
     if features and not hasattr(teacher, "cam"):
         raise UserError("a feature loss (attention, samd, feature_kd) needs an ANN conv teacher: "
                         "set teacher.conv in the recipe, e.g. [32, 64], and teacher.spiking: false")
@@ -333,6 +334,11 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                 extra["student_maps"] = student.conv_maps(outputs)
             if teacher_steps is not None:
                 extra["teacher_steps"] = teacher_steps[idx].to(device)
+            if layers:          # corresponding layers (tune: a float model and its deployment)
+                with torch.no_grad():
+                    extra["teacher_layers"] = teacher.spiking_layers(
+                        teacher(s_train[idx].to(device)))
+                extra["student_layers"] = student.spiking_layers(outputs)
             loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
                            teacher=None if teacher_logits is None
                            else teacher_logits[idx].to(device),

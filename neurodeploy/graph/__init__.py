@@ -15,12 +15,14 @@ UNITS = "loihi-integer"
 
 
 def lower_nir(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = None,
-              headroom: dict[str, float] | None = None) -> tuple[IntNetwork, list[dict]]:
+              headroom: dict[str, float] | None = None,
+              latent: dict | None = None) -> tuple[IntNetwork, list[dict]]:
     """Any NIR graph -> Loihi integers. Our own exports (already in Loihi's integer units) lower
     exactly; float graphs from other tools are quantized, with a report of every rounding.
     A graph that carries our metadata but lost metadata/units is refused: re-quantizing it
     would silently deploy other weights than the ones it was exported with. `headroom`:
-    per-layer scale multipliers for a foreign graph (see quantize.quantize)."""
+    per-layer scale multipliers for a foreign graph (see quantize.quantize); `latent`: see
+    importer.import_graph."""
     graph = flatten(graph, source)
     units = (graph.metadata or {}).get("units")
     if isinstance(units, bytes):
@@ -39,7 +41,7 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = N
         raise UserError(f"{source}: the graph carries neurodeploy metadata but metadata/units is "
                         f"{units!r}, not {UNITS!r}; restore it or re-export the network with "
                         "`neurodeploy export`")
-    return import_graph(graph, source, dt, headroom)
+    return import_graph(graph, source, dt, headroom, latent)
 
 
 RESET_NOTE = ("NIR has no field for the reset mechanism, so the file cannot say how it was "

@@ -155,14 +155,22 @@ def neuron_terms(name: str, node: nir.NIRNode, dt: float, source: str, n: int) -
 
 
 def import_graph(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = None,
-                 headroom: dict[str, float] | None = None) -> tuple[IntNetwork, list[dict]]:
+                 headroom: dict[str, float] | None = None,
+                 latent: dict | None = None) -> tuple[IntNetwork, list[dict]]:
     """Lower a float NIR graph to Loihi integers; returns the network and a quantization report.
+    `latent`, a dict, receives each quantized layer's weights before rounding (in integer
+    units, by layer name): where `tune` starts.
 
     numpy's overflow warnings are silenced here because every result is checked for
     finiteness and refused by node name (with a readable span): a user sees one line, not
     RuntimeWarnings followed by infinities rounded to int64's minimum."""
     with np.errstate(all="ignore"):
-        return _import_graph(graph, source, dt, headroom or {})
+        net, report = _import_graph(graph, source, dt, headroom or {})
+    for row in report:
+        found = row.pop("latent")
+        if latent is not None:
+            latent[row["layer"]] = found
+    return net, report
 
 
 def _import_graph(graph: nir.NIRGraph, source: str, dt: float | None,

@@ -2,7 +2,9 @@
 
 Export convention (recorded in the graph's metadata, stated here once):
 - Units are Loihi's integers: an Affine weight of 2.0 is weight mantissa 2; a CubaLIF
-  v_threshold of 128.0 is vThMant 128. Biases and v_leak, v_reset are zero.
+  v_threshold of 128.0 is vThMant 128. Synapse biases and v_reset are zero; Loihi's bias
+  (an integer added to v every step) is v_leak = bias * tau_mem / dt, since the voltage
+  gains dt/tau_mem * v_leak per step (a layer without voltage decay has no such form).
 - Forward Euler with dt = 1e-4 s (the ecosystem's usual choice), current first:
       I[t] = I[t-1] * (1 - dt/tau_syn) + (dt/tau_syn) * w_in * S[t]
       v[t] = v[t-1] * (1 - dt/tau_mem) + (dt/tau_mem) * r * I[t]     (the *updated* I)
@@ -51,8 +53,14 @@ def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
         full = lambda value: np.full(layer.shape, value, dtype=np.float64)  # noqa: E731
         tau_syn = DT * DECAY_UNITY / p.i_decay if p.i_decay else np.inf
         tau_mem = DT * DECAY_UNITY / p.v_decay if p.v_decay else np.inf
-        bias = (layer.bias if layer.bias is not None
-                else np.zeros(layer.weight.shape[0])).astype(np.float32)
+        bias = np.zeros(layer.weight.shape[0], dtype=np.float32)
+        v_leak = full(0.0)
+        if layer.bias is not None and np.any(layer.bias):
+            if not p.v_decay or isinstance(p.v_decay, tuple):
+                raise ValueError(f"layer {layer.name!r}: a bias on a layer without one voltage "
+                                 "decay has no NIR form here; export the network as netx only")
+            per_neuron = np.repeat(layer.bias, layer.size // layer.weight.shape[0])
+            v_leak = (per_neuron * DECAY_UNITY / p.v_decay).reshape(layer.shape)
         if len(shape) > 1 and not layer.conv:
             nodes[f"flatten{i}"] = nir.Flatten(input_type={"input": np.array(shape)},
                                                start_dim=0, end_dim=-1)
@@ -73,11 +81,11 @@ def to_nir(net: IntNetwork, metadata: dict | None = None) -> nir.NIRGraph:
                                  f"not the unreachable {THRESHOLD_MAX} a CubaLI node lowers to")
             nodes[f"lif{i}"] = nir.CubaLI(
                 tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
-                v_leak=full(0.0), w_in=full(tau_syn / DT))
+                v_leak=v_leak, w_in=full(tau_syn / DT))
         else:
             nodes[f"lif{i}"] = nir.CubaLIF(
                 tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
-                v_leak=full(0.0), v_threshold=full(float(p.threshold)), v_reset=full(0.0),
+                v_leak=v_leak, v_threshold=full(float(p.threshold)), v_reset=full(0.0),
                 w_in=full(tau_syn / DT))
         chain.append(f"lif{i}")
         if layer.recurrent is not None:          # the loop lif -> rec -> lif, one step late
@@ -133,10 +141,8 @@ def graph_dt(graph: nir.NIRGraph, source: str) -> float | None:
 def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -> CubaParams:
     """A layer's Loihi constants; a CubaLI (readout) gets the unreachable threshold."""
     readout = isinstance(node, nir.CubaLI)
-    for field in ("v_leak",) if readout else ("v_leak", "v_reset"):
-        if np.any(numbers(getattr(node, field), name, field, source) != 0):
-            raise UserError(f"{source}: node '{name}': {field} must be 0 (Loihi resets to zero "
-                            "and has no leak target)")
+    if not readout and np.any(numbers(node.v_reset, name, "v_reset", source) != 0):
+        raise UserError(f"{source}: node '{name}': v_reset must be 0 (Loihi resets to zero)")
     tau_syn = uniform(name, "tau_syn", node.tau_syn, source)
     tau_mem = uniform(name, "tau_mem", node.tau_mem, source)
     if tau_syn <= 0 or tau_mem <= 0:
@@ -158,6 +164,31 @@ def _neuron(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float, source: str) -
                 1, THRESHOLD_MAX, source))
     except ValueError as e:
         raise UserError(f"{source}: node '{name}': {e}") from None
+
+
+def _bias(name: str, node, params: CubaParams, shape: tuple[int, ...], conv: bool,
+          source: str) -> np.ndarray | None:
+    """Loihi's bias from v_leak (bias = v_leak * vDecay / 4096, see the module docstring):
+    None where v_leak is zero; integers within the 13-bit field, one per channel for a conv."""
+    v_leak = numbers(node.v_leak, name, "v_leak", source)
+    if not np.any(v_leak):
+        return None
+    n = int(np.prod(shape))
+    if v_leak.size not in (1, n) or not params.v_decay:
+        raise UserError(f"{source}: node '{name}': v_leak must be 0 or one value per neuron "
+                        "of a layer with voltage decay (it carries Loihi's bias)")
+    bias = np.broadcast_to(v_leak.reshape(-1), (n,)) * params.v_decay / DECAY_UNITY
+    if not np.all(np.abs(bias - np.round(bias)) <= 1e-6 * np.maximum(1, np.abs(bias))):
+        raise UserError(f"{source}: node '{name}': v_leak * vDecay / 4096 is not an integer "
+                        "bias; re-export the graph with `neurodeploy export`")
+    bias = np.round(bias).astype(np.int64)
+    if conv:
+        per = bias.reshape(shape[0], -1)
+        if np.any(per != per[:, :1]):
+            raise UserError(f"{source}: node '{name}': v_leak varies within a channel, which a "
+                            "convolution's bias cannot express")
+        bias = per[:, 0]
+    return bias
 
 
 def _on_grid(w: np.ndarray, node_name: str, source: str) -> np.ndarray:
@@ -262,11 +293,14 @@ def from_nir(graph: nir.NIRGraph, source: str = "<graph>") -> IntNetwork:
                 raise UserError(f"{source}: node '{name}': Conv2d weight {list(w.shape)} must be "
                                 f"4-D with output channels divisible by groups = {conv.groups}")
         recurrent = _recurrent(graph, neuron_name, loops.get(neuron_name), conv, source)
+        params = _neuron(neuron_name, graph.nodes[neuron_name], dt, source)
+        w = np.round(w).astype(np.int64)
         try:
-            layers.append(IntLayer(weight=np.round(w).astype(np.int64),
-                                   params=_neuron(neuron_name, graph.nodes[neuron_name], dt,
-                                                  source),
-                                   name=name, conv=conv, recurrent=recurrent))
+            out_shape = conv.output_shape(w) if conv else (w.shape[0],)
+            layers.append(IntLayer(weight=w, params=params, name=name, conv=conv,
+                                   recurrent=recurrent,
+                                   bias=_bias(neuron_name, graph.nodes[neuron_name], params,
+                                              out_shape, conv is not None, source)))
         except ValueError as e:
             raise UserError(f"{source}: node '{name}': {e}") from None
         shape = layers[-1].shape

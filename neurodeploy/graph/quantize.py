@@ -128,4 +128,7 @@ def quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: Neuron, 
     }
     if rec_int is not None:
         row["recurrent_synapses"] = int(np.count_nonzero(rec_int))
+    # before rounding, in integer units: where `tune` starts its straight-through weights
+    row["latent"] = {"weight": w_eff * scale, "recurrent": None if rec_eff is None
+                     else rec_eff * scale, "bias": v_bias * scale if b_int is not None else None}
     return layer, row

@@ -122,6 +122,26 @@ def float_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
     return u, v, spikes
 
 
+def _trunc_ste(x: torch.Tensor) -> torch.Tensor:
+    """Rounding toward zero forward, identity backward."""
+    return x + (torch.trunc(x) - x).detach()
+
+
+def exact_ste_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, p: CubaParams,
+                   bias: torch.Tensor | float = 0.0, slope: float = 10.0):
+    """exact_step's arithmetic (state << 6, decays rounded toward zero, reset to zero) with
+    gradients: the roundings pass gradients straight through and the spike has float_step's
+    surrogate. Its spikes are the exact mode's wherever the state stays below Lava's 24-bit
+    wrap and saturation (not modelled here) and the float type holds the products exactly
+    (float64 does: see _decay). `u`, `v` in Lava's units (<< 6); `a`, `bias` in integers."""
+    u = _trunc_ste(u * (p.kept("i", u) / DECAY_UNITY)) + a * 2 ** STATE_SHIFT
+    v = _trunc_ste(v * (p.kept("v", v) / DECAY_UNITY)) + u + bias * 2 ** STATE_SHIFT
+    threshold = p.threshold << STATE_SHIFT
+    spikes = _Spike.apply((v - threshold) / threshold, slope)
+    v = v * (1 - spikes.detach())
+    return u, v, spikes
+
+
 def quantize_weight(w: torch.Tensor) -> torch.Tensor:
     """Round to Loihi's weight grid (even integers in [-256, 254])."""
     return (torch.round(w / WEIGHT_STEP) * WEIGHT_STEP).clamp(WEIGHT_MIN, WEIGHT_MAX)

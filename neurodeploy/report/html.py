@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from pathlib import Path
 
@@ -411,4 +412,55 @@ def write_record_html(kind: str, result: dict, out_dir: str | Path) -> Path:
     path = out_dir / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(render_record(kind, result, images, out_dir), encoding="utf-8")
+    return path
+
+
+def _pct(value: float | None) -> str:
+    return "no labels" if value is None else f"{100 * value:.2f}%"
+
+
+def render_tune(report: dict) -> str:
+    """tune.html: before / after tuning against the float model, on the held-out inputs."""
+    b, a, f = report["before"], report["after"], report["float"]
+    split, reset = report["split"], report["reset"]
+    presets = list(a["energy"])
+    rows = [["predictions agreeing with the float model", _pct(b["prediction_agreement"]),
+             _pct(a["prediction_agreement"]), "100%"],
+            ["accuracy", _pct(b["accuracy"]), _pct(a["accuracy"]), _pct(f["accuracy"])],
+            ["spikes per inference", f"{b['spikes_per_sample']:.1f}",
+             f"{a['spikes_per_sample']:.1f}", f"{f['spikes_per_sample']:.1f}"]]
+    for name in presets:
+        rows.append([f"energy per inference ({name})", _pj(b["energy"][name]["per_inference_pj"]),
+                     _pj(a["energy"][name]["per_inference_pj"]), "not deployed"])
+    layers = [[lb["layer"], _pct(lb["spike_agreement"]), _pct(la["spike_agreement"]),
+               f"{lb['spikes_per_sample']:.1f}", f"{la['spikes_per_sample']:.1f}",
+               f"{la['float_spikes_per_sample']:.1f}"]
+              for lb, la in zip(b["layers"], a["layers"])]
+    history = [[i, "" if v is None else f"{v:.4f}", f"{loss:.4f}"] for i, (v, loss) in
+               enumerate(zip(report["training"]["val_history"], report["training"]["train_loss"]))]
+    reset_class = "ok" if reset["exact_on_loihi"] else "bad"
+    body = f"""<h1>tune: {_e(Path(report['source']['file']).name)}</h1>
+<p class="muted">The float model ({_e(reset['described'])}) is the teacher; the deployed
+integer network (exact mode = Lava) is the student. All numbers on {split['held_out']} held-out
+samples not used for tuning (seeded split, seed {split['seed']}); tuned on {split['tuned_on']};
+validated by {_e(split['validated_by'])}. Kept: {_e(report['kept'])}.</p>
+<h2>Before and after</h2>
+{_table(["held-out", "lowered (untuned)", "tuned", "float model"], rows)}
+<h2>Reset</h2><p class="{reset_class}">{_e(reset['note'])}</p>
+<h2>Per layer</h2>
+{_table(["layer", "spike agreement before", "after", "spikes before", "after", "float"],
+        layers)}
+<h2>Training</h2><p class="muted">losses: {_e(json.dumps(report['losses']))}; best epoch
+{report['training']['best_epoch']}; {report['seconds']} s.</p>
+{_table(["epoch", "validation score", "train loss"], history)}
+<h2>Provenance</h2><p class="mono">source sha256 {_e(report['source']['sha256'])}<br>
+inputs {_e(report['inputs']['file'])} sha256 {_e(report['inputs']['sha256'])}<br>
+files {_e(json.dumps(report.get('files', {})))}</p>"""
+    return f"<!doctype html><meta charset=utf-8><title>tune</title><style>{CSS}</style>{body}"
+
+
+def write_tune_html(report: dict, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / "tune.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(render_tune(report), encoding="utf-8")
     return path

@@ -32,6 +32,14 @@ EXAMPLES = {
     "export": f"""examples ({AFTER_RUN}):
   neurodeploy export runs/digits/checkpoint.pt                # next to the checkpoint
   neurodeploy export runs/digits/checkpoint.pt --out /tmp/digits
+  neurodeploy export their.nir --timesteps 16 --out their_net   # a graph trained elsewhere,
+      # lowered as it is (untuned): `neurodeploy tune` recovers what rounding costs
+""",
+    "tune": """examples (inputs.npz: spike trains x [N, T, ...], labels y if known):
+  neurodeploy tune their.nir --data inputs.npz --out tuned      # their float model = teacher
+  neurodeploy tune snntorch.nir --data inputs.npz --reset subtract --reset-delay
+      # a default snnTorch Leaky (reset by subtraction, one step late): learned around
+  neurodeploy tune braille.nir --data inputs.npz --epochs 5 --held-out 0.2 --seed 1
 """,
     "simulate": f"""examples ({AFTER_RUN}):
   neurodeploy simulate runs/digits/network.net --backend lava --samples 100
@@ -69,6 +77,31 @@ def versions() -> str:
     found = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"))
     return ", ".join(f"{name} {v or 'not installed'}" for name, v in found.items())
 
+
+
+def tuned(report: dict, out) -> str:
+    """`tune`'s screen: before / after against the float model on the held-out inputs."""
+    b, a, split = report["before"], report["after"], report["split"]
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    lines = [f"tuned {Path(report['source']['file']).name} on {split['tuned_on']} samples; "
+             f"held out {split['held_out']} (seed {split['seed']}), {report['seconds']} s",
+             f"  float model ({report['reset']['described']}): accuracy "
+             f"{pct(report['float']['accuracy'])}",
+             f"  {'':30s} {'lowered':>10s} {'tuned':>10s}",
+             f"  {'predictions = float model':30s} {pct(b['prediction_agreement']):>10s} "
+             f"{pct(a['prediction_agreement']):>10s}",
+             f"  {'accuracy':30s} {pct(b['accuracy']):>10s} {pct(a['accuracy']):>10s}",
+             f"  {'spikes per inference':30s} {b['spikes_per_sample']:>10.1f} "
+             f"{a['spikes_per_sample']:>10.1f}"]
+    for name in a["energy"]:
+        lines.append(f"  {'energy (' + name + ')':30s} "
+                     f"{_pj(b['energy'][name]['per_inference_pj']):>10s} "
+                     f"{_pj(a['energy'][name]['per_inference_pj']):>10s}")
+    lines.append(f"kept: {report['kept']}; wrote {out}/network.net, student.nir, manifest.json, "
+                 "tune.json, tune.html")
+    if not report["reset"]["exact_on_loihi"]:
+        lines.append(f"note: {report['reset']['note']}")
+    return "\n".join(lines)
 
 
 def _pj(pj: float) -> str:
