@@ -327,6 +327,11 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
             outputs = net(s_train[idx].to(device))
             steps = student.step_logits(outputs)    # spikes or scaled voltage [B, T, C]
             extra = {}
+            if layers:          # corresponding layers (tune: a float model and its deployment)
+                with torch.no_grad():
+                    extra["teacher_layers"] = teacher.spiking_layers(
+                        teacher(s_train[idx].to(device)))
+                extra["student_layers"] = student.spiking_layers(outputs)
             if features:        # per batch: a whole dataset of feature maps would not fit
                 with torch.no_grad():
                     logits, maps = teacher(x_train[idx].to(device), features=True)
@@ -334,11 +339,6 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                 extra["student_maps"] = student.conv_maps(outputs)
             if teacher_steps is not None:
                 extra["teacher_steps"] = teacher_steps[idx].to(device)
-            if layers:          # corresponding layers (tune: a float model and its deployment)
-                with torch.no_grad():
-                    extra["teacher_layers"] = teacher.spiking_layers(
-                        teacher(s_train[idx].to(device)))
-                extra["student_layers"] = student.spiking_layers(outputs)
             loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
                            teacher=None if teacher_logits is None
                            else teacher_logits[idx].to(device),

@@ -43,7 +43,7 @@ from neurodeploy.neurons.tunable import TunableNet
 from neurodeploy.preflight import resolve_device
 
 DEFAULT_LOSSES = ({"name": "logit_kd", "weight": 1.0, "temperature": 2.0},
-                  {"name": "layer_spikes", "weight": 1.0},
+                  {"name": "layer_spikes", "weight": 4.0, "window": 16},
                   {"name": "ce", "weight": 0.5})
 MIN_SAMPLES = 10              # in each of the tuning and held-out parts
 STATE = "tune_state.pt"
@@ -55,8 +55,8 @@ class TuneOptions:
     reset: str = "zero"
     reset_delay: bool = False
     dt: float | None = None
-    epochs: int = 20
-    lr: float = 0.003           # Adam, in integer weight units (one grid step is 2)
+    epochs: int = 30
+    lr: float = 0.1             # Adam, in integer weight units (one grid step is 2)
     batch_size: int = 64
     held_out: float = 0.25
     headroom: str | float = "auto"    # the lowering's scale headroom: "auto" searches it
