@@ -52,6 +52,8 @@ def _small(argv: list[str]) -> list[str]:
         argv.append("-q")
     elif verb in ("simulate", "parity") and "--samples" not in argv:
         argv += ["--samples", SMALL_SAMPLES]
+    elif verb == "tune" and "--epochs" not in argv:
+        argv += ["--epochs", "1", "-q"]
     return argv
 
 
@@ -86,7 +88,7 @@ def test_the_readme_block_is_what_these_tests_run():
     commands = readme_commands()
     verbs = {shlex.split(c)[0] for c in commands}
     assert verbs >= {"run", "distill", "export", "simulate", "parity", "merge", "inspect",
-                     "energy", "--version"}, verbs
+                     "energy", "tune", "--version"}, verbs
     assert any(_needs_fmnist(c) for c in commands) and not all(map(_needs_fmnist, commands))
 
 
@@ -98,6 +100,9 @@ def test_every_digits_command_of_the_readme_runs(workdir, capsys):
     for name in ("checkpoint.pt", "network.net", "manifest.json", "report.json"):
         assert (workdir / "runs" / "digits" / name).is_file(), name
     assert (workdir / "runs" / "digits" / "energy-loihi2-proxy.json").is_file()
+    for name in ("network.net", "tune.json", "tune.html"):
+        assert (workdir / "runs" / "tuned" / name).is_file(), name
+    assert (workdir / "runs" / "untuned" / "network.net").is_file()
 
 
 def test_every_fashion_mnist_command_of_the_readme_runs(workdir):

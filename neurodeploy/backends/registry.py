@@ -89,7 +89,9 @@ BACKENDS = {b.name: b for b in (
             "Loihi 2 itself (Intel's lava-loihi extension and a board)", _lava(True),
             unavailable=_loihi2_missing),
     Backend("float", "own", False, ("cpu", "cuda"),
-            "the model as trained, read from the user's own file", _float),
+            "the file's own float model: our training mode for our networks; a foreign NIR "
+            "graph's float semantics with reset to zero in the step of the spike (NIR cannot "
+            "state the reset; snnTorch's default differs, see `tune --reset`)", _float),
 )}
 DEFAULT_BACKEND = "lava"        # where `run` and `neurodeploy simulate` run a network
 EXACT_BACKEND = "torch"         # the exact mode: fast; the Python API's `simulate` default

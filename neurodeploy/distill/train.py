@@ -278,11 +278,13 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                     batch_size: int, seed: int, weight_decay: float = 0.0,
                     checkpoint: Path | None = None, progress: bool = True,
                     key: str | None = None, validate_every: int = 1,
-                    device: str | None = None) -> History:
+                    device: str | None = None, keep_start: bool = False) -> History:
     """Distill `teacher` (reads analog features) into `student` (reads spikes).
 
     The deployed (exact-mode) validation accuracy is measured every `validate_every` epochs
-    and after the last one; the best validated epoch is kept. `device`: see _device."""
+    and after the last one; the best validated epoch is kept, or with `keep_start` the
+    student as given when no epoch beats it (tune: its start is a deployable network already).
+    `device`: see _device."""
     rank, world = init_distributed()
     _check_divides(batch_size, world, "distill.batch_size")
     torch.manual_seed(seed)
@@ -317,6 +319,8 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     # the teacher's outputs over the training set, once (inputs are not augmented)
     teacher_logits, teacher_steps = (teacher_outputs(teacher, x_train, s_train)
                                      if teacher is not None else (None, None))
+    if keep_start and start == 0:
+        hist.best_val_accuracy = exact_accuracy(student, val_spikes, val_y)
     net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
     bar = tqdm(range(start, epochs), desc="distill", disable=not progress or not is_main(),
                leave=False)
@@ -357,7 +361,8 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         acc = exact_accuracy(student, val_spikes, val_y) if validate else math.nan
         hist.train_loss.append(float(np.mean(losses)))
         hist.val_accuracy.append(acc)
-        if validate and (acc > hist.best_val_accuracy or hist.best_epoch < 0):
+        if validate and (acc > hist.best_val_accuracy or (hist.best_epoch < 0
+                                                          and not keep_start)):
             hist.best_epoch, hist.best_val_accuracy = epoch, acc
             best = copy.deepcopy(student.state_dict())
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{acc:.3f}")

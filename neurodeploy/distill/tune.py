@@ -201,7 +201,7 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
         val_spikes=x[held], val_y=float_record.predictions[held], epochs=options.epochs,
         lr=options.lr,
         batch_size=min(options.batch_size, len(train)), seed=options.seed,
-        checkpoint=out / STATE, key=key, progress=progress, device=device)
+        checkpoint=out / STATE, key=key, progress=progress, device=device, keep_start=True)
     tuned = student.to_integer()
 
     reference = _rows(float_record, held)
@@ -231,7 +231,8 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
         "before": _record_stats(lowered, before, reference, matched, labels, options.presets),
         "after": _record_stats(tuned, after, reference, matched, labels, options.presets),
     }
-    kept = "tuned"
+    kept = "tuned" if hist.best_epoch >= 0 else \
+        "the searched headroom's lowering (no tuned epoch beat it on the held-out inputs)"
     if report["after"]["prediction_agreement"] < report["before"]["prediction_agreement"]:
         tuned, kept = lowered, "lowering (tuning did not improve the held-out score)"
     report["kept"] = kept

@@ -45,10 +45,12 @@ def lower_nir(graph: nir.NIRGraph, source: str = "<graph>", dt: float | None = N
 
 
 RESET_NOTE = ("NIR has no field for the reset mechanism, so the file cannot say how it was "
-              "trained: reset to zero is assumed (v <- 0 after a spike, what Loihi's CUBA neuron "
-              "and netx run); a model trained with reset by subtraction (snnTorch's default) "
-              "deploys as reset-to-zero, and Loihi via netx cannot run subtraction "
-              "(`parity --backends float,...` shows how many predictions that changes)")
+              "trained: reset to zero is assumed, in the step of the spike (what Loihi's CUBA "
+              "neuron and netx run). snnTorch's default Leaky resets by subtraction one step "
+              "late (reset_delay=True), which Loihi cannot run: deployed as reset to zero, "
+              "some predictions change (`parity --backends float,...` measures it). Fix: "
+              "train with reset_mechanism=\"zero\", reset_delay=False in snnTorch, or "
+              "recover it with `neurodeploy tune --reset subtract --reset-delay`")
 
 
 def reset_assumption(path_or_graph, source: str = "<graph>") -> str | None:

@@ -370,6 +370,16 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
         cards.insert(0, ("verdict", "identical" if exact else "differ",
                          "deployed backends, spike for spike"))
         files = {"parity.json": "parity.json"}
+    if result.get("reset"):                 # a foreign NIR graph: NIR cannot state its reset
+        reset = result["reset"]
+        note = reset if isinstance(reset, str) else reset["note"]
+        measured = ("" if isinstance(reset, str) else
+                    f" Measured on these inputs: the float model with reset by subtraction "
+                    f"agrees with reset to zero on "
+                    f"<b>{100 * reset['prediction_agreement_zero_vs_subtract']:.2f}%</b> of "
+                    f"predictions ({reset['samples']} samples).")
+        body.insert(0, f"<h2>Reset assumption</h2><p class='bad'>{_e(note)}</p>"
+                       f"<p>{measured}</p>")
     card_html = "".join(f'<div class="card">{_e(t)}<b>{_e(v)}</b><span class="muted">{_e(s)}'
                         f'</span></div>' for t, v, s in cards)
     files.update({f"{k}.png": f"{k}.png" for k in images})
