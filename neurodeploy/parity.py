@@ -72,6 +72,7 @@ def compare_source(source: SpikeRecord, deployed: SpikeRecord,
             start = name
     result = {
         "backends": [source.backend, deployed.backend],
+        "float_model": source.info.get("mode"),      # what the float side computed
         "prediction_agreement": float((source.predictions == deployed.predictions).mean()),
         "divergence_starts_at": start,
         "layers": layers,

@@ -202,7 +202,8 @@ def compared(result: dict) -> str:
             lines.append(f"    first mismatch: {p['first_mismatch']}")
     for p in result["source"]:
         a, b = p["backends"]
-        lines.append(f"  {b} vs {a} (as trained): predictions agree "
+        mode = f": {p['float_model']}" if p.get("float_model") else ""
+        lines.append(f"  {b} vs {a} (as trained{mode}): predictions agree "
                      f"{100 * p['prediction_agreement']:.2f}%, accuracy {100 * p['gap']:+.2f} "
                      "points; " + (f"spikes first differ in {p['divergence_starts_at']}"
                                    if p["divergence_starts_at"] else "every spike the same"))
