@@ -90,8 +90,8 @@ def test_tune_end_to_end_writes_a_deployment_that_lava_runs(snntorch_digits, tmp
     assert report["split"]["held_out"] == 50 and report["split"]["tuned_on"] == 150
     assert report["reset"] == {**report["reset"], "assumed": "subtract", "delay": True,
                                "exact_on_loihi": False}
-    assert report["after"]["prediction_agreement"] >= report["before"]["prediction_agreement"] \
-        or report["kept"].startswith("lowering")
+    # never worse than the untuned lowering on the held-out inputs (that is kept otherwise)
+    assert report["after"]["prediction_agreement"] >= report["before"]["prediction_agreement"]
     assert report["after"]["accuracy"] is not None
     assert "loihi2-proxy" in report["after"]["energy"]
     assert "reset_mechanism=&quot;zero&quot;, reset_delay=False" in (out / "tune.html").read_text()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from neurodeploy.artifacts import write_deployment
+from neurodeploy.backends.float_mode import search_headroom, simulate_float_nir
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.train import distill_student
@@ -41,10 +42,16 @@ from neurodeploy.graph.float_model import FloatGraph, Reset
 from neurodeploy.netx.metadata import check_metadata
 from neurodeploy.neurons.tunable import TunableNet
 from neurodeploy.preflight import resolve_device
+from neurodeploy.report.html import write_tune_html
 
 DEFAULT_LOSSES = ({"name": "logit_kd", "weight": 1.0, "temperature": 2.0},
                   {"name": "layer_spikes", "weight": 4.0, "window": 16},
                   {"name": "ce", "weight": 0.5})
+RESET_NOTE = ("NIR cannot state the reset mechanism; the float model used the one given with "
+              "--reset/--reset-delay. Loihi resets to zero in the step of the spike; a model "
+              "trained with another reset is learned around here, never run. To deploy "
+              "exactly, train with Loihi's reset in the source framework (snnTorch: "
+              "reset_mechanism=\"zero\", reset_delay=False).")
 MIN_SAMPLES = 10              # in each of the tuning and held-out parts
 STATE = "tune_state.pt"
 
@@ -234,7 +241,8 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
     kept = "tuned" if hist.best_epoch >= 0 else \
         "the searched headroom's lowering (no tuned epoch beat it on the held-out inputs)"
     if report["after"]["prediction_agreement"] < report["before"]["prediction_agreement"]:
-        tuned, kept = lowered, "lowering (tuning did not improve the held-out score)"
+        tuned, kept = lowered, "the untuned lowering (tuning did not beat it when held out)"
+        report["after"] = report["before"]
     report["kept"] = kept
     report["seconds"] = round(time.perf_counter() - started, 1)
     meta = check_metadata({"timesteps": int(t)}, str(source))
@@ -244,20 +252,11 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
                                                                      "training", "kept")}})
     report["files"] = manifest["files"]
     write_json(out / "tune.json", report)
-    from neurodeploy.report.html import write_tune_html     # the page only where it is written
     write_tune_html(report, out)
     return report
 
 
-RESET_NOTE = ("NIR cannot state the reset mechanism; the float model used the one given with "
-              "--reset/--reset-delay. Loihi resets to zero in the step of the spike; a model "
-              "trained with another reset is learned around here, never run. To deploy "
-              "exactly, train with Loihi's reset in the source framework (snnTorch: "
-              "reset_mechanism=\"zero\", reset_delay=False).")
-
-
 def _float_record(source, x, options: TuneOptions, reset: Reset):
-    from neurodeploy.backends.float_mode import simulate_float_nir
     return simulate_float_nir(source, x, options.dt, reset=reset.mechanism,
                               reset_delay=reset.delay)
 
@@ -271,7 +270,6 @@ def _headroom(source, x, train, float_record, options: TuneOptions) -> dict[str,
     if options.headroom != "auto":
         return {layer.name: float(options.headroom) for layer in
                 lower_nir(read_nir(source), str(source), options.dt)[0].layers}
-    from neurodeploy.backends.float_mode import search_headroom
     calibrate = train[:256]
     return search_headroom(source, x[calibrate], options.dt,
                            flt=_rows(float_record, calibrate))[0]
