@@ -41,7 +41,7 @@ from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir, write_json
 from neurodeploy.graph import reset_assumption
-from neurodeploy.inputs import encoded_test_split, load_inputs
+from neurodeploy.inputs import check_input_bits, encoded_test_split, load_inputs
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import SpikingNet
 from neurodeploy.preflight import check_backend, default_out, output_dir, resolve_device
@@ -164,16 +164,24 @@ def _data(inputs, folder: Path) -> str | None:
 
 
 def _inputs(meta: dict, net, data: str | None, samples: int | None, timesteps: int | None,
-            network) -> tuple[np.ndarray, np.ndarray]:
+            network, input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     if timesteps:
         meta = {**meta, "timesteps": timesteps}
+    check_input_bits(input_bits, net, str(network))
     return load_inputs(meta, data, samples, classes=net.layers[-1].size,
-                       input_size=net.input_size, source=str(network))
+                       input_size=net.input_size, source=str(network), input_bits=input_bits)
 
 
 def _frames(inputs):
     """A sigma-delta network's inputs: frames, or the x of an (x, y) pair, or an .npz path."""
     return inputs[0] if isinstance(inputs, tuple) else inputs
+
+
+def _no_input_bits(network, input_bits: int | None) -> None:
+    """--input-bits is for CUBA networks: a sigma-delta network's frames are integers anyway."""
+    if input_bits is not None:
+        raise UserError(f"{network}: a sigma-delta network takes integer frames as they are; "
+                        "--input-bits (graded input spikes) is for CUBA networks: drop it")
 
 
 def _folder(out, verb: str, network, backend: str | None = None):
@@ -200,7 +208,8 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
              dt: float | None = None, progress: bool = False, preset: str = DEFAULT_PRESET, *,
              device: str = "cpu", input_shape: tuple[int, ...] | None = None,
              timeout: float | None = None, shard: str | None = None, chunk: int = 1000,
-             out: str | Path | bool | None = None, quiet: bool = False) -> dict:
+             out: str | Path | bool | None = None, quiet: bool = False,
+             input_bits: int | None = None) -> dict:
     """`neurodeploy simulate`: run a .net (or any .nir, lowered) on one backend (see
     backends/registry.py). `inputs`: None (the test split it was exported for), a dataset name
     or .npz path, or an (x, y) pair. `preset`: the energy preset that prices the counted events
@@ -209,11 +218,13 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     output layer that never spiked, the energy sections ...) with the labels, the SpikeRecord
     (spikes of every layer at every step, named as the file names them) and `wrote`: the files
     written into `out`, where a resumable backend also keeps its chunks (a rerun resumes them;
-    `quiet`: no line per chunk).
+    `quiet`: no line per chunk). `input_bits` N: integer inputs are graded input spikes of
+    N bits (netx's input_message_bits), events in 0..2**N - 1, on every backend.
     A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
     .npz with x) and returns simulate.json's content (sdnn_verbs.run)."""
     shard = parse_shard(shard)
     if sdnn_verbs.is_sdnn_file(network):
+        _no_input_bits(network, input_bits)
         return _sdnn("simulate", network, inputs, [backend], preset, samples, timeout, out)
     device = resolve_device(device)       # what this machine lacks fails first, in one line
     check_backend(backend)
@@ -228,13 +239,15 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
         with artifacts.deployable(network, dt, input_shape) as (path, meta, quantization, net), \
                 _folder(out, "simulate", network, backend) as folder:
             simulation.missing_options(network, meta, dt, data, timesteps)
-            spikes, labels = _inputs(meta, net, data, samples, timesteps, network)
-            prov = provenance(network, spikes, labels, backend, dt=dt, input_shape=input_shape)
+            spikes, labels = _inputs(meta, net, data, samples, timesteps, network, input_bits)
+            prov = provenance(network, spikes, labels, backend, dt=dt, input_shape=input_shape,
+                              input_bits=input_bits)
             own = BACKENDS[backend].reads == "own"
 
             def run_on(x, timeout_s=None):
                 return simulation.simulate(network if own else path, x, backend, progress,
-                                           timeout_s, device, input_shape=input_shape, dt=dt)
+                                           timeout_s, device, input_shape=input_shape, dt=dt,
+                                           input_bits=input_bits)
             if folder and BACKENDS[backend].resumable:      # slow: resumable chunks on disk
                 record, indices = run_chunks(run_on, spikes, labels, folder / "chunks", chunk,
                                              shard, timeout, progress=progress, provenance=prov,
@@ -277,7 +290,8 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
            samples: int | None = None, dt: float | None = None, progress: bool = False,
            reference: str | Path | None = None, *, timesteps: int | None = None,
            input_shape: tuple[int, ...] | None = None, device: str = "cpu",
-           timeout: float | None = None, out: str | Path | bool | None = None) -> dict:
+           timeout: float | None = None, out: str | Path | bool | None = None,
+           input_bits: int | None = None) -> dict:
     """`neurodeploy parity`: the same inputs through several backends, compared spike for
     spike (and the backend that runs the model as trained against the deployed ones). Returns
     parity.json's content; `spike_mismatches` is 0 when the backends agree exactly. `reference`:
@@ -286,6 +300,7 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
     A sigma-delta netx file is compared message for message on integer frames (as simulate)."""
     backends = list(backends)
     if sdnn_verbs.is_sdnn_file(network):
+        _no_input_bits(network, input_bits)
         return _sdnn("parity", network, inputs, backends, None, samples, timeout, out)
     folder = None
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp, \
@@ -295,9 +310,9 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
         def chosen(meta, net):  # the network is open and valid: check `out`, then read inputs
             nonlocal folder
             folder = stack.enter_context(_folder(out, "parity", network))
-            return _inputs(meta, net, data, samples, timesteps, network)
+            return _inputs(meta, net, data, samples, timesteps, network, input_bits)
         result, records = simulation.parity(network, chosen, backends, progress, timeout, dt,
-                                            input_shape, device, reference)
+                                            input_shape, device, reference, input_bits)
         wrote = []
         if folder:
             write_json(folder / "parity.json", result)

@@ -115,7 +115,7 @@ def _run_options(args) -> dict:
     """What simulate and parity share: the inputs, the file's missing facts, where to write."""
     return dict(inputs=args.data, samples=args.samples, dt=args.dt, progress=_progress(args),
                 timesteps=args.timesteps, input_shape=args.input_shape, device=args.device,
-                timeout=args.timeout, out=args.out or True)
+                timeout=args.timeout, out=args.out or True, input_bits=args.input_bits)
 
 
 def cmd_simulate(args) -> int:
@@ -293,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", help="a dataset name (its test split) or a .npz with x, y "
                                       "(default: the split the network was exported for)")
         p.add_argument("--samples", type=_positive(int), help="only the first N samples")
+        p.add_argument("--input-bits", type=_positive(int), metavar="N",
+                       help="a .npz's integer x holds graded input spikes of N bits (events in "
+                            "0..2**N-1), as netx's Network(..., input_message_bits=N) takes "
+                            "them; CUBA networks only")
         p.add_argument("--timeout", type=_positive(float), help="stop a Lava run after this many seconds")
         p.add_argument("--device", default="cpu", help=f"device of the {listed(on_gpu)} "
                                                        "backends (cpu, cuda, cuda:N)")

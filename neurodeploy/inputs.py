@@ -24,14 +24,41 @@ def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.
     return data.encoded("test", encoding), data.test.y
 
 
+INPUT_BITS = (1, 24)   # graded spikes on Loihi 2 carry at most 24 bits (sigma_delta.MESSAGE_BITS)
+
+
+def check_input_bits(bits: int | None, net=None, source: str = "the network") -> None:
+    """Refuse an --input-bits that netx cannot take for this network: outside 1..24, or with
+    events whose largest synaptic sum would overflow Lava's 32-bit arithmetic (its Dense sums
+    8-bit scaled weights times events in int32, its LIF adds the sum << 6 in int32), where the
+    exact mode and the emulator would not wrap as Lava does."""
+    if bits is None:
+        return
+    if not INPUT_BITS[0] <= bits <= INPUT_BITS[1]:
+        raise UserError(f"--input-bits {bits}: graded input spikes carry "
+                        f"{INPUT_BITS[0]}..{INPUT_BITS[1]} bits on Loihi 2; give a width in "
+                        "that range")
+    if net is None or not net.layers:
+        return
+    first, peak = net.layers[0], 2 ** bits - 1
+    fan_in = 1 if first.input_shape else int(
+        (np.asarray(first.weight).reshape(len(first.weight), -1) != 0).sum(1).max())
+    if max(256 * fan_in * peak, first.input_bound(peak=peak) * 64 + 2 ** 23) >= 2 ** 31:
+        raise UserError(f"{source}: layer {first.name!r}: {bits}-bit graded input events (up to "
+                        f"{peak}) times its weights would overflow Lava's 32-bit synaptic sums; "
+                        "lower --input-bits (or the first layer's weights)")
+
+
 def load_inputs(metadata: dict, data: str | None = None, samples: int | None = None,
                 classes: int | None = None, input_size: int | None = None,
-                source: str = "the network") -> tuple[np.ndarray, np.ndarray]:
+                source: str = "the network",
+                input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Input spikes [N, T, ...] and labels for a network: its own test split by default, a
     dataset's test split by name, or a .npz with `y` and either analog `x` (N, ...) in [0, 1]
     (encoded as the network's metadata says) or spike trains `x` (N, T, ...); see data/npz.py.
     `classes`, `input_size`: the network's output and input sizes; labels beyond the one and
-    inputs of another width are refused. `source` names the network in messages."""
+    inputs of another width are refused. `source` names the network in messages.
+    `input_bits` N: a .npz's integer `x` may hold graded input events in 0..2**N - 1."""
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: give a positive number of samples")
     if data is None:
@@ -43,7 +70,7 @@ def load_inputs(metadata: dict, data: str | None = None, samples: int | None = N
         dataset = load_dataset(data)
         spikes, labels = dataset.encoded("test", input_encoding(metadata, source)), dataset.test.y
     else:
-        x, labels = read_inputs(data, classes)
+        x, labels = read_inputs(data, classes, input_bits)
         if np.issubdtype(x.dtype, np.floating):
             spikes = encode(x, input_encoding(metadata, source) if metadata.get("timesteps")
                             else {"name": "rate", "timesteps": 16})

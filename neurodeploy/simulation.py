@@ -26,12 +26,15 @@ from neurodeploy.report.summary import generated
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
              timeout_s: float | None = None, device: str = "cpu", batch_size: int = EXACT_BATCH,
-             input_shape: tuple[int, ...] | None = None, dt: float | None = None) -> SpikeRecord:
+             input_shape: tuple[int, ...] | None = None, dt: float | None = None,
+             input_bits: int | None = None) -> SpikeRecord:
     """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
-    file, in the semantics it was trained in; `dt` for a foreign NIR graph)."""
+    file, in the semantics it was trained in; `dt` for a foreign NIR graph; `input_bits` N:
+    the inputs are graded events of N bits, netx's input_message_bits)."""
     chosen = backend_named(backend)
     device = resolve_device(device)
-    return chosen.run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt)
+    return chosen.run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
+                      input_bits)
 
 
 def user_names(record: SpikeRecord, net: IntNetwork) -> SpikeRecord:
@@ -88,7 +91,8 @@ def missing_options(network: str | Path, meta: dict | None, dt: float | None,
 def parity(network: str | Path, inputs, backends: list[str], progress: bool = False,
            timeout_s: float | None = None, dt: float | None = None,
            input_shape: tuple[int, ...] | None = None, device: str = "cpu",
-           reference: str | Path | None = None) -> tuple[dict, list[SpikeRecord]]:
+           reference: str | Path | None = None,
+           input_bits: int | None = None) -> tuple[dict, list[SpikeRecord]]:
     """Run the same input spikes through several backends of one network file and compare:
     the deployed backends spike for spike against the first, `float` (the model as trained,
     read from the user's own file, so a foreign NIR graph keeps its float semantics) against
@@ -112,7 +116,7 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
         records = [user_names(simulate(network if own[b] else lowered, spikes, b,
                                        progress, timeout_s, device, input_shape=input_shape,
-                                       dt=dt), net)
+                                       dt=dt, input_bits=input_bits), net)
                    for b in backends]
     warnings = [w for w in [silent_output(records, network)] if w]
     for warning in warnings:
@@ -125,7 +129,7 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
     pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
     result = {"network": str(network), "samples": len(labels),
               "provenance": provenance(network, spikes, labels, ",".join(backends), dt=dt,
-                                       input_shape=input_shape),
+                                       input_shape=input_shape, input_bits=input_bits),
               "accuracy": {r.backend: r.accuracy(labels) for r in records},
               "comparisons": pairs,
               "source": [compare_source(f, d, labels) for f in floats for d in deployed],

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from neurodeploy.backends.record import SDNNRecord, SpikeRecord
+from neurodeploy.backends.record import SDNNRecord, SpikeRecord, record_inputs
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import read_sdnn
@@ -29,9 +29,10 @@ from neurodeploy.neurons.sigma_delta import SDLayer
 U_WRAP, V_LIMIT, CONV_WRAP = 2 ** 23, 2 ** 23 - 1, 2 ** 23
 
 
-def _exact_dtype(layer: IntLayer) -> torch.dtype:
-    """float32 if no synaptic sum of binary spikes can reach 2**24 (exact), else float64."""
-    bound = np.abs(layer.weight).reshape(len(layer.weight), -1).sum(1).max()
+def _exact_dtype(layer: IntLayer, peak: float = 1) -> torch.dtype:
+    """float32 if no synaptic sum of events of at most `peak` (1: binary spikes) can reach
+    2**24 (exact), else float64."""
+    bound = np.abs(layer.weight).reshape(len(layer.weight), -1).sum(1).max() * peak
     return torch.float32 if bound < 2 ** 24 else torch.float64
 
 
@@ -52,8 +53,10 @@ def _synapse(x: torch.Tensor, layer: IntLayer, weight: torch.Tensor) -> torch.Te
 
 
 def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
-    """x: [B, T, in] spikes -> per-layer window spikes [B, T, n], stepping chip time."""
+    """x: [B, T, in] spikes (or graded input events) -> per-layer window spikes [B, T, n],
+    stepping chip time."""
     b, steps = x.shape[:2]
+    peak = max(1.0, float(x.to(torch.float64).abs().max())) if x.numel() else 1.0
     dev = x.device
     new = lambda n, dtype=torch.float64: torch.zeros((b, n), dtype=dtype, device=dev)  # noqa
     u = [new(layer.size) for layer in net.layers]
@@ -66,9 +69,10 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     # (delay, weights with that delay) per layer; one group of all weights without delays
     groups = [[(d, torch.as_tensor(np.where(layer.delay == d, layer.weight, 0)
                                    if layer.delay is not None else layer.weight,
-                                   dtype=_exact_dtype(layer), device=dev))
+                                   dtype=_exact_dtype(layer, peak if i == 0 else 1),
+                                   device=dev))
                for d in (np.unique(layer.delay) if layer.delay is not None else [0])]
-              for layer in net.layers]
+              for i, layer in enumerate(net.layers)]
     rec = [None if layer.recurrent is None else
            torch.as_tensor(layer.recurrent.T, dtype=torch.float64, device=dev)
            for layer in net.layers]
@@ -122,15 +126,19 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
 def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
                       batch_size: int = 1000, device: str = "cpu", progress: bool = False,
                       input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
-    """Run input spikes [N, T, n_in] through a netx network (or an IntNetwork), batched."""
+    """Run input spikes [N, T, n_in] (binary, or graded input events: non-negative integers,
+    as Lava's Dense takes them with netx's input_message_bits) through a netx network (or an
+    IntNetwork), batched."""
     net = network if isinstance(network, IntNetwork) else read_netx(network, input_shape)[0]
     n, steps = spikes.shape[:2]
     spikes = spikes.reshape(n, steps, -1)
     if spikes.shape[2] != net.input_size:
         raise UserError(f"inputs have {spikes.shape[2]} channels, the network expects "
                         f"{net.input_size}")
-    if not np.isin(spikes, (0, 1)).all():
-        raise UserError("inputs must be binary spikes (0 or 1); encode them first")
+    graded = not np.isin(spikes, (0, 1)).all()
+    if graded and (spikes.dtype.kind not in "iu" or spikes.min() < 0):
+        raise UserError("inputs must be binary spikes (0 or 1) or graded input events "
+                        "(non-negative integers); encode them first")
     chunks, volts = [], []
     with torch.no_grad():
         for i in tqdm(range(0, n, batch_size), desc="emulator", disable=not progress,
@@ -140,7 +148,7 @@ def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
             chunks.append([w.cpu().numpy() for w in windows])
             volts.append(v.cpu().numpy())
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
-    return SpikeRecord(backend=f"emulator ({device})", inputs=spikes.astype(bool),
+    return SpikeRecord(backend=f"emulator ({device})", inputs=record_inputs(spikes),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
                        info={"batch_size": batch_size, "device": device},
                        readout=np.concatenate(volts) if net.readout else None)

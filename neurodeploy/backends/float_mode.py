@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import UserError
 from neurodeploy.graph import UNITS, lower_nir, read_nir
@@ -71,7 +71,7 @@ def simulate_float(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
     if net.readout:
         readout = layers[-1] * _UNIT
         layers[-1] = np.zeros(readout.shape, bool)
-    return SpikeRecord(backend=BACKEND, inputs=spikes.reshape(n, t, -1).astype(bool),
+    return SpikeRecord(backend=BACKEND, inputs=record_inputs(spikes.reshape(n, t, -1)),
                        layers=[s.astype(bool) if s.dtype != bool else s for s in layers],
                        layer_names=[layer.name for layer in net.layers],
                        info={"device": device, "mode": "training mode (SpikingNet.from_integer)"},

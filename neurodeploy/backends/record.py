@@ -12,12 +12,26 @@ from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path, file_digest
 
 
+def record_inputs(spikes: np.ndarray) -> np.ndarray:
+    """The inputs a record keeps: booleans for binary spikes, int32 values for graded input
+    events (netx's input_message_bits), which differ from spikes in what they carry."""
+    spikes = np.asarray(spikes)
+    if spikes.dtype == bool or np.isin(spikes, (0, 1)).all():
+        return spikes.astype(bool)
+    return spikes.astype(np.int32)
+
+
 def inputs_digest(spikes: np.ndarray, labels: np.ndarray | None = None) -> str:
-    """sha256 of input spikes (as 0/1 bytes, with their shape) and labels: what a record saw."""
+    """sha256 of input spikes (as 0/1 bytes, with their shape; graded input events as their
+    int64 values) and labels: what a record saw."""
     h = hashlib.sha256()
-    spikes = np.ascontiguousarray(np.asarray(spikes) != 0)
+    spikes = np.asarray(spikes)
+    graded = spikes.dtype != bool and not np.isin(spikes, (0, 1)).all()
     h.update(json.dumps(list(spikes.shape)).encode())
-    h.update(np.packbits(spikes, axis=None).tobytes())
+    if graded:
+        h.update(b"graded" + np.ascontiguousarray(spikes, dtype=np.int64).tobytes())
+    else:
+        h.update(np.packbits(np.ascontiguousarray(spikes != 0), axis=None).tobytes())
     if labels is not None:
         h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.int64)).tobytes())
     return h.hexdigest()
@@ -59,7 +73,7 @@ class SpikeRecord:
     """Spikes of every layer at every window timestep, for N samples.
 
     `inputs` is [N, T, n_in] and `layers[i]` is [N, T, n_i], all boolean, in window time
-    (see neurodeploy.neurons.network). Predictions are the argmax of output spike counts,
+    (see neurodeploy.neurons.network); graded input events are int32 (`record_inputs`). Predictions are the argmax of output spike counts,
     ties going to the lowest class index, identically on every backend.
     """
 
@@ -102,7 +116,9 @@ class SpikeRecord:
 
     def save(self, path: str | Path, **extra: np.ndarray) -> None:
         """Bit-packed .npz, written atomically; `extra` arrays (e.g. sample indices) ride along."""
-        arrays = {"inputs": np.packbits(self.inputs, axis=-1)}
+        graded = self.inputs.dtype != bool
+        arrays = {"inputs_graded" if graded else "inputs":
+                  self.inputs.astype(np.int32) if graded else np.packbits(self.inputs, axis=-1)}
         for i, layer in enumerate(self.layers):
             arrays[f"layer{i}"] = np.packbits(layer, axis=-1)
         if self.readout is not None:
@@ -139,14 +155,20 @@ class SpikeRecord:
                         or not all(isinstance(n, str) for n in meta["layer_names"]):
                     raise ValueError("fields widths, layer_names or backend are malformed")
                 unpack = lambda key, w: np.unpackbits(z[key], axis=-1, count=w).astype(bool)  # noqa
-                inputs = unpack("inputs", widths[0])
+                if "inputs_graded" in z.files:          # graded input events, as they were
+                    inputs = z["inputs_graded"]
+                    if inputs.dtype.kind not in "iu" or inputs.shape[-1:] != (widths[0],):
+                        raise ValueError("graded inputs are not integers of the stated width")
+                    inputs = inputs.astype(np.int32)
+                else:
+                    inputs = unpack("inputs", widths[0])
                 layers = [unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
                 readout = z["readout"] if "readout" in z.files else None
                 if readout is not None and (readout.dtype == bool
                                             or not np.issubdtype(readout.dtype, np.integer)):
                     raise ValueError("readout voltages are not integers")
                 readout = None if readout is None else readout.astype(np.int64)
-                extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "readout")
+                extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "inputs_graded", "readout")
                          and not k.startswith("layer")}
                 info = meta["info"]
                 record = cls(meta["backend"], inputs, layers, meta["layer_names"], info, readout)

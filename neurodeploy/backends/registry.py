@@ -28,24 +28,28 @@ class Backend:
     devices: tuple[str, ...]
     about: str                         # one line for --help and the docs
     run: Callable                      # (network, spikes, progress, timeout_s, device,
-                                       #  batch_size, input_shape, dt) -> SpikeRecord
+                                       #  batch_size, input_shape, dt, input_bits)
+                                       #  -> SpikeRecord; input_bits: graded input events
     run_sdnn: Callable | None = None   # (network, net, frames, timeout_s) -> messages per
                                        # layer, for sigma-delta files; None: it runs none
     unavailable: Callable[[], str | None] = lambda: None   # why this machine cannot run it
     phrase: str = ""                   # how a message names it, when more than its name
 
 
-def _torch(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
+def _torch(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
+           input_bits=None):
     net, _ = read_netx(network, input_shape)
     return simulate_torch(net, spikes, device=device, batch_size=batch_size)
 
 
-def _emulator(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
+def _emulator(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
+              input_bits=None):
     return simulate_emulator(network, spikes, batch_size=batch_size, device=device,
                              progress=progress, input_shape=input_shape)
 
 
-def _float(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
+def _float(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
+           input_bits=None):
     return simulate_float_file(network, spikes, device, batch_size, input_shape, dt)
 
 
@@ -59,10 +63,12 @@ def _emulator_sdnn(network, net, frames, timeout_s):
 
 # The Lava backends: imported only when one runs (see the module docstring).
 def _lava(hardware: bool):
-    def run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt):
+    def run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
+            input_bits=None):
         from neurodeploy.backends.lava import simulate_lava
         return simulate_lava(network, spikes, hardware=hardware, progress=progress,
-                             timeout_s=timeout_s, input_shape=input_shape)
+                             timeout_s=timeout_s, input_shape=input_shape,
+                             input_bits=input_bits)
     return run
 
 

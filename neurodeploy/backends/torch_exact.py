@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.neurons import IntNetwork, run_exact
 from neurodeploy.neurons.network import EXACT_BATCH
 
@@ -20,7 +20,7 @@ def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
             chunks.append([s.cpu().numpy() for s in out])
             volts.append(v.cpu().numpy())
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
-    return SpikeRecord(backend=f"torch-exact ({device})", inputs=spikes.astype(bool),
+    return SpikeRecord(backend=f"torch-exact ({device})", inputs=record_inputs(spikes),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
                        info={"device": device},
                        readout=np.concatenate(volts) if net.readout else None)

@@ -1,7 +1,8 @@
 """Inputs from a user's .npz file: `x` and `y`, checked before anything is simulated.
 
 `x` is either analog intensities (N, ...) in [0, 1] (floats, encoded like the network's own
-data) or spike trains (N, T, ...) of 0/1 (bool or integers). `y` holds N integer labels in
+data) or spike trains (N, T, ...) of 0/1 (bool or integers), or, with `input_bits` N, graded
+input events (N, T, ...): integers in 0..2**N - 1 (what netx runs with input_message_bits=N). `y` holds N integer labels in
 [0, classes). Anything else is refused with one line naming the file, the array and the fix:
 a NaN intensity or a label the network cannot output would otherwise give an accuracy that
 looks real.
@@ -15,8 +16,10 @@ import numpy as np
 from neurodeploy.errors import UserError
 
 
-def read_inputs(path: str | Path, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from a .npz; x is float32 intensities or uint8 spike trains [N, T, ...]."""
+def read_inputs(path: str | Path, classes: int | None = None,
+                input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from a .npz; x is float32 intensities, uint8 spike trains [N, T, ...] or, with
+    `input_bits`, int32 graded input events [N, T, ...]."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such input file; expected a .npz with arrays 'x' and 'y'")
@@ -58,8 +61,20 @@ def read_inputs(path: str | Path, classes: int | None = None) -> tuple[np.ndarra
             raise UserError(f"{path}: binary array 'x' of shape {list(x.shape)} needs a time "
                             "axis: spike trains are (N, T, ...)")
         return x.astype(np.uint8), y.astype(np.int64)
-    raise UserError(f"{path}: x must be float intensities (N, ...) in [0, 1] or binary spikes "
-                    f"(N, T, ...); got {x.dtype} {list(x.shape)}")
+    if np.issubdtype(x.dtype, np.integer) and x.ndim >= 3 and input_bits:
+        if x.min() < 0 or x.max() > 2 ** input_bits - 1:
+            bad = int(x.min() if x.min() < 0 else x.max())
+            raise UserError(f"{path}: array 'x' holds the event {bad}, outside the {input_bits}-bit "
+                            f"graded input range 0..{2 ** input_bits - 1}; raise --input-bits or "
+                            "rescale the events")
+        return x.astype(np.int32), y.astype(np.int64)
+    if np.issubdtype(x.dtype, np.integer) and x.ndim >= 3 and x.min() >= 0:
+        raise UserError(f"{path}: array 'x' holds integer events up to {int(x.max())}: graded "
+                        "input spikes; pass --input-bits N (netx's input_message_bits, events in "
+                        "0..2**N - 1) or give binary spikes")
+    raise UserError(f"{path}: x must be float intensities (N, ...) in [0, 1], binary spikes "
+                    f"(N, T, ...) or graded input events (non-negative integers with "
+                    f"--input-bits); got {x.dtype} {list(x.shape)}")
 
 
 # --- a whole dataset in one .npz: the user's own data, first-class like the built-in sets ---

@@ -11,6 +11,11 @@ neurons one step later. A delayed synapse op (netx delay) is one op in the step 
 sent and reaches its neuron d steps later: the delay is held in the dendritic accumulator, not
 paid per op (Lava's DelayDense and Loihi 2 model it so; the per-op prices have no delay term).
 An input layer with neurons counts one op per input spike (its one-to-one synapse).
+Graded input events (netx's input_message_bits) count as spikes do: one op per non-zero
+outgoing weight of each non-zero event, its payload multiplied into the weight in the synapse.
+No per-op figure for graded messages is published (energy-sources.md: Loihi 1's table is for
+binary spikes, and no Loihi 2 per-op table exists), so they are priced at the binary-spike
+figures, an assumption stated in the record (`GRADED_INPUT_NOTE`), as for sigma-delta messages.
 Counts are means per inference over the record's samples, shape [layers, T]; they are all that
 pricing needs, so a report can be repriced without simulating again.
 """
@@ -26,6 +31,10 @@ from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork, activity
 
 KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
+GRADED_INPUT_NOTE = ("graded input events are counted as binary spikes are (one synaptic op per "
+                     "non-zero weight of each non-zero event) and priced at the binary-spike "
+                     "figures: no per-op energy of a graded message is published for Loihi 1 "
+                     "or 2, so this is a proxy")
 
 
 def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False,
@@ -48,7 +57,7 @@ def _totals(inputs: np.ndarray, layers: list[np.ndarray], net: IntNetwork) -> di
     """Exact event totals [layers, T] over these samples (inputs [N, T, in], spikes per layer)."""
     counts = {k: [] for k in KINDS}
     n, steps = inputs.shape[:2]
-    pre = torch.as_tensor(inputs.reshape(n * steps, -1), dtype=torch.float64)
+    pre = torch.as_tensor(np.asarray(inputs).reshape(n * steps, -1) != 0, dtype=torch.float64)
     for layer, post in zip(net.layers, layers):
         # events reaching each neuron: the layer's own synapse op with 0/1 weights (exact in
         # float64), so dense and conv layers are counted by the same rule

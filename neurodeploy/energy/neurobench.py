@@ -5,8 +5,8 @@ Definitions, as neurobench/metrics/ computes them on a torch model run step by s
 - SynapticOperations, per sample (totals over layers and timesteps / samples):
   Effective_ACs: for a layer whose input is binary (spikes), the number of (non-zero input,
   non-zero weight) pairs, i.e. presynaptic spikes x non-zero fan-out; Effective_MACs: the same
-  for a layer whose input is not binary (none here: every layer of ours receives spikes, so it
-  is 0); Dense: the same count with every weight and every input set to one (for a conv layer,
+  for a layer whose input is not binary (here only a first layer fed graded input events,
+  netx's input_message_bits; every other layer of ours receives spikes); Dense: the same count with every weight and every input set to one (for a conv layer,
   the kernel taps that fall inside the unpadded input), whatever the activity.
 - ActivationSparsity: zeros / all outputs of the spiking neuron layers, over layers, timesteps
   and samples (inputs are not activations).
@@ -64,12 +64,13 @@ def neurobench_metrics(record: SpikeRecord, net: IntNetwork, labels: np.ndarray,
     spiking = record.layers[:-1] if net.readout else record.layers
     outputs = sum(s.size for s in spiking)
     weights = sum(layer.weight.size + _recurrent(layer).size for layer in net.layers)
+    graded = float(np.sum(synaptic_ops[0])) if record.inputs.dtype != bool else 0.0
     return {
         "version": VERSION,
         "ClassificationAccuracy": record.accuracy(labels),
         "SynapticOperations": {
-            "Effective_MACs": 0.0,           # every layer's input is binary spikes
-            "Effective_ACs": float(np.sum(synaptic_ops)),
+            "Effective_MACs": graded,        # a first layer fed graded input events
+            "Effective_ACs": float(np.sum(synaptic_ops)) - graded,
             "Dense": float(sum(dense_ops(layer) for layer in net.layers) * record.timesteps)},
         "ActivationSparsity": (float(1 - sum(int(s.sum()) for s in spiking) / outputs)
                                if outputs else 0.0),

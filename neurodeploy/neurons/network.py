@@ -167,26 +167,30 @@ class IntLayer:
                      "binary spikes")
         return ", ".join(parts)
 
-    def input_bound(self, weight: np.ndarray | None = None) -> float:
-        """The largest |synaptic input| binary spikes can give one neuron in one step."""
+    def input_bound(self, weight: np.ndarray | None = None, peak: float = 1) -> float:
+        """The largest |synaptic input| one neuron can get in one step from input events of
+        at most `peak` (1: binary spikes; graded input spikes carry larger integers)."""
         w = np.abs(np.asarray(self.weight if weight is None else weight))
         if self.input_shape:
-            return float(w.max() + (0 if self.bias is None else np.abs(self.bias).max()))
-        return float(w.reshape(len(w), -1).sum(1).max()) if w.size else 0.0
+            return float(w.max() * peak + (0 if self.bias is None else np.abs(self.bias).max()))
+        return float(w.reshape(len(w), -1).sum(1).max()) * peak if w.size else 0.0
 
-    def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
-        """Synaptic input of flat spikes [B, in]: [B, size] float64 holding exact integers
-        (the weights only: no delays, no recurrence, no input layer bias)."""
-        return self._sum(x, weight).to(torch.float64)
+    def synapse(self, x: torch.Tensor, weight: np.ndarray | None = None,
+                peak: float = 1) -> torch.Tensor:
+        """Synaptic input of flat events [B, in] (spikes, or graded input events of at most
+        `peak`): [B, size] float64 holding exact integers (the weights only: no delays, no
+        recurrence, no input layer bias)."""
+        return self._sum(x, weight, peak).to(torch.float64)
 
-    def _sum(self, x: torch.Tensor, weight: np.ndarray | None = None) -> torch.Tensor:
-        """As `synapse`, in float32 when no sum of binary spikes can reach 2**24 (then every
-        partial sum is an exact integer), else in float64 (exact below 2**53)."""
+    def _sum(self, x: torch.Tensor, weight: np.ndarray | None = None,
+             peak: float = 1) -> torch.Tensor:
+        """As `synapse`, in float32 when no sum of events of at most `peak` can reach 2**24
+        (then every partial sum is an exact integer), else in float64 (exact below 2**53)."""
         w = np.asarray(self.weight if weight is None else weight)
         if self.input_shape:
             return x.to(torch.float64) * torch.as_tensor(w, dtype=torch.float64,
                                                          device=x.device)
-        dtype = torch.float32 if self.input_bound(w) < 2 ** 24 else torch.float64
+        dtype = torch.float32 if self.input_bound(w, peak) < 2 ** 24 else torch.float64
         w = torch.as_tensor(w, dtype=dtype, device=x.device)
         x = x.to(dtype)
         if not self.conv:
@@ -202,17 +206,18 @@ class IntLayer:
         bias = torch.as_tensor(self.bias, dtype=torch.int64, device=device)
         return bias.repeat_interleave(self.size // self.weight.shape[0]) if self.conv else bias
 
-    def window_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Feed-forward synaptic input of spikes x [T, B, in] (step-major) in window time:
+    def window_input(self, x: torch.Tensor, peak: float = 1) -> torch.Tensor:
+        """Feed-forward synaptic input of events x [T, B, in] (step-major; spikes, or graded
+        input events of at most `peak`) in window time:
         [T, B, n] exact integers in float32 or float64 (see `_sum`; each delay group's spikes
         shifted by its delay; conv outputs wrapped as Lava does, where they can reach the wrap)."""
         steps, batch = x.shape[:2]
         if self.input_shape and self.bias is not None:     # input current: gain * x + bias
-            return (self._sum(x.reshape(steps, batch, -1))
+            return (self._sum(x.reshape(steps, batch, -1), peak=peak)
                     + torch.as_tensor(self.bias, dtype=torch.float64, device=x.device))
         if self.delay is None:
-            current = self._sum(x.reshape(steps * batch, -1))
-            if self.conv and self.input_bound() >= CONV_WRAP:    # in float64: exact up there
+            current = self._sum(x.reshape(steps * batch, -1), peak=peak)
+            if self.conv and self.input_bound(peak=peak) >= CONV_WRAP:    # in float64: exact up there
                 current = torch.remainder(current.to(torch.float64) + CONV_WRAP,
                                           2 * CONV_WRAP) - CONV_WRAP
             return current.reshape(steps, batch, -1)
@@ -221,7 +226,7 @@ class IntLayer:
             if d >= steps:
                 continue
             part = self._sum(x[:steps - d].reshape(-1, self.in_size),
-                             np.where(self.delay == d, self.weight, 0))
+                             np.where(self.delay == d, self.weight, 0), peak)
             current[d:] += part.reshape(steps - d, batch, -1)
         return current
 
@@ -265,6 +270,8 @@ class IntNetwork:
 
 def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     """Exact integer mode: input spikes [B, T, in] -> per-layer spikes, each [B, T, n] (bool).
+    Input events may be graded (non-negative integers, netx's input_message_bits): the first
+    synapse multiplies each by its weight, as Lava's Dense does with graded spikes.
 
     With `voltage`, also returns the last layer's voltage after every step, [B, T, n] int64
     (Lava's units: the integer voltage << 6), which is the output of a readout layer.
@@ -276,11 +283,13 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     batch, steps = spikes.shape[:2]
     x = spikes.reshape(batch, steps, -1).transpose(0, 1)
     out, volts = [], None
+    peak = float(x.to(torch.float64).abs().max()) if x.numel() and x.dtype != torch.bool else 1.0
     for index, layer in enumerate(net.layers):
-        current = layer.window_input(x).mul_(2 ** STATE_SHIFT)
+        current = layer.window_input(x, max(peak, 1.0)).mul_(2 ** STATE_SHIFT)
         if voltage and index == len(net.layers) - 1:
             volts = torch.empty(current.shape, dtype=torch.int64, device=current.device)
-        x = _run_layer(layer, current, volts)
+        x = _run_layer(layer, current, volts, max(peak, 1.0))
+        peak = 1.0
         out.append(x.transpose(0, 1).bool())
     return (out, None if volts is None else volts.transpose(0, 1)) if voltage else out
 
@@ -293,7 +302,8 @@ def _odd_part(decay) -> int:
     return max((k // (k & -k) if k else 1) for k in (DECAY_UNITY - int(d) for d in values))
 
 
-def _state_plan(layer: IntLayer, steps: int, bias_peak: float) -> tuple[torch.dtype, bool, bool]:
+def _state_plan(layer: IntLayer, steps: int, bias_peak: float,
+                input_peak: float = 1) -> tuple[torch.dtype, bool, bool]:
     """How `_run_layer` may hold this layer's state exactly: (dtype, may_wrap, may_saturate).
 
     Geometric bounds of the current and voltage over `steps` (inputs at their largest every
@@ -302,8 +312,8 @@ def _state_plan(layer: IntLayer, steps: int, bias_peak: float) -> tuple[torch.dt
     the state is float32 (half the memory traffic of float64), else float64 (exact below
     2**53: |x| < 2**24 times kept <= 4096 is within 37 bits)."""
     p = layer.params
-    peak = (min(layer.input_bound(), CONV_WRAP) if layer.conv else layer.input_bound()) \
-        * 2 ** STATE_SHIFT
+    bound = layer.input_bound(peak=input_peak)
+    peak = (min(bound, CONV_WRAP) if layer.conv else bound) * 2 ** STATE_SHIFT
     if layer.recurrent is not None:
         peak += float(np.abs(layer.recurrent).sum(1).max()) * 2 ** STATE_SHIFT
     i_decay = min(p.i_decay) if isinstance(p.i_decay, tuple) else p.i_decay
@@ -317,8 +327,8 @@ def _state_plan(layer: IntLayer, steps: int, bias_peak: float) -> tuple[torch.dt
     return (torch.float32 if narrow else torch.float64), may_wrap, may_saturate
 
 
-def _run_layer(layer: IntLayer, current: torch.Tensor,
-               volts: torch.Tensor | None = None) -> torch.Tensor:
+def _run_layer(layer: IntLayer, current: torch.Tensor, volts: torch.Tensor | None = None,
+               input_peak: float = 1) -> torch.Tensor:
     """One layer's neurons over T steps of input current [T, B, n] (<< 6 already): spikes
     [T, B, n] as 0/1 in the state's type; the voltage after each step into `volts` if given.
 
@@ -331,7 +341,7 @@ def _run_layer(layer: IntLayer, current: torch.Tensor,
     bias = layer.neuron_bias(current.device)
     bias = bias.to(torch.float64) * 2 ** STATE_SHIFT if torch.is_tensor(bias) else None
     dtype, may_wrap, may_saturate = _state_plan(
-        layer, steps, 0.0 if bias is None else float(bias.abs().max()))
+        layer, steps, 0.0 if bias is None else float(bias.abs().max()), input_peak)
     bias = None if bias is None else bias.to(dtype)
     current = current.to(dtype)
     rec = None if layer.recurrent is None else torch.as_tensor(

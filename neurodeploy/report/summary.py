@@ -18,7 +18,7 @@ from neurodeploy.backends.float_mode import simulate_float
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
-from neurodeploy.energy.counting import count_messages
+from neurodeploy.energy.counting import GRADED_INPUT_NOTE, count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
 from neurodeploy.energy.report_file import network_digest, read_report
@@ -90,7 +90,10 @@ def _sections(net, counts: dict, record, accuracy_by_t, preset: Preset,
         "accuracy_by_timestep": accuracy_by_t,
         "layers": layers,
         "counts": {"layers": record.layer_names, "counted_from": record.backend,
-                   **{k: v.tolist() for k, v in counts.items()}},
+                   **{k: v.tolist() for k, v in counts.items()},
+                   **({"graded_inputs": GRADED_INPUT_NOTE}
+                      if isinstance(record, SpikeRecord) and record.inputs.dtype != bool
+                      else {})},
         "ann_baselines": (
             ann_baselines("student architecture as", [
                 {"macs": r["macs"], "weights": r["synapses"], "inputs": r["inputs"],
