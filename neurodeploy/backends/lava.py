@@ -8,12 +8,12 @@ source sends row t-1 at step t; each Dense delays by one). A run therefore takes
 (L = number of layers: the pipeline drains at the end) and the backend maps chip time back to
 window time. Spikes enter and leave through memmap-backed processes (see lavaproc/).
 
-Lava is given a canonical copy of the file, not the file: the network our reader read, written
-by our own writer (`lava_file`). The reader accepts encodings that mean the same network
-(whole-number floats, a per-layer value repeated per neuron, one value for [H, W] padding) and
-that the exact mode and the emulator read so; lava-dl 0.6.0's netx hands them to Lava as they
-are, where they make workers die (a float decay in LIF's right shift) or netx raise. One reading
-for every backend, instead of a list of what netx cannot build that could never be complete.
+Lava reads the user's file whenever lava-dl can read it as it is: Lava is the referee of our
+reader, so a misreading must meet lava-dl's own reading of the same bytes. Only where our reader
+normalised an encoding that lava-dl 0.6.0 cannot build (whole-number floats, a per-layer value
+repeated per neuron, one value for [H, W] padding: a float decay in LIF's right shift makes a
+worker die, others make netx raise) does Lava get a canonical copy, the network our reader read
+written by our own writer (`lava_file`, `lava_reads`); the record's info says which ran.
 A watchdog (watchdog.py) ends a run whose worker dies or that stops making progress.
 """
 from __future__ import annotations
@@ -22,10 +22,11 @@ import bisect
 import importlib.util
 from pathlib import Path
 
+import h5py
 import numpy as np
 from tqdm import tqdm
 
-from neurodeploy.backends.record import SpikeRecord, record_inputs
+from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.watchdog import LavaTimeout, Watchdog, lava_names
 from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
@@ -34,7 +35,7 @@ from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.metadata import RESET_OFFSET     # also in every manifest's `execution`
 from neurodeploy.neurons import IntNetwork
 
-__all__ = ["LavaTimeout", "lava_file", "simulate_lava"]
+__all__ = ["LavaTimeout", "lava_file", "lava_reads", "simulate_lava"]
 
 
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
@@ -65,8 +66,54 @@ def lava_file(net: IntNetwork, metadata: dict, source: Path, folder: Path) -> Pa
     return path
 
 
-def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path,
-                      dtype: str = "uint8"):
+# What netx 0.6.0 reads of a layer besides weights, biases and delays (it rounds and expands
+# those itself, and lava-dl's own files store them as floats): an encoding of these that our
+# reader had to normalise is one that netx hands on to Lava as it is.
+NETX_READS = ("type", "shape", "stride", "padding", "dilation", "groups",
+              "neuron/iDecay", "neuron/vDecay", "neuron/vThMant", "neuron/sigma_output")
+
+
+def lava_reads(original: Path, copy: Path) -> tuple[Path, str]:
+    """The file Lava is given, `original` or its canonical `copy`, and why, for the record.
+
+    The original, unless a field netx reads, present in the copy, is stored in the original in
+    another shape (a dense layer's shape excepted: netx takes its product), or not as an integer
+    where the copy holds one, or an input layer's gain or bias is not one value. Values are not
+    compared: where they differ, our reader misread the file, and Lava reading the original is
+    what shows it. Layers pair up in order, after the input layer our writer adds where netx
+    infers the input; a layer without neuron is netx's default integrator, as in lava-dl's own
+    files."""
+    def kind(g):
+        return np.asarray(g["type"][()]).ravel()[0]
+
+    def why() -> str | None:
+        with h5py.File(original, "r") as f, h5py.File(copy, "r") as c:
+            mine = [f["layer"][str(i)] for i in range(len(f["layer"]))]
+            ours = [c["layer"][str(i)] for i in range(len(c["layer"]))]
+            if len(ours) == len(mine) + 1 and kind(ours[0]) == b"input" != kind(mine[0]):
+                ours = ours[1:]
+            if [kind(g) for g in mine] != [kind(g) for g in ours]:
+                return "the layers are of other types or in another order"
+            for i, (a, b) in enumerate(zip(mine, ours)):
+                keys = [k for k in NETX_READS if k in b and not (k.startswith("neuron/")
+                                                                  and "neuron" not in a)]
+                for key in keys:
+                    x, y = a.get(key), b[key]
+                    dense = key == "shape" and kind(a) in (b"dense", b"dense_rec")
+                    if not isinstance(x, h5py.Dataset) or x.shape != y.shape and not dense or \
+                            y.dtype.kind in "iu" and x.dtype.kind not in "iu":
+                        return f"layer {i} {key} stored as " + (
+                            f"{x.dtype} {list(x.shape)}" if isinstance(x, h5py.Dataset)
+                            else "missing")
+                if kind(a) == b"input" and any(a[k].size != 1 for k in ("weight", "bias")
+                                                if k in a):
+                    return f"layer {i} weight or bias holds more than one value"
+        return None
+    reason = why()
+    return (copy, f"canonical copy (normalised: {reason})") if reason else (original, "original")
+
+
+def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path):
     """Feed an `input` layer with neurons as netx means to but does not: lava-dl 0.6.0 reads
     its `weight` (default 64) and `bias` into an unused `transform` and leaves the block's
     `inp` port unconnected, so its neuron would never receive anything. The source drives the
@@ -76,7 +123,7 @@ def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path,
     neuron = net.in_layer.neuron
     shape = tuple(neuron.a_in.shape)
     source = source_cls(path=str(src_path), steps=steps, shape=shape, gain=spec.weight,
-                        offset=spec.bias, clock=str(clock), dtype=dtype)
+                        offset=spec.bias, clock=str(clock))
     source.s_out.connect(neuron.a_in)
     return source
 
@@ -103,13 +150,8 @@ def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
                   chunk_steps: int = 2048, progress: bool = True,
                   timeout_s: float | None = None,
-                  input_shape: tuple[int, ...] | None = None,
-                  input_bits: int | None = None) -> SpikeRecord:
+                  input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
     """Stream input spikes [N, T, n_in] through the netx network on Lava.
-
-    `input_bits` N: the inputs are graded input events of N bits, handed to netx as
-    `Network(..., input_message_bits=N)`, so the first Dense multiplies each event by its
-    weight (with 0, netx's default, Lava's Dense reads every event as a 1-bit spike).
 
     `timeout_s` bounds the run at any moment: past it the runtime is torn down and
     `LavaTimeout` is raised; a dead worker or a stuck run ends the same way (watchdog.py).
@@ -125,10 +167,6 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     n, t = spikes.shape[:2]
     spikes = spikes.reshape(n, t, -1)
     width = spikes.shape[2]
-    if not input_bits and not np.isin(spikes, (0, 1)).all():
-        raise UserError(f"{netx_path}: the inputs hold graded events (values above 1), which "
-                        "Lava's Dense reads as 1-bit spikes unless netx is told their width: "
-                        "pass input_bits (--input-bits N)")
     if width != net_spec.input_size:
         raise UserError(f"{netx_path}: inputs have {width} channels, the network expects "
                         f"{net_spec.input_size}")
@@ -136,25 +174,24 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     steps = n * t + depth
     with run_tempdir("neurodeploy-lava-") as tmp:     # removed by the next run after kill -9
         src_path = Path(tmp) / "input.u8"
-        dtype = "int32" if input_bits else "uint8"           # graded events travel as int32
-        rows = np.memmap(src_path, dtype=dtype, mode="w+", shape=(steps, width))
+        rows = np.memmap(src_path, dtype=np.uint8, mode="w+", shape=(steps, width))
         lead = 1 if net_spec.layers[0].input_shape else 0   # see _wire_input_layer
         rows[lead: lead + n * t] = spikes.reshape(n * t, width)
         rows.flush()
         del rows
-        canonical = lava_file(net_spec, metadata, Path(netx_path), Path(tmp))
-        net = lava.netx.hdf5.Network(net_config=str(canonical), reset_interval=t,
+        given, read = lava_reads(Path(netx_path),
+                                 lava_file(net_spec, metadata, Path(netx_path), Path(tmp)))
+        net = lava.netx.hdf5.Network(net_config=str(given), reset_interval=t,
                                      reset_offset=RESET_OFFSET,
-                                     input_message_bits=input_bits or 0,
                                      input_shape=tuple(net_spec.input_shape[::-1])
                                      if len(net_spec.input_shape) == 3 else None)
         clock = Path(tmp) / "clock.i64"
         if lead:
             source = _wire_input_layer(net, net_spec.layers[0], src_path, steps,
-                                       MemmapSpikeSource, clock, dtype)
+                                       MemmapSpikeSource, clock)
         else:
             source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape,
-                                       clock=str(clock), dtype=dtype)
+                                       clock=str(clock))
             source.s_out.connect(net.inp)
         clears = _buffer_clears(net, net_spec, n, t)
         stops = sorted(clears)
@@ -206,9 +243,8 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             readout = np.array(volts[start:start + n * t]).reshape(n, t, size).astype(np.int64)
             del volts
     return SpikeRecord(backend="loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)",
-                       inputs=record_inputs(spikes), layers=layers,
+                       inputs=spikes.astype(bool), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],
                        info={"chip_steps": steps, "reset_interval": t,
-                             "reset_offset": RESET_OFFSET,
-                             **({"input_message_bits": input_bits} if input_bits else {})},
+                             "reset_offset": RESET_OFFSET, "lava_read": read},
                        readout=readout)

@@ -9,10 +9,10 @@ port to its Delta neuron, so the source drives the neuron's `a_in` directly. Eac
 synapse delays by one step, so layer l's messages for input step j leave at chip step j + 1 + l
 (the source sends row j at chip step j + 1); the run lasts N*T + L - 1 steps and the record is
 mapped back to window time. Messages are read from Lava's RingBuffer sinks (Var.get moves one
-element per message, ~34 us: fine for tests, slow for large networks). netx is given a
-canonical copy written by `write_sdnn`, for the reason given in lava.py. Inputs enter through
-our memmap source, whose clock lets the watchdog (watchdog.py) end a run whose worker dies or
-that stalls, and bound it by `timeout_s` at any moment.
+element per message, ~34 us: fine for tests, slow for large networks). netx reads the file
+itself, or a canonical copy written by `write_sdnn` where lava.lava_reads finds it must (see
+lava.py). Inputs enter through our memmap source, whose clock lets the watchdog (watchdog.py)
+end a run whose worker dies or that stalls, and bound it by `timeout_s` at any moment.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from neurodeploy.backends.lava import lava_reads
 from neurodeploy.backends.record import SDNNRecord
 from neurodeploy.backends.watchdog import Watchdog, lava_names
 from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
@@ -76,7 +77,8 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
         canonical = Path(tmp) / "network.net"     # what read_sdnn read: see lava.lava_file
         write_sdnn(net_spec, canonical, {"canonical_copy_of": {
             "file": str(netx_path), "sha256": file_digest(netx_path)}})
-        net = lava.netx.hdf5.Network(net_config=str(canonical))
+        given, read = lava_reads(Path(netx_path), canonical)
+        net = lava.netx.hdf5.Network(net_config=str(given))
         neuron = net.layers[0].neuron
         source = MemmapSpikeSource(path=str(src_path), steps=steps, dtype="int32",
                                    shape=tuple(neuron.a_in.shape), clock=str(clock))
@@ -104,7 +106,7 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
         layers.append(msgs[i:i + n * t].reshape(n, t, spec.size))
     return SDNNRecord(backend=BACKEND, inputs=inputs, layers=layers,
                       layer_names=[layer.name for layer in net_spec.layers],
-                      info={"chip_steps": steps, "stream": True,
+                      info={"chip_steps": steps, "stream": True, "lava_read": read,
                             "note": "samples stream back to back; SDNN state is not reset"})
 
 
