@@ -1,6 +1,7 @@
 # Two commands for a fresh machine with Python 3.10+ and the package registries:
 #   make demo   set everything up, then run the default recipe end to end
 #   make test   set everything up, then run the test suite
+#   make docs   build the manual (docs/) into site/; it opens offline: site/index.html
 PYTHON ?= python3
 VENV   ?= .venv
 # torch, installed first so that nothing installed later replaces it. torch==2.13.0 is the
@@ -14,7 +15,7 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-.PHONY: setup data demo test clean
+.PHONY: setup data demo test docs clean
 
 setup: $(VENV)/.installed
 
@@ -30,7 +31,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# norse, snntorch (NIR interop) and neurobench (cross-check of our counts) declare
 	# torchvision or old pins they do not need here: install them without their metadata deps.
 	$(BIN)/pip install -q --no-deps norse==1.1.0 snntorch==1.0.0 neurobench==2.3.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,docs]'
 	touch $@
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package. Installed when we are root
@@ -48,5 +49,9 @@ test: setup data
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# The manual: --strict makes a warning (a broken link or anchor) an error, as in the tests.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

@@ -1,7 +1,12 @@
-"""Regenerate the README's results tables from benchmarks/results/*.json."""
+"""Regenerate the results tables of the README and the manual from benchmarks/results/*.json.
+
+Each table lives between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in whichever page holds
+those markers (README.md, docs/**/*.md); NAME is the results file's stem, except `headline`
+(README.md's one table, from several files)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -480,26 +485,87 @@ def tune_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name, render in (("digits", digits_table), ("energy", energy_table),
-                         ("backends", backends_table), ("distill_fmnist", distill_fmnist_table),
-                         ("kill9", kill9_table), ("fuzz", fuzz_table),
-                         ("interop_recurrent", interop_recurrent_table),
-                         ("distill_fmnist_quick", distill_sweep_table),
-                         ("distill_fmnist_quick_wide", distill_sweep_table),
-                         ("distill_fmnist_sweep", distill_sweep_table),
-                         ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
-                         ("nir_corpus", nir_corpus_table), ("tune", tune_table),
-                         ("demo_summary", demo_summary_block)):
-        path = ROOT / "benchmarks" / "results" / f"{name}.json"
-        if not path.exists():
-            continue
-        table = render(json.loads(path.read_text()))
+def headline_table(results: dict[str, dict]) -> str:
+    """README's one table: exact parity, speed against Lava, energy against silicon."""
+    d, b, n, s = (results[k] for k in ("digits", "backends", "netx_corpus", "silicon"))
+    runs = d["runs"]
+    deployed = [r for r in n["rows"] if r["status"] == "deployed"]
+    exact = [r for r in deployed if not any(r["mismatches"].values())]
+    rows = ["| what | measured | where |", "|---|---|---|",
+            f"| spike mismatches, exact mode vs Lava, digits student | "
+            f"{', '.join(str(r['spike_mismatches']) for r in runs)} (seeds "
+            f"{', '.join(str(r['seed']) for r in runs)}, {runs[0]['samples']} test samples "
+            f"each, every layer and step) | [digits](RESULTS_PAGE#digits-accuracy-parity-speed) |",
+            f"| trained netx files published by lava-dl and its users that run with 0 "
+            f"mismatches on every backend | {len(exact)} of {len(n['rows'])} | "
+            "[lava-dl networks](RESULTS_PAGE#lava-dls-own-trained-networks) |"]
+    for c in b["spike_mismatches"]:
+        net = c["network"]
+        rows.append(f"| {net}: samples/s of the exact mode (best batch) / the emulator "
+                    f"(batch 1000) over Lava's; spike mismatches with Lava on {c['samples']} "
+                    f"samples: {c['lava_vs_torch']} | "
+                    f"{_over_lava(b['rows'], net):,.0f}x / "
+                    f"{b['emulator_batch1000_over_lava'][net]:,.0f}x | "
+                    "[backends](RESULTS_PAGE#backends-side-by-side) |")
+    m = s["measured"]
+    for r in s["rows"]:
+        if r["preset"] == "loihi2-proxy" and r["mapping"] == "compiler":
+            rows.append(f"| lava-dl's PilotNet LIF on Loihi 2 silicon: predicted / measured "
+                        f"(loihi2-proxy, compiler mapping) | dynamic energy "
+                        f"{r['dynamic_mj'] / m['dynamic_mj']:.2f}x, total energy "
+                        f"{r['total_mj'] / m['total_mj']:.2f}x, time per step "
+                        f"{r['step_us'] / m['step_us']:.2f}x | "
+                        "[silicon](RESULTS_PAGE#the-energy-estimate-against-loihi-2-silicon) |")
+    return "\n".join(rows)
+
+
+RENDERERS = (("digits", digits_table), ("energy", energy_table),
+             ("backends", backends_table), ("distill_fmnist", distill_fmnist_table),
+             ("kill9", kill9_table), ("fuzz", fuzz_table),
+             ("interop_recurrent", interop_recurrent_table),
+             ("distill_fmnist_quick", distill_sweep_table),
+             ("distill_fmnist_quick_wide", distill_sweep_table),
+             ("distill_fmnist_sweep", distill_sweep_table),
+             ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
+             ("nir_corpus", nir_corpus_table), ("tune", tune_table),
+             ("demo_summary", demo_summary_block))
+HEADLINE = ("digits", "backends", "netx_corpus", "silicon")
+
+
+def pages() -> list[Path]:
+    """Every page a table can live in."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def render_all() -> dict[str, str]:
+    """Every table, by marker name, from the results files that exist."""
+    results = ROOT / "benchmarks" / "results"
+    tables = {name: render(json.loads((results / f"{name}.json").read_text()))
+              for name, render in RENDERERS if (results / f"{name}.json").exists()}
+    if all((results / f"{name}.json").exists() for name in HEADLINE):
+        tables["headline"] = headline_table(
+            {name: json.loads((results / f"{name}.json").read_text()) for name in HEADLINE})
+    return tables
+
+
+def fill(text: str, tables: dict[str, str], page: Path = ROOT / "README.md") -> str:
+    """text with every table whose markers it holds filled in; links to the results page
+    (RESULTS_PAGE) made relative to page."""
+    results = os.path.relpath(ROOT / "docs" / "results.md", page.parent)
+    for name, table in tables.items():
+        table = table.replace("RESULTS_PAGE#", f"{results}#")
         text = re.sub(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)",
                       lambda m: m.group(1) + table + "\n" + m.group(2), text, flags=re.S)
-    readme.write_text(text)
+    return text
+
+
+def main() -> None:
+    tables = render_all()
+    for page in pages():
+        text = page.read_text()
+        filled = fill(text, tables, page)
+        if filled != text:
+            page.write_text(filled)
 
 
 if __name__ == "__main__":
