@@ -86,6 +86,7 @@ def run(network: str | Path, frames, backends: list[str], preset: str | None = N
                                  repr(x.shape).encode()
                                  + np.ascontiguousarray(x, dtype=np.int64).tobytes()).hexdigest(),
                              "backends": list(backends), "timesteps": steps, "samples": len(x)},
+              "warnings": list(net.notes),
               "activity": activity(net, first),
               "messages_per_layer": {layer.name: int(np.count_nonzero(m))
                                      for layer, m in zip(net.layers, first)}}
@@ -106,4 +107,5 @@ def inspect(path: str | Path) -> dict:
     """What a sigma-delta file holds: each layer as `describe` gives it, the Loihi 2 estimate."""
     net = read_sdnn(path)
     return {"file": str(Path(path)), "kind": "sigma-delta", "layers": describe(net),
+            "warnings": list(net.notes),
             "loihi2": resource_estimate(layer_table(net))}

@@ -12,6 +12,7 @@ trunc(u * (4096 - d) / 4096) is Lava's rounding toward zero, bit for bit).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,9 @@ def simulate_emulator_sdnn(network: str | Path, inputs: np.ndarray) -> SDNNRecor
     """Stream integer inputs [N, T, ...] through a sigma-delta netx file as Lava does: every
     layer steps from chip step 1, each synapse delays by one step (so deeper layers run, and
     biased neurons send, before the input reaches them), no state is reset. The second,
-    chip-time opinion beside the exact mode's window-time `run_chip`."""
+    chip-time opinion beside the exact mode's window-time `run_chip`. A delayed synapse
+    (netx `delay`, Lava's DelayDense) holds each message in a buffer column per step of delay,
+    as DelayDense's a_buff does."""
     net = read_sdnn(network)
     inputs = np.asarray(inputs)
     n, t = inputs.shape[:2]
@@ -191,15 +194,29 @@ def simulate_emulator_sdnn(network: str | Path, inputs: np.ndarray) -> SDNNRecor
             for layer in net.layers]
     sent = list(zeros)
     chip = [np.zeros((steps, layer.size), dtype=np.int64) for layer in net.layers]
+    # per delayed layer: (delay, synapse of that delay) and arrivals still due, by steps ahead
+    groups = [[(int(d), dataclasses.replace(layer, delay=None, weight=np.where(
+                  layer.delay == d, layer.weight, 0)))
+               for d in np.unique(layer.delay)] if layer.delay is not None else None
+              for layer in net.layers]
+    due = [np.zeros((1 + int(layer.delay.max()), layer.size), dtype=np.int64)
+           if layer.delay is not None else None for layer in net.layers]
     with np.errstate(over="ignore"):
         for c in range(steps):                       # chip step c + 1
             now = []
             for i, layer in enumerate(net.layers):
                 if i == 0:
                     a_in = rows[c] if c < n * t else zeros[0]
-                else:                                # what the layer below sent last step
+                elif groups[i] is None:              # what the layer below sent last step
                     a_in = layer.synapse(torch.as_tensor(sent[i - 1][None].astype(np.int64))
                                          )[0].numpy().astype(np.int32)
+                else:                                # ... d steps later through delay d
+                    msg = torch.as_tensor(sent[i - 1][None].astype(np.int64))
+                    for d, part in groups[i]:
+                        due[i][d] += part.synapse(msg)[0].numpy()
+                    a_in = due[i][0].astype(np.int32)
+                    due[i] = np.roll(due[i], -1, axis=0)
+                    due[i][-1] = 0
                 now.append(_sd_neuron(layer, a_in, state[i], bias[i]))
                 chip[i][c] = now[-1]
             sent = now

@@ -95,8 +95,9 @@ def count_messages(net: SDNetwork, inputs: np.ndarray, messages: list) -> dict[s
     """Sigma-delta events per inference [layers, T] (means over the N samples of messages
     [N, T, n] per layer): a non-zero graded message counts as a spike out and, per non-zero
     outgoing weight, a synaptic op (priced at the binary-spike figures: see
-    sigma_delta.activity); a neuron is active in a step where a non-zero message reached it
-    (the delta input layer: where its input value is non-zero), inactive otherwise."""
+    sigma_delta.activity); a neuron is active in a step where a non-zero message reached it,
+    after its synaptic delay (the delta input layer: where its input value is non-zero),
+    inactive otherwise."""
     n = len(inputs)
     act = activity(net, messages)
     active = []
@@ -107,8 +108,8 @@ def count_messages(net: SDNetwork, inputs: np.ndarray, messages: list) -> dict[s
             nonzero = torch.as_tensor(np.asarray(messages[i - 1]) != 0, dtype=torch.int64)
             ones = replace(layer, weight=(np.asarray(layer.weight) != 0).astype(np.int64),
                            bias=None)
-            flat = nonzero.reshape(-1, nonzero.shape[-1])
-            reached = (ones.synapse(flat) > 0).reshape(n, -1, layer.size).numpy()
+            stream = nonzero.reshape(1, -1, nonzero.shape[-1])   # delays cross samples
+            reached = (ones.drive(stream) > 0).reshape(n, -1, layer.size).numpy()
         active.append(reached.sum(axis=(0, 2)))
     active = np.asarray(active, dtype=np.float64)
     sizes = np.asarray(net.sizes, dtype=np.float64)[:, None]

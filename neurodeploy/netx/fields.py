@@ -154,3 +154,33 @@ def weight(g, where: str, rows: int | None, lo: int, hi: int, fix: str = REEXPOR
     if rows is not None and w.ndim == 1 and w.size % rows == 0:
         w = w.reshape(rows, -1)
     return w
+
+
+def netx_delays(value, dims: tuple, where: str, limit: int,
+                fix: str = REEXPORT) -> tuple[np.ndarray, str | None]:
+    """A dense layer's `delay` as netx 0.6.0's create_dense builds it: floats floored (its
+    astype(int) of lava-dl's floored delays), values beyond `limit` (62) clamped to it, then one
+    value for all, one per output neuron (checked first, as netx does), one per input, or the
+    full (out, in) matrix. Returns the matrix and, when netx would clamp, what it clamped."""
+    d = np.asarray(value)
+    if d.dtype.kind == "f" and np.isfinite(d).all():
+        d = np.floor(d)
+    d = ints(d, where, "delay", 0, 2 ** 31 - 1, fix)
+    clamped = None
+    if d.size and d.max() > limit:
+        over = d[d > limit]
+        span = f"{over.min()}" if over.min() == over.max() else f"{over.min()}-{over.max()}"
+        clamped = (f"{over.size} delay{'s' if over.size > 1 else ''} of {span} clamped to "
+                   f"{limit}, as netx does")
+        d = np.minimum(d, limit)
+    out, inp = dims
+    if d.size == 1:
+        return np.full(dims, int(d.reshape(-1)[0]), dtype=np.int64), clamped
+    if d.ndim == 1 and d.size == out:
+        return np.repeat(d.reshape(-1, 1), inp, axis=1), clamped
+    if d.ndim == 1 and d.size == inp:
+        return np.repeat(d.reshape(1, -1), out, axis=0), clamped
+    if d.shape == tuple(dims):
+        return d, clamped
+    raise UserError(f"{where}: 'delay' has shape {list(d.shape)}; netx takes one value, one per "
+                    f"output ({out}), one per input ({inp}) or ({out}, {inp}); {fix}")

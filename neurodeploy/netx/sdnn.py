@@ -3,7 +3,10 @@
 What lava-dl 0.6.0's `netx.hdf5.Network` builds from such a file (and so what we model):
 layer 0 'input' with an SDNN neuron -> Lava `Delta`; 'dense'/'conv' with an SDNN neuron ->
 `SigmaDelta` (ReLU, bias << 12), or `Sigma` when 'neuron/sigma_output' is present (netx tests
-presence, not value); 'flatten' between conv and dense. netx passes vth = vThMant,
+presence, not value); 'flatten' between conv and dense. A dense layer's 'delay' (per neuron,
+per input or per synapse: IntelLabs' N-DNS baseline has per-neuron axonal delays) makes its
+synapse a DelayDense; netx clamps delays beyond 62 to 62 with a warning, and so does the
+reader, saying so in `SDNetwork.notes` (inspect and every record show it). netx passes vth = vThMant,
 spike_exp = state_exp = 6 and never cum_error, and reads 'messageBits' (default 16) only to
 make messages graded. Anything netx would ignore or model differently is refused here with
 one line naming the file, the layer, the field and the fix. `write_sdnn` writes what the reader
@@ -22,12 +25,14 @@ from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path
 from neurodeploy.netx.fields import read, shape, text, unknown
 from neurodeploy.neurons.cuba import THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
+from neurodeploy.neurons.network import MAX_DELAY
 from neurodeploy.neurons.sigma_delta import ACTIVATIONS, MESSAGE_BITS, SDLayer, SDNetwork
 
 FIX = "re-export it with lava-dl's slayer (block.export_hdf5)"
 SPIKE_EXP = STATE_EXP = 6       # netx.hdf5.Network's defaults, which it passes to every neuron
 LAYER_KEYS = {"input": {"type", "shape", "neuron"},
-              "dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures"},
+              "dense": {"type", "shape", "weight", "bias", "neuron", "inFeatures", "outFeatures",
+                        "delay"},
               "conv": {"type", "shape", "weight", "bias", "neuron", "stride", "padding",
                        "dilation", "groups", "inChannels", "outChannels", "kernelSize"}}
 NEURON_KEYS = {"type", "activation", "vThMant", "sigma_output", "messageBits"}
@@ -105,10 +110,13 @@ def _neuron_fields(n: h5py.Group, kind: str, where: str) -> dict:
     return fields
 
 
-def _layer(g, kind: str, in_shape, index: int, where: str) -> SDLayer:
+def _layer(g, kind: str, in_shape, index: int, where: str, notes: list) -> SDLayer:
     if kind == "input" and (key := next((k for k in ("weight", "bias") if k in g), None)):
         raise UserError(f"{where}: '{key}' on the input layer: netx's Input block drops it, so "
                         "Lava would not apply it; scale or shift the inputs instead and remove it")
+    if kind == "conv" and "delay" in g:
+        raise UserError(f"{where}: netx 0.6.0 ignores a conv layer's 'delay' (Lava would run the "
+                        "layer without it): retrain without delays or remove the dataset")
     unknown(g, LAYER_KEYS[kind], where)
     n = _neuron(g, where)
     declared = shape(g, where, FIX)
@@ -140,10 +148,16 @@ def _layer(g, kind: str, in_shape, index: int, where: str) -> SDLayer:
         if bias.size != weight.shape[0]:
             raise UserError(f"{where}: 'bias' has {bias.size} values for {weight.shape[0]} "
                             f"{'channels' if conv else 'neurons'}; {FIX}")
+    delay = None
+    if "delay" in g:
+        delay, clamped = fields.netx_delays(read(g, "delay", where, FIX), weight.shape, where,
+                                            MAX_DELAY, FIX)
+        if clamped:
+            notes.append(f"{where.split(': ')[-1]}: {clamped}")
     name = f"{'conv' if conv else 'fc'}{index}"
     try:
         return SDLayer(kind=neuron_kind, shape=declared, weight=weight, bias=bias, conv=conv,
-                       name=name, **_neuron_fields(n, neuron_kind, where))
+                       name=name, delay=delay, **_neuron_fields(n, neuron_kind, where))
     except ValueError as e:
         raise UserError(f"{where}: {e}; {FIX}") from None
 
@@ -152,6 +166,7 @@ def read_sdnn(path: str | Path) -> SDNetwork:
     """Read a netx SDNN file; every malformed file raises a one-line `UserError`."""
     path = Path(path)
     layers: list[SDLayer] = []
+    notes: list[str] = []
     with fields.open_layers(path, FIX) as (_, groups):
         dims = None
         for i in range(len(groups)):
@@ -170,12 +185,13 @@ def read_sdnn(path: str | Path) -> SDNetwork:
             if kind == "dense" and len(dims) == 3:
                 raise UserError(f"{where}: a dense layer after a [C, H, W] shape needs a "
                                 f"'flatten' layer before it; {FIX}")
-            layers.append(_layer(g, kind, dims, len(layers), where))
+            layers.append(_layer(g, kind, dims, len(layers), where, notes))
             dims = tuple(layers[-1].shape)
     if len(layers) < 2:
         raise UserError(f"{path}: the network has no dense or conv layer after its input; {FIX}")
     try:
-        return SDNetwork(input_shape=tuple(layers[0].shape), layers=tuple(layers))
+        return SDNetwork(input_shape=tuple(layers[0].shape), layers=tuple(layers),
+                         notes=tuple(notes))
     except ValueError as e:
         raise UserError(f"{path}: {e}; {FIX}") from None
 
@@ -208,6 +224,8 @@ def write_sdnn(net: SDNetwork, path: str | Path, metadata: dict | None = None) -
                 g.create_dataset("weight", data=np.asarray(layer.weight).astype(np.int32))
             if layer.bias is not None:
                 g.create_dataset("bias", data=np.asarray(layer.bias).astype(np.int32))
+            if layer.delay is not None:           # clamped already: netx warns no more
+                g.create_dataset("delay", data=np.asarray(layer.delay).astype(np.int32))
             if layer.conv is not None:
                 for key in ("stride", "padding", "dilation"):
                     g.create_dataset(key, data=np.array(getattr(layer.conv, key)))

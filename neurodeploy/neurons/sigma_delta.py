@@ -13,6 +13,8 @@ then the change itself. `run_exact` follows Lava's fixed-point models bit for bi
                   residue = d - s;  act = a;  message = s >> state_exp   (floor)
     sigma:        sigma += a_in;  message = sigma
     synapse:      a_in = W @ message (Dense, exact); Conv output wraps to signed 24 bits
+    delays:       a dense synapse with netx's `delay` (Lava's DelayDense) adds each message
+                  of a synapse with delay d to its neuron d steps later (0..62 steps)
 
 Lava keeps these states in int32 NumPy arrays, so every state and message wraps at 32 bits
 (`_wrap32`) as NumPy does. Time follows the project's window convention (see
@@ -24,13 +26,14 @@ start of a Lava run.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from neurodeploy.neurons.cuba import THRESHOLD_MAX, WEIGHT_MAX, WEIGHT_MIN
-from neurodeploy.neurons.network import CONV_WRAP, Conv
+from neurodeploy.neurons.network import CONV_WRAP, MAX_DELAY, Conv
 
 KINDS = ("delta", "sigma_delta", "sigma")
 ACTIVATIONS = ("relu",)        # the only one netx gives Lava's SigmaDelta (its default, RELU)
@@ -67,6 +70,7 @@ class SDLayer:
     message_bits: int = 16
     activation: str | None = "relu"
     name: str = ""
+    delay: np.ndarray | None = None     # (out, in) steps, dense only (netx's DelayDense)
 
     def __post_init__(self):
         def bad(msg):
@@ -103,6 +107,14 @@ class SDLayer:
             bad(f"shape {list(self.shape)} does not match what the weights give, {list(out)}")
         if self.bias is not None and np.shape(self.bias) != (w.shape[0],):
             bad(f"bias shape {np.shape(self.bias)} != ({w.shape[0]},)")
+        if self.delay is not None:
+            d = np.asarray(self.delay)
+            if self.conv is not None:
+                bad("delays are read on dense layers only (netx ignores a conv layer's)")
+            if d.shape != w.shape or not np.issubdtype(d.dtype, np.integer):
+                bad(f"delay must be an integer array of shape {list(w.shape)}")
+            if d.size and (d.min() < 0 or d.max() > MAX_DELAY):
+                bad(f"delays span [{d.min()}, {d.max()}]; netx builds 0..{MAX_DELAY}")
 
     @property
     def size(self) -> int:
@@ -156,6 +168,23 @@ class SDLayer:
             out = (out + CONV_WRAP) % (2 * CONV_WRAP) - CONV_WRAP
         return _wrap32(out)
 
+    def drive(self, msgs: torch.Tensor) -> torch.Tensor:
+        """Synaptic input [B, P, size] (int64) of messages [B, P, in] over P steps: step p
+        gets the messages of step p - d through the synapses of delay d (0 without delays),
+        summed as Lava's DelayDense accumulates them in int32."""
+        b, steps = msgs.shape[:2]
+        flat = msgs.reshape(b * steps, -1)
+        if self.delay is None:
+            return self.synapse(flat).reshape(b, steps, -1)
+        out = torch.zeros((b, steps, self.size), dtype=torch.int64, device=msgs.device)
+        for d in np.unique(self.delay[np.asarray(self.weight) != 0]):
+            if d >= steps:
+                continue
+            part = dataclasses.replace(self, delay=None,
+                                       weight=np.where(self.delay == d, self.weight, 0))
+            out[:, d:] += part.synapse(flat).reshape(b, steps, -1)[:, :steps - d]
+        return _wrap32(out)
+
     def neuron_bias(self, device) -> torch.Tensor | int:
         """Lava's scaled bias per flat neuron (bias << (spike_exp + state_exp), int32)."""
         if self.bias is None:
@@ -172,6 +201,7 @@ class SDNetwork:
 
     input_shape: tuple[int, ...]
     layers: tuple[SDLayer, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()    # what the reader changed as netx does (clamped delays)
 
     def __post_init__(self):
         if not self.layers or self.layers[0].kind != "delta":
@@ -206,7 +236,7 @@ class SDNetwork:
 
 def describe(net: SDNetwork) -> list[dict]:
     """One JSON-ready row per layer (what `inspect` shows): name, kind, shape, synapse,
-    synapses (non-zero weights), vth (vThMant), message_bits and bias."""
+    synapses (non-zero weights), vth (vThMant), message_bits, bias and max_delay (steps)."""
     rows = []
     for layer in net.layers:
         rows.append({"name": layer.name, "kind": layer.kind, "shape": list(layer.shape),
@@ -215,7 +245,8 @@ def describe(net: SDNetwork) -> list[dict]:
                      "synapses": int(layer.fanout_counts().sum()) if layer.weight is not None
                      else 0,
                      "vth": None if layer.kind == "sigma" else layer.vth,
-                     "message_bits": layer.message_bits, "bias": layer.bias is not None})
+                     "message_bits": layer.message_bits, "bias": layer.bias is not None,
+                     "max_delay": None if layer.delay is None else int(layer.delay.max())})
     return rows
 
 
@@ -266,8 +297,7 @@ def run_chip(net: SDNetwork, inputs: torch.Tensor) -> list[torch.Tensor]:
     x = torch.cat([x.new_zeros(batch, depth, x.shape[2]), x], dim=1)
     out = []
     for index, layer in enumerate(net.layers):
-        drive = x if layer.kind == "delta" else \
-            layer.synapse(x.reshape(-1, x.shape[2])).reshape(batch, depth + steps, -1)
+        drive = x if layer.kind == "delta" else layer.drive(x)
         zeros = torch.zeros_like(drive[:, 0])
         state = {k: zeros.clone() for k in ("sigma", "act", "residue")}
         bias = layer.neuron_bias(x.device)

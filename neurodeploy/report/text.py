@@ -171,6 +171,7 @@ def sigma_delta(result: dict, backends: list[str]) -> str:
     lines = [f"{result['network']}: sigma-delta network, {len(result['messages_per_layer'])} "
              f"layers, {result['samples']} samples x {result['timesteps']} steps on "
              f"{', '.join(backends)}"]
+    lines += [f"  warning: {w}" for w in result.get("warnings", ())]
     lines += [f"  {layer}: {count} non-zero messages"
               for layer, count in result["messages_per_layer"].items()]
     for pair, m in result.get("comparisons", {}).items():
@@ -243,7 +244,8 @@ def described(info: dict) -> str:
         return "\n".join([f"{path}: sigma-delta (SDNN) netx network",
                           *("  " + ", ".join(f"{k} {v}" for k, v in row.items())
                             for row in info["layers"]),
-                          f"  Loihi 2: {info['loihi2']['verdict']}"])
+                          f"  Loihi 2: {info['loihi2']['verdict']}",
+                          *(f"  warning: {w}" for w in info.get("warnings", ()))])
     lines = []
     if info["kind"] == "nir":
         lines.append(f"{path}: NIR graph, {len(info['nodes'])} nodes, {info['edges']} edges")
