@@ -84,7 +84,7 @@ def test_10_bit_events_through_delays_and_past_the_current_wrap(tmp_path):
     assert lava.info["input_message_bits"] == 10 and lava.inputs.dtype == np.int32
 
 
-def test_graded_events_are_counted_as_spikes_and_the_proxy_is_said(kws, tmp_path):
+def test_graded_events_are_counted_as_spikes_and_the_proxy_is_said(kws, tmp_path, capsys):
     net, _ = read_netx(kws)
     x = events(4, 8, 20, 3, seed=2)
     record = simulate_torch(net, x)
@@ -97,6 +97,7 @@ def test_graded_events_are_counted_as_spikes_and_the_proxy_is_said(kws, tmp_path
     np.savez(tmp_path / "ev.npz", x=x, y=np.zeros(4, np.int64))
     assert main(["simulate", str(kws), "--data", str(tmp_path / "ev.npz"), "--input-bits", "2",
                  "--backend", "torch", "--out", str(tmp_path / "s")]) == 0
+    assert "graded input events priced as spikes" in capsys.readouterr().out
     counts = json.loads((tmp_path / "s" / "simulate.json").read_text())["counts"]
     assert "no per-op energy of a graded message is published" in counts["graded_inputs"]
 

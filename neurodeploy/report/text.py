@@ -163,7 +163,9 @@ def simulated(result: dict) -> str:
     """`simulate` of a CUBA network: accuracy, the files written, the energy."""
     return (f"{result['backend']}: accuracy {result['accuracy']:.4f} on {result['samples']} "
             f"samples (shard {result['shard']}); wrote {_wrote(result)}\n"
-            f"  energy    {energy_line(result['energy'])} {_priced_by(result['energy'])}")
+            f"  energy    {energy_line(result['energy'])} {_priced_by(result['energy'])}"
+            + ("\n  note: graded input events priced as spikes (no published figure)"
+               if (result.get("counts") or {}).get("graded_inputs") else ""))
 
 
 def sigma_delta(result: dict, backends: list[str]) -> str:
