@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from neurodeploy.backends.record import SpikeRecord
+from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.backends.watchdog import LavaTimeout, Watchdog, lava_names
 from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
@@ -113,7 +113,8 @@ def lava_reads(original: Path, copy: Path) -> tuple[Path, str]:
     return (copy, f"canonical copy (normalised: {reason})") if reason else (original, "original")
 
 
-def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path):
+def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path,
+                      dtype: str = "uint8"):
     """Feed an `input` layer with neurons as netx means to but does not: lava-dl 0.6.0 reads
     its `weight` (default 64) and `bias` into an unused `transform` and leaves the block's
     `inp` port unconnected, so its neuron would never receive anything. The source drives the
@@ -123,7 +124,7 @@ def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path):
     neuron = net.in_layer.neuron
     shape = tuple(neuron.a_in.shape)
     source = source_cls(path=str(src_path), steps=steps, shape=shape, gain=spec.weight,
-                        offset=spec.bias, clock=str(clock))
+                        offset=spec.bias, clock=str(clock), dtype=dtype)
     source.s_out.connect(neuron.a_in)
     return source
 
@@ -150,8 +151,13 @@ def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
                   chunk_steps: int = 2048, progress: bool = True,
                   timeout_s: float | None = None,
-                  input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
+                  input_shape: tuple[int, ...] | None = None,
+                  input_bits: int | None = None) -> SpikeRecord:
     """Stream input spikes [N, T, n_in] through the netx network on Lava.
+
+    `input_bits` N: the inputs are graded input events of N bits, handed to netx as
+    `Network(..., input_message_bits=N)`, so the first Dense multiplies each event by its
+    weight (with 0, netx's default, Lava's Dense reads every event as a 1-bit spike).
 
     `timeout_s` bounds the run at any moment: past it the runtime is torn down and
     `LavaTimeout` is raised; a dead worker or a stuck run ends the same way (watchdog.py).
@@ -167,6 +173,10 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     n, t = spikes.shape[:2]
     spikes = spikes.reshape(n, t, -1)
     width = spikes.shape[2]
+    if not input_bits and not np.isin(spikes, (0, 1)).all():
+        raise UserError(f"{netx_path}: the inputs hold graded events (values above 1), which "
+                        "Lava's Dense reads as 1-bit spikes unless netx is told their width: "
+                        "pass input_bits (--input-bits N)")
     if width != net_spec.input_size:
         raise UserError(f"{netx_path}: inputs have {width} channels, the network expects "
                         f"{net_spec.input_size}")
@@ -174,7 +184,8 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
     steps = n * t + depth
     with run_tempdir("neurodeploy-lava-") as tmp:     # removed by the next run after kill -9
         src_path = Path(tmp) / "input.u8"
-        rows = np.memmap(src_path, dtype=np.uint8, mode="w+", shape=(steps, width))
+        dtype = "int32" if input_bits else "uint8"           # graded events travel as int32
+        rows = np.memmap(src_path, dtype=dtype, mode="w+", shape=(steps, width))
         lead = 1 if net_spec.layers[0].input_shape else 0   # see _wire_input_layer
         rows[lead: lead + n * t] = spikes.reshape(n * t, width)
         rows.flush()
@@ -183,15 +194,16 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                                  lava_file(net_spec, metadata, Path(netx_path), Path(tmp)))
         net = lava.netx.hdf5.Network(net_config=str(given), reset_interval=t,
                                      reset_offset=RESET_OFFSET,
+                                     input_message_bits=input_bits or 0,
                                      input_shape=tuple(net_spec.input_shape[::-1])
                                      if len(net_spec.input_shape) == 3 else None)
         clock = Path(tmp) / "clock.i64"
         if lead:
             source = _wire_input_layer(net, net_spec.layers[0], src_path, steps,
-                                       MemmapSpikeSource, clock)
+                                       MemmapSpikeSource, clock, dtype)
         else:
             source = MemmapSpikeSource(path=str(src_path), steps=steps, shape=net.inp.shape,
-                                       clock=str(clock))
+                                       clock=str(clock), dtype=dtype)
             source.s_out.connect(net.inp)
         clears = _buffer_clears(net, net_spec, n, t)
         stops = sorted(clears)
@@ -243,8 +255,9 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             readout = np.array(volts[start:start + n * t]).reshape(n, t, size).astype(np.int64)
             del volts
     return SpikeRecord(backend="loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)",
-                       inputs=spikes.astype(bool), layers=layers,
+                       inputs=record_inputs(spikes), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],
                        info={"chip_steps": steps, "reset_interval": t,
-                             "reset_offset": RESET_OFFSET, "lava_read": read},
+                             "reset_offset": RESET_OFFSET, "lava_read": read,
+                             **({"input_message_bits": input_bits} if input_bits else {})},
                        readout=readout)
