@@ -127,7 +127,7 @@ def _deployed(network: Path, x: np.ndarray, reference: np.ndarray, y=None) -> di
             "accuracy": None if y is None else record.accuracy(y)}
 
 
-def snntorch_row(kind: str, seeds: int, epochs: int, tune_samples: int, **tuning) -> dict:
+def snntorch_row(kind: str, seeds: int, train_epochs: int, tune_samples: int, **tuning) -> dict:
     """Train in snnTorch (defaults), export, lower, tune on the training split; test split."""
     from snntorch.export_nir import export_to_nir
 
@@ -136,7 +136,7 @@ def snntorch_row(kind: str, seeds: int, epochs: int, tune_samples: int, **tuning
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = data(kind)
     net, shape = snntorch_model(kind)
-    train_snntorch(net, shape, x_train, y_train, epochs)
+    train_snntorch(net, shape, x_train, y_train, train_epochs)
     trained_s = time.perf_counter() - started
     work = WORK / kind
     work.mkdir(parents=True, exist_ok=True)
@@ -151,7 +151,7 @@ def snntorch_row(kind: str, seeds: int, epochs: int, tune_samples: int, **tuning
     api.export(graph, untuned, timesteps=int(x_test.shape[1]))
     row = {"name": kind, "source": "snnTorch 1.0.0, default Leaky (reset by subtraction, one "
                                    "step late), trained here; snnTorch's NIR exporter",
-           "reset": "subtract, one step late", "epochs_snntorch": epochs,
+           "reset": "subtract, one step late", "epochs_snntorch": train_epochs,
            "timesteps": int(x_test.shape[1]), "tuned_on": f"{tune_samples} training samples",
            "reported_on": f"the {len(y_test)} test samples",
            "snntorch_accuracy": float((theirs == y_test).mean()),

@@ -166,3 +166,27 @@ def test_bad_input_is_one_line_and_leaves_no_folder(snntorch_digits, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_a_conv_graph_with_biases_starts_from_its_unrounded_weights():
+    """snnTorch's Conv2d carries a bias per channel: the student starts from the weights and
+    biases before rounding, and rounds them back to exactly the lowering's integers."""
+    from snntorch.export_nir import export_to_nir
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1),
+                                bench._leaky((4, 4, 4)), torch.nn.Flatten(),
+                                torch.nn.Linear(64, 5), bench._leaky((5,)))
+    graph = export_to_nir(model, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
+    latent = {}
+    net, _ = lower_nir(graph, "conv.nir", None, None, latent)
+    assert any(layer.conv is not None and layer.bias is not None for layer in net.layers)
+    student = TunableNet(net, latent=latent)
+    assert not all(np.array_equal(np.round(p.detach().numpy()), p.detach().numpy())
+                   for p in student.parameters())          # not the integers themselves
+    for a, b in zip(student.to_integer().layers, net.layers):
+        assert np.array_equal(a.weight, b.weight)
+        assert (a.bias is None and b.bias is None) or np.array_equal(a.bias, b.bias)
+    x = (np.random.default_rng(0).random((6, 5, 64)) < 0.3).astype(np.uint8)
+    with torch.no_grad():
+        ours = student(torch.as_tensor(x, dtype=torch.float32))
+    assert all(torch.equal(a.bool(), b) for a, b in zip(ours, run_exact(net, torch.as_tensor(x))))

@@ -130,5 +130,7 @@ def quantize(name, synapse_name, conv, weight, bias, out_shape, neuron: Neuron, 
         row["recurrent_synapses"] = int(np.count_nonzero(rec_int))
     # before rounding, in integer units: where `tune` starts its straight-through weights
     row["latent"] = {"weight": w_eff * scale, "recurrent": None if rec_eff is None
-                     else rec_eff * scale, "bias": v_bias * scale if b_int is not None else None}
+                     else rec_eff * scale,
+                     "bias": None if b_int is None
+                     else (v_bias * scale)[::per_channel] if conv else v_bias * scale}
     return layer, row
