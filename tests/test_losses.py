@@ -192,3 +192,11 @@ def test_teacher_assistant_chain_from_a_spiking_teacher(tmp_path):
     assert not list(tmp_path.glob("*_state.pt"))        # stage checkpoints cleaned up
     with pytest.raises(UserError, match="distill.chain\\[0\\]"):
         recipe_from_dict({"distill": {"chain": [{"layers": [3]}]}}, "test")
+
+
+def test_layer_spikes_with_a_window_longer_than_t_compares_whole_windows():
+    """window 16 over T = 10 steps compares the 10-step rates (it was an empty mean: NaN)."""
+    from neurodeploy.distill.losses import layer_spike_kd
+    s = torch.zeros(2, 10, 3)
+    t = torch.ones(2, 10, 3)
+    assert layer_spike_kd(student_layers=[s], teacher_layers=[t], window=16).item() == 1.0

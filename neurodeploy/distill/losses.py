@@ -132,12 +132,13 @@ def layer_spike_kd(*, student_layers=None, teacher_layers=None, window: int = 1,
     over layers): Distilling Spikes' spike-train loss (seed 004) applied at each layer, where
     KDSNN (seed 001) matches features; possible when layers correspond neuron for neuron, as
     between a float model and its own deployment. `window` > 1 compares spike counts over
-    windows of that many steps (rates) instead of single steps."""
+    windows of that many steps (rates) instead of single steps, at most all T of them."""
     if student_layers is None or teacher_layers is None:
         raise UserError("layer_spikes needs a teacher whose layers correspond to the "
                         "student's one to one (`neurodeploy tune`)")
     losses = []
     for s, t in zip(student_layers, teacher_layers):
+        window = min(window, s.shape[1])            # a window longer than T: the whole of T
         if window > 1:
             steps = s.shape[1] // window * window
             s = s[:, :steps].reshape(s.shape[0], -1, window, s.shape[2]).mean(2)

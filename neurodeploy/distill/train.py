@@ -350,7 +350,8 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
             if not torch.isfinite(loss):
                 raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "
                                 f"the last good checkpoint is kept"
-                                f"{f' in {checkpoint}' if checkpoint else ''}: lower distill.lr")
+                                f"{f' in {checkpoint}' if checkpoint else ''}: lower the learning "
+                                "rate (distill.lr in a recipe, --lr of tune)")
             opt.zero_grad()
             loss.backward()
             _sync_grads(learned)
