@@ -481,7 +481,9 @@ def tune_table(data: dict) -> str:
               "inputs, reported on inputs not used for tuning. Agreement: predictions equal to "
               "snnTorch's own (snnTorch rows; our float model with its reset reproduces "
               f"snnTorch's predictions: {', '.join(equal)}) or to the graph's float model "
-              f"(NIR paper rows). {data['machine']}."]
+              f"(NIR paper rows). Tune time: fastest–slowest seed, {data['machine']}; other "
+              "jobs shared the cores during parts of this run, so the fastest seed is the "
+              "closest to an idle machine."]
     return "\n".join(lines)
 
 
