@@ -10,7 +10,8 @@ reader, saying so in `SDNetwork.notes` (inspect and every record show it). netx 
 spike_exp = state_exp = 6 and never cum_error, and reads 'messageBits' (default 16) only to
 make messages graded. Anything netx would ignore or model differently is refused here with
 one line naming the file, the layer, the field and the fix. `write_sdnn` writes what the reader
-read (integers only): the canonical copy that the Lava backend hands to netx.
+read (integers only): the canonical copy the Lava backend hands to netx where our reader had
+to normalise a field netx reads (elsewhere Lava reads the user's own file: backends/lava.py).
 """
 from __future__ import annotations
 
