@@ -100,7 +100,7 @@ def model(kind: str, flavour: str, seed: int = 0, epochs: int = 8):
             for name, p in net.named_parameters():
                 if name.endswith("weight"):
                     p.mul_(3)
-        _train(net, shape, epochs)
+        train(net, shape, *digits()[:2], epochs)
     return net, shape
 
 
@@ -114,12 +114,12 @@ def digits(steps=STEPS):
     return (rate_encode(d.train.x, steps), d.train.y, rate_encode(d.test.x, steps), d.test.y)
 
 
-def _train(net, shape, epochs):
-    """Plain BPTT on summed output spikes (snnTorch's default surrogate)."""
+def train(net, shape, x, y, epochs: int, lr: float = 2e-3):
+    """Plain BPTT on summed output spikes with cross-entropy (snnTorch's default surrogate,
+    its tutorials' recipe); x [N, T, features] spikes. Also benchmarks/tune.py's trainer."""
     from snntorch import utils
-    x, y, _, _ = digits()
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     for _ in range(epochs):
         for idx in torch.randperm(len(x)).split(64):
             utils.reset(net)

@@ -75,21 +75,11 @@ def run_snntorch(net, x: np.ndarray, shape, batch: int = 500) -> np.ndarray:
     return torch.cat(counts).numpy()
 
 
-def train_snntorch(net, shape, x, y, epochs: int, lr: float = 2e-3, seed: int = 0):
-    """Plain BPTT on summed output spikes with cross-entropy (snnTorch's tutorials' recipe)."""
-    from snntorch import utils
+def train_snntorch(net, shape, x, y, epochs: int, seed: int = 0):
+    """interop.train (plain BPTT, cross-entropy on output spike counts), seeded."""
+    from interop import train
     torch.manual_seed(seed)
-    x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            utils.reset(net)
-            out = torch.stack([net(x[idx, t].reshape(len(idx), *shape))
-                               for t in range(x.shape[1])], 1).sum(1)
-            loss = torch.nn.functional.cross_entropy(out, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    train(net, shape, x, y, epochs)
     return net
 
 
@@ -127,6 +117,24 @@ def _deployed(network: Path, x: np.ndarray, reference: np.ndarray, y=None) -> di
             "accuracy": None if y is None else record.accuracy(y)}
 
 
+def _tune_seeds(row: dict, graph, inputs, work: Path, seeds: int, x, reference, y=None,
+                **tuning) -> dict:
+    """`row` with one tuning per seed (time, what was kept, agreement with `reference` and
+    accuracy on x, y) and a Lava check of seed 0's network."""
+    from neurodeploy import api
+    for seed in range(seeds):
+        out = work / f"tuned-{seed}"
+        t0 = time.perf_counter()
+        report = api.tune(graph, inputs, out, seed=seed, fresh=True, **tuning)
+        row["seeds"].append({"seed": seed, "tune_s": round(time.perf_counter() - t0, 1),
+                             "kept": report["kept"], "headroom": report["headroom"],
+                             **_deployed(out / "network.net", x, reference, y),
+                             "energy_pj": {"untuned": report["before"]["energy"],
+                                           "tuned": report["after"]["energy"]}})
+    row["lava"] = _lava_check(work / "tuned-0" / "network.net", x)
+    return row
+
+
 def snntorch_row(kind: str, seeds: int, train_epochs: int, tune_samples: int, **tuning) -> dict:
     """Train in snnTorch (defaults), export, lower, tune on the training split; test split."""
     from snntorch.export_nir import export_to_nir
@@ -158,18 +166,8 @@ def snntorch_row(kind: str, seeds: int, train_epochs: int, tune_samples: int, **
            "float_model_equals_snntorch": float((float_model.predictions == theirs).mean()),
            "untuned": _deployed(untuned / "network.net", x_test, theirs, y_test),
            "train_snntorch_s": round(trained_s, 1), "tuning": tuning, "seeds": []}
-    for seed in range(seeds):
-        out = work / f"tuned-{seed}"
-        t0 = time.perf_counter()
-        report = api.tune(graph, inputs, out, reset="subtract", reset_delay=True, seed=seed,
-                          fresh=True, **tuning)
-        row["seeds"].append({"seed": seed, "tune_s": round(time.perf_counter() - t0, 1),
-                             "kept": report["kept"], "headroom": report["headroom"],
-                             **_deployed(out / "network.net", x_test, theirs, y_test),
-                             "energy_pj": {"untuned": report["before"]["energy"],
-                                           "tuned": report["after"]["energy"]}})
-    row["lava"] = _lava_check(work / "tuned-0" / "network.net", x_test)
-    return row
+    return _tune_seeds(row, graph, inputs, work, seeds, x_test, theirs, y_test,
+                       reset="subtract", reset_delay=True, **tuning)
 
 
 def paper_row(name: str, kind: str, seeds: int, samples: int, reset: str = "zero",
@@ -196,17 +194,7 @@ def paper_row(name: str, kind: str, seeds: int, samples: int, reset: str = "zero
            "reported_on": f"{len(x_report)} other ones (seed 2)",
            "untuned": _deployed(untuned / "network.net", x_report, flt), "tuning": tuning,
            "seeds": []}
-    for seed in range(seeds):
-        out = work / f"tuned-{seed}"
-        t0 = time.perf_counter()
-        report = api.tune(graph, inputs, out, reset=reset, seed=seed, fresh=True, **tuning)
-        row["seeds"].append({"seed": seed, "tune_s": round(time.perf_counter() - t0, 1),
-                             "kept": report["kept"], "headroom": report["headroom"],
-                             **_deployed(out / "network.net", x_report, flt),
-                             "energy_pj": {"untuned": report["before"]["energy"],
-                                           "tuned": report["after"]["energy"]}})
-    row["lava"] = _lava_check(work / "tuned-0" / "network.net", x_report)
-    return row
+    return _tune_seeds(row, graph, inputs, work, seeds, x_report, flt, reset=reset, **tuning)
 
 
 # Long sequences (Braille: 256 steps through a recurrent layer) get a smaller learning rate:

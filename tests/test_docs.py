@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from neurodeploy.cli import main
+from test_readme_commands import _small as readme_small
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -33,7 +34,6 @@ FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)
 KINDS = {"bash", "python", "yaml", "text"}
 SMALL_SETS = {"distill.epochs": "1", "encoding.timesteps": "4", "student.hidden": "[32]"}
 SMALL_TEACHER = {"teacher.epochs": "1", "teacher.hidden": "[64]"}   # recipes that train one
-SMALL_SAMPLES = "8"
 TORCHRUN = "python -m torch.distributed.run"
 
 
@@ -170,19 +170,10 @@ def test_the_readme_is_short_and_its_links_land(site):
 # --- every code block runs -----------------------------------------------------------------
 
 def _small(argv: list[str]) -> list[str]:
-    verb = argv[0]
-    if verb in ("run", "distill"):
-        given = {argv[i + 1].split("=")[0] for i, a in enumerate(argv) if a == "--set"}
-        sets = {**SMALL_SETS, **({} if argv[1:2] and argv[1].endswith(".yaml") else SMALL_TEACHER)}
-        for key, value in sets.items():
-            if key not in given:
-                argv += ["--set", f"{key}={value}"]
-        argv.append("-q")
-    elif verb in ("simulate", "parity") and "--samples" not in argv:
-        argv += ["--samples", SMALL_SAMPLES]
-    elif verb == "tune" and "--epochs" not in argv:
-        argv += ["--epochs", "1", "-q"]
-    return argv
+    """test_readme_commands._small, training a teacher small only where the recipe has one to
+    train (a recipe file of the guides brings its own)."""
+    own = argv[1:2] and argv[1].endswith(".yaml")
+    return readme_small(argv, {**SMALL_SETS, **({} if own else SMALL_TEACHER)})
 
 
 def _user_files(folder: Path) -> None:

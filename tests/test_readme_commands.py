@@ -41,13 +41,14 @@ def _needs_fmnist(command: str) -> bool:
     return FMNIST in command or command.startswith("merge ")
 
 
-def _small(argv: list[str]) -> list[str]:
-    """The command with small counts added (never overriding what it sets)."""
+def _small(argv: list[str], sets: dict[str, str] = SMALL_SETS) -> list[str]:
+    """The command with small counts added (never overriding what it sets): `sets` for a
+    recipe's training, a few samples to simulate, one epoch to tune."""
     verb = argv[0] if argv else ""
     argv = [a for a in argv if a != "[RECIPE]"]           # the README's placeholder: default
     if verb in ("run", "distill"):
         given = {argv[i + 1].split("=")[0] for i, a in enumerate(argv) if a == "--set"}
-        for key, value in SMALL_SETS.items():
+        for key, value in sets.items():
             if key not in given:
                 argv += ["--set", f"{key}={value}"]
         argv.append("-q")

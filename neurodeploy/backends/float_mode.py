@@ -87,7 +87,14 @@ def simulate_float_nir(path: str | Path, spikes: np.ndarray, dt: float | None = 
     deployment adds to carry a bias (the always-on relay layer, always-on neurons at the end
     of the layer before) are added here too, spiking every step. `reset`, `reset_delay`: how
     the source framework resets (NIR cannot say; default: as Loihi does)."""
-    model = FloatGraph.from_file(path, dt, Reset(reset, reset_delay)).to(device)
+    return float_record(FloatGraph.from_file(path, dt, Reset(reset, reset_delay)), spikes,
+                        device, batch_size)
+
+
+def float_record(model: FloatGraph, spikes: np.ndarray, device: str = "cpu",
+                 batch_size: int = 512) -> SpikeRecord:
+    """simulate_float_nir's record of a float model already built (tune's teacher)."""
+    model = model.to(device)
     spikes = np.asarray(spikes)
     n, t = spikes.shape[:2]
     outs = []

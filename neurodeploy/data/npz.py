@@ -16,26 +16,35 @@ import numpy as np
 from neurodeploy.errors import UserError
 
 
-def read_inputs(path: str | Path, classes: int | None = None,
-                input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from a .npz; x is float32 intensities, uint8 spike trains [N, T, ...] or, with
-    `input_bits`, int32 graded input events [N, T, ...]."""
+def load_arrays(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = (), *,
+                expected: str, save: str) -> dict[str, np.ndarray]:
+    """The named arrays of a user's .npz (optional ones only where present), or one line
+    naming the file, the missing array and how to save it (`expected`: what the file should
+    hold; `save`: the np.savez call that writes it)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such input file; expected a .npz with arrays 'x' and 'y'")
+        raise UserError(f"{path}: no such input file; expected a .npz with {expected}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("x", "y") if k not in z.files]
+            missing = [k for k in required if k not in z.files]
             if missing:
                 raise UserError(f"{path}: array '{missing[0]}' is missing (found: "
-                                f"{', '.join(z.files) or 'none'}); save it with "
-                                "np.savez(path, x=..., y=...)")
-            x, y = z["x"], z["y"]
+                                f"{', '.join(z.files) or 'none'}); save it with {save}")
+            return {k: z[k] for k in (*required, *optional) if k in z.files}
     except UserError:
         raise
     except Exception as e:      # not a zip, truncated, pickled objects, ...
         raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with "
-                        "np.savez(path, x=..., y=...)") from None
+                        f"{save}") from None
+
+
+def read_inputs(path: str | Path, classes: int | None = None,
+                input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from a .npz; x is float32 intensities, uint8 spike trains [N, T, ...] or, with
+    `input_bits`, int32 graded input events [N, T, ...]."""
+    arrays = load_arrays(path, ("x", "y"), expected="arrays 'x' and 'y'",
+                         save="np.savez(path, x=..., y=...)")
+    path, x, y = Path(path), arrays["x"], arrays["y"]
     if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) and y.dtype != bool):
         raise UserError(f"{path}: array 'y' must be 1-D integer labels, got {y.dtype} with shape "
                         f"{list(y.shape)}; store class indices, e.g. y.astype(np.int64)")

@@ -20,19 +20,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from neurodeploy.artifacts import write_deployment
-from neurodeploy.backends.float_mode import search_headroom, simulate_float_nir
+from neurodeploy.backends.float_mode import float_record as record_of
+from neurodeploy.backends.float_mode import search_headroom
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.train import distill_student
 from neurodeploy.energy import layer_table, load_preset
 from neurodeploy.energy.counting import count_events
+from neurodeploy.data.npz import load_arrays
 from neurodeploy.energy.estimate import price
 from neurodeploy.errors import UserError
 from neurodeploy.files import file_digest, writable_dir, write_json
@@ -71,27 +73,13 @@ class TuneOptions:
     losses: tuple = DEFAULT_LOSSES
     presets: tuple[str, ...] = ("loihi2-proxy",)
     device: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def read_tune_inputs(path: str | Path, input_size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Spike trains `x` [N, T, ...] (0/1) and, when present, integer labels `y` from a .npz."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such input file; expected a .npz with spike trains 'x' "
-                        "[N, T, ...] and optionally labels 'y'")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z.files:
-                raise UserError(f"{path}: array 'x' is missing (found: "
-                                f"{', '.join(z.files) or 'none'}); save it with "
-                                "np.savez(path, x=spikes, y=labels)")
-            x, y = z["x"], (z["y"] if "y" in z.files else None)
-    except UserError:
-        raise
-    except Exception as e:      # not a zip, truncated, pickled objects, ...
-        raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); save it with "
-                        "np.savez(path, x=spikes, y=labels)") from None
+    arrays = load_arrays(path, ("x",), ("y",), save="np.savez(path, x=spikes, y=labels)",
+                         expected="spike trains 'x' [N, T, ...] and optionally labels 'y'")
+    path, x, y = Path(path), arrays["x"], arrays.get("y")
     if x.ndim < 3 or 0 in x.shape or not (x.dtype == bool or (
             np.issubdtype(x.dtype, np.integer) and x.min() >= 0 and x.max() <= 1)):
         raise UserError(f"{path}: array 'x' must be 0/1 spike trains [N, T, ...], got {x.dtype} "
@@ -193,10 +181,10 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
     t = x.shape[1]
     with torch.no_grad():
         teacher.logit_unit = _logit_unit(teacher, x[train])
-    float_record = _float_record(source, x, options, reset)
+    float_record = record_of(teacher, x)
     targets = y if y is not None else float_record.predictions
     lowered = teacher.net
-    headroom = _headroom(source, x, train, float_record, options)
+    headroom = _headroom(source, lowered, x, train, float_record, options)
     latent = {}
     net, quantization = lower_nir(graph, str(source), options.dt, headroom, latent)
     student = TunableNet(net, _fixed_rows(teacher, net), frozen=(RELAY,), latent=latent)
@@ -214,7 +202,7 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
     reference = _rows(float_record, held)
     before = simulate_torch(lowered, x[held])
     after = simulate_torch(tuned, x[held])
-    matched = _matched(teacher, net)
+    matched = student.matched
     labels = None if y is None else y[held]
     report = {
         "source": {"file": str(source.resolve()), "sha256": settings["source_sha256"]},
@@ -256,20 +244,15 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
     return report
 
 
-def _float_record(source, x, options: TuneOptions, reset: Reset):
-    return simulate_float_nir(source, x, options.dt, reset=reset.mechanism,
-                              reset_delay=reset.delay)
-
-
-def _headroom(source, x, train, float_record, options: TuneOptions) -> dict[str, float]:
+def _headroom(source, lowered, x, train, float_record,
+              options: TuneOptions) -> dict[str, float]:
     """Per layer, the scale headroom the student starts from: given, or where "auto", the one
     whose rounding flips the fewest of the float model's decisions on (up to 256 of) the
     tuning inputs (float_mode.search_headroom): a larger scale gives the weights and the
     threshold finer steps at the cost of clipping the largest weights, which tuning can
     then compensate."""
     if options.headroom != "auto":
-        return {layer.name: float(options.headroom) for layer in
-                lower_nir(read_nir(source), str(source), options.dt)[0].layers}
+        return {layer.name: float(options.headroom) for layer in lowered.layers}
     calibrate = train[:256]
     return search_headroom(source, x[calibrate], options.dt,
                            flt=_rows(float_record, calibrate))[0]
