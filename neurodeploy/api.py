@@ -34,6 +34,7 @@ from neurodeploy.backends.shards import merge as merge_chunks, parse_shard, run_
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import save_checkpoint, student_recipe
 from neurodeploy.data.datasets import dataset_of, save_dataset
+from neurodeploy.distill import explore as exploring
 from neurodeploy.distill import run as distilling
 from neurodeploy.distill import tune as tuning
 from neurodeploy.distill.tune import TuneOptions
@@ -50,8 +51,8 @@ from neurodeploy.report import write_html, write_record_html
 from neurodeploy.report.summary import (DEFAULT_PRESET, energy_sections, record_summary, report,
                                         reprice)
 
-__all__ = ["distill", "energy", "export", "inspect", "merge", "parity", "report", "run",
-           "simulate", "tune"]
+__all__ = ["distill", "energy", "explore", "export", "inspect", "merge", "parity", "report",
+           "run", "simulate", "tune"]
 
 
 def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = None,
@@ -412,3 +413,31 @@ def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
     write_json(out / "report.json", result)
     write_html(result, out)
     return result, out
+
+
+def explore(recipe: Recipe | dict | str | Path | None, grid: dict[str, list],
+            out: str | Path, *, overrides: dict | None = None, seeds: int | list[int] = 1,
+            jobs: int = 1, presets: list[str] | None = None, lava_samples: int = 50,
+            device: str | None = None, say=None) -> dict:
+    """`neurodeploy explore`: every variant of `recipe` the grid names ({"student.hidden":
+    [[32], [64]], "encoding.timesteps": [4, 8]}: dotted recipe keys, each with its values),
+    over `seeds` (a count: 0..N-1, or a list), distilled into resumable run folders under
+    `out` (`jobs` at a time), deployed exactly with a Lava sample of `lava_samples` checked,
+    priced by `presets` (default: the recipe's); writes front.json and front.html and returns
+    front.json's content (see distill/explore.py). Everything is checked before `out` is
+    made; `say(line)` hears one line per finished run."""
+    device = resolve_device(device)
+    base = _recipe(recipe, overrides)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    exploring.variants(base, grid, seeds)            # a bad grid fails before any folder
+    for name in presets or []:
+        try:
+            load_preset(name)
+        except UserError as e:
+            raise UserError(f"--preset: {e}") from None
+    if jobs < 1:
+        raise UserError(f"explore: jobs {jobs}: give 1 or more")
+    with output_dir(out) as folder:
+        return exploring.explore(base, grid, folder, seeds=seeds, jobs=jobs, presets=presets,
+                                 lava_samples=lava_samples, device=device,
+                                 say=say or (lambda line: None))

@@ -82,6 +82,19 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    keys = [key for key, _ in args.grid]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise UserError(f"--grid {twice[0]}: given twice; give all its values in one --grid")
+    result = api.explore(args.recipe, dict(args.grid), args.out, overrides=dict(args.set),
+                         seeds=args.seeds, jobs=args.jobs, presets=args.preset or None,
+                         lava_samples=args.lava_samples, device=args.device,
+                         say=None if args.quiet else lambda line: print(line, file=sys.stderr))
+    print(text.explored(result, args.out))
+    return 0
+
+
 def cmd_distill(args) -> int:
     path = api.distill(args.recipe, args.out, overrides=dict(args.set), progress=_progress(args),
                        fresh=args.fresh, device=args.device, place="--out")
@@ -193,6 +206,23 @@ def _assignment(arg: str) -> tuple[str, object]:
                                          "shell, e.g. 'student.hidden=[32]'") from None
 
 
+def _grid(arg: str) -> tuple[str, list]:
+    """--grid key=V1,V2,...: a dotted recipe key and its values, read as one YAML list."""
+    key, eq, values = arg.partition("=")
+    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise argparse.ArgumentTypeError(f"expected a dotted key=V1,V2 like "
+                                         f"encoding.timesteps=4,8, got {arg!r}")
+    try:
+        parsed = yaml.safe_load(f"[{values}]")
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"{key}: values {values!r} are not YAML "
+                                         f"({str(e).splitlines()[0]}); quote lists for the "
+                                         "shell, e.g. 'student.hidden=[32],[64]'") from None
+    if not parsed or any(v is None for v in parsed):
+        raise argparse.ArgumentTypeError(f"{key}: an empty value in {values!r}; give V1,V2")
+    return key, parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neurodeploy", epilog=text.EXAMPLES[None],
@@ -239,6 +269,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the deployed network runs: Lava's CPU simulation or a Loihi 2 "
                         f"board (default: {DEFAULT_BACKEND})")
     training_args(p)
+    p = verb("explore", cmd_explore, "train, deploy and price a grid of recipe variants: the "
+             "accuracy-energy-latency front (front.json, front.html)")
+    recipe_args(p)
+    p.add_argument("--grid", action="append", type=_grid, default=[], metavar="KEY=V1,V2",
+                   help="a dotted recipe key and its values (YAML, comma-separated; "
+                        "repeatable: the grid is every combination), e.g. "
+                        "--grid encoding.timesteps=4,8 --grid 'student.hidden=[32],[64]'")
+    p.add_argument("--out", required=True, help="folder for front.json, front.html and one "
+                                                "run folder per variant and seed")
+    p.add_argument("--seeds", type=_positive(int), default=1,
+                   help="student seeds per variant, 0..N-1 (default: 1)")
+    p.add_argument("--jobs", type=_positive(int), default=1,
+                   help="variants trained at once, in separate processes (default: 1)")
+    p.add_argument("--preset", action="append",
+                   help="energy preset(s) to price with (repeatable; the first draws the "
+                        "front; default: the recipe's energy.preset)")
+    p.add_argument("--lava-samples", type=_positive(int), default=50,
+                   help="test samples each run is checked on in Lava, spike for spike "
+                        "(default: 50)")
+    p.add_argument("--device", help="where to train: cpu, cuda or cuda:N (default: cuda when "
+                                    "torch sees a GPU, else cpu)")
     p = verb("distill", cmd_distill, "train the teacher and distill the student")
     recipe_args(p)
     p.add_argument("--out", help="output directory (default: runs/<recipe name>)")

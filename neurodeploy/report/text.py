@@ -35,6 +35,11 @@ EXAMPLES = {
   neurodeploy export their.nir --timesteps 16 --out their_net   # a graph trained elsewhere,
       # lowered as it is (untuned): `neurodeploy tune` recovers what rounding costs
 """,
+    "explore": """examples (one run folder per variant and seed under --out; a rerun resumes):
+  neurodeploy explore digits --grid 'student.hidden=[32],[128]' --grid encoding.timesteps=4,8 --out runs/explore
+  neurodeploy explore fmnist_conv --grid encoding.timesteps=2,4,8 --seeds 3 --jobs 2 --out runs/front
+  neurodeploy explore digits --grid student.neuron.threshold=64,128 --preset loihi2-proxy --out runs/th
+""",
     "tune": """examples (inputs.npz: spike trains x [N, T, ...], labels y if known):
   neurodeploy tune their.nir --data inputs.npz --out tuned      # their float model = teacher
   neurodeploy tune snntorch.nir --data inputs.npz --reset subtract --reset-delay
@@ -101,6 +106,24 @@ def tuned(report: dict, out) -> str:
                  "tune.json, tune.html")
     if not report["reset"]["exact_on_loihi"]:
         lines.append(f"note: {report['reset']['note']}")
+    return "\n".join(lines)
+
+
+def explored(front: dict, out) -> str:
+    """`explore`: the front on one screen, best accuracy first."""
+    lines = [f"neurodeploy explore: {front['recipe']}  ->  {out}/front.html, front.json",
+             f"  {'variant':<34} {'T':>3} {'accuracy':>16} {'energy':>10} {'latency':>10} "
+             f"{'cores':>5}  front"]
+    for p in sorted(front["points"], key=lambda p: -p["accuracy"]["mean"]):
+        marks = [c for c, on in p["front"].items() if on]
+        latency = "-" if p["latency_us"] is None else f"{p['latency_us']:.3g} us"
+        lines.append(f"  {p['variant'][:34]:<34} {p['readout_T']:>3} "
+                     f"{100 * p['accuracy']['mean']:>7.2f} ± {100 * p['accuracy']['std']:.2f}% "
+                     f"{_pj(p['energy_pj']):>10} {latency:>10} {p['cores']:>5}  "
+                     f"{', '.join(marks) or '-'}")
+    mismatches = sum(p["lava_spike_mismatches"] for p in front["points"])
+    lines.append(f"  priced by {front['front_preset']}; Lava vs exact: {mismatches} spike "
+                 f"mismatches; accuracy over seeds {front['seeds']}, validation-selected")
     return "\n".join(lines)
 
 
