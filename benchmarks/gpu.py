@@ -12,7 +12,8 @@ nccl DistributedDataParallel smoke of `distill`. Each check is appended to the r
 as it finishes, so a run cut off by the GPU's time limit keeps what it measured; the machine
 is named in the file. `--sweep` runs benchmarks/distill_fmnist.py (all methods, full data,
 validation-selected) as one process per method on the one GPU, each into its own resumable
-results file under benchmarks/results/gpu_sweep/, until the deadline.
+results file under benchmarks/results/gpu_sweep/, and benchmarks/explore.py fmnist (the
+accuracy-energy front, into results/explore_fmnist.json) beside them, until the deadline.
 `--dry-run` (in the test suite) runs everything on the CPU as the "GPU", at tiny sizes.
 """
 from __future__ import annotations
@@ -161,6 +162,9 @@ def sweep(deadline_s: float, dry: bool) -> int:
     procs = [subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "distill_fmnist.py"),
                                "--methods", m, "--out", str(folder / f"{m}.json"), *extra],
                               cwd=ROOT) for m in (METHODS[:1] if dry else METHODS)]
+    if not dry:                     # the Fashion-MNIST front (benchmarks/explore.py), resumable
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "explore.py"),
+                                       "fmnist"], cwd=ROOT))
     started = time.monotonic()
     while any(p.poll() is None for p in procs) and time.monotonic() - started < deadline_s:
         time.sleep(1)

@@ -487,6 +487,42 @@ def tune_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _setting(key: str, value) -> str:
+    """A grid value as a reader names it: hidden [64], conv 16-32, losses ce+logit_kd, T 4."""
+    name = {"encoding.timesteps": "T", "distill.losses": "losses"}.get(key, key.split(".")[-1])
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        value = ("+".join(v["name"] for v in value) if "name" in value[0]
+                 else "-".join(str(v["channels"]) for v in value))
+    return f"{name} {value}"
+
+
+def explore_table(data: dict) -> str:
+    """The front of `explore` (benchmarks/explore.py): every point, best accuracy first."""
+    lines = ["| front (energy / latency) | student | T' | deployed accuracy, % | energy per "
+             f"inference ({data['front_preset']}) | latency | Loihi 2 cores | Lava vs exact |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in sorted(data["points"], key=lambda p: -p["accuracy"]["mean"]):
+        star = " / ".join("★" if p["front"][c] else "·" for c in ("energy", "latency"))
+        student = ", ".join(_setting(k, v) for k, v in p["settings"].items()
+                            if k != "encoding.timesteps")
+        lines.append(f"| {star} | {student} | {p['readout_T']} | "
+                     f"{_mean_std(p['accuracy']['per_seed'])} | {_pj(p['energy_pj'])} | "
+                     f"{p['latency_us']:.3g} µs | {p['cores']} | "
+                     f"{p['lava_spike_mismatches']} mismatches, {p['lava_samples']} samples |")
+    m, runs = data["machine"], data["runs"]
+    seconds = sorted(r["measured"]["train_seconds"] for r in runs)
+    lines += ["", f"{data['runs_finished']} of {data['runs_in_grid']} runs finished"
+              f"{'' if data['complete'] else ' (the grid is not complete yet: rerun the script)'}"
+              f"; seeds {', '.join(map(str, data['seeds']))} per point (mean ± sample std); "
+              f"{data['points'][0]['test_samples']:,} test samples each, exact integer mode, "
+              "the validation-selected epoch. ★: no other point is at least as accurate and at "
+              "most as costly. Training took "
+              f"{seconds[0]:.0f}–{seconds[-1]:.0f} s per run on {m['cpu']} "
+              f"({data.get('jobs', 1)} runs at a time{', ' + m['gpu'] if m['gpu'] else ''}), "
+              "other jobs sharing the cores."]
+    return "\n".join(lines)
+
+
 def headline_table(results: dict[str, dict]) -> str:
     """README's one table: exact parity, speed against Lava, energy against silicon."""
     d, b, n, s = (results[k] for k in ("digits", "backends", "netx_corpus", "silicon"))
@@ -528,6 +564,7 @@ RENDERERS = (("digits", digits_table), ("energy", energy_table),
              ("distill_fmnist_quick", distill_sweep_table),
              ("distill_fmnist_quick_wide", distill_sweep_table),
              ("distill_fmnist_sweep", distill_sweep_table),
+             ("explore_digits", explore_table), ("explore_fmnist", explore_table),
              ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
              ("nir_corpus", nir_corpus_table), ("tune", tune_table),
              ("demo_summary", demo_summary_block))

@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import re
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from neurodeploy import artifacts
 from neurodeploy.backends.record import SpikeRecord, provenance
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import load_checkpoint
+from neurodeploy.distill.losses import build_loss
 from neurodeploy.distill.run import _digest, _teacher_key, distill
 from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError
@@ -41,7 +43,7 @@ from neurodeploy.files import write_json
 from neurodeploy.inputs import encoded_test_split
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
-from neurodeploy.recipe import Recipe, override, recipe_from_dict
+from neurodeploy.recipe import Recipe, architecture, override, recipe_from_dict
 from neurodeploy.report import write_html
 from neurodeploy.report.front import write_front
 from neurodeploy.report.summary import energy_sections, generated, priced, report
@@ -84,19 +86,20 @@ def check_grid(grid: dict[str, list]) -> None:
 
 
 def _slug(value) -> str:
-    """A value as a folder-name part: 4, 32x16 (a list of widths), ce+logit_kd (loss terms),
-    16x32 (conv stages' channels); anything else by its digest."""
+    """A value as a folder-name part: 4, 32x16 (a list of widths), ce.logit_kd (loss terms),
+    16x32 (conv stages' channels); anything else by its digest. Recipe names allow only
+    letters, digits and . _ -."""
     items = value if isinstance(value, list) else [value]
     if all(isinstance(v, dict) and "name" in v for v in items):
-        text = "+".join(str(v["name"]) for v in items)
+        text = ".".join(str(v["name"]) for v in items)
     elif all(isinstance(v, dict) and "channels" in v for v in items):
         text = "x".join(str(v["channels"]) for v in items)
     elif all(isinstance(v, (int, float, str, bool)) for v in items):
         text = "x".join(str(v) for v in items) or "none"
     else:
         text = "v" + _digest(value)[:6]
-    text = re.sub(r"[^A-Za-z0-9.+_-]", "_", text)
-    return text if len(text) <= 24 else "v" + _digest(value)[:6]
+    text = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    return text if len(text) <= 28 else "v" + _digest(value)[:6]
 
 
 def variants(base: Recipe, grid: dict[str, list], seeds: list[int]) -> list[dict]:
@@ -126,6 +129,14 @@ def _train(spec: dict, folder: str, teachers: str, device: str, threads: int) ->
     recipe = recipe_from_dict(spec, "explore")
     return str(distill(recipe, Path(folder), progress=False, teachers=Path(teachers),
                        device=device))
+
+
+def _teacher_trained(recipe: Recipe) -> str | None:
+    """The cache key of the teacher this run trains (as distill.run decides), or None."""
+    if recipe.teacher.file or not (recipe.distill.chain or build_loss(
+            recipe.distill.losses, "explore", architecture(recipe)).needs_teacher):
+        return None
+    return _teacher_key(recipe)
 
 
 def _window(record: SpikeRecord, steps: int, samples: int | None = None) -> SpikeRecord:
@@ -191,7 +202,8 @@ def measure(recipe: Recipe, folder: Path, presets: list[str], lava_samples: int,
             "epoch_selected": metrics.get("student_best_epoch"),
             "cores": result["resources"]["cores"], "chips": result["resources"]["chips"],
             "synapses": manifest["network"]["synapses"], "sizes": manifest["network"]["sizes"],
-            "backend": deployed.backend,
+            "backend": deployed.backend, "training": manifest["training"],
+            "train_seconds": metrics.get("train_seconds"),
             "lava": {"samples": n, "backend": lava.backend,
                      "spike_mismatches": checked["spike_mismatches"],
                      "readout_voltage_mismatches": checked["readout_voltage_mismatches"]}}
@@ -211,7 +223,9 @@ def _done(folder: Path, key: str) -> dict | None:
 
 
 def _mean_std(values: list[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)),
+    """Mean and sample standard deviation (0 for one seed), as every results table gives."""
+    return {"mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
             "per_seed": [float(v) for v in values]}
 
 
@@ -275,7 +289,7 @@ def explore(base: Recipe, grid: dict[str, list], out: Path, *, seeds: list[int] 
               threads) for r in pending]
     firsts, seen = [], set()           # one run per teacher first: no teacher trains twice
     for i, r in enumerate(pending):
-        if (k := _teacher_key(r["recipe"])) not in seen:
+        if (k := _teacher_trained(r["recipe"])) and k not in seen:
             seen.add(k)
             firsts.append(i)
     order = firsts + [i for i in range(len(pending)) if i not in firsts]
@@ -308,8 +322,9 @@ def _train_star(args: tuple) -> str:
 
 def _measured(run: dict, out: Path, presets: list[str], lava_samples: int, device: str,
               say) -> None:
-    folder = out / run["folder"]
+    folder, started = out / run["folder"], time.perf_counter()
     measured = measure(run["recipe"], folder, presets, lava_samples, device)
+    measured["measure_seconds"] = time.perf_counter() - started
     write_json(folder / "explore.json", {
         "key": run["key"], "variant": run["variant"], "settings": run["settings"],
         "seed": run["seed"], "folder": run["folder"], "recipe_digest": run["recipe_digest"],
