@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,12 @@ def main() -> int:
     out = args.out or RESULTS / f"explore_{args.setup}.json"
     work = ROOT / "benchmarks" / ".work" / f"explore_{args.setup}"
     seeds, started = list(range(args.seeds)), time.perf_counter()
+    # the distillation sweep's teachers are keyed by what trains them (distill.run._teacher_key):
+    # the full protocol's seed-0 teacher is this front's, so it is trained once for both
+    for cached in (ROOT / "benchmarks" / ".work" / "distill_fmnist" / "teachers").glob("*.pt"):
+        if not (work / "teachers" / cached.name).exists():
+            with atomic_path(work / "teachers" / cached.name) as tmp:
+                shutil.copyfile(cached, tmp)
 
     def finished(line: str) -> None:
         print(line, flush=True)

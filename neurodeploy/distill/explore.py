@@ -103,23 +103,22 @@ def _slug(value) -> str:
 
 
 def variants(base: Recipe, grid: dict[str, list], seeds: list[int]) -> list[dict]:
-    """Every (grid point, seed) as a validated recipe with its name and folder; a bad value
-    is the schema's one-line error naming the --grid setting."""
+    """Every (grid point, seed) as a validated recipe with its name and folder, seeds outer
+    (a grid stopped halfway has every variant once); a bad value is the schema's one-line
+    error naming the --grid setting."""
     check_grid(grid)
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UserError(f"explore: seeds {seeds}: give distinct seeds >= 0 (--seeds N: 0..N-1)")
     out = []
-    for combo in itertools.product(*grid.values()):
+    for seed, combo in itertools.product(seeds, itertools.product(*grid.values())):
         settings = dict(zip(grid, combo))
         label = "_".join(f"{key.rsplit('.', 1)[-1]}-{_slug(v)}" for key, v in settings.items())
-        for seed in seeds:
-            name = f"{base.name}-{label}-s{seed}"[:100]
-            where = "explore --grid " + " --grid ".join(
-                f"{k}={json.dumps(v)}" for k, v in settings.items())
-            spec = override(base.to_dict(), {**settings, "name": name, "distill.seed": seed},
-                            where)
-            out.append({"variant": label, "settings": settings, "seed": seed,
-                        "recipe": recipe_from_dict(spec, where), "folder": name})
+        name = f"{base.name}-{label}-s{seed}"[:100]
+        where = "explore --grid " + " --grid ".join(
+            f"{k}={json.dumps(v)}" for k, v in settings.items())
+        spec = override(base.to_dict(), {**settings, "name": name, "distill.seed": seed}, where)
+        out.append({"variant": label, "settings": settings, "seed": seed,
+                    "recipe": recipe_from_dict(spec, where), "folder": name})
     return out
 
 
@@ -300,8 +299,8 @@ def explore(base: Recipe, grid: dict[str, list], out: Path, *, seeds: list[int] 
             for wave in waves:
                 for i, _ in zip(wave, pool.map(_train_star, [train[i] for i in wave])):
                     _measured(pending[i], out, presets, lava_samples, device, say)
-    else:
-        for i in order:
+    else:                               # one at a time: in grid order (seeds outer)
+        for i in range(len(pending)):
             _train(*train[i])
             _measured(pending[i], out, presets, lava_samples, device, say)
     runs = [{**r, **_done(out / r["folder"], r["key"])} for r in todo]
