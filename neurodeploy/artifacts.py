@@ -20,7 +20,7 @@ import numpy as np
 
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import load_checkpoint
-from neurodeploy.energy import layer_table, resource_estimate
+from neurodeploy.energy import storage_estimates
 from neurodeploy.errors import UserError
 from neurodeploy.files import file_digest, package_versions, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, reset_assumption, to_nir, write_nir
@@ -183,15 +183,17 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
         info |= {"kind": "netx", "metadata": meta}
     layers, shape = [], list(net.input_shape)
     for layer in net.layers:
-        w = layer.weight
+        w = np.concatenate([m.reshape(-1) for m in layer.synapse_matrices()])
+        p = layer.params
         layers.append({"name": layer.name, "type": layer.kind, "input_shape": shape,
                        "shape": list(layer.shape),
-                       "kernel": ([int(w.shape[2]), int(w.shape[3])] if layer.conv else None),
+                       "kernel": ([int(layer.weight.shape[2]), int(layer.weight.shape[3])]
+                                  if layer.conv else None),
                        "stride": list(layer.conv.stride) if layer.conv else None,
                        "weight_range": [int(w.min()), int(w.max())],
                        "nonzero_weights": int((w != 0).sum()),
-                       "i_decay": layer.params.i_decay, "v_decay": layer.params.v_decay,
-                       "threshold": layer.params.threshold, "describe": layer.describe()})
+                       **({"neuron": p.kind} if layer.resonate else
+                          {"i_decay": p.i_decay, "v_decay": p.v_decay}),
+                       "threshold": p.threshold, "describe": layer.describe()})
         shape = list(layer.shape)
-    return info | {"layers": layers, "quantization": quantization,
-                   "loihi2": resource_estimate(layer_table(net))}
+    return info | {"layers": layers, "quantization": quantization, **storage_estimates(net)}

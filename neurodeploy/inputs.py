@@ -41,8 +41,8 @@ def check_input_bits(bits: int | None, net=None, source: str = "the network") ->
     if net is None or not net.layers:
         return
     first, peak = net.layers[0], 2 ** bits - 1
-    fan_in = 1 if first.input_shape else int(
-        (np.asarray(first.weight).reshape(len(first.weight), -1) != 0).sum(1).max())
+    fan_in = 1 if first.input_shape else max(int(
+        (np.asarray(w).reshape(len(w), -1) != 0).sum(1).max()) for w in first.synapse_matrices())
     if max(256 * fan_in * peak, first.input_bound(peak=peak) * 64 + 2 ** 23) >= 2 ** 31:
         raise UserError(f"{source}: layer {first.name!r}: {bits}-bit graded input events (up to "
                         f"{peak}) times its weights would overflow Lava's 32-bit synaptic sums; "

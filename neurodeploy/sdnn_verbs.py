@@ -14,7 +14,7 @@ import numpy as np
 
 from neurodeploy.backends.record import SDNNRecord
 from neurodeploy.backends.registry import BACKENDS, SDNN_BACKENDS, listed
-from neurodeploy.energy import layer_table, load_preset, resource_estimate
+from neurodeploy.energy import load_preset, storage_estimates
 from neurodeploy.errors import UserError
 from neurodeploy.files import file_digest
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
@@ -108,4 +108,4 @@ def inspect(path: str | Path) -> dict:
     net = read_sdnn(path)
     return {"file": str(Path(path)), "kind": "sigma-delta", "layers": describe(net),
             "warnings": list(net.notes),
-            "loihi2": resource_estimate(layer_table(net))}
+            **storage_estimates(net)}

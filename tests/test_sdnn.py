@@ -240,7 +240,7 @@ def test_the_cli_runs_and_compares_an_sdnn_file(tmp_path, capsys):
     assert sum(result["messages_per_layer"].values()) > 0
     assert main(["simulate", str(path), "--backend", "float", "--data",
                  str(tmp_path / "x.npz"), "--out", str(out)]) == 2
-    assert "torch (exact mode), emulator and lava" in capsys.readouterr().err
+    assert "torch (exact mode), emulator, lava and lava-sparse" in capsys.readouterr().err
     np.savez(tmp_path / "bad.npz", x=x[..., :3])
     assert main(["simulate", str(path), "--backend", "torch", "--data",
                  str(tmp_path / "bad.npz"), "--out", str(out)]) == 2

@@ -33,7 +33,8 @@ U_WRAP, V_LIMIT, CONV_WRAP = 2 ** 23, 2 ** 23 - 1, 2 ** 23
 def _exact_dtype(layer: IntLayer, peak: float = 1) -> torch.dtype:
     """float32 if no synaptic sum of events of at most `peak` (1: binary spikes) can reach
     2**24 (exact), else float64."""
-    bound = np.abs(layer.weight).reshape(len(layer.weight), -1).sum(1).max() * peak
+    bound = max(np.abs(w).reshape(len(w), -1).sum(1).max() for w in layer.synapse_matrices()) \
+        * peak
     return torch.float32 if bound < 2 ** 24 else torch.float64
 
 
@@ -60,16 +61,19 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
     peak = max(1.0, float(x.to(torch.float64).abs().max())) if x.numel() else 1.0
     dev = x.device
     new = lambda n, dtype=torch.float64: torch.zeros((b, n), dtype=dtype, device=dev)  # noqa
+    # a resonate-and-fire layer: its real and imaginary synapses side by side (2n outputs)
+    width = [layer.size * (2 if layer.resonate else 1) for layer in net.layers]
     u = [new(layer.size) for layer in net.layers]
     v = [new(layer.size) for layer in net.layers]
     # synapse outputs, one column per remaining delay step (Lava's DelayDense a_buff)
     depth = [1 + (0 if layer.delay is None else int(layer.delay.max())) for layer in net.layers]
-    buffers = [torch.zeros((b, layer.size, d), dtype=torch.float64, device=dev)
-               for layer, d in zip(net.layers, depth)]
+    buffers = [torch.zeros((b, n, d), dtype=torch.float64, device=dev)
+               for n, d in zip(width, depth)]
     spikes = [new(layer.size, torch.bool) for layer in net.layers]
     # (delay, weights with that delay) per layer; one group of all weights without delays
     groups = [[(d, torch.as_tensor(np.where(layer.delay == d, layer.weight, 0)
-                                   if layer.delay is not None else layer.weight,
+                                   if layer.delay is not None else
+                                   np.vstack(layer.synapse_matrices()),
                                    dtype=_exact_dtype(layer, peak if i == 0 else 1),
                                    device=dev))
                for d in (np.unique(layer.delay) if layer.delay is not None else [0])]
@@ -107,13 +111,17 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
                 u[i].zero_()
                 v[i].zero_()
             p = layer.params
-            decayed = torch.trunc(u[i] * (p.kept("i", u[i]) / 4096)) + a_in * 64
-            wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
-            u[i] = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
-            v[i] = torch.trunc(v[i] * (p.kept("v", v[i]) / 4096)).add_(u[i]).add_(bias[i])
-            v[i].clamp_(-V_LIMIT, V_LIMIT)
-            spikes[i] = v[i] > (p.threshold * 64)
-            v[i].masked_fill_(spikes[i], 0)
+            if layer.resonate:           # u, v: its real and imaginary state
+                spikes[i] = _rf_step(layer, u[i], v[i], a_in[:, :layer.size],
+                                     a_in[:, layer.size:])
+            else:
+                decayed = torch.trunc(u[i] * (p.kept("i", u[i]) / 4096)) + a_in * 64
+                wrapped = torch.where(decayed > U_WRAP, decayed - 2 * U_WRAP, decayed)
+                u[i] = torch.where(wrapped <= -U_WRAP, decayed + 2 * U_WRAP, wrapped)
+                v[i] = torch.trunc(v[i] * (p.kept("v", v[i]) / 4096)).add_(u[i]).add_(bias[i])
+                v[i].clamp_(-V_LIMIT, V_LIMIT)
+                spikes[i] = v[i] > (p.threshold * 64)
+                v[i].masked_fill_(spikes[i], 0)
             if rec[i] is not None:                  # arrives at this layer's next step
                 rec_buffers[i] = (spikes[i].to(rec[i].dtype) @ rec[i]).to(torch.float64)
             j = tau - 2 - i                                             # this layer's window step
@@ -122,6 +130,28 @@ def _batch(net: IntNetwork, x: torch.Tensor) -> list[torch.Tensor]:
                 if i == last:
                     volts[:, j] = v[i]
     return windows, volts.to(torch.int64)
+
+
+def _rf_step(layer: IntLayer, re: torch.Tensor, im: torch.Tensor, a_re: torch.Tensor,
+             a_im: torch.Tensor) -> torch.Tensor:
+    """One chip step of Lava's fixed-point RF / RF_IZ model (lava/proc/rf/models.py,
+    lava/proc/rf_iz/models.py) on float64 state, updated in place: products of 24-bit state and
+    12-bit decays are exact in float64 and trunc(x / 4096) is its sign * (|x| >> 12)."""
+    p = layer.params
+    sin, cos = (torch.as_tensor(d, dtype=torch.float64, device=re.device) / 4096
+                for d in p.decays())
+    new_re = (torch.trunc(cos * re) - torch.trunc(sin * im) + a_re * 64).clamp(-V_LIMIT, V_LIMIT)
+    new_im = (torch.trunc(sin * re) + torch.trunc(cos * im) + a_im * 64).clamp(-V_LIMIT, V_LIMIT)
+    vth = p.threshold * 64
+    if p.izhikevich:
+        fired = new_im >= vth
+        re.copy_(new_re.masked_fill(fired, 0))
+        im.copy_(new_im.masked_fill(fired, vth - 1))
+    else:
+        fired = (new_re >= vth) & (new_im >= 0) & (im < 0)
+        re.copy_(new_re)
+        im.copy_(new_im)
+    return fired
 
 
 def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,

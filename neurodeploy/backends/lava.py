@@ -39,6 +39,7 @@ __all__ = ["LavaTimeout", "lava_file", "lava_reads", "simulate_lava"]
 
 
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
+SPARSE = ", Sparse synapses"     # how a record names a run with netx's sparse_fc_layer
 
 
 def loihi2_missing() -> str | None:
@@ -70,7 +71,8 @@ def lava_file(net: IntNetwork, metadata: dict, source: Path, folder: Path) -> Pa
 # those itself, and lava-dl's own files store them as floats): an encoding of these that our
 # reader had to normalise is one that netx hands on to Lava as it is.
 NETX_READS = ("type", "shape", "stride", "padding", "dilation", "groups",
-              "neuron/iDecay", "neuron/vDecay", "neuron/vThMant", "neuron/sigma_output")
+              "neuron/iDecay", "neuron/vDecay", "neuron/vThMant", "neuron/sigma_output",
+              "neuron/sinDecay", "neuron/cosDecay")
 
 
 def lava_reads(original: Path, copy: Path) -> tuple[Path, str]:
@@ -132,7 +134,9 @@ def _wire_input_layer(net, spec, src_path, steps: int, source_cls, clock: Path,
 def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
     """Chip steps after which synapse buffers must be emptied so samples stay independent:
     a delayed or recurrent synapse still holds spikes of the previous sample (or of the steps
-    before the first window) when its layer resets, and netx's reset zeroes only the neuron.
+    before the first window) when its layer resets, and netx's reset zeroes only the neuron,
+    and only a LIF one: a resonate-and-fire neuron's state is zeroed here, before the step
+    where LIFReset would zero it (lava/proc/lif/models.py zeroes u, v before its update).
     Layer i resets at step r = kT + RESET_OFFSET + 1 + i. Its delayed synapse accumulates the
     new window's first input at r - 1 but still sends the old window's last input then, so all
     but the buffer's next column is emptied after step r - 2; its recurrent synapse holds the
@@ -145,6 +149,8 @@ def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
                 clears.setdefault(reset - 2, []).append(block.synapse.a_buff)
             if layer.recurrent is not None:
                 clears.setdefault(reset - 1, []).append(block.synapse_rec.a_buff)
+            if layer.resonate and reset - 1 >= 1:   # netx resets LIF only; RF state is zeroed
+                clears.setdefault(reset - 1, []).extend((block.neuron.real, block.neuron.imag))
     return clears
 
 
@@ -152,8 +158,13 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                   chunk_steps: int = 2048, progress: bool = True,
                   timeout_s: float | None = None,
                   input_shape: tuple[int, ...] | None = None,
-                  input_bits: int | None = None) -> SpikeRecord:
+                  input_bits: int | None = None,
+                  sparse_synapses: bool = False) -> SpikeRecord:
     """Stream input spikes [N, T, n_in] through the netx network on Lava.
+
+    `sparse_synapses`: netx builds every dense layer's synapse as Lava's Sparse (a CSR matrix
+    of the non-zero weights: `Network(..., sparse_fc_layer=True)`, what a pruned network maps
+    to) instead of Dense; the results are the same, the record's info says which ran.
 
     `input_bits` N: the inputs are graded input events of N bits, handed to netx as
     `Network(..., input_message_bits=N)`, so the first Dense multiplies each event by its
@@ -195,6 +206,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
         net = lava.netx.hdf5.Network(net_config=str(given), reset_interval=t,
                                      reset_offset=RESET_OFFSET,
                                      input_message_bits=input_bits or 0,
+                                     sparse_fc_layer=sparse_synapses,
                                      input_shape=tuple(net_spec.input_shape[::-1])
                                      if len(net_spec.input_shape) == 3 else None)
         clock = Path(tmp) / "clock.i64"
@@ -254,10 +266,12 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             start = RESET_OFFSET + depth - 1
             readout = np.array(volts[start:start + n * t]).reshape(n, t, size).astype(np.int64)
             del volts
-    return SpikeRecord(backend="loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)",
+    return SpikeRecord(backend=("loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)")
+                       + (SPARSE if sparse_synapses else ""),
                        inputs=record_inputs(spikes), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],
                        info={"chip_steps": steps, "reset_interval": t,
                              "reset_offset": RESET_OFFSET, "lava_read": read,
+                             **({"sparse_fc_layer": True} if sparse_synapses else {}),
                              **({"input_message_bits": input_bits} if input_bits else {})},
                        readout=readout)

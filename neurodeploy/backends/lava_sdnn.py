@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.backends.lava import lava_reads
+from neurodeploy.backends.lava import SPARSE, lava_reads
 from neurodeploy.backends.record import SDNNRecord
 from neurodeploy.backends.watchdog import Watchdog, lava_names
 from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
@@ -41,8 +41,9 @@ def _flat(data: np.ndarray) -> np.ndarray:
 
 def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
                        timeout_s: float | None = None,
-                       chunk_steps: int = 1024) -> SDNNRecord:
-    """Stream integer inputs [N, T, *input_shape] (or [N, T, n]) through the SDNN on Lava."""
+                       chunk_steps: int = 1024, sparse_synapses: bool = False) -> SDNNRecord:
+    """Stream integer inputs [N, T, *input_shape] (or [N, T, n]) through the SDNN on Lava;
+    `sparse_synapses`: dense layers as Lava Sparse synapses (netx's sparse_fc_layer)."""
     net_spec = read_sdnn(netx_path)            # validates the file; gives shapes
     with_bits = _message_bits_given(netx_path)
     if with_bits:
@@ -78,7 +79,7 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
         write_sdnn(net_spec, canonical, {"canonical_copy_of": {
             "file": str(netx_path), "sha256": file_digest(netx_path)}})
         given, read = lava_reads(Path(netx_path), canonical)
-        net = lava.netx.hdf5.Network(net_config=str(given))
+        net = lava.netx.hdf5.Network(net_config=str(given), sparse_fc_layer=sparse_synapses)
         neuron = net.layers[0].neuron
         source = MemmapSpikeSource(path=str(src_path), steps=steps, dtype="int32",
                                    shape=tuple(neuron.a_in.shape), clock=str(clock))
@@ -104,9 +105,11 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
     for i, (data, spec) in enumerate(zip(buffers, net_spec.layers)):
         msgs = _flat(data)                    # sink row k holds chip step k + 1
         layers.append(msgs[i:i + n * t].reshape(n, t, spec.size))
-    return SDNNRecord(backend=BACKEND, inputs=inputs, layers=layers,
+    return SDNNRecord(backend=BACKEND + (SPARSE if sparse_synapses else ""), inputs=inputs,
+                      layers=layers,
                       layer_names=[layer.name for layer in net_spec.layers],
                       info={"chip_steps": steps, "stream": True, "lava_read": read,
+                            **({"sparse_fc_layer": True} if sparse_synapses else {}),
                             "note": "samples stream back to back; SDNN state is not reset"})
 
 

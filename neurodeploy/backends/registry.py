@@ -61,20 +61,25 @@ def _emulator_sdnn(network, net, frames, timeout_s):
     return simulate_emulator_sdnn(network, frames).layers
 
 
-# The Lava backends: imported only when one runs (see the module docstring).
-def _lava(hardware: bool):
+# The Lava backends: imported only when one runs (see the module docstring). `sparse`:
+# netx's sparse_fc_layer (dense layers as Lava Sparse synapses), its own backend so that every
+# verb that takes a backend runs it and parity compares it with the dense build.
+def _lava(hardware: bool, sparse: bool = False):
     def run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
             input_bits=None):
         from neurodeploy.backends.lava import simulate_lava
         return simulate_lava(network, spikes, hardware=hardware, progress=progress,
                              timeout_s=timeout_s, input_shape=input_shape,
-                             input_bits=input_bits)
+                             input_bits=input_bits, sparse_synapses=sparse)
     return run
 
 
-def _lava_sdnn(network, net, frames, timeout_s):
-    from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
-    return simulate_lava_sdnn(network, frames, timeout_s=timeout_s).layers
+def _lava_sdnn(sparse: bool = False):
+    def run(network, net, frames, timeout_s):
+        from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
+        return simulate_lava_sdnn(network, frames, timeout_s=timeout_s,
+                                  sparse_synapses=sparse).layers
+    return run
 
 
 def _loihi2_missing() -> str | None:
@@ -90,7 +95,11 @@ BACKENDS = {b.name: b for b in (
             "Lava's fixed-point rules stepping chip time, batched", _emulator, _emulator_sdnn),
     Backend("lava", "lowered", True, ("cpu",),
             "Lava's CPU simulation (Loihi2SimCfg fixed_pt) of the netx file", _lava(False),
-            _lava_sdnn),
+            _lava_sdnn()),
+    Backend("lava-sparse", "lowered", True, ("cpu",),
+            "as lava, with netx's sparse_fc_layer: dense layers built as Lava Sparse synapses "
+            "(their non-zero weights only: what a pruned network maps to)", _lava(False, True),
+            _lava_sdnn(True)),
     Backend("loihi2", "lowered", True, ("loihi2",),
             "Loihi 2 itself (Intel's lava-loihi extension and a board)", _lava(True),
             unavailable=_loihi2_missing),

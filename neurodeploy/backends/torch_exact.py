@@ -16,9 +16,11 @@ def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
     with torch.no_grad():
         for start in range(0, len(spikes), batch_size):
             x = torch.as_tensor(spikes[start:start + batch_size], device=device)
-            out, v = run_exact(net, x, voltage=True)
+            out = run_exact(net, x, voltage=net.readout)
+            if net.readout:
+                out, v = out
+                volts.append(v.cpu().numpy())
             chunks.append([s.cpu().numpy() for s in out])
-            volts.append(v.cpu().numpy())
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
     return SpikeRecord(backend=f"torch-exact ({device})", inputs=record_inputs(spikes),
                        layers=layers, layer_names=[layer.name for layer in net.layers],

@@ -16,6 +16,9 @@ outgoing weight of each non-zero event, its payload multiplied into the weight i
 No per-op figure for graded messages is published (energy-sources.md: Loihi 1's table is for
 binary spikes, and no Loihi 2 per-op table exists), so they are priced at the binary-spike
 figures, an assumption stated in the record (`GRADED_INPUT_NOTE`), as for sigma-delta messages.
+A resonate-and-fire layer (netx's ComplexDense onto Lava's RF or RF_IZ) has two synapses per
+connection, real and imaginary, each a synaptic op per spike, and one neuron update per neuron
+and step (`RESONATE_NOTE`: priced at the CUBA figures, no published figure).
 Counts are means per inference over the record's samples, shape [layers, T]; they are all that
 pricing needs, so a report can be repriced without simulating again.
 """
@@ -35,6 +38,12 @@ GRADED_INPUT_NOTE = ("graded input events are counted as binary spikes are (one 
                      "non-zero weight of each non-zero event) and priced at the binary-spike "
                      "figures: no per-op energy of a graded message is published for Loihi 1 "
                      "or 2, so this is a proxy")
+
+RESONATE_NOTE = ("resonate-and-fire neurons (Lava's RF and RF_IZ hold two 24-bit states, real "
+                 "and imaginary) are counted as one neuron update each per step and priced at "
+                 "the CUBA neuron figures, their real and imaginary synapses as one synaptic op "
+                 "each: no energy or neuron memory of a resonate-and-fire neuron on Loihi 2 is "
+                 "published, so this is a proxy")
 
 
 def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False,
@@ -61,7 +70,7 @@ def _totals(inputs: np.ndarray, layers: list[np.ndarray], net: IntNetwork) -> di
     for layer, post in zip(net.layers, layers):
         # events reaching each neuron: the layer's own synapse op with 0/1 weights (exact in
         # float64), so dense and conv layers are counted by the same rule
-        ones = (layer.weight != 0).astype(np.int64)
+        ones = sum((w != 0).astype(np.int64) for w in layer.synapse_matrices())
         events = layer.synapse(pre, weight=ones).reshape(n, steps, -1)
         ops = events.sum(-1).sum(0)
         delivered = events if layer.delay is None else replace(   # window_input is step-major

@@ -40,11 +40,14 @@ def dense_ops(layer: IntLayer) -> int:
     """NeuroBench's Dense count for one layer and step: all weights and all inputs set to one."""
     ones = torch.ones(1, layer.in_size, dtype=torch.float64)
     recurrent = 0 if layer.recurrent is None else layer.recurrent.size   # n x n, every step
-    return int(layer.synapse(ones, weight=np.ones_like(layer.weight)).sum()) + recurrent
+    return int(layer.synapse(ones, weight=np.ones_like(layer.weight)).sum()) \
+        * len(layer.synapse_matrices()) + recurrent
 
 
 def _recurrent(layer: IntLayer) -> np.ndarray:
-    return np.zeros(0) if layer.recurrent is None else layer.recurrent
+    """The weights besides `weight`: recurrent ones, a resonate-and-fire layer's imaginary ones."""
+    return np.concatenate([np.zeros(0)] + [np.ravel(w) for w in layer.synapse_matrices()[1:]]
+                          + ([] if layer.recurrent is None else [layer.recurrent.ravel()]))
 
 
 def footprint(net: IntNetwork, weight_bytes: int = 1, bias_bytes: int = 2,

@@ -53,6 +53,8 @@ class Layer(BaseModel):
     fan_in: Size = 0
     recurrent_synapses: Size = 0
     max_delay: Size = 0
+    neuron: Literal["RF", "RF_IZ"] | None = None       # resonate-and-fire; else CUBA
+    stored_synapses: Size | None = None                 # sparse storage (lava-sparse)
 
 
 class Baseline(BaseModel):

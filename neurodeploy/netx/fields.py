@@ -144,11 +144,12 @@ def conv(g, in_shape: tuple[int, ...], where: str, fix: str = REEXPORT) -> Conv:
                 padding=pair("padding", 0, 0), dilation=pair("dilation", 1, 1), groups=groups)
 
 
-def weight(g, where: str, rows: int | None, lo: int, hi: int, fix: str = REEXPORT) -> np.ndarray:
-    """'weight' shaped as netx shapes it: slayer's trailing time axis of a conv weight
-    dropped, lava-dl's (n,) for a dense (n, 1); `rows`: a dense layer's declared neurons
-    (None for conv layers)."""
-    w = ints(read(g, "weight", where, fix), where, "weight", lo, hi, fix)
+def weight(g, where: str, rows: int | None, lo: int, hi: int, fix: str = REEXPORT,
+           key: str = "weight") -> np.ndarray:
+    """'weight' (or `key`: 'weight/real', 'weight/imag') shaped as netx shapes it: slayer's
+    trailing time axis of a conv weight dropped, lava-dl's (n,) for a dense (n, 1); `rows`: a
+    dense layer's declared neurons (None for conv layers)."""
+    w = ints(read(g, key, where, fix), where, key, lo, hi, fix)
     if rows is None and w.ndim == 5 and w.shape[4] == 1:
         w = w[..., 0]
     if rows is not None and w.ndim == 1 and w.size % rows == 0:

@@ -15,6 +15,11 @@ Layout written (what lava-dl 0.6.0's `netx.hdf5.Network` reads; see netx/README.
                 neuron/{type='CUBA', iDecay, vDecay, vThMant, refDelay, gradedSpike} and an
                 optional bias (netx feeds it to Lava's bias_mant with bias_exp=6)
                 type='flatten' between a conv and a dense layer (CHW order, as PyTorch)
+                type='dense' with weight/real and weight/imag (n, n_prev) and
+                neuron/{type='RF_PHASE' or 'RF_IZHIKEVICH', sinDecay, cosDecay (one or one per
+                neuron), vThMant}: resonate-and-fire, as slayer's rf/rf_iz Dense blocks write
+                it and netx builds it (ComplexDense; see neurons/resonate.py); read, not written
+                by `export`
 Reading refuses what netx would silently change (`check_deployable`), drop or cannot build
 (see _neuron_params, NETX_CANNOT).
 """
@@ -35,6 +40,7 @@ from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import INPUT_LIMIT, MAX_DELAY
 from neurodeploy.neurons.cuba import (DECAY_UNITY, NETX_DEFAULT_THRESHOLD, THRESHOLD_MAX,
                                       WEIGHT_MAX, WEIGHT_MIN)
+from neurodeploy.neurons.resonate import KINDS as RF_KINDS, RFParams
 
 # Keys of a layer group that netx reads and this reader models; anything else (conv 'delay',
 # recurrent 'weight_rec', complex weights, ...) would make Lava compute something else.
@@ -63,12 +69,15 @@ NETX_CANNOT = {    # layer types lava-dl 0.6.0's netx.hdf5.Network refuses, and 
     "concat": "use one chain of layers (no concatenation)",
     "dense_comp": "use real weights (netx 0.6.0 lacks create_complex_dense)",
 }
+# A resonate-and-fire layer as slayer's rf/rf_iz Dense block writes it (netx: ComplexDense).
+RF_LAYER_KEYS = {"type", "shape", "weight", "neuron", "inFeatures", "outFeatures"}
+RF_NEURON_KEYS = {"type", "sinDecay", "cosDecay", "vThMant", "gradedSpike", "messageBits"}
 
 
 def _scalar(group, key: str, where: str, lo: int, hi: int) -> int:
     value = ints(read(group, key, where), where, key, lo, hi).reshape(-1)
     if value.size == 0 or (value != value[0]).any():
-        raise UserError(f"{where}: '{key}' must be one value for the layer (Lava's LIF takes one "
+        raise UserError(f"{where}: '{key}' must be one value for the layer (netx gives Lava one "
                         f"per layer), got {value.size} differing values; use a uniform value")
     return int(value[0])
 
@@ -81,27 +90,89 @@ def _neuron_params(g, where: str, size: int | None = None) -> CubaParams:
     neuron = g["neuron"]
     if not isinstance(neuron, h5py.Group):
         raise UserError(f"{where}: 'neuron' is not a group; {REEXPORT}")
-    unknown(neuron, NEURON_KEYS, f"{where}: neuron")
     ntype = text(neuron, "type", where) or "?"
+    if ntype in RF_KINDS:           # dense and conv layers are read by _read_rf
+        raise UserError(f"{where}: a resonate-and-fire ({ntype}) input layer, which netx 0.6.0 "
+                        "cannot build (its Input block feeds a_in, which Lava's RF lacks): "
+                        "start with rf.Dense and no rf.Input")
+    unknown(neuron, NEURON_KEYS, f"{where}: neuron")
     if ntype not in ("CUBA", "LOIHI"):
-        raise UserError(f"{where}: neuron type {ntype!r} is not supported (supported: CUBA, LOIHI)")
-    if "messageBits" in neuron and _scalar(neuron, "messageBits", where, 0, 32) != 0:
-        raise UserError(f"{where}: 'neuron/messageBits' asks for graded spikes, but Lava's LIF "
-                        "(netx's CUBA/LOIHI neuron) sends 1-bit spikes whatever it says: set it "
-                        "to 0 or remove it")
-    graded = np.asarray(read(neuron, "gradedSpike", where) if "gradedSpike" in neuron else 0)
-    if graded.dtype.kind not in "biuf" or graded.size != 1:
-        raise UserError(f"{where}: 'neuron/gradedSpike' must be one true/false value; {REEXPORT}")
-    if graded.reshape(-1)[0]:
-        raise UserError(f"{where}: 'neuron/gradedSpike' is true, but netx 0.6.0 ignores it and "
-                        "Lava's LIF sends 1-bit spikes: retrain with binary spikes or set it "
-                        "false")
+        raise UserError(f"{where}: neuron type {ntype!r} is not supported (supported: CUBA, "
+                        f"LOIHI, and {', '.join(RF_KINDS)} on dense layers)")
+    _binary_spikes(neuron, where, "Lava's LIF (netx's CUBA/LOIHI neuron)")
     if "refDelay" in neuron and _scalar(neuron, "refDelay", where, 0, 2 ** 16) > 1:
         raise UserError(f"{where}: 'neuron/refDelay' asks for a refractory period, which netx "
                         "0.6.0 does not read (Lava's LIF has none): retrain with refDelay 1")
     return CubaParams(_decay(neuron, "iDecay", where, size),
                       _decay(neuron, "vDecay", where, size),
                       _scalar(neuron, "vThMant", where, 1, THRESHOLD_MAX))
+
+
+def _binary_spikes(neuron, where: str, who: str) -> None:
+    """Refuse graded output spikes, which netx 0.6.0 reads but `who` never sends."""
+    if "messageBits" in neuron and _scalar(neuron, "messageBits", where, 0, 32) != 0:
+        raise UserError(f"{where}: 'neuron/messageBits' asks for graded spikes, but {who} sends "
+                        "1-bit spikes whatever it says: set it to 0 or remove it")
+    graded = np.asarray(read(neuron, "gradedSpike", where) if "gradedSpike" in neuron else 0)
+    if graded.dtype.kind not in "biuf" or graded.size != 1:
+        raise UserError(f"{where}: 'neuron/gradedSpike' must be one true/false value; {REEXPORT}")
+    if graded.reshape(-1)[0]:
+        raise UserError(f"{where}: 'neuron/gradedSpike' is true, but netx 0.6.0 ignores it and "
+                        f"{who} sends 1-bit spikes: retrain with binary spikes or set it false")
+
+
+def _is_rf(g, where: str) -> bool:
+    """Whether a layer is meant as resonate-and-fire: complex weights or an RF neuron type."""
+    neuron = g.get("neuron")
+    return isinstance(g.get("weight"), h5py.Group) or isinstance(neuron, h5py.Group) and (
+        text(neuron, "type", where) or "") in RF_KINDS
+
+
+def _read_rf(g, kind: str, name: str, where: str) -> IntLayer:
+    """A resonate-and-fire dense layer as netx 0.6.0 builds it (ComplexDense: a real and an
+    imaginary Dense synapse onto Lava's RF or RF_IZ; see neurons/resonate.py). What netx would
+    drop or cannot build is refused."""
+    if kind != "dense":
+        raise UserError(f"{where}: a resonate-and-fire {kind} layer, which netx 0.6.0 cannot "
+                        "build (its ComplexDense is dense and feed-forward only): use rf.Dense")
+    for key in ("bias", "delay"):
+        if key in g:
+            raise UserError(f"{where}: '{key}' on a resonate-and-fire layer, which netx 0.6.0 "
+                            f"builds without it (Lava would run the layer without): retrain "
+                            f"without it or remove the dataset")
+    unknown(g, RF_LAYER_KEYS, where)
+    neuron = g.get("neuron")
+    if not isinstance(neuron, h5py.Group) or (text(neuron, "type", where) or "") not in RF_KINDS:
+        raise UserError(f"{where}: complex weights ('weight/real', 'weight/imag') need a "
+                        f"resonate-and-fire neuron (neuron/type {' or '.join(RF_KINDS)}); "
+                        f"{REEXPORT}")
+    weights = g["weight"]
+    if not isinstance(weights, h5py.Group):
+        raise UserError(f"{where}: a resonate-and-fire neuron needs complex weights "
+                        "('weight/real' and 'weight/imag'), as slayer's rf.Dense writes them")
+    unknown(weights, {"real", "imag"}, f"{where}: weight")
+    unknown(neuron, RF_NEURON_KEYS, f"{where}: neuron")
+    rows = int(np.prod(shape(g, where)))
+    real, imag = (fields.weight(g, where, rows, WEIGHT_MIN, WEIGHT_MAX, key=f"weight/{part}")
+                  for part in ("real", "imag"))
+    if real.ndim != 2 or real.shape != imag.shape or real.shape[0] != rows:
+        raise UserError(f"{where}: 'weight/real' {list(real.shape)} and 'weight/imag' "
+                        f"{list(imag.shape)} must both be ({rows}, inputs); {REEXPORT}")
+    ntype = text(neuron, "type", where)
+    _binary_spikes(neuron, where, f"Lava's {RF_KINDS[ntype]}")
+    decays = []
+    for key in ("sinDecay", "cosDecay"):
+        d = ints(read(neuron, key, where), where, key, -DECAY_UNITY, DECAY_UNITY).reshape(-1)
+        if d.size not in (1, rows):
+            raise UserError(f"{where}: 'neuron/{key}' has {d.size} values; give one or one per "
+                            f"neuron ({rows}); {REEXPORT}")
+        decays.append(tuple(int(v) for v in d))
+    params = RFParams(*decays, _scalar(neuron, "vThMant", where, 0, THRESHOLD_MAX),
+                      izhikevich=RF_KINDS[ntype] == "RF_IZ")
+    try:
+        return IntLayer(weight=real, weight_imag=imag, params=params, name=name)
+    except ValueError as e:
+        raise UserError(f"{where}: {e}") from None
 
 
 def _decay(neuron, key: str, where: str, size: int | None) -> int | tuple[int, ...]:
@@ -136,6 +207,8 @@ def _read_input(g, name: str, where: str) -> IntLayer:
 
 
 def _read_layer(g, kind: str, in_shape, name: str, where: str) -> IntLayer:
+    if _is_rf(g, where):
+        return _read_rf(g, kind, name, where)
     if kind == "conv" and "delay" in g:
         raise UserError(f"{where}: netx 0.6.0 ignores a conv layer's 'delay' (Lava would run the "
                         "layer without it): retrain without delays or remove the dataset")
@@ -274,7 +347,8 @@ def read_netx(path: str | Path,
         raise UserError(f"{path}: the network has no dense layers")
     # A last layer that cannot fire (netx's default integrator) or fires only at the top of
     # Loihi's threshold range (slayer's PilotNet output) integrates: it is read out by voltage.
-    readout = metadata.get("readout", False) or layers[-1].params.threshold >= THRESHOLD_MAX
+    readout = metadata.get("readout", False) or not layers[-1].resonate and \
+        layers[-1].params.threshold >= THRESHOLD_MAX
     try:
         net = IntNetwork(input_shape=input_shape or given or (layers[0].in_size,),
                          layers=tuple(layers), readout=bool(readout))

@@ -15,6 +15,7 @@ from neurodeploy.files import atomic_path
 from neurodeploy.netx.metadata import architecture
 from neurodeploy.neurons import CubaParams, IntNetwork
 from neurodeploy.neurons.cuba import WEIGHT_MAX, WEIGHT_MIN
+from neurodeploy.neurons.resonate import RFParams
 
 BIAS_LIMIT = 2 ** 12        # Loihi's bias mantissa is a signed 13-bit number
 def check_deployable(net: IntNetwork, source: str) -> None:
@@ -27,14 +28,14 @@ def check_deployable(net: IntNetwork, source: str) -> None:
                 raise UserError(f"{where}: an input layer's gain and bias must be uniform (netx "
                                 "reads one 'weight' and one 'bias' for it): use one value each")
             continue
-        if not np.any(w):
-            raise UserError(f"{where} has only zero weights, which netx cannot load "
-                            "(OverflowError); remove the layer or retrain it")
-        if w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX:
-            raise UserError(f"{where} has weights in [{w.min()}, {w.max()}]; Loihi holds "
-                            f"[{WEIGHT_MIN}, {WEIGHT_MAX}]: requantize the weights")
-        if w.min() < -128 or w.max() > 127:
-            if np.any(w % 2):
+        for w in layer.synapse_matrices():  # netx fits each its own weight format
+            if not np.any(w):
+                raise UserError(f"{where} has only zero weights, which netx cannot load "
+                                "(OverflowError); remove the layer or retrain it")
+            if w.min() < WEIGHT_MIN or w.max() > WEIGHT_MAX:
+                raise UserError(f"{where} has weights in [{w.min()}, {w.max()}]; Loihi holds "
+                                f"[{WEIGHT_MIN}, {WEIGHT_MAX}]: requantize the weights")
+            if (w.min() < -128 or w.max() > 127) and np.any(w % 2):
                 raise UserError(f"{where} mixes odd weights with weights beyond [-128, 127]; "
                                 "Loihi's 8-bit mantissa would truncate them: use even weights")
         if layer.recurrent is not None:
@@ -81,7 +82,11 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
             shape = layer.shape
             g.create_dataset("type", (1,), "S10", [layer.kind.encode()])
             g.create_dataset("shape", data=np.array(shape))
-            g.create_dataset("weight", data=layer.weight.astype(np.int32))
+            if layer.resonate:
+                g.create_dataset("weight/real", data=layer.weight.astype(np.int32))
+                g.create_dataset("weight/imag", data=layer.weight_imag.astype(np.int32))
+            else:
+                g.create_dataset("weight", data=layer.weight.astype(np.int32))
             if layer.recurrent is not None:
                 g.create_dataset("weight_rec", data=layer.recurrent.astype(np.int32))
             if layer.delay is not None:
@@ -95,7 +100,15 @@ def write_netx(net: IntNetwork, path: str | Path, metadata: dict | None = None) 
             _write_neuron(g, layer.params)
 
 
-def _write_neuron(g, p: CubaParams) -> None:
+def _write_neuron(g, p: CubaParams | RFParams) -> None:
+    if isinstance(p, RFParams):     # as slayer's rf/rf_iz blocks write them
+        g.create_dataset("neuron/type", data=p.netx_type)
+        for key, value in (("sinDecay", p.sin_decay), ("cosDecay", p.cos_decay)):
+            g.create_dataset(f"neuron/{key}", data=np.array(value if len(value) > 1
+                                                            else value[0], dtype=np.int64))
+        g.create_dataset("neuron/vThMant", data=p.threshold)
+        g.create_dataset("neuron/gradedSpike", data=False)
+        return
     g.create_dataset("neuron/type", data="CUBA")
     g.create_dataset("neuron/iDecay", data=p.i_decay)
     g.create_dataset("neuron/vDecay", data=p.v_decay)

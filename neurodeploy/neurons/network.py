@@ -21,6 +21,7 @@ import torch
 
 from neurodeploy.neurons.cuba import (DECAY_UNITY, STATE_SHIFT, U_WRAP, V_LIMIT, WEIGHT_MAX,
                                       WEIGHT_MIN, CubaParams)
+from neurodeploy.neurons.resonate import RFParams, run_rf
 
 
 CONV_WRAP = 2 ** 23   # Lava's fixed-point Conv wraps its output to signed 24 bits
@@ -62,19 +63,38 @@ class IntLayer:
     Inputs and outputs are flattened in CHW order, as PyTorch and netx do.
     Dense only: `recurrent` (n, n) weights of the layer onto itself (one step late, see the
     module docstring) and `delay` (out, in) synaptic delays in steps, 0..MAX_DELAY.
+    Resonate-and-fire (`params` an RFParams, netx's complex dense layer): `weight` is the real
+    part and `weight_imag` the imaginary part, two synapses onto the same neurons, as netx's
+    ComplexDense builds them; netx gives such a layer no bias, delay or recurrence.
     """
 
     weight: np.ndarray
-    params: CubaParams
+    params: CubaParams | RFParams
     bias: np.ndarray | None = None
     name: str = ""
     conv: Conv | None = None
     recurrent: np.ndarray | None = None
     delay: np.ndarray | None = None
     input_shape: tuple[int, ...] | None = None
+    weight_imag: np.ndarray | None = None
 
     def __post_init__(self):
         w = np.asarray(self.weight)
+        if self.resonate != (self.weight_imag is not None) or self.resonate and (
+                self.conv or self.input_shape or self.bias is not None
+                or self.recurrent is not None or self.delay is not None):
+            raise ValueError(f"layer {self.name!r}: resonate-and-fire neurons take a dense "
+                             "layer's real and imaginary weights and nothing else (netx's "
+                             "ComplexDense)")
+        if self.resonate and (np.shape(self.weight_imag) != w.shape
+                              or {len(self.params.sin_decay), len(self.params.cos_decay)}
+                              - {1, len(w)}
+                              or np.min(self.weight_imag) < WEIGHT_MIN
+                              or np.max(self.weight_imag) > WEIGHT_MAX):
+            raise ValueError(f"layer {self.name!r}: imaginary weights "
+                             f"{np.shape(self.weight_imag)} and {len(self.params.sin_decay)} "
+                             f"decays (1 or one per neuron) for real weights {w.shape}, or "
+                             "imaginary weights outside Loihi's range")
         ndim = 4 if self.conv else 1 if self.input_shape else 2
         if self.conv and self.input_shape:
             raise ValueError(f"layer {self.name!r}: an input layer has no convolution")
@@ -147,11 +167,21 @@ class IntLayer:
         return "input" if self.input_shape else "conv" if self.conv else \
             "dense_rec" if self.recurrent is not None else "dense"
 
+    @property
+    def resonate(self) -> bool:
+        return isinstance(self.params, RFParams)
+
+    def synapse_matrices(self) -> list[np.ndarray]:
+        """The weight matrices onto this layer's neurons, each one synapse per entry on the chip
+        (an RF layer's real and imaginary parts; not the recurrent weights)."""
+        return [self.weight] + ([self.weight_imag] if self.resonate else [])
+
     def describe(self) -> str:
         """One line for `inspect`: kind, shape, synapses, and what netx adds (delays, graded
         spikes, recurrence)."""
         parts = [f"{self.name or '?'}: {self.kind} {list(self.shape)}",
-                 f"{int(np.count_nonzero(self.weight))} synapses"]
+                 f"{sum(int(np.count_nonzero(w)) for w in self.synapse_matrices())} synapses"
+                 + (" (real and imaginary)" if self.resonate else "")]
         if self.recurrent is not None:
             parts.append(f"recurrent {int(np.count_nonzero(self.recurrent))} synapses "
                          "(one step late)")
@@ -162,6 +192,8 @@ class IntLayer:
         if self.bias is not None:
             parts.append("bias")
         p = self.params
+        if self.resonate:
+            return ", ".join(parts + [p.describe()])
         span = lambda d: f"{min(d)}..{max(d)} per neuron" if isinstance(d, tuple) else d  # noqa
         parts.append(f"iDecay {span(p.i_decay)} vDecay {span(p.v_decay)} vThMant {p.threshold}, "
                      "binary spikes")
@@ -170,6 +202,8 @@ class IntLayer:
     def input_bound(self, weight: np.ndarray | None = None, peak: float = 1) -> float:
         """The largest |synaptic input| one neuron can get in one step from input events of
         at most `peak` (1: binary spikes; graded input spikes carry larger integers)."""
+        if weight is None and self.resonate:
+            return max(self.input_bound(w, peak) for w in self.synapse_matrices())
         w = np.abs(np.asarray(self.weight if weight is None else weight))
         if self.input_shape:
             return float(w.max() * peak + (0 if self.bias is None else np.abs(self.bias).max()))
@@ -206,17 +240,19 @@ class IntLayer:
         bias = torch.as_tensor(self.bias, dtype=torch.int64, device=device)
         return bias.repeat_interleave(self.size // self.weight.shape[0]) if self.conv else bias
 
-    def window_input(self, x: torch.Tensor, peak: float = 1) -> torch.Tensor:
+    def window_input(self, x: torch.Tensor, peak: float = 1,
+                     weight: np.ndarray | None = None) -> torch.Tensor:
         """Feed-forward synaptic input of events x [T, B, in] (step-major; spikes, or graded
         input events of at most `peak`) in window time:
         [T, B, n] exact integers in float32 or float64 (see `_sum`; each delay group's spikes
-        shifted by its delay; conv outputs wrapped as Lava does, where they can reach the wrap)."""
+        shifted by its delay; conv outputs wrapped as Lava does, where they can reach the wrap);
+        `weight`: other weights of the same shape (an RF layer's imaginary part)."""
         steps, batch = x.shape[:2]
         if self.input_shape and self.bias is not None:     # input current: gain * x + bias
             return (self._sum(x.reshape(steps, batch, -1), peak=peak)
                     + torch.as_tensor(self.bias, dtype=torch.float64, device=x.device))
         if self.delay is None:
-            current = self._sum(x.reshape(steps * batch, -1), peak=peak)
+            current = self._sum(x.reshape(steps * batch, -1), weight, peak=peak)
             if self.conv and self.input_bound(peak=peak) >= CONV_WRAP:    # in float64: exact up there
                 current = torch.remainder(current.to(torch.float64) + CONV_WRAP,
                                           2 * CONV_WRAP) - CONV_WRAP
@@ -285,6 +321,15 @@ def run_exact(net: IntNetwork, spikes: torch.Tensor, voltage: bool = False):
     out, volts = [], None
     peak = float(x.to(torch.float64).abs().max()) if x.numel() and x.dtype != torch.bool else 1.0
     for index, layer in enumerate(net.layers):
+        if layer.resonate:
+            if voltage and index == len(net.layers) - 1:
+                raise ValueError(f"layer {layer.name!r}: a resonate-and-fire layer has no "
+                                 "voltage readout")
+            x = run_rf(layer.params, layer.window_input(x, max(peak, 1.0)),
+                       layer.window_input(x, max(peak, 1.0), layer.weight_imag))
+            peak = 1.0
+            out.append(x.transpose(0, 1))
+            continue
         current = layer.window_input(x, max(peak, 1.0)).mul_(2 ** STATE_SHIFT)
         if voltage and index == len(net.layers) - 1:
             volts = torch.empty(current.shape, dtype=torch.int64, device=current.device)

@@ -18,7 +18,7 @@ from neurodeploy.backends.float_mode import simulate_float
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_events, dense_layers,
                                 layer_table, load_preset, price)
-from neurodeploy.energy.counting import GRADED_INPUT_NOTE, count_messages
+from neurodeploy.energy.counting import GRADED_INPUT_NOTE, RESONATE_NOTE, count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
 from neurodeploy.energy.report_file import network_digest, read_report
@@ -84,7 +84,7 @@ def sdnn_energy_sections(net: SDNetwork, record, preset: Preset) -> dict:
 
 def _sections(net, counts: dict, record, accuracy_by_t, preset: Preset,
               teacher_sizes: list[int] | None = None) -> dict:
-    layers = layer_table(net)
+    layers = layer_table(net, sparse=bool(getattr(record, "info", {}).get("sparse_fc_layer")))
     measured = {
         "timesteps": int(np.asarray(record.inputs).shape[1]),
         "accuracy_by_timestep": accuracy_by_t,
@@ -93,6 +93,9 @@ def _sections(net, counts: dict, record, accuracy_by_t, preset: Preset,
                    **{k: v.tolist() for k, v in counts.items()},
                    **({"graded_inputs": GRADED_INPUT_NOTE}
                       if isinstance(record, SpikeRecord) and record.inputs.dtype != bool
+                      else {}),
+                   **({"resonate_and_fire": RESONATE_NOTE}
+                      if any(getattr(layer, "resonate", False) for layer in net.layers)
                       else {})},
         "ann_baselines": (
             ann_baselines("student architecture as", [

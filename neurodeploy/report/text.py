@@ -188,7 +188,9 @@ def simulated(result: dict) -> str:
             f"samples (shard {result['shard']}); wrote {_wrote(result)}\n"
             f"  energy    {energy_line(result['energy'])} {_priced_by(result['energy'])}"
             + ("\n  note: graded input events priced as spikes (no published figure)"
-               if (result.get("counts") or {}).get("graded_inputs") else ""))
+               if (result.get("counts") or {}).get("graded_inputs") else "")
+            + ("\n  note: resonate-and-fire neurons priced as CUBA neurons (no published "
+               "figure)" if (result.get("counts") or {}).get("resonate_and_fire") else ""))
 
 
 def sigma_delta(result: dict, backends: list[str]) -> str:
@@ -269,7 +271,7 @@ def described(info: dict) -> str:
         return "\n".join([f"{path}: sigma-delta (SDNN) netx network",
                           *("  " + ", ".join(f"{k} {v}" for k, v in row.items())
                             for row in info["layers"]),
-                          f"  Loihi 2: {info['loihi2']['verdict']}",
+                          *_loihi2(info),
                           *(f"  warning: {w}" for w in info.get("warnings", ()))])
     lines = []
     if info["kind"] == "nir":
@@ -291,9 +293,12 @@ def described(info: dict) -> str:
                 if row["kernel"] else row["type"])
         lines.append(f"  {row['name']:6s} {kind:10s} {str(row['input_shape']):>12s} -> "
                      f"{str(row['shape']):<12s} weights [{row['weight_range'][0]}, "
-                     f"{row['weight_range'][1]}], {row['nonzero_weights']} non-zero; iDecay "
-                     f"{row['i_decay']} vDecay {row['v_decay']} vThMant {row['threshold']}")
-        if row["type"] not in ("dense", "conv") or "delays" in row["describe"]:
+                     f"{row['weight_range'][1]}], {row['nonzero_weights']} non-zero; "
+                     + (f"{row['neuron']}" if "neuron" in row else
+                        f"iDecay {row['i_decay']} vDecay {row['v_decay']}")
+                     + f" vThMant {row['threshold']}")
+        if row["type"] not in ("dense", "conv") or "delays" in row["describe"] \
+                or "neuron" in row:
             lines.append(f"    {row['describe']}")
     for row in info["quantization"]:
         lines.append(
@@ -302,4 +307,18 @@ def described(info: dict) -> str:
             f" -> {row['threshold']['int']}, iDecay {row['i_decay']['exact']:.2f} -> "
             f"{row['i_decay']['int']}, vDecay {row['v_decay']['exact']:.2f} -> "
             f"{row['v_decay']['int']}")
-    return "\n".join([*lines, f"  Loihi 2: {info['loihi2']['verdict']}"])
+    return "\n".join([*lines, *_loihi2(info)])
+
+
+def _loihi2(info: dict) -> list[str]:
+    """inspect's Loihi 2 lines: the estimate, and for a pruned network its pruned layers and
+    the estimate with sparse synapses (energy.hardware.storage_estimates)."""
+    if "pruned" not in info:
+        return [f"  Loihi 2: {info['loihi2']['verdict']}"]
+    sparse = info["loihi2_sparse"]["layers"]
+    return [f"  Loihi 2 (dense synapses): {info['loihi2']['verdict']}",
+            *(f"  pruned: {line}" for line in info["pruned"]),
+            f"  Loihi 2 (sparse synapses, netx sparse_fc_layer): "
+            f"{info['loihi2_sparse']['verdict']}, storing "
+            f"{sum(r.get('stored_synapses', r['synapses']) for r in sparse)} of "
+            f"{sum(r['synapses'] for r in sparse)} synapses"]
