@@ -58,6 +58,31 @@ def test_trained_rf_networks_match_lava_spike_for_spike(name):
 
 
 @pytest.mark.lava
+def test_float_decays_reach_lava_as_a_canonical_copy_and_rf_state_is_zeroed(tmp_path,
+                                                                             monkeypatch):
+    """sinDecay stored as floats (netx would run its round trip in float32): Lava gets our
+    integer copy and still agrees; without zeroing RF state per sample it would not."""
+    def floats(f):
+        for key in ("sinDecay", "cosDecay"):
+            value = f[f"layer/0/neuron/{key}"][()]
+            del f[f"layer/0/neuron/{key}"]
+            f[f"layer/0/neuron/{key}"] = value.astype(np.float32)
+    path = _copy(tmp_path, floats)
+    net, _ = read_netx(path)
+    x = held_out(10)
+    lava, _, _ = lava_emulator_exact(path, x, net)
+    assert lava.info["lava_read"].startswith("canonical copy") and "sinDecay" in \
+        lava.info["lava_read"]
+    import neurodeploy.backends.lava as backend
+    clears = backend._buffer_clears
+    monkeypatch.setattr(backend, "_buffer_clears", lambda net, spec, n, t: {
+        step: [v for v in vars_ if v.name not in ("real", "imag")]
+        for step, vars_ in clears(net, spec, n, t).items()})
+    carried = backend.simulate_lava(DATA / "rf_iz_digits.net", x, progress=False)
+    assert any((a != b).any() for a, b in zip(carried.layers, lava.layers))
+
+
+@pytest.mark.lava
 def test_lava_decays_repeat_netx_round_trip():
     """Against netx's own code path (slayer's neuron_params, then Lava's RF.__init__)."""
     from neurodeploy.compat import import_lava
