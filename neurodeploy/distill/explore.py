@@ -251,6 +251,7 @@ def front(runs: list[dict], presets: list[str]) -> list[dict]:
         first = members[0]["measured"]
         points.append({
             "variant": variant, "settings": members[0]["settings"], "readout_T": t,
+            "label": ", ".join(map(_slug, members[0]["settings"].values())),   # for plots
             "T": first["T"], "seeds": [m["seed"] for m in members],
             "accuracy": _mean_std([a["accuracy"] for a in at]),
             "val_accuracy": _mean_std([m["measured"]["val_accuracy"] for m in members]),

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from neurodeploy.files import atomic_path
 from neurodeploy.report.html import CSS, _e, _pj, _table
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
 from neurodeploy.report.plots import _png, plt
 
 AXES = (("energy", "energy_pj", 1e-6, "energy per inference (uJ)"),
@@ -19,7 +21,7 @@ AXES = (("energy", "energy_pj", 1e-6, "energy per inference (uJ)"),
 
 def _label(point: dict) -> str:
     t = point["readout_T"]
-    return point["variant"] + (f" @T'={t}" if t != point["T"] else "")
+    return point["label"] + (f" @T'={t}" if t != point["T"] else "")
 
 
 def front_png(front: dict) -> bytes:
@@ -39,20 +41,26 @@ def front_png(front: dict) -> bytes:
                         yerr=100 * p["accuracy"]["std"], fmt="o" if p["fits_one_chip"] else "x",
                         ms=6, color="C3" if on else "0.45", mfc="C3" if on else "none",
                         capsize=2, lw=1)
-            ax.annotate(_label(p), (p[key] * scale, 100 * p["accuracy"]["mean"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4), color="0.25")
+            if on:                     # the table names the others
+                ax.annotate(_label(p), (p[key] * scale, 100 * p["accuracy"]["mean"]),
+                            fontsize=7, textcoords="offset points", xytext=(4, -10),
+                            color="0.25")
         line = sorted((p for p in shown if p["front"][cost]), key=lambda p: p[key])
         ax.step([p[key] * scale for p in line], [100 * p["accuracy"]["mean"] for p in line],
                 where="post", color="C3", lw=1, alpha=0.6, label="front (non-dominated)")
         values = [p[key] for p in shown]
         if min(values) > 0 and max(values) / min(values) > 20:
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel=xlabel, ylabel="deployed test accuracy (%)",
                title=f"accuracy vs {cost} ({front['front_preset']})")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="lower right")
-    fig.suptitle(f"{front['recipe']}: mean ± std over seeds {front['seeds']}; o fits one "
-                 "Loihi 2 chip, x needs more", fontsize=10)
+    fig.suptitle(f"{front['recipe']}: mean ± std over seeds {front['seeds']}; front points "
+                 f"labelled {', '.join(k.rsplit('.', 1)[-1] for k in front['grid'])}; o fits "
+                 "one Loihi 2 chip, x needs more", fontsize=10)
     return _png(fig)
 
 
