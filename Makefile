@@ -1,6 +1,7 @@
 # Two commands for a fresh machine with Python 3.10+ and the package registries:
 #   make demo   set everything up, then run the default recipe end to end
-#   make test   set everything up, then run the test suite
+#   make test   set everything up, then run the test suite (what CI runs)
+#   make test-fast  the tests that need no Lava, no training and no GPU (under a minute)
 #   make docs   build the manual (docs/) into site/; it opens offline: site/index.html
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +16,7 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-.PHONY: setup data demo test docs clean
+.PHONY: setup data demo test test-fast docs clean
 
 setup: $(VENV)/.installed
 
@@ -48,6 +49,12 @@ demo: setup
 test: setup data
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The subjects are pytest markers (pyproject.toml); this subset leaves out the slow ones.
+FAST = not (lava or slow or fuzz or gpu)
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "$(FAST)"
 
 # The manual: --strict makes a warning (a broken link or anchor) an error, as in the tests.
 docs: setup

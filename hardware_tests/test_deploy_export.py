@@ -21,6 +21,8 @@ from neurodeploy.parity import compare
 from neurodeploy.inputs import encoded_test_split
 from neurodeploy.simulation import simulate
 
+pytestmark = pytest.mark.lava
+
 EXPORTS = sorted(p.parent for p in (Path(__file__).parent.parent / "export").glob("*/manifest.json"))
 SAMPLES = 400
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the test files."""
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,38 @@ def run_recipe():
         assert main(["run", str(recipe), "--runs-dir", str(root / "runs"), "-q"]) == 0
         return root / "runs" / load_recipe(recipe).name
     return run
+
+
+TINY = """
+name: tiny
+encoding: {timesteps: 8}
+teacher: {hidden: [64], epochs: 5}
+student: {hidden: [32]}
+distill: {epochs: 3}
+"""
+
+
+@pytest.hookimpl(tryfirst=True)      # before -m deselects
+def pytest_collection_modifyitems(items):
+    """A test that uses the trained run shares its subjects: it trains, and it runs Lava."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lava)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The one trained run of the suite: `neurodeploy run` of TINY (trained: well above
+    chance), with progress at its default while stderr is a file, not a terminal. Shared
+    read-only (copy what a test changes): root/tiny.yaml, root/runs/tiny/ (every artifact),
+    root/stderr.txt (what the run printed there). Tests that train anew use their own recipe."""
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "tiny.yaml").write_text(TINY)
+    with open(root / "stderr.txt", "w") as err, contextlib.redirect_stderr(err):
+        code = main(["run", str(root / "tiny.yaml"), "--runs-dir", str(root / "runs")])
+    assert code == 0, (root / "stderr.txt").read_text()[-2000:]
+    return root
 
 
 @pytest.fixture

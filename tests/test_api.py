@@ -43,6 +43,8 @@ def _teacher(x, y):
     return model.eval()
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     """A user's folder: their data.npz and teacher.pt, then the README's lines as written."""
     x_tr, y_tr, x_te, y_te = _digits()
@@ -56,6 +58,7 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert manifest["dataset"]["file"] == str(tmp_path / "data.npz")
 
 
+@pytest.mark.slow
 def test_a_torch_dataset_and_module_teacher_distill_like_files(tmp_path):
     x_tr, y_tr, x_te, y_te = _digits(200, 10)
     x = np.concatenate([x_tr, x_te])
@@ -77,6 +80,7 @@ def test_a_torch_dataset_and_module_teacher_distill_like_files(tmp_path):
                                                                      torch.zeros(0)))
 
 
+@pytest.mark.slow
 def test_a_spikingnet_built_in_python_exports_in_one_call(tmp_path):
     torch.manual_seed(0)
     student = SpikingNet((64,), 10, [CubaParams(1024, 256, 128)] * 2, hidden=[16])

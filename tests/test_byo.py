@@ -67,6 +67,8 @@ def _sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_one_recipe_one_command_deploys_a_student_of_your_teacher_and_data(byo, tmp_path,
                                                                            capsys):
     root, model = byo
@@ -103,6 +105,7 @@ def test_one_recipe_one_command_deploys_a_student_of_your_teacher_and_data(byo, 
         root / "data.npz")["y_test"][:3]]
 
 
+@pytest.mark.slow
 def test_feature_losses_read_the_named_layers_of_an_exported_teacher(byo, tmp_path):
     root, model = byo
     recipe = _recipe(root, "feat", "dataset: {file: data.npz}\nencoding: {timesteps: 4}\n"
@@ -131,6 +134,7 @@ def test_feature_losses_read_the_named_layers_of_an_exported_teacher(byo, tmp_pa
     assert teacher.channels == [8, 16]
 
 
+@pytest.mark.slow
 def test_spike_train_datasets_are_deployed_as_given(tmp_path):
     x_tr, y_tr, x_te, y_te = _digits(120, 6)
     spikes = lambda x: (np.random.default_rng(0).random((len(x), 5, 64))  # noqa: E731

@@ -3,11 +3,14 @@ batch, rank 0 writing the checkpoint; the result trains like one process on whol
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from neurodeploy.checkpoint import load_checkpoint
 from neurodeploy.distill.run import distill
 from neurodeploy.recipe import load_recipe
+
+pytestmark = pytest.mark.slow
 
 TINY = """
 name: tiny-ddp

@@ -28,6 +28,8 @@ import yaml
 from neurodeploy.cli import main
 from test_readme_commands import _small as readme_small
 
+pytestmark = [pytest.mark.lava, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)

@@ -22,6 +22,8 @@ from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.metadata import architecture
 from neurodeploy.neurons import Conv, CubaParams, IntLayer, IntNetwork
 
+pytestmark = pytest.mark.fuzz
+
 ACTIONS = ("delete", "nan", "inf", "-inf", "huge", "negative", "fraction", "bool", "text",
            "float", "int", "empty", "flatten", "add_axis", "first")
 BAD_METADATA = ("{not json", "[1, 2]", "5", '"text"', "null", '{"timesteps": -1}',

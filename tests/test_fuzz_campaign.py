@@ -1,8 +1,12 @@
-"""The fuzz campaign (benchmarks/fuzz.py) runs every input kind, and its judge can fail."""
+"""The fuzz campaign (tests/fuzz.py, also a command) runs every input kind; its judge can fail."""
 import json
 from pathlib import Path
 
-import fuzz                          # benchmarks/fuzz.py (pytest puts benchmarks/ on the path)
+import pytest
+
+import fuzz                          # tests/fuzz.py (pytest puts tests/ on the path)
+
+pytestmark = pytest.mark.fuzz
 
 ROOT = Path(__file__).resolve().parent.parent
 NET = str(ROOT / "export" / "digits" / "network.net")

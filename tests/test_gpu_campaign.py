@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
@@ -16,6 +15,8 @@ from neurodeploy.simulation import simulate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_dry_run_measures_every_check_with_zero_mismatches(tmp_path):
     out = tmp_path / "gpu.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--dry-run",
@@ -32,7 +33,7 @@ def test_dry_run_measures_every_check_with_zero_mismatches(tmp_path):
         exported["samples_per_s"])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.gpu                  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("name", ["tiny", "bootstrap_mnist", "pilotnet_lif"])
 def test_cuda_exact_mode_equals_cpu_on_lava_dl_networks(name):
     path = ROOT / "tests" / "data" / "lava_dl" / f"{name}.net"

@@ -44,6 +44,7 @@ def events(n, t, width, high, seed=0):
     return np.random.default_rng(seed).integers(0, high + 1, size=(n, t, width))
 
 
+@pytest.mark.lava
 def test_cli_parity_of_2_bit_events_on_three_backends(kws, tmp_path):
     x = events(6, 12, 20, 3)
     np.savez(tmp_path / "ev.npz", x=x, y=np.arange(6) % 8)
@@ -60,6 +61,7 @@ def test_cli_parity_of_2_bit_events_on_three_backends(kws, tmp_path):
     assert not torch.equal(graded[0], binary[0])     # the payloads matter: the check can fail
 
 
+@pytest.mark.lava
 def test_10_bit_events_through_delays_and_past_the_current_wrap(tmp_path):
     """Large events wrap the first layer's 24-bit current in Lava; delays shift them."""
     s = slayer()

@@ -50,6 +50,7 @@ def _one_line(err: str) -> bool:
     return err.startswith("neurodeploy: error: ") and err.count("\n") == 1
 
 
+@pytest.mark.lava
 def test_lava_chunks_of_one_network_are_never_taken_for_another(tmp_path, capsys):
     """The bug this issue opened with: a second network simulated into the same directory
     reused the first one's Lava chunks and reported their accuracy as its own."""
@@ -123,11 +124,9 @@ def test_no_file_can_run_code(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    (root / "tiny.yaml").write_text(TINY)
-    assert main(["distill", str(root / "tiny.yaml"), "--out", str(root / "run"), "-q"]) == 0
-    return root / "run" / "checkpoint.pt"
+def checkpoint(tiny_run):
+    """The trained checkpoint of the suite's one run (read only: tests damage copies)."""
+    return tiny_run / "runs" / "tiny" / "checkpoint.pt"
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -231,6 +230,7 @@ def test_bad_input_arrays_are_refused(tmp_path, capsys, make, message):
     assert code == 2 and _one_line(err) and message in err and "in.npz" in err
 
 
+@pytest.mark.slow
 def test_teacher_training_resumes_after_a_kill(tmp_path):
     from neurodeploy.distill.train import train_teacher
     rng = np.random.default_rng(0)
@@ -281,6 +281,7 @@ sys.exit(main(sys.argv[1:]))
 HANG_S = 600        # limits that only catch a hang, never a slow machine
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_killed_distillation_resumes_teacher_and_student(tmp_path, sig):
     recipe = tmp_path / "slow.yaml"

@@ -74,6 +74,8 @@ def _models():
     return {"dense": (dense, (24,)), "conv": (conv, (1, 12, 12))}
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_snntorch_graphs_deploy_exactly_where_the_mapping_is_exact(kind, tmp_path):
     from snntorch.export_nir import export_to_nir
@@ -93,6 +95,7 @@ def test_snntorch_graphs_deploy_exactly_where_the_mapping_is_exact(kind, tmp_pat
     np.testing.assert_array_equal(lava.counts, emulated.counts[:40])
 
 
+@pytest.mark.slow
 def test_a_foreign_nir_file_simulates_and_inspects_from_the_cli(tmp_path, capsys):
     from snntorch.export_nir import export_to_nir
     model, shape = _models()["dense"]
@@ -165,6 +168,8 @@ def _norse_forward(shape):
     return forward
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_trained_snntorch_models_agree_after_deployment(kind, tmp_path):
     from snntorch.export_nir import export_to_nir
@@ -192,6 +197,7 @@ def test_trained_snntorch_models_agree_after_deployment(kind, tmp_path):
     np.testing.assert_array_equal(lava.counts, deployed.counts[:40])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "conv", "li-readout"])
 def test_trained_norse_models_agree_after_deployment(kind, tmp_path):
     """Norse 1.1.0 writes tau = dt / tau_mem_inv, so its graphs deploy with dt = dt_norse**2;

@@ -21,6 +21,8 @@ import pytest
 
 from neurodeploy import compat
 
+pytestmark = [pytest.mark.lava, pytest.mark.slow]     # Lava runs stopped by signals
+
 SCRIPT = """
 import numpy as np
 from neurodeploy.backends.lava import simulate_lava

@@ -19,6 +19,8 @@ from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, exact_step
 from neurodeploy.neurons.cuba import U_WRAP, V_LIMIT
 
+pytestmark = pytest.mark.lava
+
 
 def random_net(rng, sizes, params, weight_range=(-128, 128), even=True):
     layers = []

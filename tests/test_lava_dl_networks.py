@@ -23,6 +23,8 @@ from neurodeploy.netx.sdnn import read_sdnn
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, run_exact
 from neurodeploy.neurons.sigma_delta import message_mismatches, run_chip, run_stream
 
+pytestmark = pytest.mark.lava
+
 DATA = Path(__file__).parent / "data" / "lava_dl"
 CUBA = ["tiny", "netx_mnist", "oxford", "bootstrap_mnist", "pilotnet_lif"]
 SDNN = ["pilotnet_sdnn_gts", "pilotnet_sdnn_square"]

@@ -16,6 +16,8 @@ from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import Conv
 
+pytestmark = pytest.mark.lava
+
 
 def _dense(rng) -> IntNetwork:
     fc0 = IntLayer(rng.integers(-60, 61, (5, 6)) * 2, CubaParams(1024, 256, 90),

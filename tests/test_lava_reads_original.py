@@ -17,6 +17,8 @@ from test_netx_coverage import P, slayer
 from test_sdnn import slayer_sdnn
 from test_slayer_files import slayer_file
 
+pytestmark = pytest.mark.lava
+
 DATA = Path(__file__).parent / "data" / "lava_dl"
 
 

@@ -94,6 +94,7 @@ def test_samd_compares_activation_maps_after_min_max_normalisation():
     assert LOSSES["samd"](student_maps=student, teacher_maps=teacher, teacher_cam=other) > 0
 
 
+@pytest.mark.slow
 def test_feature_losses_train_a_conv_student_from_a_cnn_teacher(tmp_path):
     from neurodeploy.distill.teachers import CNNTeacher
     from neurodeploy.distill.train import distill_student
@@ -132,6 +133,7 @@ def test_feature_losses_train_a_conv_student_from_a_cnn_teacher(tmp_path):
                         progress=False)
 
 
+@pytest.mark.slow
 def test_feature_kd_learns_its_regressor_with_the_student(tmp_path):
     from neurodeploy.distill.teachers import CNNTeacher
     from neurodeploy.distill.train import distill_student
@@ -173,6 +175,7 @@ def test_spike_train_matches_a_spiking_teacher_step_by_step(batch):
         LOSSES["spike_train"](student_steps=batch["student_steps"])
 
 
+@pytest.mark.slow
 def test_teacher_assistant_chain_from_a_spiking_teacher(tmp_path):
     """Distilling Spikes (seed 004): SNN teacher -> SNN assistant -> SNN student, end to end."""
     from neurodeploy.checkpoint import load_checkpoint

@@ -31,6 +31,7 @@ def three_way(path, samples=4, steps=12, seed=1):
     return net, x, lava_emulator_exact(path, x, net)[2]
 
 
+@pytest.mark.lava
 def test_input_layer_and_delays_match_lava(tmp_path):
     s = slayer()
     torch.manual_seed(0)
@@ -49,6 +50,7 @@ def test_input_layer_and_delays_match_lava(tmp_path):
     assert not np.array_equal(run_exact(plain, torch.as_tensor(x))[1].numpy(), exact.layers[1])
 
 
+@pytest.mark.lava
 def test_recurrent_layer_matches_lava(tmp_path):
     s = slayer()
     torch.manual_seed(2)
@@ -68,6 +70,7 @@ def test_recurrent_layer_matches_lava(tmp_path):
                               exact.layers[0])
 
 
+@pytest.mark.lava
 def test_written_recurrent_and_delays_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     p = CubaParams(1024, 128, 80)
@@ -113,6 +116,7 @@ def test_what_netx_would_change_is_refused(tmp_path, layer, key, value, message)
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.lava
 def test_conv_input_layer_matches_lava(tmp_path):
     s = slayer()
     torch.manual_seed(3)

@@ -44,6 +44,7 @@ def _networks():
     return net, model
 
 
+@pytest.mark.slow
 def test_our_neurobench_metrics_match_neurobench_on_the_same_network_and_data():
     net, model = _networks()
     rng = np.random.default_rng(1)

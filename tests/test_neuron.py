@@ -86,7 +86,7 @@ def test_network_shapes_are_checked():
         IntNetwork(4, (IntLayer(np.ones((2, 3), np.int64), p, name="fc0"),))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.gpu                  # skipped without CUDA (conftest.py)
 def test_exact_mode_is_identical_on_cuda():
     rng = np.random.default_rng(0)
     p = CubaParams(300, 100, 60)

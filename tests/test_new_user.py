@@ -31,6 +31,8 @@ teacher: {hidden: [16], epochs: 1}
 student: {hidden: [16]}
 distill: {epochs: 1}
 """
+# the suite's trained run (tiny_run, tests/conftest.py) retrained small: another network
+SMALL = ("--set", "teacher.epochs=1", "--set", "distill.epochs=1", "--set", "student.hidden=[8]")
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
@@ -41,14 +43,6 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
 
 def _one_line(err: str) -> bool:
     return err.startswith("neurodeploy: error: ") and err.count("\n") == 1
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, run_recipe):
-    """One whole `run` of a tiny recipe (default device), shared read-only by the tests."""
-    root = tmp_path_factory.mktemp("new_user")
-    run_recipe(TINY, root)
-    return root
 
 
 def _graph(path: Path, w1=None, r1=1.0, w2=None) -> Path:
@@ -78,7 +72,7 @@ def test_a_changed_recipe_never_overwrites_a_checkpoint(tiny_run, capsys):
     changed = ("--set", "distill.epochs=2", "--set", "student.hidden=[8]", "-q")
     code, _, err = _cli(capsys, "run", recipe, "--runs-dir", runs, *changed)
     assert code == 2 and _one_line(err), err
-    assert "distill.epochs: 1 -> 2" in err and "student.hidden: [16] -> [8]" in err, err
+    assert "distill.epochs: 3 -> 2" in err and "student.hidden: [32] -> [8]" in err, err
     assert "--runs-dir" in err and "--fresh" in err, err
     code, _, err = _cli(capsys, "distill", recipe, "--out", runs / "tiny", *changed)
     assert code == 2 and _one_line(err) and "--out" in err and "--fresh" in err, err
@@ -106,15 +100,15 @@ def test_no_report_is_left_beside_another_network(tiny_run, tmp_path, capsys):
     assert all((run / name).exists() for name in pages), "a report of this network was removed"
     # another network exported into the folder: the old report must go
     other = tmp_path / "other"
-    code, _, err = _cli(capsys, "distill", tiny_run / "tiny.yaml", "--out", other, "--set",
-                        "student.hidden=[8]", "-q")
+    code, _, err = _cli(capsys, "distill", tiny_run / "tiny.yaml", "--out", other, *SMALL, "-q")
     assert code == 0, err
     code, _, err = _cli(capsys, "export", other / "checkpoint.pt", "--out", run)
     assert code == 0, err
     assert not any((run / name).exists() for name in pages)
     # and `distill --fresh` replacing the checkpoint removes what described the old one
     shutil.copy(tiny_run / "runs" / "tiny" / "report.json", run / "report.json")
-    code, _, err = _cli(capsys, "distill", tiny_run / "tiny.yaml", "--out", run, "--fresh", "-q")
+    code, _, err = _cli(capsys, "distill", tiny_run / "tiny.yaml", "--out", run, *SMALL, "--fresh",
+                        "-q")
     assert code == 0, err
     assert not (run / "report.json").exists()
 
@@ -178,6 +172,7 @@ def test_every_missing_option_of_a_foreign_graph_in_one_message(tmp_path, capsys
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_parity_and_simulate_keep_the_graphs_layer_names(tmp_path, capsys):
     graph = _graph(tmp_path / "their.nir")
     given = ("--dt", "1e-4", "--data", "digits", "--timesteps", 8, "--samples", 10)
@@ -196,6 +191,7 @@ def test_parity_and_simulate_keep_the_graphs_layer_names(tmp_path, capsys):
     assert [row["name"] for row in api.inspect(graph, dt=1e-4)["layers"]] == ["fc1", "fc2"]
 
 
+@pytest.mark.slow
 def test_an_output_layer_that_never_spikes_is_warned_about(tmp_path, capsys):
     inhibitory = -np.abs(np.random.default_rng(1).normal(size=(10, 12)))
     graph = _graph(tmp_path / "silent.nir", w2=inhibitory)
@@ -352,6 +348,8 @@ def test_duplicate_keys_in_a_recipe_are_refused(tmp_path):
         load_recipe(str(tmp_path / "merge.yaml"))
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_sigterm_during_a_lava_run_exits_143(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "x.npz", x=(rng.random((4000, 16, 64)) < 0.2).astype(np.uint8),

@@ -33,6 +33,7 @@ def _dense_synapses(layer) -> tuple[int, int]:
     return dense.numel(), int((dense != 0).sum())
 
 
+@pytest.mark.lava
 def test_snntorch_conv_avgpool_deploys_as_convolutions_exactly(tmp_path):
     """snnTorch Conv2d -> AvgPool2d -> Leaky: the pool folds into the conv (a 4x4 kernel of
     stride 2); Leaky -> AvgPool2d -> Leaky: the pool alone becomes a depthwise conv layer."""
@@ -81,6 +82,7 @@ def _conv(cin, cout, k, stride=1, padding=0, dilation=1, groups=1, seed=0):
                       dilation=dilation, groups=groups, bias=np.zeros(cout))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nodes, out, kernel", [
     ((_conv(2, 4, 3, padding=1), nir.SumPool2d(np.array([2, 2]), np.array([2, 2]),
                                               np.array([0, 0]))), (4, 3, 3), (4, 2, 4, 4)),
@@ -123,6 +125,7 @@ def test_a_pool_that_does_not_fit_names_the_node():
         lower_nir(_graph(*nodes, neuron_shape=(2, 1, 1), check=False), "g", dt=1e-4)
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("kind", ["rleaky", "rleaky-one-to-one"])
 def test_snntorch_rleaky_deploys_onto_a_recurrent_layer_exactly(kind):
     """RLeaky's loop lif -> w_rec -> lif becomes IntLayer.recurrent; on the grid the deployed

@@ -120,6 +120,7 @@ def _biased_graph(seed=0, n_in=6, hidden=5, out=3):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt})
 
 
+@pytest.mark.lava
 def test_bias_on_a_decaying_current_deploys_through_always_on_sources(tmp_path):
     """The first layer's bias becomes a synapse from the always-on neuron of a relay layer,
     the hidden layer's from an always-on neuron added to the layer before it; float (the
@@ -170,6 +171,7 @@ def _spike_npz(path, samples=12, steps=64, channels=12, seed=0):
     return path
 
 
+@pytest.mark.slow
 def test_reset_assumption_is_said_by_inspect_simulate_and_parity(tmp_path, capsys):
     """NIR has no reset field: every verb on a foreign graph says reset to zero was assumed,
     and parity with the float backend measures zero against subtraction on the same model."""
@@ -212,6 +214,7 @@ def test_float_subtraction_differs_from_zero_only_after_a_spike():
     assert not np.array_equal(zero.layers[0], sub.layers[0])
 
 
+@pytest.mark.slow
 def test_float_backend_runs_recurrent_graphs_as_deployed():
     """The float backend runs a recurrent graph in its own semantics (loop one step late):
     on a graph whose values the grid holds exactly it equals the exact mode spike for spike,
@@ -316,6 +319,7 @@ def _biased_conv_graph(seed=0):
                         metadata={"dt": dt}, type_check=False)
 
 
+@pytest.mark.lava
 def test_bias_on_decaying_currents_around_convolutions(tmp_path):
     """Around convolutions the always-on source is a channel: a 1x1 relay convolution with one
     always-on channel before the first conv, an always-on channel appended to a conv layer

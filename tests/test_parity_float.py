@@ -165,6 +165,7 @@ def test_read_reference_derives_predictions_from_counts(tmp_path):
     assert read_reference(tmp_path / "r.npz", 3, 5)["predictions"].tolist() == [4, 0, 2]
 
 
+@pytest.mark.lava
 def test_float_against_lava_on_a_few_samples(tmp_path):
     """Lava really runs: the float side compared with the referee, as report.json does."""
     pytest.importorskip("lava")
@@ -190,6 +191,7 @@ def test_float_against_lava_on_a_few_samples(tmp_path):
         expected["readout_voltage_relative_difference"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_parity_of_a_foreign_graph_compares_its_float_semantics_with_the_deployment(tmp_path):
     _foreign_graph(tmp_path / "g.nir")
     np.savez(tmp_path / "x.npz", x=_spikes(20, 12).astype(np.uint8), y=np.arange(20) % 4)

@@ -13,41 +13,33 @@ from neurodeploy.distill.train import distill_student
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import CubaParams, SpikingNet
 
-TINY = """
-name: tiny
-encoding: {timesteps: 8}
-teacher: {hidden: [64], epochs: 5}
-student: {hidden: [32]}
-distill: {epochs: 3}
-"""
-
-
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, run_recipe):
-    return run_recipe(TINY, tmp_path_factory.mktemp("run"))
+def tiny(tiny_run):
+    """The folder of the suite's one trained run (tests/conftest.py: TINY)."""
+    return tiny_run / "runs" / "tiny"
 
 
-def test_run_writes_every_artifact(tiny_run):
+def test_run_writes_every_artifact(tiny):
     for name in ("checkpoint.pt", "student.nir", "network.net", "manifest.json", "report.json",
                  "report.html"):
-        assert (tiny_run / name).is_file(), name
-    assert not list(tiny_run.glob(".*.tmp")), "no temporary files may remain"
+        assert (tiny / name).is_file(), name
+    assert not list(tiny.glob(".*.tmp")), "no temporary files may remain"
 
 
-def test_report_contract(tiny_run):
+def test_report_contract(tiny):
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.netx import read_netx
     from neurodeploy.inputs import encoded_test_split
-    report = json.loads((tiny_run / "report.json").read_text())
+    report = json.loads((tiny / "report.json").read_text())
     assert set(report["accuracy"]) >= {"teacher", "student_torch", "student_deployed"}
     # the deployed file on its test split, measured here in the exact mode
-    net, meta = read_netx(tiny_run / "network.net")
+    net, meta = read_netx(tiny / "network.net")
     spikes, labels = encoded_test_split(meta)
     measured = simulate_torch(net, spikes).accuracy(labels)
     assert measured > 0.5                           # trained: chance is 0.1
     assert report["accuracy"]["student_torch"] == measured
     assert report["accuracy"]["student_deployed"] == measured    # 0 mismatches: the same answers
-    ckpt = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    ckpt = torch.load(tiny / "checkpoint.pt", weights_only=True)
     assert report["accuracy"]["teacher"] == ckpt["metrics"]["teacher_test_accuracy"] > 0.5
     assert report["parity"]["spike_mismatches"] == 0
     assert report["parity"]["prediction_agreement"] == 1.0
@@ -68,18 +60,18 @@ def test_report_contract(tiny_run):
     assert len(report["timestep_sweep"]) == 8 and report["timestep_sweep"][-1]["accuracy"] == \
         report["accuracy"]["student_deployed"]
     assert report["resources"]["fits_one_chip"]
-    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    manifest = json.loads((tiny / "manifest.json").read_text())
     assert manifest["accuracy"]["deployed_exact"] == report["accuracy"]["student_deployed"]
 
 
-def test_html_report_shows_every_section_with_its_sources(tiny_run):
-    page = (tiny_run / "report.html").read_text()
+def test_html_report_shows_every_section_with_its_sources(tiny):
+    page = (tiny / "report.html").read_text()
     for text in ("Where the energy comes from", "Davies et al.", "Spiking activity",
                  "reading out early", "Against a conventional accelerator", "Horowitz",
                  "Parity", "Loihi 2 resources", "data:image/png;base64,"):
         assert text in page, text
     for png in ("spikes_per_layer", "raster", "energy_per_timestep", "tradeoff"):
-        assert (tiny_run / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tiny / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _distill(student, loss, tmp_path, epochs=3):
@@ -99,6 +91,7 @@ def _student():
     return SpikingNet((12,), 3, [p, p], hidden=[16])
 
 
+@pytest.mark.slow
 def test_a_killed_distillation_resumes_where_it_stopped(tmp_path):
     loss = build_loss([{"name": "ce"}, {"name": "logit_kd"}], "test")
     reference = _student()
@@ -124,6 +117,7 @@ def test_a_killed_distillation_resumes_where_it_stopped(tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     loss = build_loss([{"name": "ce"}], "test")
     calls = {"n": 0}
@@ -138,6 +132,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert torch.load(tmp_path / "state.pt", weights_only=True)["epoch"] == 0
 
 
+@pytest.mark.slow
 def test_console_script_fails_in_one_line_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "inspect",
                            str(tmp_path / "missing.net")], capture_output=True, text=True)
@@ -158,6 +153,8 @@ def test_thermometer_code():
     assert encoded_shape((64,), {"name": "rate"}) == (64,)
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_thermometer_student_deploys_bit_exact_on_lava_and_reads_out_past_T(tmp_path):
     from neurodeploy.netx import read_netx
     from neurodeploy.inputs import encoded_test_split
@@ -176,6 +173,7 @@ def test_thermometer_student_deploys_bit_exact_on_lava_and_reads_out_past_T(tmp_
     assert spikes.shape[1:] == (8, 3 * 64)
 
 
+@pytest.mark.slow
 def test_teachers_are_trained_once_per_teacher_recipe(tmp_path):
     from neurodeploy.distill.run import distill
     from neurodeploy.recipe import recipe_from_dict

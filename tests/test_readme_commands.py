@@ -5,6 +5,7 @@ carries the recipes and runs from any directory; the Makefile's TORCH variable i
 
 The commands run in README order in a scratch directory where `export/` is the repository's
 (they are meant to run from the repository root), each through `main()` in this process."""
+import json
 import re
 import shlex
 import shutil
@@ -46,12 +47,15 @@ def _small(argv: list[str], sets: dict[str, str] = SMALL_SETS) -> list[str]:
     recipe's training, a few samples to simulate, one epoch to tune."""
     verb = argv[0] if argv else ""
     argv = [a for a in argv if a != "[RECIPE]"]           # the README's placeholder: default
-    if verb in ("run", "distill"):
-        given = {argv[i + 1].split("=")[0] for i, a in enumerate(argv) if a == "--set"}
+    if verb in ("run", "distill", "explore"):
+        given = {argv[i + 1].split("=")[0] for i, a in enumerate(argv)
+                 if a in ("--set", "--grid")}
         for key, value in sets.items():
             if key not in given:
                 argv += ["--set", f"{key}={value}"]
         argv.append("-q")
+        if verb == "explore" and "--lava-samples" not in argv:
+            argv += ["--lava-samples", "4"]
     elif verb in ("simulate", "parity") and "--samples" not in argv:
         argv += ["--samples", SMALL_SAMPLES]
     elif verb == "tune" and "--epochs" not in argv:
@@ -89,11 +93,13 @@ def workdir(tmp_path, monkeypatch):
 def test_the_readme_block_is_what_these_tests_run():
     commands = readme_commands()
     verbs = {shlex.split(c)[0] for c in commands}
-    assert verbs >= {"run", "distill", "export", "simulate", "parity", "merge", "inspect",
+    assert verbs >= {"run", "distill", "explore", "export", "simulate", "parity", "merge", "inspect",
                      "energy", "tune", "--version"}, verbs
     assert any(_needs_fmnist(c) for c in commands) and not all(map(_needs_fmnist, commands))
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_every_digits_command_of_the_readme_runs(workdir, capsys):
     for command in (c for c in readme_commands() if not _needs_fmnist(c)):
         _run(_fill(_small(shlex.split(command))), command)
@@ -105,8 +111,11 @@ def test_every_digits_command_of_the_readme_runs(workdir, capsys):
     for name in ("network.net", "tune.json", "tune.html"):
         assert (workdir / "runs" / "tuned" / name).is_file(), name
     assert (workdir / "runs" / "untuned" / "network.net").is_file()
+    assert len(json.loads((workdir / "runs" / "explore" / "front.json").read_text())["points"]) == 4
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_every_fashion_mnist_command_of_the_readme_runs(workdir):
     from neurodeploy.data import load_dataset
     try:
@@ -119,7 +128,6 @@ def test_every_fashion_mnist_command_of_the_readme_runs(workdir):
             for i in range(1, 4):
                 _run([{"0/4": f"{i}/4", "s0": f"s{i}"}.get(a, a) for a in argv], command)
         _run(argv, command)
-    import json
     merged = json.loads((workdir / "merged" / "simulate.json").read_text())
     assert len(merged["predictions"]) == int(SMALL_SAMPLES)
 
@@ -134,6 +142,7 @@ def _copy_project(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_a_wheel_holds_every_module_and_recipe_and_runs_from_anywhere(tmp_path):
     pytest.importorskip("setuptools", minversion="70.1")   # builds wheels without `wheel`
     src = _copy_project(tmp_path / "src")
@@ -167,6 +176,7 @@ def test_a_wheel_holds_every_module_and_recipe_and_runs_from_anywhere(tmp_path):
     assert listed.returncode == 2 and "digits, digits_full_range, fmnist_conv" in listed.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verb", [["parity", "--backends", "torch,lava"],
                                   ["simulate", "--backend", "lava"]], ids=["parity", "simulate"])
 def test_without_lava_a_lava_backend_is_one_line_naming_the_install(tmp_path, verb):
@@ -199,3 +209,25 @@ def test_the_makefile_installs_the_torch_it_is_given():
     default = subprocess.run(["make", "-n", "-B", "setup"], cwd=ROOT, capture_output=True,
                              text=True, timeout=600)
     assert "pip install -q torch==2.13.0\n" in default.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed here")
+def test_make_test_fast_selects_by_registered_markers():
+    """`make test-fast` (docs/contributing.md) runs pytest -m EXPR: every name in EXPR is a
+    registered marker (an unknown one would silently select nothing), and the subset leaves
+    out a Lava test file whole and keeps a file of fast unit tests whole."""
+    import tomllib
+    dry = subprocess.run(["make", "-n", "test-fast"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    argv = shlex.split(next(ln for ln in dry.stdout.splitlines() if " -m pytest " in ln))
+    expr = argv[argv.index("-m") + 1]
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
+        "ini_options"]["markers"]
+    registered = {m.split(":")[0] for m in markers}
+    assert set(re.findall(r"\w+", expr)) - {"not", "and", "or"} == registered == \
+        {"lava", "slow", "fuzz", "gpu"}, expr
+    picked = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", expr,
+                             "tests/test_lava.py", "tests/test_formats.py"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    chosen = [ln for ln in picked.stdout.splitlines() if "::" in ln]
+    assert chosen and all(ln.startswith("tests/test_formats.py") for ln in chosen), picked.stdout

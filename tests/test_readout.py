@@ -102,6 +102,8 @@ def test_readout_round_trips_exactly_through_nir_and_netx(tmp_path):
                                  for a, b in zip(net.layers, again.layers))
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_readout_recipe_runs_on_lava_bit_exactly(tmp_path, run_recipe):
     """End to end: distill a readout student, export, run on Lava; no spike and no readout
     voltage differs from the exact mode, and the float mode predicts like the deployed net."""

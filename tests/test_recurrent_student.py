@@ -127,6 +127,8 @@ distill: {epochs: 2}
 """
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_a_distilled_recurrent_student_deploys_exactly_on_lava(tmp_path, run_recipe):
     """End to end: distill a recurrent student, export it through NIR (the lif -> rec -> lif
     edge), lower it to netx dense_rec, run torch exact and Lava: 0 spike mismatches."""

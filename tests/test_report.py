@@ -49,6 +49,7 @@ def made(tmp_path_factory):
     return tmp, result, net
 
 
+@pytest.mark.slow
 def test_report_json_has_float_parity_and_neurobench(made):
     tmp, result, net = made
     read_report(tmp / "report.json")                  # the schema still accepts it

@@ -74,6 +74,7 @@ def test_a_failed_chunk_keeps_the_finished_ones(net, data, tmp_path):
     assert len(list((tmp_path / "c").glob("chunk-*.npz"))) == 1
 
 
+@pytest.mark.slow
 def test_simulate_and_parity_verbs_on_an_npz(net, data, tmp_path, capsys):
     spikes, labels = data
     write_netx(net, tmp_path / "n.net")

@@ -47,6 +47,7 @@ def inputs(shape, n, t, high, seed=0):
     return x
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("conv,high,bias", [(False, 256, True), (True, 256, False),
                                             (True, 2 ** 14, False)],
                          ids=["dense-bias", "conv", "conv-large-wraps"])
@@ -219,6 +220,7 @@ def test_bad_inputs_are_refused(dense_file):
         simulate_lava_sdnn(dense_file, np.zeros((1, 2, 12), dtype=np.float32))
 
 
+@pytest.mark.lava
 def test_the_cli_runs_and_compares_an_sdnn_file(tmp_path, capsys):
     """`inspect`, `simulate` and `parity` route a sigma-delta file to its own exact mode and
     Lava runner; the parity record counts 0 message mismatches and keeps the provenance."""

@@ -41,6 +41,7 @@ def delayed_sdnn(path):
     return path
 
 
+@pytest.mark.lava
 def test_delays_match_lava_message_for_message(tmp_path):
     path = delayed_sdnn(tmp_path / "sd.net")
     net = read_sdnn(path)

@@ -111,6 +111,7 @@ def test_energy_reprices_a_simulate_json(simulated, capsys):
     assert "made with a different network" in capsys.readouterr().err
 
 
+@pytest.mark.lava
 def test_lava_record_prices_as_the_exact_mode(simulated, tmp_path):
     """Lava's record is spike for spike the exact mode's, so its price is too."""
     assert main(["simulate", str(DIGITS), "--backend", "lava", "--samples", "2",

@@ -10,6 +10,8 @@ from neurodeploy.compat import import_lava
 from neurodeploy.netx import read_netx
 from slayer_export import export
 
+pytestmark = pytest.mark.lava
+
 
 def slayer_file(path, conv: bool):
     import_lava()

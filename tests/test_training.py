@@ -33,6 +33,7 @@ def test_augmentation_shifts_and_flips_each_image_reproducibly():
                    for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
 
+@pytest.mark.slow
 def test_teacher_with_decay_augmentation_and_schedule_learns_and_resumes(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 256)
@@ -54,6 +55,7 @@ def test_teacher_with_decay_augmentation_and_schedule_learns_and_resumes(tmp_pat
         train_teacher(CNNTeacher((1, 8, 8), [8], 2), x, y, x, y, **{**kw, "image_shape": (64,)})
 
 
+@pytest.mark.slow
 def test_validation_every_n_epochs_keeps_the_best_validated_epoch():
     rng = np.random.default_rng(0)
     x = rng.random((64, 12)).astype(np.float32)
@@ -94,6 +96,7 @@ def test_per_layer_thresholds_reach_the_deployed_layers():
         recipe_from_dict({"name": "t", "student": {"hidden": [16], "thresholds": [1]}}, "t")
 
 
+@pytest.mark.slow
 def test_distill_with_validate_every_writes_a_finite_checkpoint(tmp_path):
     recipe = recipe_from_dict({"name": "t", "encoding": {"timesteps": 4},
                                "student": {"hidden": [16], "readout": True, "init_gain": 2.0},
@@ -113,6 +116,7 @@ def test_ann_teacher_settings_on_a_spiking_teacher_are_refused_in_one_line():
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_a_longer_training_window_trains_past_T_and_deploys_at_T(tmp_path, monkeypatch):
     """distill.timesteps: full_range_kd sees every readout up to 8 steps, the network still
     deploys (and validates) at encoding.timesteps = 2."""

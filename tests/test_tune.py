@@ -37,6 +37,7 @@ def snntorch_digits(tmp_path_factory):
     return root, net, shape, x_test[:100]
 
 
+@pytest.mark.slow
 def test_the_float_teacher_is_what_snntorch_computes(snntorch_digits):
     """snnTorch's default Leaky (subtract, one step late) spike for spike; reset to zero or
     an immediate subtraction are other models, so the reset flags matter."""
@@ -72,6 +73,8 @@ def test_a_bias_round_trips_through_our_nir_as_v_leak():
         assert a.bias is None or np.array_equal(a.bias, b.bias)
 
 
+@pytest.mark.lava
+@pytest.mark.slow
 def test_tune_end_to_end_writes_a_deployment_that_lava_runs(snntorch_digits, tmp_path):
     """The verb as a user runs it: files, provenance, before/after on held-out inputs, and a
     tuned network.net that Lava runs spike for spike as the exact mode does."""
@@ -109,6 +112,7 @@ def test_tune_end_to_end_writes_a_deployment_that_lava_runs(snntorch_digits, tmp
     assert json.loads((out / "manifest.json").read_text())["files"]["network.net"] == digest
 
 
+@pytest.mark.slow
 def test_unlabeled_inputs_are_enough(snntorch_digits, tmp_path):
     root, *_ = snntorch_digits
     assert main(["tune", str(root / "mlp.nir"), "--data", str(root / "unlabeled.npz"),
@@ -117,6 +121,7 @@ def test_unlabeled_inputs_are_enough(snntorch_digits, tmp_path):
     assert report["after"]["accuracy"] is None and report["inputs"]["labels"] is False
 
 
+@pytest.mark.slow
 def test_export_of_a_foreign_graph_writes_the_untuned_deployment(snntorch_digits, tmp_path):
     root, *_ = snntorch_digits
     assert main(["export", str(root / "mlp.nir"), "--timesteps", "16",
@@ -132,6 +137,7 @@ def _bad(tmp_path, **arrays) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, message", [
     ("shape", "the graph expects 64"),
     ("few", "each part needs at least 10"),

@@ -14,8 +14,8 @@ Outcomes:
                     outside [0, 1], negative or infinite energy, nan/inf printed)
     code_ran        the file made the reader execute code (a pickle payload touched a marker)
 
-    .venv/bin/python benchmarks/fuzz.py --cases 10000       # writes benchmarks/results/fuzz.json
-    .venv/bin/python benchmarks/fuzz.py --cases 300 --kinds netx,nir --out /tmp/fuzz.json
+    .venv/bin/python tests/fuzz.py --cases 10000       # writes benchmarks/results/fuzz.json
+    .venv/bin/python tests/fuzz.py --cases 300 --kinds netx,nir --out /tmp/fuzz.json
 """
 from __future__ import annotations
 
