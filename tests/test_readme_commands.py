@@ -220,7 +220,8 @@ def test_make_test_fast_selects_by_registered_markers():
     dry = subprocess.run(["make", "-n", "test-fast"], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     argv = shlex.split(next(ln for ln in dry.stdout.splitlines() if " -m pytest " in ln))
-    expr = argv[argv.index("-m") + 1]
+    rest = argv[argv.index("pytest"):]                  # pytest's own -m, not python's
+    expr = rest[rest.index("-m") + 1]
     markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
         "ini_options"]["markers"]
     registered = {m.split(":")[0] for m in markers}
