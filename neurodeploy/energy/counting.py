@@ -54,41 +54,71 @@ def count_events(record: SpikeRecord, net: IntNetwork, totals: bool = False,
     set through a conv network (`simulate` of 10,000 samples) holds one batch in memory."""
     n = record.samples
     sums = {k: 0.0 for k in KINDS}
+    fanouts = [_fanout(layer) for layer in net.layers]
     for start in range(0, max(n, 1), batch_size):
         stop = start + batch_size
-        part = _totals(record.inputs[start:stop], [s[start:stop] for s in record.layers], net)
+        part = _totals(record.inputs[start:stop], [s[start:stop] for s in record.layers], net,
+                       fanouts)
         sums = {k: sums[k] + part[k] for k in KINDS}
     scale = 1 if totals else n
     return {k: v / scale for k, v in sums.items()}
 
 
-def _totals(inputs: np.ndarray, layers: list[np.ndarray], net: IntNetwork) -> dict:
-    """Exact event totals [layers, T] over these samples (inputs [N, T, in], spikes per layer)."""
+def _totals(inputs: np.ndarray, layers: list[np.ndarray], net: IntNetwork,
+            fanouts: list[torch.Tensor]) -> dict:
+    """Exact event totals [layers, T] over these samples (inputs [N, T, in], spikes per layer).
+
+    Whole-record tensor ops, so that counting costs a fraction of the simulation: synaptic ops
+    are each source's events times its fan-out (no per-neuron pass); only the active-neuron
+    count needs one, the layer's own synapse op with 0/1 weights in float32 (exact: a neuron
+    receives fewer than 2**24 events a step), the rule that counts dense and conv alike."""
     counts = {k: [] for k in KINDS}
     n, steps = inputs.shape[:2]
-    pre = torch.as_tensor(np.asarray(inputs).reshape(n * steps, -1) != 0, dtype=torch.float64)
-    for layer, post in zip(net.layers, layers):
-        # events reaching each neuron: the layer's own synapse op with 0/1 weights (exact in
-        # float64), so dense and conv layers are counted by the same rule
-        ones = sum((w != 0).astype(np.int64) for w in layer.synapse_matrices())
-        events = layer.synapse(pre, weight=ones).reshape(n, steps, -1)
-        ops = events.sum(-1).sum(0)
-        delivered = events if layer.delay is None else replace(   # window_input is step-major
-            layer, weight=ones, bias=None).window_input(
+    pre = _flat(np.asarray(inputs) != 0, n * steps)
+    for layer, post, fanout in zip(net.layers, layers, fanouts):
+        ones = _ones(layer)
+        ops = pre.reshape(n, steps, -1).sum(0).to(torch.float64) @ fanout      # [T]
+        if layer.delay is None:
+            delivered = layer._sum(pre, ones).reshape(n, steps, -1)
+        else:                                                  # window_input is step-major
+            delivered = replace(layer, weight=ones, bias=None).window_input(
                 pre.reshape(n, steps, -1).transpose(0, 1)).transpose(0, 1)
+        spikes = _flat(post, n * steps)
         if layer.recurrent is not None:
-            own = torch.as_tensor(post.reshape(n, steps, -1), dtype=torch.float64)
-            rec = own @ torch.as_tensor((layer.recurrent != 0).T, dtype=torch.float64)
-            ops = ops + rec.sum(-1).sum(0)
+            rec = spikes @ torch.as_tensor((layer.recurrent != 0).T, dtype=torch.float32)
+            rec = rec.reshape(n, steps, -1)
+            ops = ops + rec.sum((0, 2)).to(torch.float64)
             delivered = delivered.clone()
             delivered[:, 1:] += rec[:, :-1].to(delivered.dtype)
-        active = (delivered > 0).sum(-1).sum(0).numpy()
+        active = torch.count_nonzero(delivered > 0, dim=(0, 2)).numpy()
         counts["synaptic_ops"].append(ops.numpy())
         counts["neuron_active"].append(active)
         counts["neuron_inactive"].append(layer.size * n - active)
-        counts["spikes"].append(post.reshape(n, steps, -1).sum(-1).sum(0))
-        pre = torch.as_tensor(post.reshape(n * steps, -1), dtype=torch.float64)
+        counts["spikes"].append(spikes.reshape(n, steps, -1).sum((0, 2)).numpy())
+        pre = spikes
     return {k: np.array(v, dtype=np.float64) for k, v in counts.items()}
+
+
+def _flat(events: np.ndarray, rows: int) -> torch.Tensor:
+    """Events [N, T, ...] as a [N*T, n] float32 tensor (0/1 spikes; exact small integers)."""
+    return torch.from_numpy(np.ascontiguousarray(events).reshape(rows, -1)).to(torch.float32)
+
+
+def _ones(layer) -> np.ndarray:
+    """Synapses per (neuron, source): 0 or 1, or 0..2 for a resonate-and-fire layer's real and
+    imaginary synapses, each a synaptic op per event."""
+    return sum((np.asarray(w) != 0).astype(np.int64) for w in layer.synapse_matrices())
+
+
+def _fanout(layer) -> torch.Tensor:
+    """The synaptic ops one event of each source costs [in]: its non-zero outgoing weights.
+    A conv's fan-out varies at the borders; it is the gradient of the summed 0/1 synapse op."""
+    ones = _ones(layer)
+    if not layer.conv:                     # dense [out, in]; an input layer's gains [in]
+        return torch.as_tensor(ones.sum(0) if ones.ndim == 2 else ones, dtype=torch.float64)
+    x = torch.zeros(1, layer.in_size, requires_grad=True)
+    layer._sum(x, ones).sum().backward()
+    return x.grad[0].to(torch.float64)
 
 
 def accuracy_by_timestep(record: SpikeRecord, labels: np.ndarray) -> list[float]:
