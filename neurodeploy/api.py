@@ -356,7 +356,7 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
     return artifacts.inspect(path, dt)
 
 
-def energy(report: str | Path, preset: str = "loihi2-proxy",
+def energy(report: str | Path, preset: str = DEFAULT_PRESET,
            network: str | Path | None = None, out: str | Path | None = None) -> dict:
     """`neurodeploy energy`: a run's report.json or a simulate.json repriced with another
     energy preset (no simulation); `network`: check the record was made with this .net file;

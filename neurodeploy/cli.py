@@ -383,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
              "energy preset (no simulation)")
     p.add_argument("report", help="a report.json written by `neurodeploy run`, or a "
                                   "simulate.json written by `neurodeploy simulate`")
-    p.add_argument("--preset", default="loihi2-proxy",
-                   help="a built-in preset name or a preset YAML file (default: loihi2-proxy)")
+    p.add_argument("--preset", default=api.DEFAULT_PRESET,
+                   help="a built-in preset name or a preset YAML file (default: "
+                        f"{api.DEFAULT_PRESET}, as simulate and run)")
     p.add_argument("--network", help="check that the record was made with this .net file")
     p.add_argument("--out", help="directory for energy-<preset>.json (default: the report's)")
     p = verb("inspect", cmd_inspect, "describe a .nir, .net or checkpoint .pt file: layers, "

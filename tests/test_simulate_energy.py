@@ -189,3 +189,25 @@ def test_counting_in_batches_gives_the_same_totals():
         parts = count_events(record, net, totals=True, batch_size=batch)
         for kind in whole:
             np.testing.assert_array_equal(parts[kind], whole[kind])
+
+
+def test_every_verb_prices_with_one_default_preset_and_says_latency_in_its_unit(tmp_path,
+                                                                                 capsys):
+    """`energy` without --preset reprices with the preset `simulate` and `run` used (it once
+    defaulted to another: 71.7 µJ against 2.27 µJ for one record), and a latency reads in the
+    unit that fits (1.58 ms, not 1.58e+03 us)."""
+    assert main(["simulate", str(DIGITS), "--backend", "torch", "--samples", "20", "--out",
+                 str(tmp_path / "s"), "-q"]) == 0
+    simulated = json.loads((tmp_path / "s" / "simulate.json").read_text())["energy"]
+    assert main(["energy", str(tmp_path / "s" / "simulate.json"), "--out", str(tmp_path)]) == 0
+    repriced = json.loads((tmp_path / f"energy-{DEFAULT_PRESET}.json").read_text())["energy"]
+    assert simulated["preset"] == repriced["preset"] == DEFAULT_PRESET
+    assert repriced["per_inference_pj"] == pytest.approx(simulated["per_inference_pj"])
+    slow = tmp_path / "slow.yaml"           # a chip whose ops take 10 µs: latencies of ms
+    slow.write_text("name: slow\nsource: a test\nsynaptic_op_pj: 1.0\nsynaptic_op_ns: 10000.0\n")
+    capsys.readouterr()
+    assert main(["energy", str(tmp_path / "s" / "simulate.json"), "--preset", str(slow)]) == 0
+    out = capsys.readouterr().out
+    latency = json.loads((tmp_path / "s" / "energy-slow.json").read_text())["energy"][
+        "latency_us"]
+    assert latency >= 1e3 and f"{latency / 1e3:.3g} ms" in out and "e+0" not in out, out

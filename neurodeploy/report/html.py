@@ -14,7 +14,7 @@ from pathlib import Path
 
 from neurodeploy.files import atomic_path
 from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
-from neurodeploy.report.summary import deployed_accuracy
+from neurodeploy.report.summary import deployed_accuracy, duration
 
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;max-width:1000px;margin:24px auto;padding:0 16px;color:#222}
@@ -165,7 +165,7 @@ def _energy_trace(report: dict) -> str:
                                         ("neuron updates, inactive", "neuron_inactive",
                                          "neuron_inactive_pj"),
                                         ("output spikes", "spikes", "spike_out_pj"))]
-    trace.append(["static power x time", f"{energy['latency_us'] or 0:.3g} µs",
+    trace.append(["static power x time", duration(energy['latency_us'] or 0),
                   f"{f['static_w']:g} W" if f["static_w"] else "not modelled",
                   _pj(energy["static_pj"]) if f["static_w"] else "not modelled"])
     return (_table(["event", "count per inference", "figure", "energy"], trace)
@@ -206,7 +206,7 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
              ("energy per inference", _pj(energy["per_inference_pj"]),
               f"dynamic {_pj(energy['dynamic_pj'])} · static "
               f"{_pj(energy['static_pj']) if f['static_w'] else 'not modelled'}"),
-             ("latency per inference", f"{energy['latency_us']:.3g} µs" if energy["latency_us"]
+             ("latency per inference", duration(energy["latency_us"]) if energy["latency_us"]
               else "not modelled", f"{steps} timesteps, estimated"),
              ("parity", f"{par['spike_mismatches']} mismatches",
               f"{100 * par['prediction_agreement']:.1f}% predictions agree"),
@@ -225,7 +225,7 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
     per_layer_par = [[name, sum(v), max(v) if v else 0]
                      for name, v in par["spike_mismatches_per_layer_timestep"].items()]
     sweep = [[s["T"], f"{s['accuracy']:.4f}", _pj(s["energy_pj"]),
-              f"{s['latency_us']:.3g} µs" if s["latency_us"] is not None else "-"]
+              duration(s["latency_us"]) if s["latency_us"] is not None else "-"]
              for s in report["timestep_sweep"]]
     files = {"report.json": "report.json", **{k: v for k, v in
                                               (report.get("artifacts") or {}).items()},
@@ -317,7 +317,7 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
             cards += [("energy per inference", _pj(energy["per_inference_pj"]),
                        f"dynamic {_pj(energy['dynamic_pj'])} · static {static} · "
                        + energy["preset"]),
-                      ("latency per inference", f"{energy['latency_us']:.3g} µs"
+                      ("latency per inference", duration(energy["latency_us"])
                        if energy["latency_us"] else "not modelled", "estimated"),
                       ("Loihi 2 cores", str(res["cores"]), "fits one chip"
                        if res["fits_one_chip"] else f"needs {res['chips']} chips")]

@@ -32,6 +32,14 @@ from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
 DEFAULT_PRESET = EnergyCfg().preset   # what `run` prices with unless a recipe names another
 
 
+def duration(us: float, micro: str = "µs") -> str:
+    """A latency in the unit that reads: 950 µs, 1.58 ms, 2.1 s (not 1.58e+03 us)."""
+    for unit, scale in (("s", 1e6), ("ms", 1e3)):
+        if abs(us) >= scale:
+            return f"{us / scale:.3g} {unit}"
+    return f"{us:.3g} {micro}"
+
+
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
            preset_name: str, teacher_sizes: list[int] | None = None,
            extra: dict | None = None) -> dict:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from neurodeploy.files import package_versions
-from neurodeploy.report.summary import deployed_accuracy
+from neurodeploy.report.summary import deployed_accuracy, duration
 
 AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
 EXAMPLES = {
@@ -116,7 +116,7 @@ def explored(front: dict, out) -> str:
              f"{'cores':>5}  front"]
     for p in sorted(front["points"], key=lambda p: -p["accuracy"]["mean"]):
         marks = [c for c, on in p["front"].items() if on]
-        latency = "-" if p["latency_us"] is None else f"{p['latency_us']:.3g} us"
+        latency = "-" if p["latency_us"] is None else duration(p["latency_us"], "us")
         lines.append(f"  {p['variant'][:34]:<34} {p['readout_T']:>3} "
                      f"{100 * p['accuracy']['mean']:>7.2f} ± {100 * p['accuracy']['std']:.2f}% "
                      f"{_pj(p['energy_pj']):>10} {latency:>10} {p['cores']:>5}  "
@@ -138,7 +138,7 @@ def energy_line(energy: dict) -> str:
     """`X per inference (dynamic Y, static Z), L us` of a priced `energy` section."""
     static = (f"static {_pj(energy['static_pj'])}" if energy["figures"]["static_w"]
               else "static not modelled")
-    latency = f", {energy['latency_us']:.3g} us" if energy.get("latency_us") else ""
+    latency = f", {duration(energy['latency_us'], 'us')}" if energy.get("latency_us") else ""
     return (f"{_pj(energy['per_inference_pj'])} per inference (dynamic "
             f"{_pj(energy['dynamic_pj'])}, {static}){latency}")
 
