@@ -245,8 +245,9 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
                               input_bits=input_bits)
             own = BACKENDS[backend].reads == "own"
 
-            def run_on(x, timeout_s=None):
-                return simulation.simulate(network if own else path, x, backend, progress,
+            def run_on(x, timeout_s=None):       # the exact mode runs the net read above
+                source = network if own else net if backend == EXACT_BACKEND else path
+                return simulation.simulate(source, x, backend, progress,
                                            timeout_s, device, input_shape=input_shape, dt=dt,
                                            input_bits=input_bits)
             if folder and BACKENDS[backend].resumable:      # slow: resumable chunks on disk

@@ -17,6 +17,7 @@ from neurodeploy.backends.float_mode import simulate_float_file
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx
+from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import run_stream
 
 
@@ -38,7 +39,8 @@ class Backend:
 
 def _torch(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
            input_bits=None):
-    net, _ = read_netx(network, input_shape)
+    """`network`: a netx file, or the IntNetwork a caller already read from it."""
+    net = network if isinstance(network, IntNetwork) else read_netx(network, input_shape)[0]
     return simulate_torch(net, spikes, device=device, batch_size=batch_size)
 
 
