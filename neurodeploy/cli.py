@@ -8,18 +8,37 @@ no traceback. Ctrl-C stops any Lava runtime and exits 130; SIGTERM does the same
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import sys
 from pathlib import Path
 
-import yaml
 
-import neurodeploy.api as api
-from neurodeploy.backends.registry import BACKENDS, DEFAULT_BACKEND, PARITY_BACKENDS, listed
-from neurodeploy.checkpoint import training_device
-from neurodeploy.distill.tune import TuneOptions
-from neurodeploy.errors import UserError
-from neurodeploy.report import text
+def _interrupted_at_start(signum, frame):
+    """Ctrl-C while the imports below load (torch, matplotlib: seconds) ends as any other
+    interrupt does, one line and exit 130, not a traceback from inside an import."""
+    print("neurodeploy: interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+try:
+    _SIGINT = signal.signal(signal.SIGINT, _interrupted_at_start)
+except ValueError:          # imported outside the main thread: no handler can be set there
+    _SIGINT = None
+
+import yaml  # noqa: E402
+
+import neurodeploy.api as api  # noqa: E402
+from neurodeploy.backends.registry import (BACKENDS, DEFAULT_BACKEND,  # noqa: E402
+                                           PARITY_BACKENDS, listed)
+from neurodeploy.checkpoint import training_device  # noqa: E402
+from neurodeploy.distill.tune import TuneOptions  # noqa: E402
+from neurodeploy.errors import UserError  # noqa: E402
+from neurodeploy.report import text  # noqa: E402
+
+if _SIGINT is not None:     # imported: Ctrl-C is KeyboardInterrupt again (main catches it)
+    signal.signal(signal.SIGINT, _SIGINT)
 
 
 def _shape(arg: str) -> tuple[int, ...]:

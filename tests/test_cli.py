@@ -124,3 +124,19 @@ def test_reuse_is_announced_and_fresh_retrains_with_forced_progress(tiny_run, tm
     assert "reusing" not in err
     assert ckpt.stat().st_ino != before, "--fresh writes a new checkpoint"
     assert "\r" in err and "distill" in err, "--progress shows the bars on a non-terminal"
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130():
+    """Ctrl-C while the command's imports load (seconds of torch and matplotlib): pressed here
+    at a fixed point, as neurodeploy.api starts importing, by an import hook of the child."""
+    press = ("import os, signal, sys\n"
+             "class Press:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name == 'neurodeploy.api':\n"
+             "            os.kill(os.getpid(), signal.SIGINT)\n"
+             "sys.meta_path.insert(0, Press())\n"
+             "from neurodeploy.cli import main\n"
+             "sys.exit(main(['--version']))\n")
+    done = subprocess.run([sys.executable, "-c", press], capture_output=True, text=True,
+                          timeout=600)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "neurodeploy: interrupted\n", "")
