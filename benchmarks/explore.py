@@ -16,7 +16,7 @@ Resumable: a rerun skips every finished run (explore's own resumption), so a kil
 time-limited run (benchmarks/gpu.py --sweep) continues where it stopped. The results file is
 rewritten after every finished run with the front over the runs finished so far (`complete`
 says whether the grid is), each run with the seconds it took, the file with the machine; the
-front's figure goes to docs/assets/explore_<name>.png (README, results page) at the end.
+front's figure goes to docs/assets/explore_<name>.png (README, results page) with it.
 """
 from __future__ import annotations
 
@@ -54,9 +54,11 @@ SETUPS = {
     "fmnist": {"recipe": "fmnist_conv", "overrides": {
         **{f"distill.{k}": v for k, v in FULL["distill"].items()},
         **{f"teacher.{k}": v for k, v in FULL["teacher"].items()}}, "grid": {
+        # losses outermost: the labels-alone runs need no teacher, so they come first while
+        # the distillation sweep trains the teacher this front then reuses
+        "distill.losses": [METHODS["none"][0], METHODS["kdsnn"][0]],
         "student.conv": [_conv(16, 32), _conv(32, 64), _conv(64, 128), _conv(128, 256)],
-        "encoding.timesteps": [2, 4, 8],
-        "distill.losses": [METHODS["none"][0], METHODS["kdsnn"][0]]}},
+        "encoding.timesteps": [2, 4, 8]}},
 }
 
 
@@ -97,17 +99,20 @@ def main() -> int:
             with atomic_path(work / "teachers" / cached.name) as tmp:
                 shutil.copyfile(cached, tmp)
 
+    def save() -> None:
+        results = collect(work, setup, seeds, started, args.jobs)
+        write_json(out, results)
+        with atomic_path(FIGURES / f"explore_{args.setup}.png") as tmp:   # README, results page
+            tmp.write_bytes(front_png(results))
+
     def finished(line: str) -> None:
         print(line, flush=True)
-        if line.startswith("  "):            # a run finished: the results file follows
-            write_json(out, collect(work, setup, seeds, started, args.jobs))
+        if line.startswith("  "):            # a run finished: the results follow
+            save()
     result = api.explore(setup["recipe"], setup["grid"], work, overrides=setup["overrides"],
                          seeds=seeds, jobs=args.jobs, presets=PRESETS,
                          lava_samples=LAVA_SAMPLES, device=args.device, say=finished)
-    results = collect(work, setup, seeds, started, args.jobs)
-    write_json(out, results)
-    with atomic_path(FIGURES / f"explore_{args.setup}.png") as tmp:   # README, results page
-        tmp.write_bytes(front_png(results))
+    save()
     print(f"{len(result['points'])} points; {out}; the page: {work / 'front.html'}")
     return 0
 
