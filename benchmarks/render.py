@@ -498,25 +498,38 @@ def _setting(key: str, value) -> str:
 
 def explore_table(data: dict) -> str:
     """The front of `explore` (benchmarks/explore.py): every point, best accuracy first."""
-    lines = ["| front (energy / latency) | student | T' | deployed accuracy, % | energy per "
-             f"inference ({data['front_preset']}) | latency | Loihi 2 cores | Lava vs exact |",
-             "|---|---|---|---|---|---|---|---|"]
+    energy = " | ".join(f"energy per inference ({p})" for p in data["presets"])
+    lines = [f"| front (energy / latency) | student | T' | deployed accuracy, % | {energy} | "
+             f"latency ({data['front_preset']}) | Loihi 2 cores | Lava vs exact |",
+             "|---|---|---|---|" + "---|" * len(data["presets"]) + "---|---|---|"]
     for p in sorted(data["points"], key=lambda p: -p["accuracy"]["mean"]):
         star = " / ".join("★" if p["front"][c] else "·" for c in ("energy", "latency"))
         student = ", ".join(_setting(k, v) for k, v in p["settings"].items()
                             if k != "encoding.timesteps")
+        energies = "".join(f"{_pj(p['energy_pj_by_preset'][name])} | "
+                           for name in data["presets"])
         lines.append(f"| {star} | {student} | {p['readout_T']} | "
-                     f"{_mean_std(p['accuracy']['per_seed'])} | {_pj(p['energy_pj'])} | "
+                     f"{_mean_std(p['accuracy']['per_seed'])} | {energies}"
                      f"{p['latency_us']:.3g} µs | {p['cores']} | "
                      f"{p['lava_spike_mismatches']} mismatches, {p['lava_samples']} samples |")
+    best = max(data["points"], key=lambda p: p["accuracy"]["mean"])
+    near = min((p for p in data["points"]
+                if p["accuracy"]["mean"] >= best["accuracy"]["mean"] - 0.01),
+               key=lambda p: p["energy_pj"])
+    name = lambda p: f"{p['label']} (T' = {p['readout_T']})"  # noqa: E731
     m, runs = data["machine"], data["runs"]
     seconds = sorted(r["measured"]["train_seconds"] for r in runs)
-    lines += ["", f"{data['runs_finished']} of {data['runs_in_grid']} runs finished"
+    lines += ["", f"Most accurate: {name(best)}, {100 * best['accuracy']['mean']:.2f}% at "
+              f"{_pj(best['energy_pj'])}; the cheapest point within 1 percentage point of it: "
+              f"{name(near)}, {100 * near['accuracy']['mean']:.2f}% at {_pj(near['energy_pj'])} "
+              f"({best['energy_pj'] / near['energy_pj']:.1f}x less energy, "
+              f"{data['front_preset']}).",
+              "", f"{data['runs_finished']} of {data['runs_in_grid']} runs finished"
               f"{'' if data['complete'] else ' (the grid is not complete yet: rerun the script)'}"
               f"; seeds {', '.join(map(str, data['seeds']))} per point (mean ± sample std); "
               f"{data['points'][0]['test_samples']:,} test samples each, exact integer mode, "
               "the validation-selected epoch. ★: no other point is at least as accurate and at "
-              "most as costly. Training took "
+              f"most as costly under {data['front_preset']}. Training took "
               f"{seconds[0]:.0f}–{seconds[-1]:.0f} s per run on {m['cpu']} "
               f"({data.get('jobs', 1)} runs at a time{', ' + m['gpu'] if m['gpu'] else ''}), "
               "other jobs sharing the cores."]
