@@ -109,3 +109,23 @@ def test_record_round_trip(tmp_path):
     rec.save(tmp_path / "r.npz")
     back, _ = SpikeRecord.load(tmp_path / "r.npz")
     assert (back.inputs == rec.inputs).all() and (back.layers[0] == rec.layers[0]).all()
+
+
+def test_float_spike_trains_are_read_as_spikes_as_training_data_is(tmp_path):
+    """--data holding 0/1 spike trains as float32 (what a torch pipeline saves) runs as the
+    same spikes in uint8, as the training-data reader takes them, not as 64 x T analog
+    channels to encode."""
+    from pathlib import Path
+    digits = Path(__file__).resolve().parent.parent / "export" / "digits" / "network.net"
+    rng = np.random.default_rng(0)
+    spikes, y = rng.random((12, 8, 64)) < 0.3, rng.integers(0, 10, 12)
+    runs = {}
+    for dtype in (np.uint8, np.float32):
+        data = tmp_path / f"{np.dtype(dtype).name}.npz"
+        np.savez(data, x=spikes.astype(dtype), y=y)
+        out = tmp_path / np.dtype(dtype).name
+        assert main(["simulate", str(digits), "--backend", "torch", "--data", str(data),
+                     "--out", str(out), "-q"]) == 0
+        runs[dtype] = json.loads((out / "simulate.json").read_text())
+    assert runs[np.float32]["predictions"] == runs[np.uint8]["predictions"]
+    assert runs[np.float32]["timesteps"] == 8

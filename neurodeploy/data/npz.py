@@ -40,8 +40,9 @@ def load_arrays(path: str | Path, required: tuple[str, ...], optional: tuple[str
 
 def read_inputs(path: str | Path, classes: int | None = None,
                 input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from a .npz; x is float32 intensities, uint8 spike trains [N, T, ...] or, with
-    `input_bits`, int32 graded input events [N, T, ...]."""
+    """(x, y) from a .npz; x is float32 intensities, uint8 spike trains [N, T, ...] (0/1 of
+    any dtype with a time axis, as read_dataset reads training data) or, with `input_bits`,
+    int32 graded input events [N, T, ...]."""
     arrays = load_arrays(path, ("x", "y"), expected="arrays 'x' and 'y'",
                          save="np.savez(path, x=..., y=...)")
     path, x, y = Path(path), arrays["x"], arrays["y"]
@@ -58,6 +59,8 @@ def read_inputs(path: str | Path, classes: int | None = None,
         bad = int(y.min() if y.min() < 0 else y.max())
         raise UserError(f"{path}: array 'y' holds label {bad}, outside the network's classes "
                         f"0..{(classes or 1) - 1}; check the labels belong to this network")
+    if _spikes(x):               # the training data's rule: 0/1 with a time axis, any dtype
+        return x.astype(np.uint8), y.astype(np.int64)
     if np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             raise UserError(f"{path}: array 'x' holds NaN or infinite values; clean the inputs")
@@ -66,10 +69,8 @@ def read_inputs(path: str | Path, classes: int | None = None,
                             f"[{x.min():.3g}, {x.max():.3g}]); scale them first")
         return x.astype(np.float32), y.astype(np.int64)
     if x.dtype == bool or (np.issubdtype(x.dtype, np.integer) and x.min() >= 0 and x.max() <= 1):
-        if x.ndim < 3:
-            raise UserError(f"{path}: binary array 'x' of shape {list(x.shape)} needs a time "
-                            "axis: spike trains are (N, T, ...)")
-        return x.astype(np.uint8), y.astype(np.int64)
+        raise UserError(f"{path}: binary array 'x' of shape {list(x.shape)} needs a time "
+                        "axis: spike trains are (N, T, ...)")
     if np.issubdtype(x.dtype, np.integer) and x.ndim >= 3 and input_bits:
         if x.min() < 0 or x.max() > 2 ** input_bits - 1:
             bad = int(x.min() if x.min() < 0 else x.max())
