@@ -215,7 +215,9 @@ def compared(result: dict) -> str:
     first = result["records"][0]
     lines = [f"parity of {result['network']} on {result['samples']} samples "
              f"({first.timesteps} steps, {len(first.layers)} layers)"]
-    lines += [f"  {backend:32s} accuracy {acc:.4f}" for backend, acc in result["accuracy"].items()]
+    width = max(32, *map(len, result["accuracy"]))
+    lines += [f"  {backend:{width}s} accuracy {acc:.4f}"
+              for backend, acc in result["accuracy"].items()]
     for p in result["comparisons"]:
         a, b = p["backends"]
         lines.append(f"  {b} vs {a}: {p['spike_mismatches']} spike mismatches in "
