@@ -33,7 +33,7 @@ from neurodeploy.backends.registry import (BACKENDS, DEFAULT_BACKEND, EXACT_BACK
 from neurodeploy.backends.shards import merge as merge_chunks, parse_shard, run_chunks, shard_range
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import save_checkpoint, student_recipe
-from neurodeploy.data.datasets import dataset_of, save_dataset
+from neurodeploy.data.datasets import dataset_of, input_source, save_dataset
 from neurodeploy.distill import explore as exploring
 from neurodeploy.distill import run as distilling
 from neurodeploy.distill import tune as tuning
@@ -161,7 +161,7 @@ def _data(inputs, folder: Path) -> str | None:
         x, y = (np.asarray(v) for v in inputs)
         np.savez(folder / "inputs.npz", x=x, y=y)
         return str(folder / "inputs.npz")
-    return None if inputs is None else str(inputs)
+    return None if inputs is None else input_source(str(inputs))
 
 
 def _inputs(meta: dict, net, data: str | None, samples: int | None, timesteps: int | None,

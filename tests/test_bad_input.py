@@ -51,3 +51,17 @@ def test_bad_input_gives_one_clear_line(files, capsys, args, message):
     assert err.startswith("neurodeploy: error: ") and err.count("\n") == 1
     assert message in err
     assert not list(files.glob("**/*.tmp")) and not (files / "runs").exists()
+
+
+@pytest.mark.parametrize("network", ["export/snntorch_digits/snntorch_mlp.nir",
+                                     "export/digits/network.net"])
+def test_an_unknown_data_name_is_said_first_in_the_options_words(network, capsys):
+    """--data mnist: the value to fix comes first (not a demand for --timesteps that would not
+    help), in the words of the option, naming what there is."""
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / network
+    code, err = run_cli(capsys, "simulate", str(path), "--data", "mnist", "--backend", "torch")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == ("neurodeploy: error: --data mnist: no such dataset; give digits, "
+                   "fashion-mnist or the path of a .npz file (x and y, or a dataset's x_train "
+                   "... y_test)\n")

@@ -149,6 +149,16 @@ DATASETS = {"digits": (_digits, (1, 8, 8)), "fashion-mnist": (None, (1, 28, 28))
             "file": (None, None)}
 
 
+def input_source(data: str) -> str:
+    """`data` (--data: a built-in dataset's name or a .npz path), or the refusal that says
+    which names there are; checked before any other option, as a user fixes the value first."""
+    if not data.endswith(".npz") and (data not in DATASETS or data == "file"):
+        names = ", ".join(n for n in DATASETS if n != "file")
+        raise UserError(f"--data {data}: no such dataset; give {names} or the path of a .npz "
+                        "file (x and y, or a dataset's x_train ... y_test)")
+    return data
+
+
 def _split(x, y, fraction: float, seed: int):
     """A seeded split, stratified when every class has two samples (else plain)."""
     counts = np.bincount(y)
