@@ -292,8 +292,7 @@ def explore(base: Recipe, grid: dict[str, list], out: Path, *, seeds: list[int] 
         if (k := _teacher_trained(r["recipe"])) and k not in seen:
             seen.add(k)
             firsts.append(i)
-    order = firsts + [i for i in range(len(pending)) if i not in firsts]
-    waves = [order[:len(firsts)], order[len(firsts):]]
+    waves = [firsts, [i for i in range(len(pending)) if i not in firsts]]
     if jobs > 1 and len(pending) > 1:
         with ProcessPoolExecutor(min(jobs, len(pending)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
