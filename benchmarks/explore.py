@@ -24,15 +24,16 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from distill_fmnist import METHODS, PROTOCOL, machine
 from neurodeploy import api
 from neurodeploy.distill.explore import _key, front, variants
+from neurodeploy.distill.run import _digest
 from neurodeploy.files import atomic_path, write_json
 from neurodeploy.recipe import load_recipe
 from neurodeploy.report.front import front_png
+from neurodeploy.report.summary import generated
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -62,7 +63,7 @@ SETUPS = {
 }
 
 
-def collect(work: Path, setup: dict, seeds: list[int], started: float, jobs: int) -> dict:
+def collect(work: Path, setup: dict, seeds: list[int], jobs: int) -> dict:
     """The results file: the front over the grid's runs finished so far in `work`."""
     expected = {v["folder"]: _key(v["recipe"], PRESETS, LAVA_SAMPLES) for v in variants(
         load_recipe(setup["recipe"], setup["overrides"]), setup["grid"], seeds)}
@@ -73,7 +74,9 @@ def collect(work: Path, setup: dict, seeds: list[int], started: float, jobs: int
             "seeds": seeds, "presets": PRESETS, "front_preset": PRESETS[0],
             "lava_samples": LAVA_SAMPLES, "complete": len(runs) >= grid_runs,
             "runs_finished": len(runs), "runs_in_grid": grid_runs,
-            "machine": machine(), "jobs": jobs, "seconds_this_session": time.perf_counter() - started,
+            "base_recipe_digest": _digest(load_recipe(setup["recipe"],
+                                                      setup["overrides"]).to_dict()),
+            "machine": machine(), "jobs": jobs, "generated": generated(),
             "runs": [{k: r[k] for k in ("variant", "seed", "folder", "recipe_digest")}
                      | {"measured": r["measured"]} for r in runs],
             "points": front(runs, PRESETS) if runs else []}
@@ -91,7 +94,7 @@ def main() -> int:
     setup = SETUPS[args.setup]
     out = args.out or RESULTS / f"explore_{args.setup}.json"
     work = ROOT / "benchmarks" / ".work" / f"explore_{args.setup}"
-    seeds, started = list(range(args.seeds)), time.perf_counter()
+    seeds = list(range(args.seeds))
     # the distillation sweep's teachers are keyed by what trains them (distill.run._teacher_key):
     # the full protocol's seed-0 teacher is this front's, so it is trained once for both
     for cached in (ROOT / "benchmarks" / ".work" / "distill_fmnist" / "teachers").glob("*.pt"):
@@ -100,7 +103,7 @@ def main() -> int:
                 shutil.copyfile(cached, tmp)
 
     def save() -> None:
-        results = collect(work, setup, seeds, started, args.jobs)
+        results = collect(work, setup, seeds, args.jobs)
         write_json(out, results)
         with atomic_path(FIGURES / f"explore_{args.setup}.png") as tmp:   # README, results page
             tmp.write_bytes(front_png(results))
