@@ -1,8 +1,8 @@
 """Train and export the resonate-and-fire test networks (run from the repository root:
-`.venv/bin/python tests/data/slayer_rf/train.py`; about 2 minutes on 2 CPU cores).
+`.venv/bin/python tests/data/slayer_rf/train.py`; about 3 minutes on 2 CPU cores).
 
 lava-dl's own slayer blocks (rf_iz.Dense, rf.Dense, cuba.Dense) learn sklearn's 8x8 digits,
-rate coded (`code`), for a few epochs, with per-neuron periods and decays trained from a
+rate coded (`code`), for a few epochs (Adam), with per-neuron periods and decays trained from a
 log-spaced start; `block.export_hdf5` writes the netx files the tests run. Accuracies (slayer's
 float model and the deployed exact mode on the held-out digits) go to provenance.json."""
 import json
@@ -42,18 +42,22 @@ def main():
     test = code(x[TRAIN:], 1)
     rf = {"threshold": 0.3, "period": (6, 16), "decay": (0.05, 0.2), "shared_param": False,
           "requires_grad": True}
-    cuba = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03}
-    nets = {"rf_iz_digits.net": lambda: [slayer.block.rf_iz.Dense(rf, 64, 40, weight_scale=2),
-                                         slayer.block.rf_iz.Dense(rf, 40, 10, weight_scale=2)],
-            "rf_digits.net": lambda: [slayer.block.rf.Dense({**rf, "threshold": 0.1}, 64, 40,
-                                                            weight_scale=2),
-                                      slayer.block.cuba.Dense(cuba, 40, 10, weight_scale=2)]}
+    cuba = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.03}
+    nets = {   # name: (blocks, learning rate, epochs)
+        "rf_iz_digits.net": (lambda: [slayer.block.rf_iz.Dense(rf, 64, 40, weight_scale=2),
+                                      slayer.block.rf_iz.Dense(rf, 40, 10, weight_scale=2)],
+                             0.003, 4),
+        "rf_digits.net": (lambda: [slayer.block.rf.Dense({**rf, "threshold": 0.1,
+                                                          "scale_grad": 3}, 64, 40,
+                                                         weight_scale=2),
+                                   slayer.block.cuba.Dense(cuba, 40, 10, weight_scale=2)],
+                          0.01, 8)}
     provenance = {}
-    for name, make in nets.items():
+    for name, (make, lr, epochs) in nets.items():
         torch.manual_seed(0)
         net = torch.nn.Sequential(*make())
-        opt = torch.optim.Adam(net.parameters(), lr=0.003)
-        for epoch in range(4):
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        for epoch in range(epochs):
             train = code(x[:TRAIN], 100 + epoch)
             for i in range(0, TRAIN, 50):
                 xb = torch.as_tensor(train[i:i + 50], dtype=torch.float32).transpose(1, 2)
@@ -73,7 +77,7 @@ def main():
             "blocks": [f"{type(b).__module__.split('.')[-1]}.{type(b).__name__}" for b in net],
             "data": f"sklearn digits, shuffled (seed 0), {TRAIN} train / {len(test)} test, "
                     f"rate coded over {T} steps (p = intensity / 2)",
-            "epochs": 4, "slayer_accuracy": round(float((out.sum(-1).argmax(1).numpy()
+            "epochs": epochs, "learning_rate": lr, "slayer_accuracy": round(float((out.sum(-1).argmax(1).numpy()
                                                          == y[TRAIN:]).mean()), 4),
             "exact_mode_accuracy": round(float((deployed.argmax(1) == y[TRAIN:]).mean()), 4)}
         print(name, provenance[name], flush=True)
