@@ -7,8 +7,8 @@ calls (`neurodeploy simulate`): the file read and checked, the test split decode
 dataset cache, warmed by one call first) and encoded, the exact simulation, and the events
 counted and priced; beside the engine rows it shows what the path around the engine costs.
 The "limit" row is the network's synapses as dense float32 ops on the same samples in the same
-run (`synapses_only`): every backend's throughput is also given as a share of it. Lava is timed end to end (build, compile,
-run, read back), as a user experiences it.
+run (`synapses_only`): every backend's throughput is also given as a share of it. Lava is timed
+end to end (build, compile, run, read back), as a user experiences it.
 
     .venv/bin/python benchmarks/backends.py [--full]   # writes benchmarks/results/backends.json
 --full also streams the whole Fashion-MNIST test set (10,000 samples) through Lava, timed.
