@@ -16,7 +16,8 @@ from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
 from neurodeploy.compat import import_lava
-from neurodeploy.energy import layer_table, resource_estimate
+from neurodeploy.energy import layer_table, load_preset, price, resource_estimate
+from neurodeploy.energy.counting import KINDS
 from neurodeploy.netx import read_netx, read_sdnn, write_netx
 from neurodeploy.neurons.sigma_delta import message_mismatches, run_stream
 from slayer_export import export
@@ -142,10 +143,19 @@ def test_simulate_on_lava_sparse_prices_sparse_storage(tmp_path):
     path = tmp_path / "pruned.net"
     magnitude_pruned(path, (0.7, 0.5))
     assert main(["simulate", str(path), "--backend", "lava-sparse", "--samples", "5",
-                 "--out", str(tmp_path / "s")]) == 0
+                 "--preset", "loihi1-sanafe", "--out", str(tmp_path / "s")]) == 0
     result = json.loads((tmp_path / "s" / "simulate.json").read_text())
     assert [row["stored_synapses"] for row in result["layers"]] == \
         [row["nonzero_synapses"] for row in result["layers"]]
     assert result["resources"]["synapse_storage"] == "sparse"
+    # SANA-FE's sparse synapse figure (33.6 pJ, 4.7 ns a spike) prices the sparse layers
+    assert result["energy"]["sparse_synaptic_op"] == [33.6, 4.7]
+    assert "33.6 pJ sparse" in (tmp_path / "s" / "report.html").read_text()
+    counts = {k: result["counts"][k] for k in KINDS}
+    dense = [{k: v for k, v in row.items() if k != "stored_synapses"} for row in result["layers"]]
+    priced = [price(counts, rows, load_preset("loihi1-sanafe"))["energy"]["dynamic_pj"]
+              for rows in (result["layers"], dense)]
+    ops = sum(map(sum, counts["synaptic_ops"]))
+    assert priced[0] - priced[1] == pytest.approx(ops * (33.6 - 35.5))
     assert main(["energy", str(tmp_path / "s" / "simulate.json"), "--preset",
                  "loihi1-sanafe"]) == 0

@@ -20,13 +20,18 @@ def price(counts: dict, layers: list[dict], preset: Preset,
     mapping: how layers are spread over cores (energy.hardware.resource_estimate; default: the
     preset's), which sets the step time and so the static energy."""
     c = {k: np.asarray(v, dtype=np.float64) for k, v in counts.items()}
-    dynamic = (c["synaptic_ops"] * preset.synaptic_op_pj
+    # layers stored sparse (hardware.layer_table) at the preset's sparse-synapse figures
+    sparse = np.array([[layer.get("stored_synapses") is not None] for layer in layers])
+    syn_pj, syn_ns = (np.where(sparse, dense if figure is None else figure, dense)
+                      for dense, figure in ((preset.synaptic_op_pj, preset.sparse_synaptic_op_pj),
+                                            (preset.synaptic_op_ns, preset.sparse_synaptic_op_ns)))
+    dynamic = (c["synaptic_ops"] * syn_pj
                + c["neuron_active"] * preset.neuron_active_pj
                + c["neuron_inactive"] * preset.neuron_inactive_pj
                + c["spikes"] * preset.spike_out_pj)                          # [L, T] pJ
     resources = resource_estimate(layers, mapping or preset.mapping)
     cores = np.array([r["cores"] for r in resources["layers"]], dtype=np.float64)[:, None]
-    work_ns = (c["synaptic_ops"] * preset.synaptic_op_ns
+    work_ns = (c["synaptic_ops"] * syn_ns
                + c["neuron_active"] * preset.neuron_active_ns
                + c["neuron_inactive"] * preset.neuron_inactive_ns
                + c["spikes"] * preset.spike_out_ns) / cores                  # [L, T] per core
@@ -70,6 +75,9 @@ def price(counts: dict, layers: list[dict], preset: Preset,
                 "synaptic_op_pj", "neuron_active_pj", "neuron_inactive_pj", "spike_out_pj",
                 "synaptic_op_ns", "neuron_active_ns", "neuron_inactive_ns", "spike_out_ns",
                 "barrier_ns", "static_w")},
+            **({"sparse_synaptic_op": [preset.sparse_synaptic_op_pj,
+                                       preset.sparse_synaptic_op_ns]}
+               if sparse.any() and preset.sparse_synaptic_op_pj is not None else {}),
             "units": "per inference, mean over the evaluated samples",
         },
     }

@@ -37,6 +37,10 @@ class Preset(BaseModel):
     name: Text
     source: Text
     synaptic_op_pj: Energy           # one spike delivered over one non-zero synapse
+    # the same over a synapse stored sparse (netx's sparse_fc_layer, the lava-sparse backend's
+    # records); None: no separate figure, priced as synaptic_op
+    sparse_synaptic_op_pj: Energy | None = None
+    sparse_synaptic_op_ns: Time | None = None
     neuron_active_pj: Energy = 0.0   # neuron update in a step in which it received input
     neuron_inactive_pj: Energy = 0.0  # neuron update without input (Loihi services every neuron)
     spike_out_pj: Energy = 0.0       # one output spike leaving its neuron (and core)
@@ -71,6 +75,7 @@ PRESETS = {p.name: p for p in (
                 "dynamic energy only (the table gives no static power)."),
     Preset(name="loihi1-sanafe", source=SANAFE,
            synaptic_op_pj=35.5, synaptic_op_ns=3.8,              # dense synapse per spike
+           sparse_synaptic_op_pj=33.6, sparse_synaptic_op_ns=4.7,  # sparse synapse per spike
            neuron_active_pj=51.2 + 21.6, neuron_active_ns=6.0 + 3.7,   # access + update
            neuron_inactive_pj=51.2, neuron_inactive_ns=6.0,      # access only
            spike_out_pj=69.3 + 111.0, spike_out_ns=30.0 + 5.1,   # spike out + message out

@@ -165,6 +165,12 @@ def _energy_trace(report: dict) -> str:
                                         ("neuron updates, inactive", "neuron_inactive",
                                          "neuron_inactive_pj"),
                                         ("output spikes", "spikes", "spike_out_pj"))]
+    if sparse := energy.get("sparse_synaptic_op"):     # sparse-stored layers' own figure
+        ops = [sum(row) for row in counts["synaptic_ops"]]
+        trace[0][2:] = [f"{f['synaptic_op_pj']:g} pJ dense, {sparse[0]:g} pJ sparse",
+                        _pj(sum(n * (sparse[0] if layer.get("stored_synapses") is not None
+                                     else f["synaptic_op_pj"])
+                                for n, layer in zip(ops, report["layers"])))]
     trace.append(["static power x time", duration(energy['latency_us'] or 0),
                   f"{f['static_w']:g} W" if f["static_w"] else "not modelled",
                   _pj(energy["static_pj"]) if f["static_w"] else "not modelled"])
@@ -174,13 +180,14 @@ def _energy_trace(report: dict) -> str:
 
 def _resource_table(res: dict) -> str:
     """The Loihi 2 core estimate per layer, with a total row."""
-    rows = [[r["name"], r["neurons"], f"{r['synapses']:,}",
+    rows = [[r["name"], r["neurons"], f"{r.get('stored_synapses', r['synapses']):,}",
              f"{r.get('nonzero_synapses', r['synapses']):,}", r["fan_in"], r["cores"],
              r["neurons_per_core"], f"{r['synapses_per_core']:,}", r["bound_by"]]
             for r in res["layers"]]
     nonzero = sum(r.get("nonzero_synapses", r["synapses"]) for r in res["layers"])
     rows.append(["total", sum(r["neurons"] for r in res["layers"]),
-                 f"{sum(r['synapses'] for r in res['layers']):,}", f"{nonzero:,}", "",
+                 f"{sum(r.get('stored_synapses', r['synapses']) for r in res['layers']):,}",
+                 f"{nonzero:,}", "",
                  res["cores"], "", "", ""])
     return _table(["layer", "neurons", "synapses stored", "non-zero synapses",
                    "max fan-in (non-zero)", "cores", "neurons/core", "synapses/core",
