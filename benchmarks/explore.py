@@ -1,6 +1,7 @@
 """Which student to deploy: the accuracy-energy-latency front of distilled students (`explore`).
 
     .venv/bin/python benchmarks/explore.py digits  [--jobs 2] [--seeds 3]   # ~1 h on 2 CPU cores
+    .venv/bin/python benchmarks/explore.py digits_full_range [--jobs 2]    # ~20 min
     .venv/bin/python benchmarks/explore.py fmnist  [--jobs N] [--seeds 3]   # days on 2 CPU cores
 
 `digits`: models/digits.yaml as shipped (teacher and 60 epochs of distillation), student
@@ -52,6 +53,10 @@ SETUPS = {
         "student.hidden": [[16], [64], [256]],
         "encoding.timesteps": [4, 8, 16],
         "distill.losses": [METHODS["none"][0], load_recipe("digits").distill.losses]}},
+    # one full-range-KD student per width (models/digits_full_range.yaml, T = 16), read out
+    # at T' = 1, 2, 4, 8, 16: the T axis of the front from one training each
+    "digits_full_range": {"recipe": "digits_full_range", "overrides": {}, "grid": {
+        "student.hidden": [[16], [64], [256]]}},
     "fmnist": {"recipe": "fmnist_conv", "overrides": {
         **{f"distill.{k}": v for k, v in FULL["distill"].items()},
         **{f"teacher.{k}": v for k, v in FULL["teacher"].items()}}, "grid": {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from neurodeploy.files import atomic_path
 from neurodeploy.report.html import CSS, _e, _pj, _table
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from neurodeploy.report.plots import _png, plt
 
@@ -52,7 +52,7 @@ def front_png(front: dict) -> bytes:
         if min(values) > 0 and max(values) / min(values) > 20:
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel=xlabel, ylabel="deployed test accuracy (%)",
                title=f"accuracy vs {cost} ({front['front_preset']})")
