@@ -578,6 +578,7 @@ RENDERERS = (("digits", digits_table), ("energy", energy_table),
              ("distill_fmnist_quick_wide", distill_sweep_table),
              ("distill_fmnist_sweep", distill_sweep_table),
              ("explore_digits", explore_table), ("explore_fmnist", explore_table),
+             ("explore_digits_full_range", explore_table),
              ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
              ("nir_corpus", nir_corpus_table), ("tune", tune_table),
              ("demo_summary", demo_summary_block))
