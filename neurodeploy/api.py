@@ -436,8 +436,9 @@ def explore(recipe: Recipe | dict | str | Path | None, grid: dict[str, list],
             load_preset(name)
         except UserError as e:
             raise UserError(f"--preset: {e}") from None
-    if jobs < 1:
-        raise UserError(f"explore: jobs {jobs}: give 1 or more")
+    for name, value in (("jobs", jobs), ("lava_samples", lava_samples)):
+        if value < 1:
+            raise UserError(f"explore: {name} {value}: give 1 or more")
     with output_dir(out) as folder:
         return exploring.explore(base, grid, folder, seeds=seeds, jobs=jobs, presets=presets,
                                  lava_samples=lava_samples, device=device,

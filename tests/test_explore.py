@@ -10,6 +10,7 @@ import pytest
 
 from neurodeploy import api
 from neurodeploy.cli import main
+from neurodeploy.errors import UserError
 
 SMALL = {"teacher.epochs": 3, "teacher.hidden": [64], "distill.epochs": 3}
 GRID = {"student.hidden": [[16], [48]], "encoding.timesteps": [4, 8]}
@@ -139,3 +140,10 @@ def test_a_bad_preset_is_refused_before_any_folder(tmp_path, capsys):
     assert main(["explore", "digits", "--grid", "encoding.timesteps=4", "--out", str(out),
                  "--preset", "no-such-chip"]) == 2
     assert "--preset" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("option", [{"jobs": 0}, {"lava_samples": 0}, {"seeds": 0}])
+def test_bad_options_in_python_are_one_line_and_no_folder(tmp_path, option):
+    with pytest.raises(UserError, match=r"give"):
+        api.explore("digits", {"encoding.timesteps": [4]}, tmp_path / "front", **option)
+    assert not (tmp_path / "front").exists()
