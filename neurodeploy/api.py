@@ -327,7 +327,8 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path | None = None, 
          epochs: int = TuneOptions.epochs, lr: float = TuneOptions.lr,
          held_out: float = TuneOptions.held_out, seed: int = 0,
          headroom: str | float = "auto", losses: list[dict] | None = None,
-         presets: tuple[str, ...] = TuneOptions.presets, device: str | None = None,
+         redraw: float = TuneOptions.redraw, presets: tuple[str, ...] = TuneOptions.presets,
+         device: str | None = None,
          progress: bool = False, fresh: bool = False) -> dict:
     """`neurodeploy tune`: distill a NIR graph trained elsewhere onto Loihi's grid (see
     distill/tune.py) with the spike trains of `inputs` (a .npz with x [N, T, ...] and, when
@@ -336,11 +337,12 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path | None = None, 
 
     `reset`, `reset_delay`: how the source framework resets a neuron (NIR cannot say;
     snnTorch's default Leaky is reset="subtract", reset_delay=True); `held_out`: the seeded
-    fraction of the inputs kept out of tuning, on which everything is reported."""
+    fraction of the inputs kept out of tuning, on which everything is reported; `redraw`: the
+    fraction of each input channel's events drawn anew in every training batch."""
     if not Path(source).is_file():
         raise UserError(f"{source}: no such NIR file")
     options = TuneOptions(reset=reset, reset_delay=reset_delay, dt=dt, epochs=epochs, lr=lr,
-                          held_out=held_out, seed=seed, headroom=headroom,
+                          held_out=held_out, seed=seed, headroom=headroom, redraw=redraw,
                           losses=tuple(losses) if losses else TuneOptions.losses,
                           presets=tuple(presets), device=resolve_device(device))
     for name in options.presets:

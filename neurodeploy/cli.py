@@ -72,6 +72,11 @@ def _fraction(arg: str) -> float:
     return value
 
 
+def _share(arg: str) -> float:
+    """A fraction that may be 0 (none)."""
+    return 0.0 if arg.strip() in ("0", "0.0") else _fraction(arg)
+
+
 def _headroom(arg: str) -> str | float:
     if arg == "auto":
         return arg
@@ -138,7 +143,8 @@ def cmd_tune(args) -> int:
     report = api.tune(args.source, args.data, args.out, reset=args.reset,
                       reset_delay=args.reset_delay, dt=args.dt, epochs=args.epochs, lr=args.lr,
                       held_out=args.held_out, seed=args.seed, headroom=args.headroom,
-                      device=args.device, progress=_progress(args), fresh=args.fresh)
+                      redraw=args.redraw, device=args.device, progress=_progress(args),
+                      fresh=args.fresh)
     print(text.tuned(report, report["output"]))
     return 0
 
@@ -340,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: {TuneOptions.epochs}")
     p.add_argument("--lr", type=_positive(float), default=TuneOptions.lr,
                    help=f"learning rate in integer weight units (default: {TuneOptions.lr})")
+    p.add_argument("--redraw", type=_share, default=TuneOptions.redraw,
+                   help="fraction of each input channel's events moved to random steps in "
+                        f"every training batch (default: {TuneOptions.redraw})")
     p.add_argument("--held-out", type=_fraction, default=TuneOptions.held_out,
                    help="fraction of the inputs kept out of tuning, to validate and report on "
                         f"(seeded; default: {TuneOptions.held_out})")

@@ -116,9 +116,10 @@ def test_tune_end_to_end_writes_a_deployment_that_lava_runs(snntorch_digits, tmp
 def test_unlabeled_inputs_are_enough(snntorch_digits, tmp_path):
     root, *_ = snntorch_digits
     assert main(["tune", str(root / "mlp.nir"), "--data", str(root / "unlabeled.npz"),
-                 "--epochs", "1", "--out", str(tmp_path / "t"), "-q"]) == 0
+                 "--epochs", "1", "--redraw", "0.1", "--out", str(tmp_path / "t"), "-q"]) == 0
     report = json.loads((tmp_path / "t" / "tune.json").read_text())
     assert report["after"]["accuracy"] is None and report["inputs"]["labels"] is False
+    assert report["training"]["redraw"] == 0.1
 
 
 @pytest.mark.slow
@@ -196,3 +197,18 @@ def test_a_conv_graph_with_biases_starts_from_its_unrounded_weights():
     with torch.no_grad():
         ours = student(torch.as_tensor(x, dtype=torch.float32))
     assert all(torch.equal(a.bool(), b) for a, b in zip(ours, run_exact(net, torch.as_tensor(x))))
+
+
+def test_redrawn_events_keep_each_channels_rate_and_move_the_asked_fraction():
+    from neurodeploy.distill.tune import redraw_events
+    spikes = torch.as_tensor(bench.data("digits_mlp")[0][:300], dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    redrawn = redraw_events(spikes, 0.25, gen)
+    assert set(redrawn.unique().tolist()) <= {0.0, 1.0}
+    sparse = spikes.mean(1, keepdim=True) <= 0.5        # at most half the steps: 25% move
+    kept = (redrawn * spikes * sparse).sum() / (spikes * sparse).sum()
+    assert abs(float(kept) - 0.75) < 0.01
+    rate, new_rate = spikes.mean((0, 1)), redrawn.mean((0, 1))
+    assert (rate - new_rate).abs().max() < 0.02       # per channel: 4,800 steps each
+    assert torch.equal(redraw_events(spikes, 0.0, gen), spikes)
+    assert torch.equal(redraw_events(spikes, 0.25, torch.Generator().manual_seed(0)), redrawn)

@@ -278,13 +278,16 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                     batch_size: int, seed: int, weight_decay: float = 0.0,
                     checkpoint: Path | None = None, progress: bool = True,
                     key: str | None = None, validate_every: int = 1,
-                    device: str | None = None, keep_start: bool = False) -> History:
+                    device: str | None = None, keep_start: bool = False,
+                    augment=None) -> History:
     """Distill `teacher` (reads analog features) into `student` (reads spikes).
 
     The deployed (exact-mode) validation accuracy is measured every `validate_every` epochs
     and after the last one; the best validated epoch is kept, or with `keep_start` the
     student as given when no epoch beats it (tune: its start is a deployable network already).
-    `device`: see _device."""
+    `augment(spikes, generator)`: a fresh perturbation of each training batch, read by a
+    spiking teacher and the student alike (tune: function matching needs the teacher asked
+    near its inputs too, Beyer et al. 2022). `device`: see _device."""
     rank, world = init_distributed()
     _check_divides(batch_size, world, "distill.batch_size")
     torch.manual_seed(seed)
@@ -316,9 +319,14 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                         "set teacher.conv in the recipe, e.g. [32, 64], and teacher.spiking: false")
     if teacher is not None:
         teacher.to(device)
-    # the teacher's outputs over the training set, once (inputs are not augmented)
+    spiking = hasattr(teacher, "step_logits")
+    if augment is not None and not spiking:
+        raise ValueError("augment needs a teacher that reads the student's spikes")
+    per_batch = spiking and (layers or augment is not None)
+    # without augmentation, the teacher's outputs over the training set, once
     teacher_logits, teacher_steps = (teacher_outputs(teacher, x_train, s_train)
-                                     if teacher is not None else (None, None))
+                                     if teacher is not None and augment is None
+                                     else (None, None))
     if keep_start and start == 0:
         hist.best_val_accuracy = exact_accuracy(student, val_spikes, val_y)
     net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
@@ -328,13 +336,19 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
         student.train()
         losses = []
         for idx in _batches(len(s_train), batch_size, gen):
-            outputs = net(s_train[idx].to(device))
+            spikes = s_train[idx] if augment is None else augment(s_train[idx], gen)
+            outputs = net(spikes.to(device))
             steps = student.step_logits(outputs)    # spikes or scaled voltage [B, T, C]
-            extra = {}
-            if layers:          # corresponding layers (tune: a float model and its deployment)
+            extra, teacher_batch = {}, None
+            if per_batch:
                 with torch.no_grad():
-                    extra["teacher_layers"] = teacher.spiking_layers(
-                        teacher(s_train[idx].to(device)))
+                    taught = teacher(spikes.to(device))
+                if augment is not None:
+                    taught_steps = teacher.step_logits(taught)
+                    teacher_batch = taught_steps.sum(1)
+                    extra["teacher_steps"] = taught_steps
+            if layers:          # corresponding layers (tune: a float model and its deployment)
+                extra["teacher_layers"] = teacher.spiking_layers(taught)
                 extra["student_layers"] = student.spiking_layers(outputs)
             if features:        # per batch: a whole dataset of feature maps would not fit
                 with torch.no_grad():
@@ -343,9 +357,9 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                 extra["student_maps"] = student.conv_maps(outputs)
             if teacher_steps is not None:
                 extra["teacher_steps"] = teacher_steps[idx].to(device)
-            loss = loss_fn(student=steps.sum(dim=1), student_steps=steps,
-                           teacher=None if teacher_logits is None
-                           else teacher_logits[idx].to(device),
+            if teacher_logits is not None:
+                teacher_batch = teacher_logits[idx].to(device)
+            loss = loss_fn(student=steps.sum(dim=1), student_steps=steps, teacher=teacher_batch,
                            labels=y_train[idx].to(device), **extra)
             if not torch.isfinite(loss):
                 raise UserError(f"distillation loss became {loss.item()} at epoch {epoch}; "

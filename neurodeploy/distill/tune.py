@@ -69,6 +69,7 @@ class TuneOptions:
     batch_size: int = 64
     held_out: float = 0.25
     headroom: str | float = "auto"    # the lowering's scale headroom: "auto" searches it
+    redraw: float = 0.0         # fraction of each channel's input events redrawn per batch
     seed: int = 0
     losses: tuple = DEFAULT_LOSSES
     presets: tuple[str, ...] = ("loihi2-proxy",)
@@ -93,6 +94,22 @@ def read_tune_inputs(path: str | Path, input_size: int) -> tuple[np.ndarray, np.
             raise UserError(f"{path}: array 'y' must hold one integer label per sample "
                             f"({len(x)}), got {y.dtype} {list(y.shape)}")
     return x.reshape(len(x), x.shape[1], -1).astype(np.uint8), y
+
+
+def redraw_events(spikes: torch.Tensor, fraction: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """`spikes` [B, T, ...] with about `fraction` of each channel's events (or of its silent
+    steps, if fewer) moved to random silent steps of the same channel: the channel's rate is
+    kept in expectation, its timing drawn anew, as a rate code would be drawn again. Tuning on
+    the inputs the float model was trained on alone overfits them (held-out agreement 99.9%,
+    test 96.7% on the digits MLP, probe); asked on such neighbours, the float model teaches
+    its decisions near ties too."""
+    rate = spikes.mean(1, keepdim=True)
+    drop = fraction * ((1 - rate) / rate.clamp_min(1e-6)).clamp(max=1)
+    add = fraction * (rate / (1 - rate).clamp_min(1e-6)).clamp(max=1)
+    noise = torch.rand(spikes.shape, generator=generator)
+    return torch.where(spikes > 0, (noise >= drop).to(spikes.dtype),
+                       (noise < add).to(spikes.dtype))
 
 
 def _split(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +213,8 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
         val_spikes=x[held], val_y=float_record.predictions[held], epochs=options.epochs,
         lr=options.lr,
         batch_size=min(options.batch_size, len(train)), seed=options.seed,
-        checkpoint=out / STATE, key=key, progress=progress, device=device, keep_start=True)
+        checkpoint=out / STATE, key=key, progress=progress, device=device, keep_start=True,
+        augment=(lambda b, gen: redraw_events(b, options.redraw, gen)) if options.redraw else None)
     tuned = student.to_integer()
 
     reference = _rows(float_record, held)
@@ -216,6 +234,7 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
                   "note": RESET_NOTE},
         "losses": [dict(t) for t in options.losses],
         "training": {"epochs": options.epochs, "lr": options.lr, "batch_size": options.batch_size,
+                     "redraw": options.redraw,
                      "device": str(device), "best_epoch": hist.best_epoch,
                      "val_history": [None if np.isnan(v) else v for v in hist.val_accuracy],
                      "train_loss": hist.train_loss},
