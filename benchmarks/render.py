@@ -519,11 +519,12 @@ def explore_table(data: dict) -> str:
     name = lambda p: f"{p['label']} (T' = {p['readout_T']})"  # noqa: E731
     m, runs = data["machine"], data["runs"]
     seconds = sorted(r["measured"]["train_seconds"] for r in runs)
+    cheaper = ("" if near is best else
+               f"; the cheapest point within 1 percentage point of it: {name(near)}, "
+               f"{100 * near['accuracy']['mean']:.2f}% at {_pj(near['energy_pj'])} "
+               f"({best['energy_pj'] / near['energy_pj']:.1f}x less energy)")
     lines += ["", f"Most accurate: {name(best)}, {100 * best['accuracy']['mean']:.2f}% at "
-              f"{_pj(best['energy_pj'])}; the cheapest point within 1 percentage point of it: "
-              f"{name(near)}, {100 * near['accuracy']['mean']:.2f}% at {_pj(near['energy_pj'])} "
-              f"({best['energy_pj'] / near['energy_pj']:.1f}x less energy, "
-              f"{data['front_preset']}).",
+              f"{_pj(best['energy_pj'])} ({data['front_preset']}){cheaper}.",
               "", f"{data['runs_finished']} of {data['runs_in_grid']} runs finished"
               f"{'' if data['complete'] else ' (the grid is not complete yet: rerun the script)'}"
               f"; seeds {', '.join(map(str, data['seeds']))} per point (mean ± sample std); "
