@@ -1,6 +1,7 @@
 """The trained netx files lava-dl publishes, deployed on every backend and compared.
 
-For each file in tests/data/lava_dl/ (see SOURCES.md there): what it holds (layers, neuron
+For each file in tests/data/lava_dl/ and tests/data/intel_ndns/ (see SOURCES.md there): what it
+holds (layers, neuron
 types), whether neurodeploy reads it (or the one-line reason it refuses), and the same inputs
 through the exact mode (torch), the emulator and Lava: mismatching spikes (CUBA, every layer and
 step) or graded messages (sigma-delta), the wall time of each backend, and whether lava-dl's own
@@ -34,7 +35,7 @@ from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 from neurodeploy.neurons import run_exact
-from neurodeploy.neurons.sigma_delta import message_mismatches, run_chip, run_stream
+from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_chip, run_stream
 from neurodeploy.parity import compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,19 @@ EXTERNAL = {
         "deborshikun/PilotNetAttacks Trained/my_three_layer_network.net",
     "lava_apps_network.net": "rhendz/lava-apps Trained/network.net",
 }
+# Intel's Neuromorphic Deep Noise Suppression baseline pair (MIT; tests/data/intel_ndns/): its
+# inputs are STFT frames, 8 ms a step, run long enough (NDNS_STEPS) for its delays of up to 62.
+NDNS = ROOT / "tests" / "data" / "intel_ndns"
+NDNS_REPO = "IntelLabs/IntelNeuromorphicDNSChallenge baseline_solution/sdnn_delays/"
+NDNS_FILES = {"ndns_delays.net": NDNS_REPO + "Trained/network.net",
+              "ndns_nodelay.net": NDNS_REPO + "Trained_nodelay/network.net"}
+NDNS_STEPS = 72
+# track1_val_metricsboard.md, "Baseline SDNN solution (02/20/2023)": the network with delays
+NDNS_PUBLISHED = {"power_proxy_mops_per_s": 14.54, "latency_total_ms": 32.03,
+                  "latency_enc_dec_ms": 0.03, "params_thousands": 525}
+NDNS_INPUTS = ("seeded synthetic noisy voice (harmonic 100-250 Hz tone with vibrato and "
+               "syllable envelope + white noise, 6 dB SNR, -25 dBFS) encoded as the baseline "
+               "does: |STFT| (n_fft 512, hop 128: 8 ms), minus 0.2, x64, rounded")
 UNAVAILABLE = {   # Git LFS pointers in lava-dl's repository: the networks are not stored there
     "tests/.../netx/mnist.net": "Git LFS pointer",
     "tests/.../netx/gts/ntidigits/ntidigits.net": "Git LFS pointer",
@@ -108,9 +122,34 @@ def _sdnn_inputs(net, samples: int, steps: int) -> tuple[np.ndarray, str]:
     return base[None, None] + change, what
 
 
+def ndns_frames(samples: int, steps: int, seed: int = 0) -> np.ndarray:
+    """Integer frames [samples, steps, 257] as the N-DNS baseline's encoder makes them from
+    16 kHz audio (lava_utils.Encoder: |torch.stft(n_fft=512)|, hop 128 = 8 ms, minus stft_mean
+    0.2, times 1 << 6, rounded), from seeded synthetic audio: a voiced harmonic tone (100-250 Hz
+    with vibrato, 2-4 Hz syllable envelope) plus white noise at 6 dB SNR, -25 dBFS overall. Not
+    speech: no consonants, pauses or real noise spectra, so its activity is not the dataset's."""
+    rng = np.random.default_rng(seed)
+    n = 128 * (steps - 1)
+    t = np.arange(n) / 16000
+    out = []
+    for _ in range(samples):
+        f0 = rng.uniform(100, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(2, 5) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / 16000
+        voice = sum(np.sin(k * phase) / k for k in range(1, 20)) * (
+            1 + np.sin(2 * np.pi * rng.uniform(2, 4) * t))
+        noise = rng.standard_normal(n)
+        audio = voice / voice.std() + noise / noise.std() / 2          # 6 dB SNR
+        audio *= 10 ** (-25 / 20) / audio.std()                          # -25 dBFS
+        stft = torch.stft(torch.tensor(audio), n_fft=512, onesided=True, return_complex=True,
+                          window=torch.ones(512, dtype=torch.float64)).abs()  # train_sdnn.py's
+        out.append(np.round(64 * (stft.numpy().T - 0.2)).astype(np.int64))
+    return np.stack(out)
+
+
 def _sdnn_row(path: Path, samples: int, steps: int) -> dict:
     net = read_sdnn(path)
-    x, what = _sdnn_inputs(net, samples, steps)
+    x, what = ((ndns_frames(samples, steps), NDNS_INPUTS) if path.name in NDNS_FILES
+               else _sdnn_inputs(net, samples, steps))
     exact, t_exact = _timed(lambda: run_stream(net, x))
     emulated, t_emu = _timed(lambda: simulate_emulator_sdnn(path, x).layers)
     lava, t_lava = _timed(lambda: simulate_lava_sdnn(path, x).layers)
@@ -120,6 +159,12 @@ def _sdnn_row(path: Path, samples: int, steps: int) -> dict:
                           "exact-lava": message_mismatches(exact, lava)["total"]},
            "seconds": {"exact": t_exact, "emulator": t_emu, "lava": t_lava},
            "nonzero_output_messages": int(np.count_nonzero(exact[-1]))}
+    if path.name in NDNS_FILES:
+        ops = sum(map(sum, activity(net, exact)["synaptic_ops"])) / (samples * steps)
+        row["synaptic_ops_per_step"] = round(ops)
+        row["notes"] = net.notes
+        if path.name == "ndns_delays.net":
+            row["published"] = NDNS_PUBLISHED
     if path.name == "pilotnet_sdnn_gts.net":      # lava-dl's test_pilotnet_sdnn
         truth = np.load(DATA / "pilotnet_sdnn_gts_output.npy")[0]
         frames = np.repeat(np.load(DATA / "pilotnet_sdnn_gts_input.npy")[..., 0]
@@ -167,24 +212,27 @@ def main() -> None:
     kept = {r["digest"]: r for r in old["rows"]}
     rows = []
     files = [(DATA / name, source) for name, source in CORPUS.items()] + [
-        ((args.extra or DATA) / name, source) for name, source in EXTERNAL.items()]
+        ((args.extra or DATA) / name, source) for name, source in EXTERNAL.items()] + [
+        (NDNS / name, source) for name, source in NDNS_FILES.items()]
     for path, source in files:
         name = path.name
+        steps = NDNS_STEPS if name in NDNS_FILES else args.timesteps
         if not path.exists():        # an external file not at hand: keep its last row
             rows += [r for r in old["rows"] if r["file"] == name]
             continue
-        digest = _digest(path.read_bytes(), args.samples, args.timesteps, "v1")
+        digest = _digest(path.read_bytes(), args.samples, steps, "v1")
         if digest in kept:
             rows.append(kept[digest])
             continue
         row = {"file": name, "source": source, "digest": digest, "samples": args.samples,
                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-               "redistributed": name in CORPUS,
-               "timesteps": args.timesteps, **_contents(path),
+               "redistributed": name not in EXTERNAL,
+               "publisher": "lava-dl" if name in CORPUS else "Intel N-DNS" if name in NDNS_FILES
+               else "other", "timesteps": steps, **_contents(path),
                "kind": "sigma-delta" if is_sdnn(path) else "CUBA"}
         try:
-            row.update(_sdnn_row(path, args.samples, args.timesteps) if row["kind"] ==
-                       "sigma-delta" else _cuba_row(path, args.samples, args.timesteps))
+            row.update(_sdnn_row(path, args.samples, steps) if row["kind"] == "sigma-delta"
+                       else _cuba_row(path, args.samples, steps))
             row["status"] = "deployed"
         except UserError as e:
             row["status"], row["reason"] = "refused", str(e)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,11 +326,14 @@ def netx_corpus_table(data: dict) -> str:
     deployed = [r for r in rows if r["status"] == "deployed"]
     exact = [r for r in deployed if not any(r["mismatches"].values())]
     p = data["protocol"]
-    own = sum(r.get("redistributed", True) for r in rows)
-    lines = [f"{len(exact)} of {len(rows)} trained netx files ({own} published by lava-dl, "
-             f"{len(rows) - own} by others) deploy with "
-             f"0 mismatches on every backend ({len(rows) - len(deployed)} refused); "
-             f"{p['samples']} samples x {p['timesteps']} steps each, commit {data['commit']}, "
+    by = Counter(r.get("publisher") or ("lava-dl" if r.get("redistributed", True) else "other")
+                 for r in rows)
+    longer = [(r["file"], r["timesteps"]) for r in rows if r["timesteps"] != p["timesteps"]]
+    lines = [f"{len(exact)} of {len(rows)} trained netx files ({by['lava-dl']} published by "
+             f"lava-dl, {by['Intel N-DNS']} by Intel's N-DNS challenge, {by['other']} by others) "
+             f"deploy with 0 mismatches on every backend ({len(rows) - len(deployed)} refused); "
+             f"{p['samples']} samples x {p['timesteps']} steps each" + "".join(
+                 f", {f}: {t} steps" for f, t in longer) + f", commit {data['commit']}, "
              f"{data['machine']['cpus']} CPU threads.",
              "", "| file (source) | layers | neurons | inputs | compared | exact vs emulator | "
              "exact vs Lava | lava-dl ground truth | exact / emulator / Lava (s) |",
@@ -347,9 +351,29 @@ def netx_corpus_table(data: dict) -> str:
                      f"{s['exact']:.2f} / {s['emulator']:.2f} / {s['lava']:.1f} |")
     lines += ["", "* measured from a local copy: that repository publishes no license, so the "
               "file is not redistributed here (its sha256 is in the results file)."]
+    lines += _ndns_notes([r for r in rows if "synaptic_ops_per_step" in r])
     lines += ["", "Not in the corpus (not stored in lava-dl's repository): " + "; ".join(
         f"`{k}` ({v})" for k, v in data["unavailable"].items()) + "."]
     return "\n".join(lines)
+
+
+def _ndns_notes(rows: list[dict]) -> list[str]:
+    """The N-DNS rows' synaptic ops per 8 ms step, beside the metricsboard's where it has one."""
+    lines = []
+    for r in rows:
+        ops, pub = r["synaptic_ops_per_step"], r.get("published")
+        lines += ["", f"{r['file']}: {ops:,} synaptic ops per 8 ms step ({ops * 125 / 1e6:.2f} "
+                  "M-Ops/s at 125 steps/s)" + "".join(f"; {n}" for n in r["notes"]) + (
+                      f". Intel's metricsboard (track1_val_metricsboard.md, baseline SDNN): "
+                      f"power proxy {pub['power_proxy_mops_per_s']} M-Ops/s "
+                      f"({pub['power_proxy_mops_per_s'] * 1e6 / 125:,.0f} per step), latency "
+                      f"{pub['latency_total_ms']} ms (the 32 ms STFT window + "
+                      f"{pub['latency_enc_dec_ms']} ms encode/decode), "
+                      f"{pub['params_thousands']}k parameters" if pub else "") + "."]
+    return lines + (["", f"The N-DNS inputs ({rows[0]['samples']} x {rows[0]['timesteps'] * 8} ms) "
+                     "are not the validation set's noisy speech: a synthetic voice has no "
+                     "consonants or pauses and white noise is not the dataset's noise, so the "
+                     "ops per step show the scale, not the board's measurement."] if rows else [])
 
 
 def nir_corpus_table(data: dict) -> str:
