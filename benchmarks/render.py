@@ -474,30 +474,32 @@ def demo_summary_block(data: dict) -> str:
 
 def tune_table(data: dict) -> str:
     """Before / after `tune`, from benchmarks/results/tune.json (benchmarks/tune.py)."""
-    def pm(row, key):
-        values = [s[key] for s in row["seeds"] if s[key] is not None]
+    def pm(values):
+        values = [v for v in values if v is not None]
         if not values:
             return "—"
-        mean, std = 100 * sum(values) / len(values), 0.0
-        if len(values) > 1:
-            std = 100 * (sum((v - mean / 100) ** 2 for v in values) / len(values)) ** 0.5
-        return f"{mean:.2f} ± {std:.2f}%"
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        return f"{100 * mean:.2f} ± {100 * std:.2f}%"
     pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     lines = ["| network (reset as trained) | reported on | agreement untuned | agreement tuned "
-             "| accuracy untuned | accuracy tuned | accuracy in snnTorch | float model vs its "
-             "1%-noise copy | Lava vs exact, tuned | tune (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| accuracy untuned | accuracy tuned | accuracy in snnTorch | float decisions "
+             "stable under 1% noise | agreement on them, untuned | tuned | Lava vs exact, "
+             "tuned | tune (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in data["rows"].values():
-        lava = row.get("lava") or {}
+        lava, stable = row.get("lava") or {}, row["stability"]
         times = [s["tune_s"] for s in row["seeds"]]
         lines.append(
             f"| {row['name']} ({row['reset']}) | {row['reported_on']} | "
-            f"{pct(row['untuned']['agreement'])} | {pm(row, 'agreement')} | "
-            f"{pct(row['untuned']['accuracy'])} | {pm(row, 'accuracy')} | "
-            f"{pct(row.get('snntorch_accuracy'))} | {pct(row.get('float_noise_agreement'))} | "
+            f"{pct(row['untuned']['agreement'])} | "
+            f"{pm([s['agreement'] for s in row['seeds']])} | "
+            f"{pct(row['untuned']['accuracy'])} | {pm([s['accuracy'] for s in row['seeds']])} | "
+            f"{pct(row.get('snntorch_accuracy'))} | {pct(stable['stable_fraction'])} | "
+            f"{pct(stable['untuned_on_stable'])} | {pm(stable['tuned_on_stable'])} | "
             f"{lava.get('spike_mismatches', '—')} of {lava.get('neuron_steps', '—'):,} "
             f"neuron-steps | {min(times):.0f}–{max(times):.0f} |")
     seeds = sorted({len(r["seeds"]) for r in data["rows"].values()})
+    copies = sorted({r["stability"]["copies"] for r in data["rows"].values()})
     equal = [f"{r['name']} {100 * r['float_model_equals_snntorch']:.2f}%"
              for r in data["rows"].values() if "float_model_equals_snntorch" in r]
     lines += ["", f"Mean ± std over {', '.join(map(str, seeds))} tuning seeds (split and "
@@ -505,9 +507,12 @@ def tune_table(data: dict) -> str:
               "inputs, reported on inputs not used for tuning. Agreement: predictions equal to "
               "snnTorch's own (snnTorch rows; our float model with its reset reproduces "
               f"snnTorch's predictions: {', '.join(equal)}) or to the graph's float model "
-              f"(NIR paper rows). Tune time: fastest–slowest seed, {data['machine']}; other "
-              "jobs shared the cores during parts of this run, so the fastest seed is the "
-              "closest to an idle machine."]
+              "(NIR paper rows). Stable decisions: the float model's predictions that none of "
+              f"{', '.join(map(str, copies))} copies of it changes when each weight moves by a "
+              "random 1% (far finer than the 8-bit grid); the other decisions sit on near-ties "
+              "that no 8-bit network can be expected to follow. Tune time: fastest–slowest "
+              f"seed, {data['machine']}; other jobs shared the cores during parts of this run, "
+              "so the fastest seed is the closest to an idle machine."]
     return "\n".join(lines)
 
 
@@ -562,8 +567,9 @@ def explore_table(data: dict) -> str:
 
 
 def headline_table(results: dict[str, dict]) -> str:
-    """README's one table: exact parity, speed against Lava, energy against silicon."""
-    d, b, n, s = (results[k] for k in ("digits", "backends", "netx_corpus", "silicon"))
+    """README's one table: exact parity, speed against Lava, energy against silicon, what tune
+    recovers."""
+    d, b, n, s, t = (results[k] for k in HEADLINE)
     runs = d["runs"]
     deployed = [r for r in n["rows"] if r["status"] == "deployed"]
     exact = [r for r in deployed if not any(r["mismatches"].values())]
@@ -592,6 +598,16 @@ def headline_table(results: dict[str, dict]) -> str:
                         f"{r['total_mj'] / m['total_mj']:.2f}x, time per step "
                         f"{r['step_us'] / m['step_us']:.2f}x | "
                         "[silicon](RESULTS_PAGE#the-energy-estimate-against-loihi-2-silicon) |")
+    for r in t["rows"].values():
+        if "snntorch_accuracy" in r:
+            tuned = [seed["accuracy"] for seed in r["seeds"]]
+            rows.append(f"| {r['name']} trained in snnTorch with its defaults (reset by "
+                        f"subtraction), accuracy on {r['reported_on']}: in snnTorch / deployed "
+                        f"untuned / tuned ({len(tuned)} seeds) | "
+                        f"{100 * r['snntorch_accuracy']:.2f}% / "
+                        f"{100 * r['untuned']['accuracy']:.2f}% / "
+                        f"{100 * sum(tuned) / len(tuned):.2f}% | "
+                        "[tune](RESULTS_PAGE#tuning-networks-trained-elsewhere-tune) |")
     return "\n".join(rows)
 
 
@@ -607,7 +623,7 @@ RENDERERS = (("digits", digits_table), ("energy", energy_table),
              ("netx_corpus", netx_corpus_table), ("silicon", silicon_table),
              ("nir_corpus", nir_corpus_table), ("tune", tune_table),
              ("demo_summary", demo_summary_block))
-HEADLINE = ("digits", "backends", "netx_corpus", "silicon")
+HEADLINE = ("digits", "backends", "netx_corpus", "silicon", "tune")
 
 
 def pages() -> list[Path]:

@@ -212,30 +212,50 @@ ROWS = {
 }
 
 
-def noise_agreement(row: dict, eps: float = 0.01) -> float:
-    """How fragile the float model's own decisions are on the reported inputs: agreement with
-    a copy whose weights each moved by a random eps (relative), far finer than Loihi's 8-bit
-    grid; where this is low, no 8-bit network can agree much better."""
-    from neurodeploy.graph.float_model import FloatGraph, Reset
+def _reported(row: dict) -> tuple[Path, np.ndarray, object]:
+    """(graph, the inputs the row reports on [N, T, features], the float model's reset)."""
+    from neurodeploy.graph.float_model import Reset
     name = row["name"]
     if "snnTorch" in row["source"]:
-        graph, (_, _, x, _) = WORK / name / f"{name}.nir", data(name)
-        reset = Reset("subtract", True)
-    else:
-        from nir_corpus import braille_shaped, nmnist_shaped
-        draw = braille_shaped if "braille" in name else nmnist_shaped
-        graph, x = PAPER / f"{name}.nir", draw(400, seed=2)
-        reset = Reset(row["reset"])
-    x = torch.as_tensor(x.reshape(len(x), x.shape[1], -1)[:400])
-    model, noisy = FloatGraph.from_file(graph, reset=reset), FloatGraph.from_file(graph, reset=reset)
-    gen = torch.Generator().manual_seed(0)
+        return WORK / name / f"{name}.nir", data(name)[2], Reset("subtract", True)
+    from nir_corpus import braille_shaped, nmnist_shaped
+    draw = braille_shaped if "braille" in name else nmnist_shaped
+    x = draw(int(row["reported_on"].split()[0]), seed=2)
+    return PAPER / f"{name}.nir", x.reshape(len(x), x.shape[1], -1), Reset(row["reset"])
+
+
+def stability(row: dict, copies: int = 8, eps: float = 0.01, batch: int = 500) -> dict:
+    """How fragile the float model's own decisions are on the reported inputs. Each of
+    `copies` copies of it has every weight moved by a random eps (relative), far finer than
+    Loihi's 8-bit grid; a decision that no copy changes is *stable*. Where few are, no 8-bit
+    network can agree much better; the untuned and tuned networks' agreement on the stable
+    decisions says what tuning recovers of what is recoverable."""
+    from neurodeploy.backends.torch_exact import simulate_torch
+    from neurodeploy.graph.float_model import FloatGraph
+    from neurodeploy.netx import read_netx
+    graph, x, reset = _reported(row)
+    model = FloatGraph.from_file(graph, reset=reset)
+    pick = lambda m: torch.cat([m.step_logits(m(torch.as_tensor(x[i:i + batch]))).sum(1)  # noqa: E731
+                                .argmax(1) for i in range(0, len(x), batch)]).numpy()
     with torch.no_grad():
-        for key, buffer in noisy.named_buffers():
-            if key.startswith(("weight", "rec")):
-                buffer.mul_(1 + eps * torch.randn(buffer.shape, generator=gen,
-                                                  dtype=buffer.dtype))
-        pick = lambda m: m.step_logits(m(x)).sum(1).argmax(1)  # noqa: E731
-        return float((pick(model) == pick(noisy)).float().mean())
+        reference, agree = pick(model), []
+        for k in range(copies):
+            noisy, gen = FloatGraph.from_file(graph, reset=reset), torch.Generator().manual_seed(k)
+            for key, buffer in noisy.named_buffers():
+                if key.startswith(("weight", "rec")):
+                    buffer.mul_(1 + eps * torch.randn(buffer.shape, generator=gen,
+                                                      dtype=buffer.dtype))
+            agree.append(pick(noisy) == reference)
+    stable = np.all(agree, axis=0)
+    on_stable = lambda net: float((simulate_torch(read_netx(net)[0], x[stable])  # noqa: E731
+                                   .predictions == reference[stable]).mean())
+    work = WORK / row["name"]
+    return {"copies": copies, "eps": eps, "samples": int(len(x)),
+            "copy_agreement": [float(a.mean()) for a in agree],
+            "stable_fraction": float(stable.mean()),
+            "untuned_on_stable": on_stable(work / "untuned" / "network.net"),
+            "tuned_on_stable": [on_stable(work / f"tuned-{s['seed']}" / "network.net")
+                                for s in row["seeds"]]}
 
 
 def main(argv=None) -> int:
@@ -249,15 +269,18 @@ def main(argv=None) -> int:
     results["machine"] = f"{os.cpu_count()} CPU cores (torch threads {torch.get_num_threads()})"
     results["versions"] = package_versions(("neurodeploy", "torch", "snntorch", "nir",
                                             "lava-nc", "lava-dl"))
+    ran = set()
     for name in args.only or ROWS:
         if name in results["rows"] and name not in args.redo:
             continue
+        ran.add(name)
         print(f"{name} ...", file=sys.stderr, flush=True)
         results["rows"][name] = ROWS[name](args)
         write_json(OUT, results)            # each row as it comes: the run is resumable
-    for row in results["rows"].values():
-        if "float_noise_agreement" not in row:
-            row["float_noise_agreement"] = noise_agreement(row)
+    for name, row in results["rows"].items():
+        if "stability" not in row or name in ran:     # it reads the tuned networks
+            row.pop("float_noise_agreement", None)
+            row["stability"] = stability(row)
             write_json(OUT, results)
     print(json.dumps({k: summary(r) for k, r in results["rows"].items()}, indent=1))
     return 0

@@ -246,3 +246,13 @@ def test_make_docs_builds_the_site():
     dry = subprocess.run(["make", "-n", "docs"], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     assert dry.returncode == 0 and "mkdocs build --strict" in dry.stdout, dry.stderr
+
+
+def test_every_results_table_is_what_its_results_file_renders():
+    """A number on a page comes from a committed results file: every marked table equals what
+    benchmarks/render.py makes of the file now (else: rerun it)."""
+    import render
+    tables = render.render_all()
+    stale = [str(page) for page in render.pages()
+             if render.fill(page.read_text(), tables, page) != page.read_text()]
+    assert not stale, f"rerun .venv/bin/python benchmarks/render.py: {stale}"
