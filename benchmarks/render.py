@@ -510,7 +510,13 @@ def tune_table(data: dict) -> str:
               "(NIR paper rows). Stable decisions: the float model's predictions that none of "
               f"{', '.join(map(str, copies))} copies of it changes when each weight moves by a "
               "random 1% (far finer than the 8-bit grid); the other decisions sit on near-ties "
-              "that no 8-bit network can be expected to follow. Tune time: fastest–slowest "
+              "that no 8-bit network can be expected to follow. Tuned on, with the options "
+              "that differ from tune's defaults: "
+              + "; ".join(f"{r['name']} {r['tuned_on']}"
+                          + "".join(f", --{k.replace('_', '-')} {v}"
+                                    for k, v in r["tuning"].items())
+                          for r in data["rows"].values())
+              + ". Tune time: fastest–slowest "
               f"seed, {data['machine']}; other jobs shared the cores during parts of this run, "
               "so the fastest seed is the closest to an idle machine."]
     return "\n".join(lines)
