@@ -74,7 +74,12 @@ def _fraction(arg: str) -> float:
 
 def _share(arg: str) -> float:
     """A fraction that may be 0 (none)."""
-    return 0.0 if arg.strip() in ("0", "0.0") else _fraction(arg)
+    try:
+        if float(arg) == 0:
+            return 0.0
+    except ValueError:
+        pass                                    # _fraction names the mistake
+    return _fraction(arg)
 
 
 def _headroom(arg: str) -> str | float:
@@ -217,12 +222,17 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _assignment(arg: str) -> tuple[str, object]:
-    """--set key=value: a dotted recipe key and a YAML value (2, [32], true, rate)."""
+def _dotted(arg: str, example: str) -> tuple[str, str]:
+    """(dotted recipe key, the text after '=') of `arg`, or the usage error naming `example`."""
     key, eq, value = arg.partition("=")
     if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
-        raise argparse.ArgumentTypeError(f"expected a dotted key=value like distill.epochs=2, "
-                                         f"got {arg!r}")
+        raise argparse.ArgumentTypeError(f"expected a dotted {example}, got {arg!r}")
+    return key, value
+
+
+def _assignment(arg: str) -> tuple[str, object]:
+    """--set key=value: a dotted recipe key and a YAML value (2, [32], true, rate)."""
+    key, value = _dotted(arg, "key=value like distill.epochs=2")
     try:
         return key, yaml.safe_load(value)
     except yaml.YAMLError as e:
@@ -233,10 +243,7 @@ def _assignment(arg: str) -> tuple[str, object]:
 
 def _grid(arg: str) -> tuple[str, list]:
     """--grid key=V1,V2,...: a dotted recipe key and its values, read as one YAML list."""
-    key, eq, values = arg.partition("=")
-    if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
-        raise argparse.ArgumentTypeError(f"expected a dotted key=V1,V2 like "
-                                         f"encoding.timesteps=4,8, got {arg!r}")
+    key, values = _dotted(arg, "key=V1,V2 like encoding.timesteps=4,8")
     try:
         parsed = yaml.safe_load(f"[{values}]")
     except yaml.YAMLError as e:
