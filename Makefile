@@ -48,12 +48,14 @@ demo: setup
 
 test: setup data
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # The subjects are pytest markers (pyproject.toml); this subset leaves out the slow ones.
 FAST = not (lava or slow or fuzz or gpu)
 test-fast: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "$(FAST)"
 
 # The manual: --strict makes a warning (a broken link or anchor) an error, as in the tests.

@@ -1,5 +1,5 @@
 """Session-wide safety net: no Lava runtime, worker or shared-memory segment that this test
-run started outlives it. Only what its own runs registered is checked (compat's journal of
+run started outlives it. Only what its own runs registered is checked (lava_runtime's journal of
 runs), so another program's `psm_*` segments or processes on the machine cannot fail it.
 The same journal keeps the `lava` marker true: a test that starts a runtime without it fails,
 so `make test-fast` (-m "not (lava or slow or fuzz or gpu)") never waits on Lava."""
@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-from neurodeploy.compat import JOURNAL_ENV, stop_all, surviving
+from neurodeploy.backends.lava_runtime import JOURNAL_ENV, stop_all, surviving
 
 # Property-based tests explore new examples on every developer run; CI (CI=true) replays a
 # fixed, derandomized set so that a green main stays green (a new finding fails a developer's

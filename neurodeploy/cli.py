@@ -3,7 +3,7 @@
 
 User mistakes (bad files, recipes, parameters) end with one line on stderr and exit code 2;
 no traceback. Ctrl-C stops any Lava runtime and exits 130; SIGTERM does the same and exits
-143 (see compat.Terminated).
+143 (see lava_runtime.Terminated).
 """
 from __future__ import annotations
 

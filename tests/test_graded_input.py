@@ -12,7 +12,7 @@ from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.record import SpikeRecord, inputs_digest
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
-from neurodeploy.compat import import_lava
+from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.energy import count_events
 from neurodeploy.errors import UserError
 from neurodeploy.inputs import check_input_bits, load_inputs

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from neurodeploy import compat
+from neurodeploy.backends import lava_runtime
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]     # Lava runs stopped by signals
 
@@ -47,14 +47,14 @@ def _wait_exit(pids, timeout=HANG_S):
             select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         finally:
             os.close(fd)
-    return [pid for pid in pids if compat._proc_start(pid) is not None]
+    return [pid for pid in pids if lava_runtime._proc_start(pid) is not None]
 
 
 def _journal(tmp_path):
     """A journal of runs of its own for the subprocess: lists its workers and segments."""
     journal = tmp_path / "journal"
     journal.mkdir()
-    return journal, {**os.environ, compat.JOURNAL_ENV: str(journal)}
+    return journal, {**os.environ, lava_runtime.JOURNAL_ENV: str(journal)}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -79,7 +79,7 @@ def test_signal_during_a_lava_run_stops_it_cleanly(sig, tmp_path):
     assert not left, f"Lava workers survived the interrupt: {left}"
     listed = {m.name.split("-")[0] for m in journal.iterdir()}
     assert listed == {"worker", "segment"}, f"the run registered no workers or segments: {listed}"
-    assert not compat.surviving(journal), "the run left workers or shared memory behind"
+    assert not lava_runtime.surviving(journal), "the run left workers or shared memory behind"
 
 
 def _mapped(pids, pattern):
@@ -96,7 +96,7 @@ def _session(sid):
     """The processes of a session (the test starts the run in a session of its own); zombies
     waiting for their reaper have exited and are left out."""
     out = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if compat._proc_start(int(p)) is not None]
+    return [int(p) for p in out.split() if lava_runtime._proc_start(int(p)) is not None]
 
 
 def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
@@ -114,7 +114,7 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
         pids = _session(proc.pid)
         segments = {p.rsplit("/", 1)[1] for p in _mapped(pids, r"/dev/shm/psm_\w+")}
         tempdirs = _mapped(pids, r"/\S*/neurodeploy-lava-\w+")   # lava.py's memmaps
-        entries = [e for e in compat.registry_root().iterdir()
+        entries = [e for e in lava_runtime.registry_root().iterdir()
                    if e.name.split("-")[1:2] == [str(proc.pid)]]
         assert len(entries) == 1, "the run has no registry entry"
         listed = {m.name for m in entries[0].iterdir()}
@@ -131,7 +131,7 @@ def test_kill9_during_a_lava_run_leaves_no_worker_and_no_segment(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    compat.clean_orphans()             # what the next run does on entering running()
+    lava_runtime.clean_orphans()             # what the next run does on entering running()
     assert not entries[0].exists(), "the dead run's registry entry was not removed"
     left = [path for path in tempdirs if os.path.exists(path)]
     for path in left:
@@ -150,7 +150,7 @@ def _reaped_pid():
 
 
 def _entry(root, pid, start):
-    entry = root / f"{compat._boot_id()}-{pid}-{start}"
+    entry = root / f"{lava_runtime._boot_id()}-{pid}-{start}"
     entry.mkdir(parents=True)
     return entry
 
@@ -171,7 +171,7 @@ def test_orphan_clean_up_removes_only_what_dead_owners_left(tmp_path):
     gone_dir = tmp_path / "neurodeploy-gone"
     kept_dir.mkdir(), gone_dir.mkdir()
     try:
-        starts = [compat._proc_start(p.pid) for p in sleepers]
+        starts = [lava_runtime._proc_start(p.pid) for p in sleepers]
         dead = _entry(root, _reaped_pid(), 12345)        # owner gone: everything listed goes
         (dead / f"worker-{sleepers[0].pid}-{starts[0]}").touch()
         (dead / f"worker-{sleepers[1].pid}-{starts[1] + 1}").touch()   # pid reused: spared
@@ -179,7 +179,7 @@ def test_orphan_clean_up_removes_only_what_dead_owners_left(tmp_path):
         (dead / f"segment-{segments[1][0]}-{segments[1][1] + 1}").touch()  # name reused: spared
         (dead / "path-x").write_text(str(gone_dir))
         me = os.getpid()
-        alive = _entry(root, me, compat._proc_start(me))   # owner runs: untouched
+        alive = _entry(root, me, lava_runtime._proc_start(me))   # owner runs: untouched
         (alive / f"worker-{sleepers[2].pid}-{starts[2]}").touch()
         (alive / f"segment-{segments[2][0]}-{segments[2][1]}").touch()
         (alive / "path-y").write_text(str(kept_dir))
@@ -187,7 +187,7 @@ def test_orphan_clean_up_removes_only_what_dead_owners_left(tmp_path):
         stranger.mkdir()
         (stranger / f"segment-{segments[3][0]}-{segments[3][1]}").touch()
 
-        removed = compat.clean_orphans(root)
+        removed = lava_runtime.clean_orphans(root)
 
         assert sorted(removed) == sorted([f"process {sleepers[0].pid}",
                                           f"/dev/shm/{segments[0][0]}", str(gone_dir)])
@@ -208,15 +208,15 @@ def test_orphan_clean_up_removes_only_what_dead_owners_left(tmp_path):
 def test_registry_entry_lives_exactly_as_long_as_the_run():
     """running() opens this process's entry and removes it on exit, also after an error."""
     me = os.getpid()
-    name = f"{compat._boot_id()}-{me}-{compat._proc_start(me)}"
-    with pytest.raises(RuntimeError), compat.running(types.SimpleNamespace(runtime=None)):
-        assert (compat.registry_root() / name).is_dir()
+    name = f"{lava_runtime._boot_id()}-{me}-{lava_runtime._proc_start(me)}"
+    with pytest.raises(RuntimeError), lava_runtime.running(types.SimpleNamespace(runtime=None)):
+        assert (lava_runtime.registry_root() / name).is_dir()
         raise RuntimeError("boom")
-    assert not (compat.registry_root() / name).exists()
-    with compat.run_tempdir("neurodeploy-test-") as tmp:
-        markers = list((compat.registry_root() / name).iterdir())
+    assert not (lava_runtime.registry_root() / name).exists()
+    with lava_runtime.run_tempdir("neurodeploy-test-") as tmp:
+        markers = list((lava_runtime.registry_root() / name).iterdir())
         assert [m.read_text() for m in markers] == [str(tmp)]
-    assert not (compat.registry_root() / name).exists() and not tmp.exists()
+    assert not (lava_runtime.registry_root() / name).exists() and not tmp.exists()
 
 
 # A run whose worker dies, or whose worker hangs, ends in one line (the watchdog), within a
@@ -258,7 +258,7 @@ def _faulted(tmp_path, argv, script=None, act=None, env=None):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert not left, f"Lava workers outlived the run: {left}"
-    assert not compat.surviving(journal), "the run left workers or shared memory behind"
+    assert not lava_runtime.surviving(journal), "the run left workers or shared memory behind"
     assert not list(private.iterdir()), "the run left temporary files behind"
     return proc.returncode, log.read_text()
 

@@ -13,7 +13,7 @@ import torch
 from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import LavaTimeout, loihi2_missing, simulate_lava
 from neurodeploy.backends.torch_exact import simulate_torch
-from neurodeploy.compat import import_lava, running
+from neurodeploy.backends.lava_runtime import import_lava, running
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, exact_step
@@ -207,14 +207,14 @@ class _Clock:
 def test_a_lava_run_past_its_timeout_is_stopped_and_reported(tmp_path, monkeypatch):
     """The watchdog ends the run mid-chunk (one chunk here would take seconds)."""
     import neurodeploy.backends.watchdog as watchdog
-    from neurodeploy import compat
+    from neurodeploy.backends import lava_runtime
     rng = np.random.default_rng(7)
     write_netx(random_net(rng, [8, 4], [CubaParams(100, 100, 50)]), tmp_path / "n.net")
     spikes = (rng.random((400, 16, 8)) < 0.3).astype(np.uint8)
     monkeypatch.setattr(watchdog, "time", _Clock())
     with pytest.raises(LavaTimeout, match=r"exceeded its 2\.5 s timeout after \d+ of 400 samples"):
         simulate_lava(tmp_path / "n.net", spikes, progress=False, timeout_s=2.5)
-    assert not compat._live, "the timed-out runtime was not stopped"
+    assert not lava_runtime._live, "the timed-out runtime was not stopped"
 
 
 def test_readout_voltages_match_lava(tmp_path):

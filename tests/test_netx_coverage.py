@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neurodeploy.backends.lava import simulate_lava
-from neurodeploy.compat import import_lava
+from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, run_exact

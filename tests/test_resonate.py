@@ -85,7 +85,7 @@ def test_float_decays_reach_lava_as_a_canonical_copy_and_rf_state_is_zeroed(tmp_
 @pytest.mark.lava
 def test_lava_decays_repeat_netx_round_trip():
     """Against netx's own code path (slayer's neuron_params, then Lava's RF.__init__)."""
-    from neurodeploy.compat import import_lava
+    from neurodeploy.backends.lava_runtime import import_lava
     import_lava()
     from lava.lib.dl.slayer.neuron.rf import neuron_params
     from lava.proc.rf.process import RF

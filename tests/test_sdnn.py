@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
-from neurodeploy.compat import import_lava
+from neurodeploy.backends.lava_runtime import import_lava
 from slayer_export import export
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn

@@ -12,7 +12,7 @@ import torch
 from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.cli import main
-from neurodeploy.compat import import_lava
+from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import read_sdnn
 from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream

@@ -6,7 +6,7 @@ import torch
 from neurodeploy.backends.emulator import simulate_emulator
 from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.torch_exact import simulate_torch
-from neurodeploy.compat import import_lava
+from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.netx import read_netx
 from slayer_export import export
 

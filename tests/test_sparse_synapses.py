@@ -15,7 +15,7 @@ from neurodeploy.backends.lava import simulate_lava
 from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
-from neurodeploy.compat import import_lava
+from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.energy import layer_table, load_preset, price, resource_estimate
 from neurodeploy.energy.counting import KINDS
 from neurodeploy.netx import read_netx, read_sdnn, write_netx

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.backends.watchdog import LavaTimeout, Watchdog, lava_names
-from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
+from neurodeploy.backends.lava_runtime import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
 from neurodeploy.files import file_digest
 from neurodeploy.netx import read_netx, write_netx

@@ -24,7 +24,7 @@ import numpy as np
 from neurodeploy.backends.lava import SPARSE, lava_reads
 from neurodeploy.backends.record import SDNNRecord
 from neurodeploy.backends.watchdog import Watchdog, lava_names
-from neurodeploy.compat import import_lava, interruption_point, run_tempdir, running
+from neurodeploy.backends.lava_runtime import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
 from neurodeploy.files import file_digest
 from neurodeploy.netx.sdnn import read_sdnn, write_sdnn

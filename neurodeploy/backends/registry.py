@@ -4,7 +4,7 @@ dispatch, the parity rules and the defaults derive from this table, so a backend
 spelled here and nowhere else.
 
 The Lava backends' modules are imported when one first runs (inside the functions below):
-they bring compat's process-wide fork and exit hooks and then Lava itself, which takes seconds
+they bring lava_runtime's process-wide fork and exit hooks and then Lava itself, which takes seconds
 to import and may be absent; every other backend runs without them.
 """
 from __future__ import annotations

@@ -10,8 +10,8 @@ looks every POLL_S, while the run is open, at
   (the clock); a chunk during which it stays put for the stall bound (NEURODEPLOY_LAVA_STALL_S,
   default STALL_S) is stuck;
 - the clock on the wall: `timeout_s` is a bound at any moment, not only between chunks.
-On any of them `compat.interrupt_run` makes the running thread raise one `UserError` line, and
-`compat.running` tears the runtime down (workers killed, shared memory freed).
+On any of them `lava_runtime.interrupt_run` makes the running thread raise one `UserError` line, and
+`lava_runtime.running` tears the runtime down (workers killed, shared memory freed).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from neurodeploy import compat
+from neurodeploy.backends import lava_runtime
 from neurodeploy.errors import UserError
 
 STALL_ENV = "NEURODEPLOY_LAVA_STALL_S"
@@ -70,7 +70,7 @@ def lava_names(blocks, names) -> dict[int, str]:
 
 
 class Watchdog:
-    """Context around a run chunk loop inside `compat.running(net)`; see the module docstring.
+    """Context around a run chunk loop inside `lava_runtime.running(net)`; see the module docstring.
 
     `clock`: the memmap the source writes its time step into; `where(step)` says how far the
     run got, for messages; `names`: Lava process id -> what it runs (see lava_names)."""
@@ -96,7 +96,7 @@ class Watchdog:
         self._done.set()
         self._thread.join()
         if isinstance(error, Exception) and not isinstance(error, UserError) and \
-                (dead := compat.dead_workers(self.net)):
+                (dead := lava_runtime.dead_workers(self.net)):
             raise LavaWorkerDied(self._died(dead[0])) from None   # Lava's own "N Exception(s)"
         return False
 
@@ -113,7 +113,7 @@ class Watchdog:
                 error = LavaTimeout(f"{self.label}: the Lava run exceeded its "
                                     f"{self.timeout_s:.3g} s timeout {self.where(step)}; it was "
                                     "stopped")
-            elif dead := compat.dead_workers(self.net):
+            elif dead := lava_runtime.dead_workers(self.net):
                 error = LavaWorkerDied(self._died(dead[0]))
             elif now - last_move > self.stall_s:
                 error = LavaStalled(f"{self.label}: no progress for {self.stall_s:g} s "
@@ -121,9 +121,9 @@ class Watchdog:
                                     f"stopped: {STALL_ENV} sets this bound, --timeout the "
                                     "whole run's")
             if error is not None:
-                compat.interrupt_run(error, self.net)
+                lava_runtime.interrupt_run(error, self.net)
                 while not self._done.wait(RESEND_S):    # until the run has ended (see
-                    compat.interrupt_run(error, self.net)   # interrupt_run)
+                    lava_runtime.interrupt_run(error, self.net)   # interrupt_run)
                 return
 
     def _died(self, actor) -> str:

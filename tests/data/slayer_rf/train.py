@@ -34,7 +34,7 @@ def code(x, seed):
 def main():
     sys.path.insert(0, str(HERE.parents[2]))
     from neurodeploy.backends.torch_exact import simulate_torch
-    from neurodeploy.compat import import_lava
+    from neurodeploy.backends.lava_runtime import import_lava
     from neurodeploy.netx import read_netx
     import_lava()
     from lava.lib.dl import slayer
