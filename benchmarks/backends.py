@@ -10,6 +10,11 @@ The "limit" row is the network's synapses as dense float32 ops on the same sampl
 run (`synapses_only`): every backend's throughput is also given as a share of it. Lava is timed
 end to end (build, compile, run, read back), as a user experiences it.
 
+A user's own model beside its framework: the snnTorch Fashion-MNIST conv net of
+benchmarks/tune.py (snnTorch's default Leaky, trained there the same way, exported by snnTorch's
+NIR exporter), 1,000 test samples of 10 steps, in snnTorch's own float forward and through
+`api.simulate` of its NIR graph (lowered onto Loihi's grid, exact mode, events priced).
+
     .venv/bin/python benchmarks/backends.py [--full]   # writes benchmarks/results/backends.json
 --full also streams the whole Fashion-MNIST test set (10,000 samples) through Lava, timed.
 """
@@ -38,7 +43,8 @@ OUT = ROOT / "benchmarks" / "results" / "backends.json"
 LIMIT = "limit: synapses as dense float32 ops (best batch)"
 BATCHES = (128, 256, 512, 1000)
 NETWORKS = {"digits dense 64-256-10": ("digits", 360, 360),
-            "fmnist conv 4x28x28-16c3s2-32c3s2-10": ("fmnist_conv", 1000, 200)}
+            "fmnist conv 4x28x28-16c3s2-32c3s2-10": ("fmnist_conv", 2000, 200)}
+SNNTORCH = "snnTorch fmnist conv 1x28x28-12c5s2-32c5s2-10 (benchmarks/tune.py)"
 
 
 def synapses_only(net, spikes, batch: int = 1000) -> None:
@@ -63,8 +69,34 @@ def synapses_only(net, spikes, batch: int = 1000) -> None:
                 h = (h > 0).to(torch.float32)
 
 
+def snntorch_rows(samples: int = 1000) -> list[dict]:
+    """snnTorch's float forward of its own model and api.simulate of the model's NIR graph,
+    on the same spike trains."""
+    import nir
+    from snntorch.export_nir import export_to_nir
+
+    import tune
+    x_train, y_train, x_test, y_test = tune.data("fmnist_conv")
+    model, shape = tune.snntorch_model("fmnist_conv")
+    tune.train_snntorch(model, shape, x_train, y_train, 3)      # as the tune row trains it
+    x, y = x_test[:samples], y_test[:samples]
+    graph = ROOT / "benchmarks" / ".work" / "backends" / "snntorch_fmnist_conv.nir"
+    graph.parent.mkdir(parents=True, exist_ok=True)
+    nir.write(graph, export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0]))
+    _, float_s = timed(lambda: tune.run_snntorch(model, x, shape), 3)
+    spikes = x.reshape(len(x), x.shape[1], *shape)
+    api.simulate(graph, (spikes, y))                                  # warm: lowering cached?
+    _, api_s = timed(lambda: api.simulate(graph, (spikes, y)), 3)
+    return [{"network": SNNTORCH, "backend": "snnTorch float forward (its own)", "batch": 500,
+             "samples": samples, "samples_per_s": samples / float_s},
+            {"network": SNNTORCH, "backend": "api.simulate end to end (its NIR graph, exact)",
+             "batch": EXACT_BATCH, "samples": samples, "samples_per_s": samples / api_s}]
+
+
 def main() -> int:
     rows, checks, load = [], [], os.getloadavg()[0]
+    rows += snntorch_rows()
+    print(rows, flush=True)
     for label, (name, samples, batch1_samples) in NETWORKS.items():
         network = ROOT / "export" / name / "network.net"
         _, meta = read_netx(network)
@@ -117,7 +149,8 @@ def main() -> int:
         full = {"network_sha256": digest, "samples": len(labels), "seconds": lava_s, "accuracy": lava.accuracy(labels),
                 "spike_mismatches_vs_torch": compare(reference, lava)["spike_mismatches"]}
         print(full, flush=True)
-    speedups = {}
+    speedups, ours = {}, [r for r in rows if r["network"] == SNNTORCH]
+    snntorch_ratio = ours[1]["samples_per_s"] / ours[0]["samples_per_s"]
     for label in NETWORKS:
         by = {(r["backend"], r["batch"]): r["samples_per_s"] for r in rows if r["network"] == label}
         speedups[label] = by[("emulator (CPU)", 1000)] / by[("lava (CPU, streaming)", 1)]
@@ -134,6 +167,7 @@ def main() -> int:
                     "load_average_at_end": os.getloadavg()[0]},
         "rows": rows, "spike_mismatches": checks,
         "emulator_batch1000_over_lava": speedups,
+        "api_simulate_over_snntorch_forward": snntorch_ratio,
         **({"lava_full_fmnist": full} if full else {}),
     })
     print(f"wrote {OUT}")
