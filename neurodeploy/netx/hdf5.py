@@ -34,13 +34,14 @@ import neurodeploy.netx.fields as fields
 from neurodeploy.errors import UserError
 from neurodeploy.netx.fields import REEXPORT, ints, read, shape, text, unknown
 from neurodeploy.netx.metadata import check_architecture, metadata_from_json
-from neurodeploy.netx.sdnn import uses_sdnn
+from neurodeploy.netx.sdnn import is_sdnn, read_sdnn, uses_sdnn
 from neurodeploy.netx.write import BIAS_LIMIT, check_deployable
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import INPUT_LIMIT, MAX_DELAY
 from neurodeploy.neurons.cuba import (DECAY_UNITY, NETX_DEFAULT_THRESHOLD, THRESHOLD_MAX,
                                       WEIGHT_MAX, WEIGHT_MIN)
 from neurodeploy.neurons.resonate import KINDS as RF_KINDS, RFParams
+from neurodeploy.neurons.sigma_delta import SDNetwork
 
 # Keys of a layer group that netx reads and this reader models; anything else (conv 'delay',
 # recurrent 'weight_rec', complex weights, ...) would make Lava compute something else.
@@ -286,6 +287,16 @@ def _delay(value, dims: tuple, where: str) -> np.ndarray:
         return d
     raise UserError(f"{where}: 'delay' has shape {list(d.shape)}; netx takes one value, one per "
                     f"output ({out}), one per input ({inp}) or ({out}, {inp}); {REEXPORT}")
+
+
+def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None
+                 ) -> tuple[IntNetwork | SDNetwork, dict]:
+    """A netx file of either kind with the metadata we stored: the one place that chooses
+    between the CUBA reader (`read_netx`) and the sigma-delta one (`read_sdnn`), so every verb
+    and backend takes the network it returns."""
+    if is_sdnn(path):
+        return read_sdnn(path), {}
+    return read_netx(path, input_shape)
 
 
 def read_netx(path: str | Path,
