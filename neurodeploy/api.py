@@ -192,13 +192,10 @@ def _folder(out, verb: str, network, backend: str | None = None):
 
 
 def _write(verb: str, result: dict, folder: Path | None) -> list[Path]:
-    """<verb>.json into `folder` (none: nothing written), and report.html beside a CUBA run's
-    (its page reads accuracy and spikes, which a sigma-delta run has not)."""
+    """<verb>.json and its report.html into `folder` (none: nothing written)."""
     if not folder:
         return []
     write_json(folder / f"{verb}.json", result)
-    if result.get("kind") == "sigma-delta":
-        return [folder / f"{verb}.json"]
     return [folder / f"{verb}.json", write_record_html(verb, result, folder)]
 
 

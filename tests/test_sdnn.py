@@ -247,3 +247,18 @@ def test_the_cli_runs_and_compares_an_sdnn_file(tmp_path, capsys):
     assert main(["simulate", str(path), "--backend", "torch", "--data",
                  str(tmp_path / "bad.npz"), "--out", str(out)]) == 2
     assert "bad.npz: field x has" in capsys.readouterr().err
+
+
+def test_a_record_of_graded_messages_saves_and_loads(tmp_path):
+    """One record type for both kinds: a sigma-delta run's graded messages (and its integer
+    frames) come back from SpikeRecord.save as they were, binary layers beside them packed."""
+    from neurodeploy.backends.record import SpikeRecord
+    from neurodeploy.backends.torch_exact import stream_torch
+    net = read_sdnn(slayer_sdnn(tmp_path / "sd.net", conv=False, bias=True))
+    record = stream_torch(net, inputs(net.input_shape, 2, 5, 256))
+    assert any((m < 0).any() or (m > 1).any() for m in record.layers)      # graded, signed
+    record.save(tmp_path / "record.npz")
+    loaded, _ = SpikeRecord.load(tmp_path / "record.npz")
+    assert loaded.layer_names == record.layer_names and loaded.backend == record.backend
+    assert np.array_equal(loaded.inputs, record.inputs)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.layers, record.layers))
