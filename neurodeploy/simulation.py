@@ -25,8 +25,9 @@ from neurodeploy.graph.importer import infer_dt
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.network import EXACT_BATCH
-from neurodeploy.neurons.sigma_delta import SDNetwork, activity, message_mismatches
-from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
+from neurodeploy.neurons.sigma_delta import SDNetwork, activity
+from neurodeploy.parity import (compare, compare_reference, compare_source, message_mismatches,
+                                read_reference)
 from neurodeploy.preflight import check_backend, resolve_device
 from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections, generated
 

@@ -10,8 +10,8 @@ from neurodeploy.backends.lava_runtime import import_lava
 from slayer_export import export
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
-from neurodeploy.neurons.sigma_delta import (SDLayer, activity, describe, message_mismatches,
-                                              run_exact, run_stream)
+from neurodeploy.neurons.sigma_delta import SDLayer, activity, describe, run_exact, run_stream
+from neurodeploy.parity import message_mismatches
 
 
 def slayer_sdnn(path, conv: bool, threshold: float = 0.1, bias: bool = False):

@@ -1,7 +1,7 @@
 """The backends, each declared once: what it reads, whether it runs in resumable chunks, where
-it runs, whether it runs sigma-delta networks, and how (one `run` for either kind of network). The CLI's choices and help, `simulate`'s
-dispatch, the parity rules and the defaults derive from this table, so a backend's name is
-spelled here and nowhere else.
+it runs, whether it runs sigma-delta networks, and how (one `run` for either kind of network).
+The CLI's choices and help, `simulate`'s dispatch, the parity rules and the defaults derive
+from this table, so a backend's name is spelled here and nowhere else.
 
 The Lava backends' modules are imported when one first runs (inside the functions below):
 they bring lava_runtime's process-wide fork and exit hooks and then Lava itself, which takes seconds
