@@ -306,8 +306,7 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
 
         def chosen(meta, net):  # the network is open and valid: check `out`, then read inputs
             nonlocal folder
-            folder = stack.enter_context(_folder(out, "parity", network, "-".join(backends)
-                                                 if isinstance(net, SDNetwork) else None))
+            folder = stack.enter_context(_folder(out, "parity", network))
             return _inputs(meta, net, data, samples, timesteps, network, input_bits, inputs)
         result, records = simulation.parity(network, chosen, backends, progress, timeout, dt,
                                             input_shape, device, reference, input_bits)

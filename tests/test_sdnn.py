@@ -253,9 +253,9 @@ def test_a_record_of_graded_messages_saves_and_loads(tmp_path):
     """One record type for both kinds: a sigma-delta run's graded messages (and its integer
     frames) come back from SpikeRecord.save as they were, binary layers beside them packed."""
     from neurodeploy.backends.record import SpikeRecord
-    from neurodeploy.backends.torch_exact import stream_torch
+    from neurodeploy.backends.torch_exact import simulate_torch_sdnn
     net = read_sdnn(slayer_sdnn(tmp_path / "sd.net", conv=False, bias=True))
-    record = stream_torch(net, inputs(net.input_shape, 2, 5, 256))
+    record = simulate_torch_sdnn(net, inputs(net.input_shape, 2, 5, 256))
     assert any((m < 0).any() or (m > 1).any() for m in record.layers)      # graded, signed
     record.save(tmp_path / "record.npz")
     loaded, _ = SpikeRecord.load(tmp_path / "record.npz")

@@ -14,7 +14,7 @@ from typing import Callable, Literal
 
 from neurodeploy.backends.emulator import simulate_emulator, simulate_emulator_sdnn
 from neurodeploy.backends.float_mode import simulate_float_file
-from neurodeploy.backends.torch_exact import simulate_torch, stream_torch
+from neurodeploy.backends.torch_exact import simulate_torch, simulate_torch_sdnn
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_network
 from neurodeploy.neurons import IntNetwork
@@ -49,7 +49,7 @@ def _torch(network, spikes, progress, timeout_s, device, batch_size, input_shape
            input_bits=None):
     net = _read(network, input_shape)
     if isinstance(net, SDNetwork):
-        return stream_torch(net, spikes)
+        return simulate_torch_sdnn(net, spikes)
     return simulate_torch(net, spikes, device=device, batch_size=batch_size)
 
 

@@ -29,7 +29,7 @@ def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
                        readout=np.concatenate(volts) if net.readout else None)
 
 
-def stream_torch(net: SDNetwork, frames: np.ndarray) -> SpikeRecord:
+def simulate_torch_sdnn(net: SDNetwork, frames: np.ndarray) -> SpikeRecord:
     """Integer frames [N, T, ...] streamed through a sigma-delta network in exact mode, back to
     back through one state as Lava runs them (it cannot reset sigma-delta neurons)."""
     frames = np.asarray(frames)
