@@ -1,6 +1,7 @@
-"""lava-dl netx HDF5 of CUBA networks, the deployable network file: its layout, and reading it.
-Writing is in write.py, the metadata it carries in metadata.py, field readers in fields.py
-(shared with sdnn.py, the sigma-delta reader).
+"""lava-dl netx HDF5 of CUBA networks, the deployable network file: its layout, and reading it;
+`read_network` reads a file of either kind (CUBA here, sigma-delta in sdnn.py). Writing is in
+write.py, the metadata it carries in metadata.py, field readers in fields.py (shared with
+sdnn.py).
 
 Layout written (what lava-dl 0.6.0's `netx.hdf5.Network` reads; see netx/README.md there):
     layer/0     type='input', shape=[n] or [C, H, W]          (documents the input shape)
