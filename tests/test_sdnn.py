@@ -1,5 +1,7 @@
 """Sigma-delta (SDNN) networks exported by lava-dl's slayer: our exact mode against Lava,
 message for message; malformed files refused in one line; activity counted correctly."""
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -262,3 +264,17 @@ def test_a_record_of_graded_messages_saves_and_loads(tmp_path):
     assert loaded.layer_names == record.layer_names and loaded.backend == record.backend
     assert np.array_equal(loaded.inputs, record.inputs)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.layers, record.layers))
+
+
+def test_either_kind_takes_only_the_inputs_it_can_run(dense_file, tmp_path):
+    """One path, each kind's own inputs: a sigma-delta network makes no predictions to compare
+    with a --reference, and a CUBA network's bare array of inputs has no labels; each is one
+    line naming what to pass."""
+    from neurodeploy import api
+    x = inputs(read_sdnn(dense_file).input_shape, 2, 5, 256)
+    np.savez(tmp_path / "ref.npz", predictions=np.zeros(2, dtype=np.int64))
+    with pytest.raises(UserError, match="--reference .*a sigma-delta network makes no"):
+        api.parity(dense_file, x, backends=("torch", "emulator"), reference=tmp_path / "ref.npz")
+    cuba = Path(__file__).parents[1] / "export" / "digits" / "network.net"   # names its data
+    with pytest.raises(UserError, match="network.net: inputs without labels; pass an .x, y. "):
+        api.simulate(cuba, np.zeros((2, 16, 64), dtype=bool))
