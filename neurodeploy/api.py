@@ -217,7 +217,7 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     `quiet`: no line per chunk). `input_bits` N: integer inputs are graded input spikes of
     N bits (netx's input_message_bits), events in 0..2**N - 1, on every backend.
     A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
-    .npz with x) and returns simulate.json's content (simulation.stream) with its records."""
+    .npz with x) and returns simulate.json's content (simulation.stream) with its record."""
     shard = parse_shard(shard)
     device = resolve_device(device)       # what this machine lacks fails first, in one line
     check_backend(backend)
