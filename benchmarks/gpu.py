@@ -35,7 +35,8 @@ from neurodeploy.backends.emulator import simulate_emulator_sdnn
 from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
-from neurodeploy.neurons.sigma_delta import message_mismatches, run_exact as sdnn_exact
+from neurodeploy.neurons.sigma_delta import run_exact as sdnn_exact
+from neurodeploy.parity import message_mismatches
 from neurodeploy.parity import compare
 from neurodeploy.inputs import load_inputs
 from neurodeploy.simulation import simulate

@@ -35,7 +35,8 @@ from neurodeploy.files import write_json
 from neurodeploy.netx import read_netx
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
 from neurodeploy.neurons import run_exact
-from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_chip, run_stream
+from neurodeploy.neurons.sigma_delta import activity, run_chip, run_stream
+from neurodeploy.parity import message_mismatches
 from neurodeploy.parity import compare
 
 ROOT = Path(__file__).resolve().parent.parent

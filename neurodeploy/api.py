@@ -25,7 +25,6 @@ import numpy as np
 from torch import nn
 
 import neurodeploy.artifacts as artifacts
-import neurodeploy.sdnn_verbs as sdnn_verbs
 import neurodeploy.simulation as simulation
 from neurodeploy.backends.record import provenance
 from neurodeploy.backends.registry import (BACKENDS, DEFAULT_BACKEND, EXACT_BACKEND,
@@ -42,9 +41,10 @@ from neurodeploy.energy import load_preset
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir, write_json
 from neurodeploy.graph import reset_assumption
-from neurodeploy.inputs import check_input_bits, encoded_test_split, load_inputs
+from neurodeploy.inputs import check_input_bits, encoded_test_split, load_frames, load_inputs
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import SpikingNet
+from neurodeploy.neurons.sigma_delta import SDNetwork
 from neurodeploy.preflight import check_backend, default_out, output_dir, resolve_device
 from neurodeploy.recipe import Recipe, load_recipe, override, recipe_from_dict
 from neurodeploy.report import write_html, write_record_html
@@ -156,33 +156,32 @@ def export(network: str | Path | SpikingNet, out: str | Path | None = None,
 
 def _data(inputs, folder: Path) -> str | None:
     """What to read inputs from: None (the network's own test split), a dataset name or .npz
-    path, or an (x, y) pair of arrays saved as a .npz (checked as one: see data/npz.py)."""
+    path, or an (x, y) pair of arrays saved as a .npz (checked as one: see data/npz.py); an
+    array (a sigma-delta network's frames) is read where the network's kind is known."""
     if isinstance(inputs, tuple):
         x, y = (np.asarray(v) for v in inputs)
         np.savez(folder / "inputs.npz", x=x, y=y)
         return str(folder / "inputs.npz")
-    return None if inputs is None else input_source(str(inputs))
+    return None if inputs is None or isinstance(inputs, np.ndarray) else input_source(str(inputs))
 
 
 def _inputs(meta: dict, net, data: str | None, samples: int | None, timesteps: int | None,
-            network, input_bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+            network, input_bits: int | None, inputs) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels) for `net`: a CUBA network's spikes and labels, or a sigma-delta one's
+    integer frames (`inputs` as given: an array, an (x, y) pair or an .npz) and no labels."""
+    if isinstance(net, SDNetwork):
+        if input_bits is not None:
+            raise UserError(f"{network}: a sigma-delta network takes integer frames as they are; "
+                            "--input-bits (graded input spikes) is for CUBA networks: drop it")
+        return load_frames(inputs, net.input_size, samples, network), None
+    if isinstance(inputs, np.ndarray):
+        raise UserError(f"{network}: inputs without labels; pass an (x, y) pair or a .npz "
+                        "with x and y")
     if timesteps:
         meta = {**meta, "timesteps": timesteps}
     check_input_bits(input_bits, net, str(network))
     return load_inputs(meta, data, samples, classes=net.layers[-1].size,
                        input_size=net.input_size, source=str(network), input_bits=input_bits)
-
-
-def _frames(inputs):
-    """A sigma-delta network's inputs: frames, or the x of an (x, y) pair, or an .npz path."""
-    return inputs[0] if isinstance(inputs, tuple) else inputs
-
-
-def _no_input_bits(network, input_bits: int | None) -> None:
-    """--input-bits is for CUBA networks: a sigma-delta network's frames are integers anyway."""
-    if input_bits is not None:
-        raise UserError(f"{network}: a sigma-delta network takes integer frames as they are; "
-                        "--input-bits (graded input spikes) is for CUBA networks: drop it")
 
 
 def _folder(out, verb: str, network, backend: str | None = None):
@@ -192,16 +191,12 @@ def _folder(out, verb: str, network, backend: str | None = None):
     return output_dir(default_out(verb, network, backend) if out is True else out)
 
 
-def _sdnn(verb: str, network, inputs, backends: list[str], preset: str | None,
-          samples: int | None, timeout: float | None, out) -> dict:
-    """A sigma-delta file through sdnn_verbs.run; its result written as <verb>.json."""
-    result = sdnn_verbs.run(network, _frames(inputs), backends, preset, samples, timeout)
-    if not out:
-        return {**result, "wrote": []}
-    folder = writable_dir(default_out(verb, network, "-".join(backends)) if out is True
-                          else out)
+def _write(verb: str, result: dict, folder: Path | None) -> list[Path]:
+    """<verb>.json and its report.html into `folder` (none: nothing written)."""
+    if not folder:
+        return []
     write_json(folder / f"{verb}.json", result)
-    return {**result, "wrote": [folder / f"{verb}.json"]}
+    return [folder / f"{verb}.json", write_record_html(verb, result, folder)]
 
 
 def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
@@ -222,11 +217,8 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     `quiet`: no line per chunk). `input_bits` N: integer inputs are graded input spikes of
     N bits (netx's input_message_bits), events in 0..2**N - 1, on every backend.
     A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
-    .npz with x) and returns simulate.json's content (sdnn_verbs.run)."""
+    .npz with x) and returns simulate.json's content (simulation.stream) with its record."""
     shard = parse_shard(shard)
-    if sdnn_verbs.is_sdnn_file(network):
-        _no_input_bits(network, input_bits)
-        return _sdnn("simulate", network, inputs, [backend], preset, samples, timeout, out)
     device = resolve_device(device)       # what this machine lacks fails first, in one line
     check_backend(backend)
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
@@ -239,8 +231,16 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
             raise UserError(f"--preset: {e}") from None
         with artifacts.deployable(network, dt, input_shape) as (path, meta, quantization, net), \
                 _folder(out, "simulate", network, backend) as folder:
+            if isinstance(net, SDNetwork):
+                frames, _ = _inputs(meta, net, data, samples, timesteps, network, input_bits,
+                                    inputs)
+                result, records = simulation.stream(network, net, frames, [backend], prices,
+                                                    timeout)
+                return {**result, "record": records[0],
+                        "wrote": _write("simulate", result, folder)}
             simulation.missing_options(network, meta, dt, data, timesteps)
-            spikes, labels = _inputs(meta, net, data, samples, timesteps, network, input_bits)
+            spikes, labels = _inputs(meta, net, data, samples, timesteps, network, input_bits,
+                                     inputs)
             prov = provenance(network, spikes, labels, backend, dt=dt, input_shape=input_shape,
                               input_bits=input_bits)
             own = BACKENDS[backend].reads == "own"
@@ -266,11 +266,8 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
                             quantization=quantization, provenance=prov, network=str(network),
                             warnings=warnings, reset=reset_assumption(network),
                             **energy_sections(net, record, labels, prices))
-    wrote = []
-    if folder:
-        write_json(folder / "simulate.json", result)
-        wrote = [folder / "simulate.json", write_record_html("simulate", result, folder)]
-    return {**result, "labels": labels, "record": record, "wrote": wrote}
+    return {**result, "labels": labels, "record": record,
+            "wrote": _write("simulate", result, folder)}
 
 
 def merge(dirs: list[str | Path], out: str | Path | None = None) -> dict:
@@ -299,11 +296,9 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
     parity.json's content; `spike_mismatches` is 0 when the backends agree exactly. `reference`:
     another framework's predictions/output counts for the same inputs (.npz), compared too.
     With the records and `wrote`: parity.json and report.html, when given `out`.
-    A sigma-delta netx file is compared message for message on integer frames (as simulate)."""
+    A sigma-delta netx file is compared message for message on integer frames (as simulate:
+    simulation.stream)."""
     backends = list(backends)
-    if sdnn_verbs.is_sdnn_file(network):
-        _no_input_bits(network, input_bits)
-        return _sdnn("parity", network, inputs, backends, None, samples, timeout, out)
     folder = None
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp, \
             contextlib.ExitStack() as stack:
@@ -312,13 +307,10 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
         def chosen(meta, net):  # the network is open and valid: check `out`, then read inputs
             nonlocal folder
             folder = stack.enter_context(_folder(out, "parity", network))
-            return _inputs(meta, net, data, samples, timesteps, network, input_bits)
+            return _inputs(meta, net, data, samples, timesteps, network, input_bits, inputs)
         result, records = simulation.parity(network, chosen, backends, progress, timeout, dt,
                                             input_shape, device, reference, input_bits)
-        wrote = []
-        if folder:
-            write_json(folder / "parity.json", result)
-            wrote = [folder / "parity.json", write_record_html("parity", result, folder)]
+        wrote = _write("parity", result, folder)
     return {**result, "records": records, "wrote": wrote}
 
 
@@ -354,8 +346,6 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path | None = None, 
 
 def inspect(path: str | Path, dt: float | None = None) -> dict:
     """`neurodeploy inspect`: what a .nir, .net (CUBA or sigma-delta) or checkpoint .pt holds."""
-    if sdnn_verbs.is_sdnn_file(path):
-        return sdnn_verbs.inspect(path)
     return artifacts.inspect(path, dt)
 
 

@@ -26,10 +26,11 @@ from neurodeploy.files import file_digest, package_versions, writable_dir, write
 from neurodeploy.graph import from_nir, lower_nir, read_nir, reset_assumption, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.inputs import encoded_test_split
-from neurodeploy.netx import read_netx, write_netx
+from neurodeploy.netx import read_network, write_netx
 from neurodeploy.netx.metadata import check_metadata, execution, network_metadata
 from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.neurons.sigma_delta import SDNetwork, describe
 from neurodeploy.report.summary import remove_reports
 
 
@@ -40,13 +41,13 @@ def _versions() -> dict:
 @contextlib.contextmanager
 def deployable(network: str | Path, dt: float | None = None,
                input_shape: tuple[int, ...] | None = None
-               ) -> Iterator[tuple[Path, dict, list, IntNetwork]]:
-    """A netx file for `network`: the file itself for .net; for .nir (ours or another tool's)
-    the graph lowered to Loihi integers in a temporary netx file. Yields (path, metadata,
-    quantization report, the network as read)."""
+               ) -> Iterator[tuple[Path, dict, list, IntNetwork | SDNetwork]]:
+    """A netx file for `network`: the file itself for .net (of either kind: read_network);
+    for .nir (ours or another tool's) the graph lowered to Loihi integers in a temporary netx
+    file. Yields (path, metadata, quantization report, the network as read)."""
     path = Path(network)
     if path.suffix != ".nir":
-        net, meta = read_netx(path, input_shape)
+        net, meta = read_network(path, input_shape)
         check_manifest(path)
         yield path, meta, [], net
         return
@@ -156,7 +157,7 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
     """What a .nir, .net or checkpoint .pt holds: kind, metadata (recipe and metrics for a
     checkpoint; value ranges per NIR node), each layer's shape, weights, neuron constants and
     what netx adds (recurrence, delays, input neurons), what quantization cost (NIR) and the
-    Loihi 2 resource estimate."""
+    Loihi 2 resource estimate; a sigma-delta netx file, each layer as `describe` gives it."""
     path = Path(path)
     info, quantization = {"file": str(path)}, []
     if path.suffix == ".nir":
@@ -179,7 +180,10 @@ def inspect(path: str | Path, dt: float | None = None) -> dict:
         info |= {"kind": "checkpoint", "recipe": recipe.to_dict(), "metrics": ckpt["metrics"],
                  "provenance": ckpt.get("provenance", {})}
     else:
-        net, meta = read_netx(path)
+        net, meta = read_network(path)
+        if isinstance(net, SDNetwork):
+            return info | {"kind": "sigma-delta", "layers": describe(net),
+                           "warnings": list(net.notes), **storage_estimates(net)}
         info |= {"kind": "netx", "metadata": meta}
     layers, shape = [], list(net.input_shape)
     for layer in net.layers:

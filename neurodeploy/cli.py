@@ -165,10 +165,7 @@ def cmd_simulate(args) -> int:
     result = api.simulate(args.network, backend=args.backend, preset=args.preset,
                           shard=args.shard, chunk=args.chunk, quiet=args.quiet,
                           **_run_options(args))
-    if result.get("kind") == "sigma-delta":
-        print(text.sigma_delta(result, [args.backend]))
-        return 0                                            # one backend: nothing compared
-    _note(result["reset"])
+    _note(result.get("reset"))
     print(text.simulated(result))
     return 0
 
@@ -184,12 +181,11 @@ def cmd_parity(args) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     result = api.parity(args.network, backends=names, reference=args.reference,
                         **_run_options(args))
-    if result.get("kind") == "sigma-delta":
-        print(text.sigma_delta(result, names))
-        return 1 if (result.get("message_mismatches") or {}).get("total") else 0
     print(text.compared(result))
-    _note(result["reset"])                  # on stderr, between the comparisons and the rest
+    _note(result.get("reset"))              # on stderr, between the comparisons and the rest
     print(text.compared_tail(result))
+    if result.get("kind") == "sigma-delta":   # graded messages: compared message for message
+        return 1 if (result.get("message_mismatches") or {}).get("total") else 0
     return 0 if result["spike_mismatches"] == result["readout_voltage_mismatches"] == 0 else 1
 
 

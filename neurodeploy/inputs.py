@@ -1,7 +1,9 @@
 """The inputs a network runs on: its own test split (from its metadata), a dataset's test split
 by name, or a user's .npz of intensities or spike trains, encoded as the network was exported
-and checked against its input width and classes."""
+and checked against its input width and classes; a sigma-delta network's integer frames."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -87,3 +89,35 @@ def load_inputs(metadata: dict, data: str | None = None, samples: int | None = N
     if samples:
         spikes, labels = spikes[:samples], labels[:samples]
     return spikes, np.asarray(labels)
+
+
+def load_frames(inputs, input_size: int, samples: int | None = None,
+                network: str = "the network") -> np.ndarray:
+    """A sigma-delta network's integer frames [N, T, ...]: an array, the x of an (x, y) pair,
+    or the 'x' of an .npz; checked (Lava's Delta takes int32); the first `samples`."""
+    if inputs is None:
+        raise UserError(f"{network}: a sigma-delta network has no recorded dataset; pass "
+                        "--data x.npz with integer frames 'x' shaped [N, T, ...]")
+    x, source = inputs[0] if isinstance(inputs, tuple) else inputs, "inputs"
+    if isinstance(x, (str, Path)):
+        source = str(x)
+        try:
+            with np.load(x, allow_pickle=False) as f:
+                if "x" not in f.files:
+                    raise UserError(f"{x}: no array 'x'; save integer frames [N, T, ...] as x")
+                x = f["x"]
+        except (OSError, ValueError, EOFError) as e:
+            raise UserError(f"{source}: not a readable .npz ({type(e).__name__}); save it with "
+                            "numpy.savez") from None
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and np.isfinite(x).all() and np.array_equal(x, np.round(x)):
+        x = x.astype(np.int64)
+    if x.dtype.kind not in "iu" or x.ndim < 3 or not x.shape[0] or not x.shape[1]:
+        raise UserError(f"{source}: field x must hold integers shaped [N, T, ...] with N, T >= 1, "
+                        f"got {x.dtype} {list(x.shape)}")
+    if int(np.prod(x.shape[2:])) != input_size:
+        raise UserError(f"{source}: field x has {int(np.prod(x.shape[2:]))} values per step; the "
+                        f"network's input layer takes {input_size}")
+    if np.abs(x.astype(np.int64)).max() >= 2 ** 31:
+        raise UserError(f"{source}: field x exceeds int32, which Lava's Delta input takes")
+    return x[:samples or None]

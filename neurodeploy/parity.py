@@ -1,6 +1,7 @@
-"""Parity's two questions: do two backends compute the same spikes, layer by layer and step by
-step (deployed vs deployed: exact equality), and how far is the deployed network from the model
-as trained or from another framework's own results (float vs deployed: counts and predictions)?"""
+"""Parity's two questions: do two backends compute the same spikes (a sigma-delta network's
+graded messages: `message_mismatches`), layer by layer and step by step (deployed vs deployed:
+exact equality), and how far is the deployed network from the model as trained or from another
+framework's own results (float vs deployed: counts and predictions)?"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,19 @@ import numpy as np
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.errors import UserError
+
+
+def message_mismatches(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
+    """Parity of two runs' graded messages (each per layer [N, T, n]): mismatching messages per
+    layer and timestep, their total, and the first one as (layer, sample, step, neuron)."""
+    if [x.shape for x in a] != [y.shape for y in b]:
+        raise ValueError(f"the runs differ in shape: {[x.shape for x in a]} vs "
+                         f"{[y.shape for y in b]}")
+    diff = [np.asarray(x) != np.asarray(y) for x, y in zip(a, b)]
+    first = next(((i, *map(int, np.argwhere(d)[0])) for i, d in enumerate(diff) if d.any()), None)
+    per = [d.sum(axis=(0, 2)).astype(int).tolist() for d in diff]
+    return {"per_layer_step": per, "total": int(sum(map(sum, per))),
+            "compared": int(sum(d.size for d in diff)), "first": first}
 
 
 def compare(a: SpikeRecord, b: SpikeRecord, labels: np.ndarray | None = None) -> dict:

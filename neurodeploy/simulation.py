@@ -1,8 +1,10 @@
 """Running a network file: on one backend (`simulate`), on several compared spike for spike
-(`parity`), and the checks around a run: options a file cannot do without, an output layer that
-never spiked, layers named as the user's file names them."""
+(`parity`; a sigma-delta network message for message: `stream`), and the checks around a run:
+options a file cannot do without, an output layer that never spiked, layers named as the
+user's file names them."""
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -11,17 +13,23 @@ import numpy as np
 from neurodeploy.artifacts import deployable
 from neurodeploy.backends.float_mode import reset_sensitivity
 from neurodeploy.backends.record import SpikeRecord, provenance
-from neurodeploy.backends.registry import BACKENDS, backend as backend_named
+from neurodeploy.backends.registry import (BACKENDS, EXACT_BACKEND, SDNN_BACKENDS,
+                                           backend as backend_named, listed)
 from neurodeploy.data.npz import is_dataset_file
+from neurodeploy.energy import load_preset
+from neurodeploy.energy.presets import Preset
 from neurodeploy.errors import UserError
+from neurodeploy.files import file_digest
 from neurodeploy.graph import UNITS, read_nir, reset_assumption
 from neurodeploy.graph.importer import infer_dt
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.network import EXACT_BATCH
-from neurodeploy.parity import compare, compare_reference, compare_source, read_reference
+from neurodeploy.neurons.sigma_delta import SDNetwork, activity
+from neurodeploy.parity import (compare, compare_reference, compare_source, message_mismatches,
+                                read_reference)
 from neurodeploy.preflight import check_backend, resolve_device
-from neurodeploy.report.summary import generated
+from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections, generated
 
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
@@ -113,6 +121,12 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
         check_backend(backend)
     with deployable(network, dt, input_shape) as (lowered, meta, _, net):
         spikes, labels = inputs(meta, net)
+        if isinstance(net, SDNetwork):
+            if reference:
+                raise UserError(f"--reference {reference}: a sigma-delta network makes no "
+                                "predictions to compare; drop it")
+            return stream(network, net, spikes, backends, load_preset(DEFAULT_PRESET),
+                          timeout_s)
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
         records = [user_names(simulate(network if own[b] else lowered, spikes, b,
                                        progress, timeout_s, device, input_shape=input_shape,
@@ -141,4 +155,44 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
               "warnings": warnings, "reset": reset, "generated": generated()}
     if ref is not None:
         result["accuracy"][Path(reference).name] = float((ref["predictions"] == labels).mean())
+    return result, records
+
+
+def stream(network: str | Path, net: SDNetwork, frames: np.ndarray, backends: list[str],
+           prices: Preset, timeout_s: float | None = None) -> tuple[dict, list[SpikeRecord]]:
+    """Integer frames through a sigma-delta network on each backend: the samples stream back
+    to back through one state (Lava cannot reset sigma-delta neurons), every backend is
+    compared message for message with the first, and the first one's messages are counted and
+    priced. Returns simulate.json's or parity.json's content (`comparisons` and
+    `message_mismatches` when there is more than one backend) and the records."""
+    unknown = [b for b in backends if b not in SDNN_BACKENDS]
+    if unknown:
+        raise UserError(f"{network}: a sigma-delta network runs on the backends "
+                        f"{listed(SDNN_BACKENDS, phrases=True)}, not {unknown[0]!r}")
+    records = [simulate(net if b == EXACT_BACKEND else network, frames, b, False, timeout_s)
+               for b in backends]
+    first = records[0]
+    steps = int(frames.shape[1])
+    result = {"network": str(network), "kind": "sigma-delta", "samples": len(frames),
+              "timesteps": steps,
+              "provenance": {"network_sha256": file_digest(network),
+                             "inputs_sha256": hashlib.sha256(
+                                 repr(frames.shape).encode()
+                                 + np.ascontiguousarray(frames, dtype=np.int64).tobytes()
+                             ).hexdigest(),
+                             "backends": list(backends), "timesteps": steps,
+                             "samples": len(frames)},
+              "warnings": list(net.notes),
+              "activity": activity(net, first.layers),
+              "messages_per_layer": {name: int(np.count_nonzero(m))
+                                     for name, m in zip(first.layer_names, first.layers)},
+              **energy_sections(net, first, None, prices)}
+    pairs = {other: message_mismatches(first.layers, r.layers)
+             for other, r in zip(backends[1:], records[1:])}
+    if pairs:                     # each backend against the first, message for message
+        result["comparisons"] = {f"{backends[0]}-{other}": m for other, m in pairs.items()}
+        result["message_mismatches"] = {
+            "total": sum(m["total"] for m in pairs.values()),
+            "compared": sum(m["compared"] for m in pairs.values()),
+            "first": next((m["first"] for m in pairs.values() if m["first"]), None)}
     return result, records

@@ -21,7 +21,8 @@ from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.sdnn import read_sdnn
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork, run_exact
-from neurodeploy.neurons.sigma_delta import message_mismatches, run_chip, run_stream
+from neurodeploy.neurons.sigma_delta import run_chip, run_stream
+from neurodeploy.parity import message_mismatches
 
 pytestmark = pytest.mark.lava
 

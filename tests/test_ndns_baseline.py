@@ -35,6 +35,7 @@ def test_inspect_simulate_and_energy(tmp_path, capsys, frames, name, warning):
     record = json.loads((tmp_path / "s" / "simulate.json").read_text())
     assert record["warnings"] == ([warning] if warning else [])
     assert all(record["messages_per_layer"].values())        # every layer sends messages
+    assert "sigma-delta" in (tmp_path / "s" / "report.html").read_text()   # a page, as CUBA's
     assert main(["energy", str(tmp_path / "s" / "simulate.json"), "--preset", "loihi2-proxy",
                  "--out", str(tmp_path / "e"), "-q"]) == 0
     priced = json.loads((tmp_path / "e" / "energy-loihi2-proxy.json").read_text())

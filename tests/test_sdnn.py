@@ -1,5 +1,7 @@
 """Sigma-delta (SDNN) networks exported by lava-dl's slayer: our exact mode against Lava,
 message for message; malformed files refused in one line; activity counted correctly."""
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -10,8 +12,8 @@ from neurodeploy.backends.lava_runtime import import_lava
 from slayer_export import export
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import is_sdnn, read_sdnn
-from neurodeploy.neurons.sigma_delta import (SDLayer, activity, describe, message_mismatches,
-                                              run_exact, run_stream)
+from neurodeploy.neurons.sigma_delta import SDLayer, activity, describe, run_exact, run_stream
+from neurodeploy.parity import message_mismatches
 
 
 def slayer_sdnn(path, conv: bool, threshold: float = 0.1, bias: bool = False):
@@ -247,3 +249,32 @@ def test_the_cli_runs_and_compares_an_sdnn_file(tmp_path, capsys):
     assert main(["simulate", str(path), "--backend", "torch", "--data",
                  str(tmp_path / "bad.npz"), "--out", str(out)]) == 2
     assert "bad.npz: field x has" in capsys.readouterr().err
+
+
+def test_a_record_of_graded_messages_saves_and_loads(tmp_path):
+    """One record type for both kinds: a sigma-delta run's graded messages (and its integer
+    frames) come back from SpikeRecord.save as they were, binary layers beside them packed."""
+    from neurodeploy.backends.record import SpikeRecord
+    from neurodeploy.backends.torch_exact import simulate_torch_sdnn
+    net = read_sdnn(slayer_sdnn(tmp_path / "sd.net", conv=False, bias=True))
+    record = simulate_torch_sdnn(net, inputs(net.input_shape, 2, 5, 256))
+    assert any((m < 0).any() or (m > 1).any() for m in record.layers)      # graded, signed
+    record.save(tmp_path / "record.npz")
+    loaded, _ = SpikeRecord.load(tmp_path / "record.npz")
+    assert loaded.layer_names == record.layer_names and loaded.backend == record.backend
+    assert np.array_equal(loaded.inputs, record.inputs)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.layers, record.layers))
+
+
+def test_either_kind_takes_only_the_inputs_it_can_run(dense_file, tmp_path):
+    """One path, each kind's own inputs: a sigma-delta network makes no predictions to compare
+    with a --reference, and a CUBA network's bare array of inputs has no labels; each is one
+    line naming what to pass."""
+    from neurodeploy import api
+    x = inputs(read_sdnn(dense_file).input_shape, 2, 5, 256)
+    np.savez(tmp_path / "ref.npz", predictions=np.zeros(2, dtype=np.int64))
+    with pytest.raises(UserError, match="--reference .*a sigma-delta network makes no"):
+        api.parity(dense_file, x, backends=("torch", "emulator"), reference=tmp_path / "ref.npz")
+    cuba = Path(__file__).parents[1] / "export" / "digits" / "network.net"   # names its data
+    with pytest.raises(UserError, match="network.net: inputs without labels; pass an .x, y. "):
+        api.simulate(cuba, np.zeros((2, 16, 64), dtype=bool))

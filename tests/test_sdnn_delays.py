@@ -15,7 +15,8 @@ from neurodeploy.cli import main
 from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.errors import UserError
 from neurodeploy.netx.sdnn import read_sdnn
-from neurodeploy.neurons.sigma_delta import activity, message_mismatches, run_stream
+from neurodeploy.neurons.sigma_delta import activity, run_stream
+from neurodeploy.parity import message_mismatches
 from slayer_export import export
 
 CLAMPED = "layer 1: 2 delays of 63-64 clamped to 62, as netx does"

@@ -19,7 +19,8 @@ from neurodeploy.backends.lava_runtime import import_lava
 from neurodeploy.energy import layer_table, load_preset, price, resource_estimate
 from neurodeploy.energy.counting import KINDS
 from neurodeploy.netx import read_netx, read_sdnn, write_netx
-from neurodeploy.neurons.sigma_delta import message_mismatches, run_stream
+from neurodeploy.neurons.sigma_delta import run_stream
+from neurodeploy.parity import message_mismatches
 from slayer_export import export
 from test_resonate import DATA as RF_DATA, held_out
 from test_sdnn_delays import delayed_sdnn

@@ -20,12 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from neurodeploy.backends.record import SDNNRecord, SpikeRecord, record_inputs
+from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.errors import UserError
-from neurodeploy.netx import read_netx
-from neurodeploy.netx.sdnn import read_sdnn
+from neurodeploy.netx import read_netx, read_sdnn
 from neurodeploy.neurons import IntLayer, IntNetwork
-from neurodeploy.neurons.sigma_delta import SDLayer
+from neurodeploy.neurons.sigma_delta import SDLayer, SDNetwork
 
 U_WRAP, V_LIMIT, CONV_WRAP = 2 ** 23, 2 ** 23 - 1, 2 ** 23
 
@@ -205,14 +204,14 @@ def _sd_neuron(layer: SDLayer, a_in: np.ndarray, state: dict, bias) -> np.ndarra
     return np.right_shift(sent, layer.state_exp).astype(np.int32)
 
 
-def simulate_emulator_sdnn(network: str | Path, inputs: np.ndarray) -> SDNNRecord:
+def simulate_emulator_sdnn(network: str | Path | SDNetwork, inputs: np.ndarray) -> SpikeRecord:
     """Stream integer inputs [N, T, ...] through a sigma-delta netx file as Lava does: every
     layer steps from chip step 1, each synapse delays by one step (so deeper layers run, and
     biased neurons send, before the input reaches them), no state is reset. The second,
     chip-time opinion beside the exact mode's window-time `run_chip`. A delayed synapse
     (netx `delay`, Lava's DelayDense) holds each message in a buffer column per step of delay,
     as DelayDense's a_buff does."""
-    net = read_sdnn(network)
+    net = network if isinstance(network, SDNetwork) else read_sdnn(network)
     inputs = np.asarray(inputs)
     n, t = inputs.shape[:2]
     rows = inputs.reshape(n * t, -1).astype(np.int32)
@@ -252,6 +251,6 @@ def simulate_emulator_sdnn(network: str | Path, inputs: np.ndarray) -> SDNNRecor
             sent = now
     # input step j reaches layer i at chip step j + 1 + i (row j + i)
     layers = [m[i:i + n * t].reshape(n, t, -1) for i, m in enumerate(chip)]
-    return SDNNRecord(backend="emulator (chip time, SDNN)", inputs=inputs, layers=layers,
-                      layer_names=[layer.name for layer in net.layers],
-                      info={"chip_steps": steps, "stream": True})
+    return SpikeRecord(backend="emulator (chip time, SDNN)", inputs=rows.reshape(n, t, -1),
+                       layers=layers, layer_names=[layer.name for layer in net.layers],
+                       info={"chip_steps": steps, "stream": True})

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from neurodeploy.backends.lava import SPARSE, lava_reads
-from neurodeploy.backends.record import SDNNRecord
+from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.watchdog import Watchdog, lava_names
 from neurodeploy.backends.lava_runtime import import_lava, interruption_point, run_tempdir, running
 from neurodeploy.errors import UserError
@@ -41,7 +41,7 @@ def _flat(data: np.ndarray) -> np.ndarray:
 
 def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
                        timeout_s: float | None = None,
-                       chunk_steps: int = 1024, sparse_synapses: bool = False) -> SDNNRecord:
+                       chunk_steps: int = 1024, sparse_synapses: bool = False) -> SpikeRecord:
     """Stream integer inputs [N, T, *input_shape] (or [N, T, n]) through the SDNN on Lava;
     `sparse_synapses`: dense layers as Lava Sparse synapses (netx's sparse_fc_layer)."""
     net_spec = read_sdnn(netx_path)            # validates the file; gives shapes
@@ -105,12 +105,12 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
     for i, (data, spec) in enumerate(zip(buffers, net_spec.layers)):
         msgs = _flat(data)                    # sink row k holds chip step k + 1
         layers.append(msgs[i:i + n * t].reshape(n, t, spec.size))
-    return SDNNRecord(backend=BACKEND + (SPARSE if sparse_synapses else ""), inputs=inputs,
-                      layers=layers,
-                      layer_names=[layer.name for layer in net_spec.layers],
-                      info={"chip_steps": steps, "stream": True, "lava_read": read,
-                            **({"sparse_fc_layer": True} if sparse_synapses else {}),
-                            "note": "samples stream back to back; SDNN state is not reset"})
+    return SpikeRecord(backend=BACKEND + (SPARSE if sparse_synapses else ""),
+                       inputs=flat.reshape(n, t, -1), layers=layers,
+                       layer_names=[layer.name for layer in net_spec.layers],
+                       info={"chip_steps": steps, "stream": True, "lava_read": read,
+                             **({"sparse_fc_layer": True} if sparse_synapses else {}),
+                             "note": "samples stream back to back; SDNN state is not reset"})
 
 
 def _message_bits_given(path) -> int | None:

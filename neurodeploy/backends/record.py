@@ -1,4 +1,6 @@
-"""SpikeRecord: what every backend returns, and all that energy, parity and reports read."""
+"""SpikeRecord: what every backend returns for either kind of network (binary spikes of a
+CUBA network, graded messages of a sigma-delta one), and all that energy, parity and reports
+read."""
 from __future__ import annotations
 
 import hashlib
@@ -80,11 +82,13 @@ def _checked_info(info, path) -> dict:
 
 @dataclass
 class SpikeRecord:
-    """Spikes of every layer at every window timestep, for N samples.
+    """Events of every layer at every window timestep, for N samples.
 
-    `inputs` is [N, T, n_in] and `layers[i]` is [N, T, n_i], all boolean, in window time
-    (see neurodeploy.neurons.network); graded input events are int32 (`record_inputs`). Predictions are the argmax of output spike counts,
-    ties going to the lowest class index, identically on every backend.
+    `inputs` is [N, T, n_in] and `layers[i]` is [N, T, n_i], in window time (see
+    neurodeploy.neurons.network): booleans for spikes; integers for graded events (a
+    sigma-delta network's messages, int64; graded input events, int32: `record_inputs`).
+    Predictions are the argmax of output spike counts, ties going to the lowest class index,
+    identically on every backend.
     """
 
     backend: str
@@ -130,7 +134,10 @@ class SpikeRecord:
         arrays = {"inputs_graded" if graded else "inputs":
                   self.inputs.astype(np.int32) if graded else np.packbits(self.inputs, axis=-1)}
         for i, layer in enumerate(self.layers):
-            arrays[f"layer{i}"] = np.packbits(layer, axis=-1)
+            if layer.dtype == bool:
+                arrays[f"layer{i}"] = np.packbits(layer, axis=-1)
+            else:
+                arrays[f"layer{i}_graded"] = layer.astype(np.int64)
         if self.readout is not None:
             arrays["readout"] = self.readout.astype(np.int32)
         meta = json.dumps({"backend": self.backend, "layer_names": self.layer_names,
@@ -172,7 +179,8 @@ class SpikeRecord:
                     inputs = inputs.astype(np.int32)
                 else:
                     inputs = unpack("inputs", widths[0])
-                layers = [unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
+                layers = [z[f"layer{i}_graded"].astype(np.int64) if f"layer{i}_graded" in z.files
+                          else unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
                 readout = z["readout"] if "readout" in z.files else None
                 if readout is not None and (readout.dtype == bool
                                             or not np.issubdtype(readout.dtype, np.integer)):
@@ -191,13 +199,3 @@ class SpikeRecord:
                             "simulate again")
         return record, extra
 
-
-@dataclass
-class SDNNRecord:
-    """Graded messages per layer, each [N, T, n] int64 (layer 0: the delta input layer)."""
-
-    backend: str
-    inputs: np.ndarray
-    layers: list[np.ndarray]
-    layer_names: list[str]
-    info: dict = field(default_factory=dict)

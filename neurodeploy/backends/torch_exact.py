@@ -7,6 +7,7 @@ import torch
 from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.neurons import IntNetwork, run_exact
 from neurodeploy.neurons.network import EXACT_BATCH
+from neurodeploy.neurons.sigma_delta import SDNetwork, run_stream
 
 
 def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
@@ -26,3 +27,12 @@ def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
                        layers=layers, layer_names=[layer.name for layer in net.layers],
                        info={"device": device},
                        readout=np.concatenate(volts) if net.readout else None)
+
+
+def simulate_torch_sdnn(net: SDNetwork, frames: np.ndarray) -> SpikeRecord:
+    """Integer frames [N, T, ...] streamed through a sigma-delta network in exact mode, back to
+    back through one state as Lava runs them (it cannot reset sigma-delta neurons)."""
+    frames = np.asarray(frames)
+    return SpikeRecord(backend="torch-exact (cpu)", inputs=frames.reshape(*frames.shape[:2], -1),
+                       layers=run_stream(net, frames),
+                       layer_names=[layer.name for layer in net.layers], info={"stream": True})

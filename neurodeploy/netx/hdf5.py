@@ -1,6 +1,7 @@
-"""lava-dl netx HDF5 of CUBA networks, the deployable network file: its layout, and reading it.
-Writing is in write.py, the metadata it carries in metadata.py, field readers in fields.py
-(shared with sdnn.py, the sigma-delta reader).
+"""lava-dl netx HDF5 of CUBA networks, the deployable network file: its layout, and reading it;
+`read_network` reads a file of either kind (CUBA here, sigma-delta in sdnn.py). Writing is in
+write.py, the metadata it carries in metadata.py, field readers in fields.py (shared with
+sdnn.py).
 
 Layout written (what lava-dl 0.6.0's `netx.hdf5.Network` reads; see netx/README.md there):
     layer/0     type='input', shape=[n] or [C, H, W]          (documents the input shape)
@@ -34,13 +35,14 @@ import neurodeploy.netx.fields as fields
 from neurodeploy.errors import UserError
 from neurodeploy.netx.fields import REEXPORT, ints, read, shape, text, unknown
 from neurodeploy.netx.metadata import check_architecture, metadata_from_json
-from neurodeploy.netx.sdnn import uses_sdnn
+from neurodeploy.netx.sdnn import is_sdnn, read_sdnn, uses_sdnn
 from neurodeploy.netx.write import BIAS_LIMIT, check_deployable
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
 from neurodeploy.neurons.network import INPUT_LIMIT, MAX_DELAY
 from neurodeploy.neurons.cuba import (DECAY_UNITY, NETX_DEFAULT_THRESHOLD, THRESHOLD_MAX,
                                       WEIGHT_MAX, WEIGHT_MIN)
 from neurodeploy.neurons.resonate import KINDS as RF_KINDS, RFParams
+from neurodeploy.neurons.sigma_delta import SDNetwork
 
 # Keys of a layer group that netx reads and this reader models; anything else (conv 'delay',
 # recurrent 'weight_rec', complex weights, ...) would make Lava compute something else.
@@ -286,6 +288,16 @@ def _delay(value, dims: tuple, where: str) -> np.ndarray:
         return d
     raise UserError(f"{where}: 'delay' has shape {list(d.shape)}; netx takes one value, one per "
                     f"output ({out}), one per input ({inp}) or ({out}, {inp}); {REEXPORT}")
+
+
+def read_network(path: str | Path, input_shape: tuple[int, ...] | None = None
+                 ) -> tuple[IntNetwork | SDNetwork, dict]:
+    """A netx file of either kind with the metadata we stored: the one place that chooses
+    between the CUBA reader (`read_netx`) and the sigma-delta one (`read_sdnn`), so every verb
+    and backend takes the network it returns."""
+    if is_sdnn(path):
+        return read_sdnn(path), {}
+    return read_netx(path, input_shape)
 
 
 def read_netx(path: str | Path,

@@ -328,19 +328,6 @@ def run_stream(net: SDNetwork, inputs: np.ndarray) -> list[np.ndarray]:
     return [m.reshape(n, t, -1).numpy() for m in out]
 
 
-def message_mismatches(a: list[np.ndarray], b: list[np.ndarray]) -> dict:
-    """Parity of two runs' graded messages (each per layer [N, T, n]): mismatching messages per
-    layer and timestep, their total, and the first one as (layer, sample, step, neuron)."""
-    if [x.shape for x in a] != [y.shape for y in b]:
-        raise ValueError(f"the runs differ in shape: {[x.shape for x in a]} vs "
-                         f"{[y.shape for y in b]}")
-    diff = [np.asarray(x) != np.asarray(y) for x, y in zip(a, b)]
-    first = next(((i, *map(int, np.argwhere(d)[0])) for i, d in enumerate(diff) if d.any()), None)
-    per = [d.sum(axis=(0, 2)).astype(int).tolist() for d in diff]
-    return {"per_layer_step": per, "total": int(sum(map(sum, per))),
-            "compared": int(sum(d.size for d in diff)), "first": first}
-
-
 def activity(net: SDNetwork, messages: list) -> dict:
     """Activity per layer and timestep, summed over the batch, from any run's messages (each
     [B, T, n]: `run_exact`, `run_stream` or the Lava backend's record).

@@ -300,6 +300,26 @@ included, and a conv layer its kernel once, which is what the core estimate uses
 """
 
 
+def _priced_sections(result: dict, kind: str, cards: list, body: list) -> tuple[list, list]:
+    """A priced record's energy and Loihi 2 cards and sections, added to `cards` and `body`."""
+    energy, res = result["energy"], result["resources"]
+    static = _pj(energy["static_pj"]) if energy["figures"]["static_w"] else "not modelled"
+    cards = cards + [("energy per inference", _pj(energy["per_inference_pj"]),
+                      f"dynamic {_pj(energy['dynamic_pj'])} · static {static} · "
+                      + energy["preset"]),
+                     ("latency per inference", duration(energy["latency_us"])
+                      if energy["latency_us"] else "not modelled", "estimated"),
+                     ("Loihi 2 cores", str(res["cores"]), "fits one chip"
+                      if res["fits_one_chip"] else f"needs {res['chips']} chips")]
+    return cards, body + [
+        f"<h2>Where the energy comes from ({_e(energy['preset'])})</h2><p>Every event was "
+        "counted on this record, per layer and timestep, and priced with the preset's figures "
+        f"(as `run` prices its report; reprice with `neurodeploy energy {kind}.json --preset "
+        "NAME`). Totals per inference:</p>" + _energy_trace(result),
+        f"<h2>Loihi 2 resources (estimate)</h2><p><b>{_e(res['verdict'])}</b>. "
+        f"<span class='muted'>{_e(res['source'])}</span></p>" + _resource_table(res)]
+
+
 def render_record(kind: str, result: dict, images: dict[str, bytes],
                   out_dir: Path | None = None) -> str:
     """The page of a `simulate` or `parity` run: what applies to it, from its JSON alone."""
@@ -307,7 +327,31 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
                   for k, v in images.items())
     prov = result.get("provenance") or {}
     body = []
-    if kind == "simulate":
+    if result.get("kind") == "sigma-delta":    # graded messages, streamed: no accuracy
+        backends = result["provenance"]["backends"]
+        title = (f"{kind}: {_e(result['network'])}, a sigma-delta network, on "
+                 f"{_e(', '.join(backends))}")
+        per = sum(result["messages_per_layer"].values()) / max(1, result["samples"])
+        cards = [("timesteps", str(result["timesteps"]),
+                  f"per sample, {result['samples']} samples streamed unreset"),
+                 ("messages per inference", f"{per:,.1f}", "non-zero, all layers")]
+        if "message_mismatches" in result:
+            m = result["message_mismatches"]
+            cards.insert(0, ("verdict", "identical" if not m["total"] else "differ",
+                             f"{m['total']} message mismatches in {m['compared']:,}"))
+        body.append("<h2>Messages per layer</h2>" + _table(
+            ["layer", "non-zero messages (all samples)", "per inference"],
+            [[k, f"{v:,}", f"{v / max(1, result['samples']):,.1f}"]
+             for k, v in result["messages_per_layer"].items()]))
+        body += [f"<h2>{_e(pair.split('-', 1)[1])} vs {_e(pair.split('-', 1)[0])}</h2><p "
+                 f"class='{'bad' if m['total'] else 'ok'}'><b>{m['total']}</b> message "
+                 f"mismatches in {m['compared']:,}"
+                 + (f"; first: {_e(m['first'])}" if m["first"] else "") + "</p>"
+                 for pair, m in result.get("comparisons", {}).items()]
+        body += [f"<p class='bad'>warning: {_e(w)}</p>" for w in result.get("warnings", ())]
+        cards, body = _priced_sections(result, kind, cards, body)
+        files = {f"{kind}.json": f"{kind}.json"}
+    elif kind == "simulate":
         title = f"simulate: {_e(result.get('network', ''))} on {_e(result['backend'])}"
         per = sum(result["spikes_per_layer"].values()) / max(1, result["samples"])
         cards = [("accuracy", f"{result['accuracy']:.4f}", f"{result['samples']} samples"),
@@ -318,24 +362,7 @@ def render_record(kind: str, result: dict, images: dict[str, bytes],
                            [[k, f"{v:,}", f"{v / max(1, result['samples']):,.1f}"]
                             for k, v in result["spikes_per_layer"].items()]))
         if "energy" in result:        # simulate.json of an older neurodeploy has none
-            energy, res = result["energy"], result["resources"]
-            static = (_pj(energy["static_pj"]) if energy["figures"]["static_w"]
-                      else "not modelled")
-            cards += [("energy per inference", _pj(energy["per_inference_pj"]),
-                       f"dynamic {_pj(energy['dynamic_pj'])} · static {static} · "
-                       + energy["preset"]),
-                      ("latency per inference", duration(energy["latency_us"])
-                       if energy["latency_us"] else "not modelled", "estimated"),
-                      ("Loihi 2 cores", str(res["cores"]), "fits one chip"
-                       if res["fits_one_chip"] else f"needs {res['chips']} chips")]
-            body.append(f"<h2>Where the energy comes from ({_e(energy['preset'])})</h2><p>Every "
-                        "event was counted on this record, per layer and timestep, and priced "
-                        "with the preset's figures (as `run` prices its report; reprice with "
-                        "`neurodeploy energy simulate.json --preset NAME`). Totals per "
-                        "inference:</p>" + _energy_trace(result))
-            body.append(f"<h2>Loihi 2 resources (estimate)</h2><p><b>{_e(res['verdict'])}</b>. "
-                        f"<span class='muted'>{_e(res['source'])}</span></p>"
-                        + _resource_table(res))
+            cards, body = _priced_sections(result, kind, cards, body)
         if result.get("quantization"):
             body.append("<h2>Quantization of the NIR graph</h2>" + _table(
                 ["layer", "scale", "weight RMS error", "threshold"],

@@ -124,4 +124,5 @@ FIGURES = {"spikes_per_layer": spikes_per_layer, "raster": raster,
            "energy_per_timestep": energy_per_timestep, "tradeoff": tradeoff}
 RECORD_FIGURES = {"simulate": {"spikes_per_layer": record_spikes,
                                "energy_per_timestep": record_energy},
-                  "parity": {"source_counts": source_counts}}
+                  "parity": {"source_counts": source_counts,      # a sigma-delta run's:
+                             "energy_per_timestep": record_energy}}   # only it is priced

@@ -73,35 +73,28 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     }
 
 
-def energy_sections(net: IntNetwork, record: SpikeRecord, labels: np.ndarray, preset: Preset,
-                    teacher_sizes: list[int] | None = None) -> dict:
+def energy_sections(net: IntNetwork | SDNetwork, record: SpikeRecord, labels: np.ndarray | None,
+                    preset: Preset, teacher_sizes: list[int] | None = None) -> dict:
     """The energy part of a record of `net`: what pricing reads (timesteps, layers, counts,
     accuracy_by_timestep, ann_baselines) and what it gives (`priced`). `run`'s report.json and
-    `simulate`'s simulate.json both come from here, so one record prices the same in either,
-    and `reprice` reads both back."""
-    return _sections(net, count_events(record, net), record, accuracy_by_timestep(record, labels),
-                     preset, teacher_sizes)
-
-
-def sdnn_energy_sections(net: SDNetwork, record, preset: Preset) -> dict:
-    """The same sections for a sigma-delta record (lava_sdnn.SDNNRecord or alike: graded
-    messages, no labels, so no accuracy per timestep)."""
-    return _sections(net, count_messages(net, record.inputs, record.layers), record, None,
-                     preset)
-
-
-def _sections(net, counts: dict, record, accuracy_by_t, preset: Preset,
-              teacher_sizes: list[int] | None = None) -> dict:
-    layers = layer_table(net, sparse=bool(getattr(record, "info", {}).get("sparse_fc_layer")))
+    `simulate`'s and `parity`'s JSON all come from here, so one record prices the same in
+    each, and `reprice` reads them back. A sigma-delta network's graded messages are counted as
+    spikes; its samples stream unreset, so it has no accuracy per timestep."""
+    sigma_delta = isinstance(net, SDNetwork)
+    if sigma_delta:
+        counts, accuracy_by_t = count_messages(net, record.inputs, record.layers), None
+    else:
+        counts = count_events(record, net)
+        accuracy_by_t = accuracy_by_timestep(record, labels)
+    layers = layer_table(net, sparse=bool(record.info.get("sparse_fc_layer")))
     measured = {
-        "timesteps": int(np.asarray(record.inputs).shape[1]),
+        "timesteps": record.timesteps,
         "accuracy_by_timestep": accuracy_by_t,
         "layers": layers,
         "counts": {"layers": record.layer_names, "counted_from": record.backend,
                    **{k: v.tolist() for k, v in counts.items()},
                    **({"graded_inputs": GRADED_INPUT_NOTE}
-                      if isinstance(record, SpikeRecord) and record.inputs.dtype != bool
-                      else {}),
+                      if not sigma_delta and record.inputs.dtype != bool else {}),
                    **({"resonate_and_fire": RESONATE_NOTE}
                       if any(getattr(layer, "resonate", False) for layer in net.layers)
                       else {})},

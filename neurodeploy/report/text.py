@@ -183,7 +183,9 @@ def summarize(report: dict, out_dir: Path) -> str:
 
 
 def simulated(result: dict) -> str:
-    """`simulate` of a CUBA network: accuracy, the files written, the energy."""
+    """`simulate`: accuracy, the files written, the energy (a sigma-delta network: `streamed`)."""
+    if result.get("kind") == "sigma-delta":
+        return f"{streamed(result)}\n  wrote {_wrote(result)}"
     return (f"{result['backend']}: accuracy {result['accuracy']:.4f} on {result['samples']} "
             f"samples (shard {result['shard']}); wrote {_wrote(result)}\n"
             f"  energy    {energy_line(result['energy'])} {_priced_by(result['energy'])}"
@@ -193,11 +195,11 @@ def simulated(result: dict) -> str:
                "figure)" if (result.get("counts") or {}).get("resonate_and_fire") else ""))
 
 
-def sigma_delta(result: dict, backends: list[str]) -> str:
-    """`simulate` or `parity` of a sigma-delta file: messages per layer, mismatches, energy."""
+def streamed(result: dict) -> str:
+    """A sigma-delta network's run on its backends: messages per layer, mismatches, energy."""
     lines = [f"{result['network']}: sigma-delta network, {len(result['messages_per_layer'])} "
              f"layers, {result['samples']} samples x {result['timesteps']} steps on "
-             f"{', '.join(backends)}"]
+             f"{', '.join(result['provenance']['backends'])}"]
     lines += [f"  warning: {w}" for w in result.get("warnings", ())]
     lines += [f"  {layer}: {count} non-zero messages"
               for layer, count in result["messages_per_layer"].items()]
@@ -207,11 +209,14 @@ def sigma_delta(result: dict, backends: list[str]) -> str:
                      + (f"; first {m['first']}" if m["first"] else ""))
     lines.append(f"  energy    {energy_line(result['energy'])} [{result['energy']['preset']}; "
                  "graded messages priced as spikes]")
-    return "\n".join([*lines, f"  wrote {_wrote(result)}"])
+    return "\n".join(lines)
 
 
 def compared(result: dict) -> str:
-    """`parity`: accuracy per backend, each comparison's mismatches (the reset note aside)."""
+    """`parity`: accuracy per backend, each comparison's mismatches (the reset note aside; a
+    sigma-delta network: `streamed`)."""
+    if result.get("kind") == "sigma-delta":
+        return streamed(result)
     first = result["records"][0]
     lines = [f"parity of {result['network']} on {result['samples']} samples "
              f"({first.timesteps} steps, {len(first.layers)} layers)"]
@@ -253,7 +258,7 @@ def compared(result: dict) -> str:
 
 def compared_tail(result: dict) -> str:
     """`parity`, after the reset note: what the assumed reset changes, the files written."""
-    reset = result["reset"]
+    reset = result.get("reset")
     return "\n".join(
         ([f"  float, reset to zero (assumed) vs by subtraction: predictions agree "
           f"{100 * reset['prediction_agreement_zero_vs_subtract']:.2f}%"]
