@@ -22,7 +22,7 @@ from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import load_checkpoint
 from neurodeploy.energy import storage_estimates
 from neurodeploy.errors import UserError
-from neurodeploy.files import file_digest, package_versions, writable_dir, write_json
+from neurodeploy.files import file_digest, versions, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, reset_assumption, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.inputs import encoded_test_split
@@ -31,10 +31,6 @@ from neurodeploy.netx.metadata import check_metadata, execution, network_metadat
 from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.report.summary import remove_reports
-
-
-def _versions() -> dict:
-    return package_versions(("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"))
 
 
 @contextlib.contextmanager
@@ -107,7 +103,7 @@ def write_deployment(integer: IntNetwork, meta: dict, out_dir: str | Path, extra
         write_netx(net, net_path, graph_metadata(graph, str(nir_path)))
         manifest = {
             **meta,
-            "versions": _versions(),
+            "versions": versions(),
             "files": {"student.nir": file_digest(nir_path), "network.net": file_digest(net_path)},
             "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
                         "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},

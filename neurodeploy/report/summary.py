@@ -22,7 +22,7 @@ from neurodeploy.energy.counting import GRADED_INPUT_NOTE, RESONATE_NOTE, count_
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
 from neurodeploy.energy.report_file import network_digest, read_report
-from neurodeploy.files import file_digest, package_versions
+from neurodeploy.files import file_digest, versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork
@@ -159,9 +159,8 @@ def deployed_accuracy(report: dict) -> float:
 
 def generated() -> dict:
     """When and with what a report was made (its provenance block shows it)."""
-    versions = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy"))
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions}
+            "versions": versions()}
 
 
 def priced(result: dict, preset) -> dict:
