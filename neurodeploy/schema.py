@@ -30,6 +30,17 @@ _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
            "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
 
 
+def written(model: type[BaseModel], data: dict) -> dict:
+    """`data` as the file `model` describes is written: validated by the model its reader uses
+    (a writer's mistake fails here, not in a user's hands), every section one the model
+    declares, and the keys given, no defaults added (`exclude_unset`)."""
+    built = model.model_validate(data)
+    if built.model_extra:
+        raise ValueError(f"{model.__name__}: sections {sorted(built.model_extra)} are not "
+                         "declared; add them to the model")
+    return built.model_dump(exclude_unset=True)
+
+
 def read_text(path: Path, what: str) -> str:
     """A file's text as UTF-8; anything else is a UserError naming the file."""
     if path.is_dir():

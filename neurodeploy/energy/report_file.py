@@ -1,5 +1,6 @@
-"""The part of report.json (or simulate.json) that `neurodeploy energy` reprices, as a pydantic
-schema.
+"""report.json as a pydantic schema: `report.summary.report` builds it and writes its dump,
+`neurodeploy energy` validates a report with it before repricing (simulate.json: the priced
+part, `PricedRecord`).
 
 Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
 negative, NaN or infinite energies: the sections that pricing reads are checked for type,
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -106,6 +107,40 @@ class Provenance(BaseModel):
     network_sha256: str
 
 
+class Generated(BaseModel):
+    """When and with what a file was made (`report.summary.generated`)."""
+    model_config = _OPEN
+    date: str
+    versions: dict[str, str | None]        # files.versions(): None where not installed
+
+
+Section = dict[str, Any]     # built and described by the module that computes it
+
+
+class Report(PricedReport):
+    """report.json, as `run` and `explore` write it. Only what pricing reads is required, so
+    an older report (or a hand-made one) still reprices; the rest is checked where present."""
+    recipe: str | None = None
+    dataset: Section | None = None                # the netx metadata's, as exported
+    encoding: Section | None = None
+    backend: str | None = None                    # the backend that ran the deployed record
+    provenance: Provenance | None = None          # backends.record.provenance
+    timing: dict[str, float] | None = None        # seconds per stage of `run`
+    training: Section | None = None
+    artifacts: dict[str, str] | None = None       # the run folder's files, by role
+    samples: Annotated[int, Field(ge=0)] | None = None
+    accuracy: dict[str, float | None] | None = None   # student_deployed (older: student_lava)
+    parity: Section | None = None                 # parity.compare: deployed vs exact record
+    source_parity: Section | None = None          # parity.compare_source, or {"skipped": why}
+    neurobench: Section | None = None             # energy.neurobench.neurobench_metrics
+    generated: Generated | None = None
+    raster: dict[str, list[list[int]]] | None = None   # (t, neuron) spikes of sample 0
+    energy: Section | None = None                 # priced: energy.estimate.price
+    per_timestep: list[Section] | None = None
+    timestep_sweep: list[Section] | None = None
+    resources: Section | None = None
+
+
 class PricedRecord(PricedReport):
     """simulate.json: the same sections; the network is its path, its hash in provenance."""
     network: str
@@ -151,7 +186,7 @@ def read_report(path: str | Path) -> dict:
         raise UserError(f"{path}: field counts: missing, so there is nothing to price (a "
                         "simulate.json of an older neurodeploy, or of `merge`); "
                         f"{FIX_RECORD}")
-    schema = PricedRecord if record else PricedReport
+    schema = PricedRecord if record else Report
     try:
         schema.model_validate(data)
     except ValidationError as e:

@@ -21,12 +21,13 @@ from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_event
 from neurodeploy.energy.counting import GRADED_INPUT_NOTE, RESONATE_NOTE, count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
-from neurodeploy.energy.report_file import network_digest, read_report
+from neurodeploy.energy.report_file import Report, network_digest, read_report
 from neurodeploy.files import file_digest, versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork
 from neurodeploy.recipe import EnergyCfg
+from neurodeploy.schema import written
 from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
 
 DEFAULT_PRESET = EnergyCfg().preset   # what `run` prices with unless a recipe names another
@@ -43,7 +44,8 @@ def duration(us: float, micro: str = "µs") -> str:
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
            preset_name: str, teacher_sizes: list[int] | None = None,
            extra: dict | None = None) -> dict:
-    """report.json: accuracy, parity, counted events and their price, resources, baselines.
+    """report.json (energy.report_file.Report): accuracy, parity, counted events and their
+    price, resources, baselines; `extra`: the caller's sections, declared by Report too.
 
     The counts (means per inference, per layer and timestep) are kept in the report, so
     `reprice` can apply another preset without simulating again.
@@ -51,7 +53,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     par = compare(reference, deployed, labels)
     sections = energy_sections(net, deployed, labels, load_preset(preset_name), teacher_sizes)
     source = source_parity(net, deployed, labels)
-    return {
+    return written(Report, {
         **(extra or {}),
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
@@ -70,7 +72,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
                    for name, s in zip(deployed.layer_names, deployed.layers)},
         **sections,
-    }
+    })
 
 
 def energy_sections(net: IntNetwork, record: SpikeRecord, labels: np.ndarray, preset: Preset,
