@@ -20,6 +20,7 @@ from neurodeploy.distill.losses import build_loss, check_term
 from neurodeploy.energy.presets import load_preset
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import CubaParams
+from neurodeploy.neurons.cuba import THRESHOLD_MAX
 from neurodeploy.schema import Levels, Timesteps, one_line, one_of, read_yaml
 
 # The shipped recipes: inside an installed package (pyproject.toml maps models/ to
@@ -155,7 +156,7 @@ class StudentCfg(BaseModel):
     neuron: NeuronCfg = NeuronCfg()
     readout: bool = False   # true: non-spiking last layer, predictions from summed voltage
     # per-layer thresholds (one per conv, hidden and output layer) instead of neuron.threshold
-    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=2 ** 17 - 1)]],
+    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=THRESHOLD_MAX)]],
                           Field(max_length=129)] = []
     init_gain: Annotated[float, Field(gt=0, le=100)] = 1.0   # x Kaiming: use the 8-bit grid
     recurrent: bool = False   # true: each hidden dense layer also gets its own spikes, 1 step late
