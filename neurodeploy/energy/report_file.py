@@ -1,6 +1,6 @@
-"""report.json as a pydantic schema: `report.summary.report` builds it and writes its dump,
-`neurodeploy energy` validates a report with it before repricing (simulate.json: the priced
-part, `PricedRecord`).
+"""report.json and simulate.json as pydantic schemas, one per file for writing and reading:
+`report.summary` builds them and writes their dump (`Report`; `Record`, or `PricedRecord` when
+priced), `neurodeploy energy` validates a file with them before repricing.
 
 Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
 negative, NaN or infinite energies: the sections that pricing reads are checked for type,
@@ -73,8 +73,11 @@ class Network(BaseModel):
     sha256: str | None = None
 
 
+Section = dict[str, Any]     # built and described by the module that computes it
+
+
 class PricedReport(BaseModel):
-    """What `report.summary.priced` reads from a report; the rest is kept as it is."""
+    """What `report.summary.priced` reads from a report (required) and what it gives."""
     model_config = _OPEN
     timesteps: Timesteps
     layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
@@ -82,6 +85,10 @@ class PricedReport(BaseModel):
     accuracy_by_timestep: list[Annotated[float, Field(ge=0, le=1)]] | None  # None: no labels
     ann_baselines: list[Baseline]
     network: Network | None = None
+    energy: Section | None = None                 # priced: energy.estimate.price
+    per_timestep: list[Section] | None = None
+    timestep_sweep: list[Section] | None = None
+    resources: Section | None = None
 
     @model_validator(mode="after")
     def _shapes(self):
@@ -114,9 +121,6 @@ class Generated(BaseModel):
     versions: dict[str, str | None]        # files.versions(): None where not installed
 
 
-Section = dict[str, Any]     # built and described by the module that computes it
-
-
 class Report(PricedReport):
     """report.json, as `run` and `explore` write it. Only what pricing reads is required, so
     an older report (or a hand-made one) still reprices; the rest is checked where present."""
@@ -135,14 +139,33 @@ class Report(PricedReport):
     neurobench: Section | None = None             # energy.neurobench.neurobench_metrics
     generated: Generated | None = None
     raster: dict[str, list[list[int]]] | None = None   # (t, neuron) spikes of sample 0
-    energy: Section | None = None                 # priced: energy.estimate.price
-    per_timestep: list[Section] | None = None
-    timestep_sweep: list[Section] | None = None
-    resources: Section | None = None
 
 
-class PricedRecord(PricedReport):
-    """simulate.json: the same sections; the network is its path, its hash in provenance."""
+class Record(BaseModel):
+    """simulate.json, as `simulate` and `merge` write it (`report.summary.record_summary`):
+    one record's accuracy and spikes. Every section is optional for a reader, as in Report."""
+    model_config = _OPEN
+    backend: str | None = None
+    samples: Annotated[int, Field(ge=0)] | None = None
+    timesteps: Annotated[int, Field(ge=1)] | None = None
+    accuracy: float | None = None
+    network: str | None = None                    # the file simulated, as given
+    shard: str | None = None                      # "i/n": the i-th of n equal slices
+    merged: list[str] | None = None               # `merge`: the chunk directories joined
+    provenance: Section | None = None             # backends.record.provenance
+    quantization: list[Section] | None = None     # what lowering a NIR graph rounded
+    warnings: list[str] | None = None
+    reset: str | None = None                      # a foreign graph's reset assumption
+    generated: Generated | None = None
+    spikes_per_layer: dict[str, int] | None = None
+    spikes_per_layer_timestep: dict[str, list[float]] | None = None   # mean per inference
+    predictions: list[int] | None = None
+    labels: list[int] | None = None
+
+
+class PricedRecord(PricedReport, Record):
+    """simulate.json with the energy sections (`simulate`'s, and a sigma-delta network's):
+    the network is its path, its hash in provenance."""
     network: str
     provenance: Provenance
 

@@ -21,7 +21,8 @@ from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_event
 from neurodeploy.energy.counting import GRADED_INPUT_NOTE, RESONATE_NOTE, count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
-from neurodeploy.energy.report_file import Report, network_digest, read_report
+from neurodeploy.energy.report_file import (PricedRecord, Record, Report, network_digest,
+                                            read_report)
 from neurodeploy.files import file_digest, versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
@@ -128,15 +129,16 @@ def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) ->
 
 def record_summary(record: SpikeRecord, labels: np.ndarray, **extra) -> dict:
     """simulate.json (of `simulate` and `merge`): the record's accuracy, spikes per layer (and
-    per timestep, for the page's figure), predictions and labels, with `extra` sections."""
-    return {"backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
-            "accuracy": record.accuracy(labels), **extra, "generated": generated(),
-            "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
-                                                                  record.layers)},
-            "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
-                n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
-                for n, s in zip(record.layer_names, record.layers)},
-            "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()}
+    per timestep, for the page's figure), predictions and labels, with `extra` sections; a
+    PricedRecord when they are the energy sections, else a Record (energy.report_file)."""
+    return written(PricedRecord if "counts" in extra else Record, {
+        "backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
+        "accuracy": record.accuracy(labels), **extra, "generated": generated(),
+        "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names, record.layers)},
+        "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
+            n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
+            for n, s in zip(record.layer_names, record.layers)},
+        "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()})
 
 
 def remove_reports(out_dir: Path, network_sha256: str | None = None) -> None:
