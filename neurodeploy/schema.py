@@ -33,12 +33,13 @@ _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
 def written(model: type[BaseModel], data: dict) -> dict:
     """`data` as the file `model` describes is written: validated by the model its reader uses
     (a writer's mistake fails here, not in a user's hands), every section one the model
-    declares, and the keys given, no defaults added (`exclude_unset`)."""
+    declares, and the sections given in their order, no defaults added (`exclude_unset`)."""
     built = model.model_validate(data)
     if built.model_extra:
         raise ValueError(f"{model.__name__}: sections {sorted(built.model_extra)} are not "
                          "declared; add them to the model")
-    return built.model_dump(exclude_unset=True)
+    dumped = built.model_dump(exclude_unset=True)
+    return {key: dumped[key] for key in data}
 
 
 def read_text(path: Path, what: str) -> str:
