@@ -45,11 +45,13 @@ from neurodeploy.graph import reset_assumption
 from neurodeploy.inputs import check_input_bits, encoded_test_split, load_inputs
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import SpikingNet
+from neurodeploy.parity import Parity
 from neurodeploy.preflight import check_backend, default_out, output_dir, resolve_device
 from neurodeploy.recipe import Recipe, load_recipe, override, recipe_from_dict
 from neurodeploy.report import write_html, write_record_html
 from neurodeploy.report.summary import (DEFAULT_PRESET, energy_sections, record_summary, report,
                                         reprice)
+from neurodeploy.schema import written
 
 __all__ = ["distill", "energy", "explore", "export", "inspect", "merge", "parity", "report",
            "run", "simulate", "tune"]
@@ -317,7 +319,7 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
                                             input_shape, device, reference, input_bits)
         wrote = []
         if folder:
-            write_json(folder / "parity.json", result)
+            write_json(folder / "parity.json", written(Parity, result))
             wrote = [folder / "parity.json", write_record_html("parity", result, folder)]
     return {**result, "records": records, "wrote": wrote}
 

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Iterator
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,10 +33,9 @@ from neurodeploy.netx.metadata import (Metadata, check_metadata, execution, netw
 from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.report.summary import remove_reports
-from neurodeploy.schema import Timesteps, problem, written
+from neurodeploy.schema import Section, Timesteps, problem, written
 
 _OPEN = ConfigDict(strict=True, extra="allow")
-Section = dict[str, Any]     # built and described by the module that computes it
 
 
 class NetworkSize(BaseModel):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typing_extensions
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.errors import UserError
 
@@ -21,6 +21,15 @@ from neurodeploy.errors import UserError
 MAX_TIMESTEPS = 4096        # steps per sample, wherever T is given: recipes, files, reports
 Timesteps = typing.Annotated[int, Field(ge=1, le=MAX_TIMESTEPS)]
 Levels = typing.Annotated[int, Field(ge=1, le=256)]     # thermometer channels per input
+Section = dict[str, typing.Any]   # a file's section, built and described where it is computed
+
+
+class Generated(BaseModel):
+    """When and with what a file was made (`report.summary.generated`); every record carries it."""
+    model_config = ConfigDict(strict=True, extra="allow")
+    date: str
+    versions: dict[str, str | None]        # files.versions(): None where not installed
+
 
 _TYPES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
           "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",

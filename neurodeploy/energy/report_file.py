@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurodeploy.errors import UserError
-from neurodeploy.schema import MAX_TIMESTEPS, Timesteps, one_line, read_text
+from neurodeploy.schema import MAX_TIMESTEPS, Generated, Section, Timesteps, one_line, read_text
 
 FIX = "re-run `neurodeploy run` to write a fresh report"
 FIX_RECORD = "re-run `neurodeploy simulate` to write a fresh simulate.json"
@@ -73,9 +73,6 @@ class Network(BaseModel):
     sha256: str | None = None
 
 
-Section = dict[str, Any]     # built and described by the module that computes it
-
-
 class PricedReport(BaseModel):
     """What `report.summary.priced` reads from a report (required) and what it gives."""
     model_config = _OPEN
@@ -112,13 +109,6 @@ class PricedReport(BaseModel):
 class Provenance(BaseModel):
     model_config = _OPEN
     network_sha256: str
-
-
-class Generated(BaseModel):
-    """When and with what a file was made (`report.summary.generated`)."""
-    model_config = _OPEN
-    date: str
-    versions: dict[str, str | None]        # files.versions(): None where not installed
 
 
 class Report(PricedReport):
