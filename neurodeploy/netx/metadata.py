@@ -40,7 +40,7 @@ _OPEN = ConfigDict(strict=True, extra="allow")
 class Encoding(BaseModel):
     """How intensities become spikes (data/encoding.py); its T is the network's `timesteps`."""
     model_config = _OPEN
-    name: str = "rate"
+    name: str = "rate"                      # rate | thermometer (data/encoding.py)
     levels: Levels = None                   # thermometer only
 
     @field_validator("name")
