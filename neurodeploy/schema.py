@@ -42,13 +42,21 @@ _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
 def written(model: type[BaseModel], data: dict) -> dict:
     """`data` as the file `model` describes is written: validated by the model its reader uses
     (a writer's mistake fails here, not in a user's hands), every section one the model
-    declares, and the sections given in their order, no defaults added (`exclude_unset`)."""
+    declares, and the keys given in their order, no defaults added (`exclude_unset`)."""
     built = model.model_validate(data)
     if built.model_extra:
         raise ValueError(f"{model.__name__}: sections {sorted(built.model_extra)} are not "
                          "declared; add them to the model")
-    dumped = built.model_dump(exclude_unset=True)
-    return {key: dumped[key] for key in data}
+    return _in_order(built.model_dump(exclude_unset=True), data)
+
+
+def _in_order(dumped, given):
+    """`dumped` with its mappings' keys in the order of `given` (a dump lists fields first)."""
+    if isinstance(dumped, dict) and isinstance(given, dict):
+        return {key: _in_order(dumped[key], given[key]) for key in given}
+    if isinstance(dumped, list) and isinstance(given, (list, tuple)):
+        return [_in_order(d, g) for d, g in zip(dumped, given)]
+    return dumped
 
 
 def read_text(path: Path, what: str) -> str:
