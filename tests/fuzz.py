@@ -339,30 +339,39 @@ def one_of(*names):
     return lambda v: isinstance(v, str) and v in names
 
 
+def fields_of(model, rules: dict) -> tuple[dict, tuple]:
+    """A section's spec: `rules`, and every other field `model` declares judged may-accept, so
+    the keys the oracle knows are the schema's (a field added to it is not an unknown key)."""
+    return {**{k: lambda v: None for k in model.model_fields}, **rules}, ()
+
+
 BOOL = lambda v: isinstance(v, bool)  # noqa: E731
 RECIPE = {
     "name": STR,
-    "dataset": ({"name": lambda v: v in ("digits", "fashion-mnist"), "split_seed": SEED,
-                 "train_samples": declared(rc.DatasetCfg, "train_samples"),
-                 "val_samples": declared(rc.DatasetCfg, "val_samples")}, ()),
-    "encoding": ({"name": lambda v: v in ("rate", "thermometer"), "timesteps": T,
-                  "levels": declared(Levels)}, ()),
-    "teacher": ({"conv": list_of(WIDTH), "hidden": list_of(WIDTH), "spiking": BOOL,
-                 "epochs": EPOCHS, "lr": LR, "batch_size": BATCH, "seed": SEED,
-                 "weight_decay": declared(rc.TeacherCfg, "weight_decay"),
-                 "augment": one_of("none", "crop", "crop_flip"),
-                 "schedule": one_of("constant", "cosine", "onecycle")}, ()),
-    "student": ({"conv": list_of(CONV), "hidden": list_of(WIDTH),
-                 "neuron": ({"i_decay": DECAY, "v_decay": DECAY, "threshold": THRESHOLD}, ()),
-                 "readout": BOOL, "recurrent": BOOL,
-                 "init_gain": declared(rc.StudentCfg, "init_gain"),
-                 "thresholds": list_of(THRESHOLD)}, ()),
-    "distill": ({"epochs": EPOCHS, "lr": LR, "batch_size": BATCH, "seed": SEED,
-                 "weight_decay": declared(rc.DistillCfg, "weight_decay"),
-                 "chain": list_of(chain_rule),
-                 "validate_every": declared(rc.DistillCfg, "validate_every"),
-                 "losses": list_of(loss_rule, nonempty=True)}, ()),
-    "energy": ({"preset": preset_ok}, ()),
+    "dataset": fields_of(rc.DatasetCfg, {
+        "name": lambda v: v in ("digits", "fashion-mnist"), "split_seed": SEED,
+        "train_samples": declared(rc.DatasetCfg, "train_samples"),
+        "val_samples": declared(rc.DatasetCfg, "val_samples")}),
+    "encoding": fields_of(rc.EncodingCfg, {
+        "name": lambda v: v in ("rate", "thermometer"), "timesteps": T,
+        "levels": declared(Levels)}),
+    "teacher": fields_of(rc.TeacherCfg, {
+        "conv": list_of(WIDTH), "hidden": list_of(WIDTH), "spiking": BOOL, "epochs": EPOCHS,
+        "lr": LR, "batch_size": BATCH, "seed": SEED,
+        "weight_decay": declared(rc.TeacherCfg, "weight_decay"),
+        "augment": one_of("none", "crop", "crop_flip"),
+        "schedule": one_of("constant", "cosine", "onecycle")}),
+    "student": fields_of(rc.StudentCfg, {
+        "conv": list_of(CONV), "hidden": list_of(WIDTH),
+        "neuron": ({"i_decay": DECAY, "v_decay": DECAY, "threshold": THRESHOLD}, ()),
+        "readout": BOOL, "recurrent": BOOL, "init_gain": declared(rc.StudentCfg, "init_gain"),
+        "thresholds": list_of(THRESHOLD)}),
+    "distill": fields_of(rc.DistillCfg, {
+        "epochs": EPOCHS, "lr": LR, "batch_size": BATCH, "seed": SEED,
+        "weight_decay": declared(rc.DistillCfg, "weight_decay"), "chain": list_of(chain_rule),
+        "validate_every": declared(rc.DistillCfg, "validate_every"),
+        "losses": list_of(loss_rule, nonempty=True)}),
+    "energy": fields_of(rc.EnergyCfg, {"preset": preset_ok}),
 }
 
 
