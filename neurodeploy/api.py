@@ -45,11 +45,13 @@ from neurodeploy.inputs import check_input_bits, encoded_test_split, load_frames
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import SpikingNet
 from neurodeploy.neurons.sigma_delta import SDNetwork
+from neurodeploy.parity import Parity
 from neurodeploy.preflight import check_backend, default_out, output_dir, resolve_device
 from neurodeploy.recipe import Recipe, load_recipe, override, recipe_from_dict
 from neurodeploy.report import write_html, write_record_html
 from neurodeploy.report.summary import (DEFAULT_PRESET, energy_sections, record_summary, report,
                                         reprice)
+from neurodeploy.schema import written
 
 __all__ = ["distill", "energy", "explore", "export", "inspect", "merge", "parity", "report",
            "run", "simulate", "tune"]
@@ -310,7 +312,8 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
             return _inputs(meta, net, data, samples, timesteps, network, input_bits, inputs)
         result, records = simulation.parity(network, chosen, backends, progress, timeout, dt,
                                             input_shape, device, reference, input_bits)
-        wrote = _write("parity", result, folder)
+        streamed = result.get("kind") == "sigma-delta"     # its own sections, not yet a model
+        wrote = _write("parity", result if streamed else written(Parity, result), folder)
     return {**result, "records": records, "wrote": wrote}
 
 

@@ -14,28 +14,68 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Annotated, Iterator
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import load_checkpoint
 from neurodeploy.energy import storage_estimates
 from neurodeploy.errors import UserError
-from neurodeploy.files import file_digest, package_versions, writable_dir, write_json
+from neurodeploy.files import file_digest, versions, writable_dir, write_json
 from neurodeploy.graph import from_nir, lower_nir, read_nir, reset_assumption, to_nir, write_nir
 from neurodeploy.graph.nir_io import graph_metadata
 from neurodeploy.inputs import encoded_test_split
 from neurodeploy.netx import read_network, write_netx
-from neurodeploy.netx.metadata import check_metadata, execution, network_metadata
+from neurodeploy.netx.metadata import (Metadata, check_metadata, execution, network_metadata,
+                                       without_copies_of_t)
 from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork, describe
 from neurodeploy.report.summary import remove_reports
+from neurodeploy.schema import Section, Timesteps, problem, written
+
+_OPEN = ConfigDict(strict=True, extra="allow")
 
 
-def _versions() -> dict:
-    return package_versions(("neurodeploy", "torch", "nir", "lava-nc", "lava-dl", "numpy", "h5py"))
+class NetworkSize(BaseModel):
+    model_config = _OPEN
+    sizes: list[int]
+    neurons: int
+    synapses: int                                 # non-zero weights
+
+
+class Execution(BaseModel):
+    """How to run network.net on netx as the Lava backend does (netx.metadata.execution)."""
+    model_config = _OPEN
+    reset_interval: Timesteps                     # a copy of `timesteps`, for netx's readers
+    netx_reset_offset: int
+    pipeline_delay_steps: int
+
+
+class Manifest(Metadata):
+    """manifest.json, as `export` and `tune` write it next to student.nir and network.net (the
+    network's metadata, plus what the files are), and as `check_manifest` reads it back: only
+    `files` is required of a manifest, the rest is checked where present."""
+    versions: dict[str, str | None] = None        # files.versions()
+    files: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]]   # name: sha256
+    network: NetworkSize = None
+    execution: Execution = None
+    accuracy: Section = None                      # export: the deployed (exact) test accuracy
+    training: Section | None = None               # export: how the checkpoint was trained
+    source: Section = None                        # export_graph, tune: the foreign NIR graph
+    quantization_report: list[Section] = None     # export_graph: what lowering rounded
+    inputs: Section = None                        # tune: the spike trains it tuned on
+    tune: Section = None                          # tune: split, losses, training, kept
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_t(cls, data):
+        """Refuse a copy of T as Metadata does, but keep the copies: the manifest writes them
+        for whoever runs network.net on netx directly."""
+        without_copies_of_t(data)
+        return data
 
 
 @contextlib.contextmanager
@@ -106,17 +146,16 @@ def write_deployment(integer: IntNetwork, meta: dict, out_dir: str | Path, extra
         graph = read_nir(nir_path)                # NIR is the boundary: lower what was written
         net = from_nir(graph, str(nir_path))
         write_netx(net, net_path, graph_metadata(graph, str(nir_path)))
-        manifest = {
+        manifest = written(Manifest, {
             **meta,
-            "versions": _versions(),
+            "versions": versions(),
             "files": {"student.nir": file_digest(nir_path), "network.net": file_digest(net_path)},
             "network": {"sizes": net.sizes, "neurons": sum(layer.size for layer in net.layers),
                         "synapses": int(sum((layer.weight != 0).sum() for layer in net.layers))},
             **extra,
             "execution": execution(meta, net),
-        }
-        if accuracy is not None:
-            manifest["accuracy"] = accuracy(net)
+            **({"accuracy": accuracy(net)} if accuracy is not None else {}),
+        })
         write_json(Path(tmp) / "manifest.json", manifest)
         (out_dir / "manifest.json").unlink(missing_ok=True)   # never describes other files
         remove_reports(out_dir, manifest["files"]["network.net"])   # nor a report
@@ -151,6 +190,14 @@ def check_manifest(network: Path) -> None:
         raise UserError(f"{network}: its sha256 differs from the one {path} lists "
                         f"(field files.{network.name}); the two come from different exports: "
                         "export again, or move the network out of that directory")
+    try:
+        Manifest.model_validate(manifest)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        field, what = problem(err, Manifest, yaml=False)
+        what = "missing" if err["type"] == "missing" else what
+        raise UserError(f"{path}: {f'field {field}: ' if field else ''}{what}; the manifest is "
+                        "damaged: export again") from None
 
 
 def inspect(path: str | Path, dt: float | None = None) -> dict:

@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distill spiking students in PyTorch, export through NIR to lava-dl netx, "
                     "and run them on Lava (Loihi 2) with spikes, energy and parity.")
     parser.add_argument("--version", action=_Version,
-                        help="print the versions of neurodeploy, torch, lava-nc, lava-dl, nir")
+                        help="print the versions of neurodeploy, torch, lava-nc, lava-dl, nir, "
+                             "numpy, h5py")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
                                 help="what to do; `neurodeploy VERB --help` shows its examples")
 

@@ -103,10 +103,14 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def package_versions(names) -> dict:
-    """Installed versions of `names` (None where absent): what a record or bug report cites."""
+STACK = ("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy", "h5py")
+
+
+def versions() -> dict:
+    """Installed versions of the stack (None where absent): what every file neurodeploy writes
+    cites, and what `--version` prints; one list, so a record and a bug report name the same."""
     out = {}
-    for name in names:
+    for name in STACK:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

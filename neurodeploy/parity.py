@@ -7,9 +7,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.errors import UserError
+from neurodeploy.schema import Generated, Section
+
+
+class Parity(BaseModel):
+    """parity.json, as `parity` writes it: simulation.parity computes it, api.parity writes
+    the dump of this model (schema.written) of it."""
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+    network: str                                  # the file compared, as given
+    samples: int
+    provenance: Section                           # backends.record.provenance
+    accuracy: dict[str, float]                    # per backend (and --reference file)
+    comparisons: list[Section]                    # compare: each deployed backend vs the first
+    source: list[Section]                         # compare_source: float vs each deployed one
+    reference: list[Section]                      # compare_reference: each vs --reference
+    spike_mismatches: int                         # over the comparisons: 0 is exact parity
+    readout_voltage_mismatches: int
+    warnings: list[str]
+    reset: str | Section | None                   # a foreign graph's reset assumption
+    generated: Generated
 
 
 def message_mismatches(a: list[np.ndarray], b: list[np.ndarray]) -> dict:

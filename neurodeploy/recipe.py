@@ -10,17 +10,17 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
-                      field_validator, model_validator)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Required, TypedDict
 
-from neurodeploy.data.datasets import DATASETS
-from neurodeploy.data.encoding import ENCODINGS, encoding_spec
+from neurodeploy.data.encoding import encoding_spec
 from neurodeploy.distill.losses import build_loss, check_term
 from neurodeploy.energy.presets import load_preset
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import CubaParams
-from neurodeploy.schema import Levels, Timesteps, one_line, one_of, read_yaml
+from neurodeploy.neurons.cuba import THRESHOLD_MAX
+from neurodeploy.netx.metadata import DatasetRef, Encoding
+from neurodeploy.schema import Levels, Timesteps, one_line, read_yaml
 
 # The shipped recipes: inside an installed package (pyproject.toml maps models/ to
 # neurodeploy/models in the wheel), else models/ beside the package in a checkout.
@@ -61,7 +61,9 @@ class ChainSpec(TypedDict, total=False):
     hidden: Layers
 
 
-class DatasetCfg(BaseModel):
+class DatasetCfg(DatasetRef):
+    """The recipe's data: the network metadata's reference (netx.metadata.DatasetRef), with a
+    default, a bounded seed, your own file and training subsets."""
     model_config = STRICT
     name: str = "digits"
     split_seed: Seed = 0
@@ -77,11 +79,6 @@ class DatasetCfg(BaseModel):
             return {"name": "file", **data}
         return data
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        return one_of(name, sorted(DATASETS), "dataset")
-
     @model_validator(mode="after")
     def _file_iff_named_file(self):
         if (self.name == "file") != (self.file is not None):
@@ -90,16 +87,12 @@ class DatasetCfg(BaseModel):
         return self
 
 
-class EncodingCfg(BaseModel):
+class EncodingCfg(Encoding):
+    """The recipe's encoding: the network metadata's (netx.metadata.Encoding) with its T and
+    defaults."""
     model_config = STRICT
-    name: str = "rate"          # rate | thermometer (see neurodeploy/data/encoding.py)
     timesteps: Timesteps = 16
     levels: Levels = 4          # thermometer channels per input
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        return one_of(name, list(ENCODINGS), "encoding")
 
     def metadata(self) -> dict:
         """What an exported network records so any backend can encode its inputs."""
@@ -155,7 +148,7 @@ class StudentCfg(BaseModel):
     neuron: NeuronCfg = NeuronCfg()
     readout: bool = False   # true: non-spiking last layer, predictions from summed voltage
     # per-layer thresholds (one per conv, hidden and output layer) instead of neuron.threshold
-    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=2 ** 17 - 1)]],
+    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=THRESHOLD_MAX)]],
                           Field(max_length=129)] = []
     init_gain: Annotated[float, Field(gt=0, le=100)] = 1.0   # x Kaiming: use the 8-bit grid
     recurrent: bool = False   # true: each hidden dense layer also gets its own spikes, 1 step late

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typing_extensions
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurodeploy.errors import UserError
 
@@ -21,6 +21,15 @@ from neurodeploy.errors import UserError
 MAX_TIMESTEPS = 4096        # steps per sample, wherever T is given: recipes, files, reports
 Timesteps = typing.Annotated[int, Field(ge=1, le=MAX_TIMESTEPS)]
 Levels = typing.Annotated[int, Field(ge=1, le=256)]     # thermometer channels per input
+Section = dict[str, typing.Any]   # a file's section, built and described where it is computed
+
+
+class Generated(BaseModel):
+    """When and with what a file was made (`report.summary.generated`); every record carries it."""
+    model_config = ConfigDict(strict=True, extra="allow")
+    date: str
+    versions: dict[str, str | None]        # files.versions(): None where not installed
+
 
 _TYPES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
           "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
@@ -28,6 +37,26 @@ _TYPES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true
           "int_from_float": "an integer"}
 _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
            "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
+
+
+def written(model: type[BaseModel], data: dict) -> dict:
+    """`data` as the file `model` describes is written: validated by the model its reader uses
+    (a writer's mistake fails here, not in a user's hands), every section one the model
+    declares, and the keys given in their order, no defaults added (`exclude_unset`)."""
+    built = model.model_validate(data)
+    if built.model_extra:
+        raise ValueError(f"{model.__name__}: sections {sorted(built.model_extra)} are not "
+                         "declared; add them to the model")
+    return _in_order(built.model_dump(exclude_unset=True), data)
+
+
+def _in_order(dumped, given):
+    """`dumped` with its mappings' keys in the order of `given` (a dump lists fields first)."""
+    if isinstance(dumped, dict) and isinstance(given, dict):
+        return {key: _in_order(dumped[key], given[key]) for key in given}
+    if isinstance(dumped, list) and isinstance(given, (list, tuple)):
+        return [_in_order(d, g) for d, g in zip(dumped, given)]
+    return dumped
 
 
 def read_text(path: Path, what: str) -> str:

@@ -49,8 +49,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pydantic import TypeAdapter  # noqa: E402
+
+from neurodeploy import recipe as rc  # noqa: E402
 from neurodeploy.cli import main as cli_main  # noqa: E402
+from neurodeploy.distill.losses import RANGES as LOSS_RANGES  # noqa: E402
+from neurodeploy.energy import presets, report_file  # noqa: E402
 from neurodeploy.errors import UserError  # noqa: E402
+from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX  # noqa: E402
+from neurodeploy.schema import Levels, Timesteps  # noqa: E402
 
 SEED_RUN = Path(os.environ.get("FUZZ_SEED_DIR", "/tmp/fuzzseed"))
 RESULT = ROOT / "benchmarks" / "results" / "fuzz.json"
@@ -117,6 +124,20 @@ def I(lo, hi):  # noqa: E743
 
 def F(lo, hi, open_lo=False):
     return lambda v: fin(v) and (v > lo if open_lo else v >= lo) and v <= hi
+
+
+def declared(tp, field: str | None = None):
+    """I or F of the bounds the schema declares for `tp` (an Annotated type, or `field` of a
+    model or TypedDict; None too where it admits null): the oracle reads them from where they
+    are defined, never restates them."""
+    spec = TypeAdapter(tp).json_schema()
+    spec = spec["properties"][field] if field else spec
+    alternatives = spec.get("anyOf", [spec])
+    spec = next(s for s in alternatives if s.get("type") != "null")
+    open_lo = "exclusiveMinimum" in spec
+    lo, hi = spec["exclusiveMinimum" if open_lo else "minimum"], spec.get("maximum", math.inf)
+    rule = I(lo, hi) if spec["type"] == "integer" else F(lo, hi, open_lo)
+    return optional(rule) if len(alternatives) > 1 else rule
 
 
 def STR(v) -> bool:
@@ -280,9 +301,9 @@ def loss_rule(v):
     from neurodeploy.distill.losses import LOSSES
     if not isinstance(v, dict) or not isinstance(v.get("name"), str) or v["name"] not in LOSSES:
         return False
-    if "weight" in v and not F(0, 1e6)(v["weight"]):
+    if "weight" in v and not F(*LOSS_RANGES["weight"])(v["weight"]):
         return False
-    if "temperature" in v and not F(0, 1e6, open_lo=True)(v["temperature"]):
+    if "temperature" in v and not F(*LOSS_RANGES["temperature"])(v["temperature"]):
         return False
     return None
 
@@ -291,9 +312,13 @@ def seed_rule(v):
     return is_int(v) and 0 <= v < 2 ** 63
 
 
-WIDTH = I(1, 65536)
-CONV = lambda v: check_dict(v, {"channels": WIDTH, "kernel": I(1, 64), "stride": I(1, 64),  # noqa
-                                "padding": I(0, 64)}, ("channels", "kernel")) is None
+SEED, WIDTH, SMALL, T = (declared(rc.Seed), declared(rc.Width), declared(rc.Small),
+                         declared(Timesteps))
+EPOCHS, LR, BATCH = declared(rc.Epochs), declared(rc.LearningRate), declared(rc.BatchSize)
+DECAY, THRESHOLD = I(0, DECAY_UNITY), I(1, THRESHOLD_MAX)
+CONV = lambda v: check_dict(v, {"channels": WIDTH, "kernel": SMALL, "stride": SMALL,  # noqa
+                                "padding": declared(rc.ConvSpec, "padding")},
+                            ("channels", "kernel")) is None
 
 
 def chain_rule(v):
@@ -314,29 +339,39 @@ def one_of(*names):
     return lambda v: isinstance(v, str) and v in names
 
 
+def fields_of(model, rules: dict) -> tuple[dict, tuple]:
+    """A section's spec: `rules`, and every other field `model` declares judged may-accept, so
+    the keys the oracle knows are the schema's (a field added to it is not an unknown key)."""
+    return {**{k: lambda v: None for k in model.model_fields}, **rules}, ()
+
+
 BOOL = lambda v: isinstance(v, bool)  # noqa: E731
 RECIPE = {
     "name": STR,
-    "dataset": ({"name": lambda v: v in ("digits", "fashion-mnist"), "split_seed": seed_rule,
-                 "train_samples": optional(I(1, 2 ** 63)), "val_samples": optional(I(1, 2 ** 63))},
-                ()),
-    "encoding": ({"name": lambda v: v in ("rate", "thermometer"), "timesteps": I(1, 4096),
-                  "levels": I(1, 256)}, ()),
-    "teacher": ({"conv": list_of(WIDTH), "hidden": list_of(WIDTH), "spiking": BOOL,
-                 "epochs": I(1, 100000), "lr": F(0, 10, True), "batch_size": I(1, 65536),
-                 "seed": seed_rule, "weight_decay": F(0, 10),
-                 "augment": one_of("none", "crop", "crop_flip"),
-                 "schedule": one_of("constant", "cosine", "onecycle")}, ()),
-    "student": ({"conv": list_of(CONV), "hidden": list_of(WIDTH),
-                 "neuron": ({"i_decay": I(0, 4096), "v_decay": I(0, 4096),
-                             "threshold": I(1, 2 ** 17 - 1)}, ()),
-                 "readout": BOOL, "recurrent": BOOL, "init_gain": F(0, 100, True),
-                 "thresholds": list_of(I(1, 2 ** 17 - 1))}, ()),
-    "distill": ({"epochs": I(1, 100000), "lr": F(0, 10, True), "batch_size": I(1, 65536),
-                 "seed": seed_rule, "weight_decay": F(0, 10), "chain": list_of(chain_rule),
-                 "validate_every": I(1, 100000),
-                 "losses": list_of(loss_rule, nonempty=True)}, ()),
-    "energy": ({"preset": preset_ok}, ()),
+    "dataset": fields_of(rc.DatasetCfg, {
+        "name": lambda v: v in ("digits", "fashion-mnist"), "split_seed": SEED,
+        "train_samples": declared(rc.DatasetCfg, "train_samples"),
+        "val_samples": declared(rc.DatasetCfg, "val_samples")}),
+    "encoding": fields_of(rc.EncodingCfg, {
+        "name": lambda v: v in ("rate", "thermometer"), "timesteps": T,
+        "levels": declared(Levels)}),
+    "teacher": fields_of(rc.TeacherCfg, {
+        "conv": list_of(WIDTH), "hidden": list_of(WIDTH), "spiking": BOOL, "epochs": EPOCHS,
+        "lr": LR, "batch_size": BATCH, "seed": SEED,
+        "weight_decay": declared(rc.TeacherCfg, "weight_decay"),
+        "augment": one_of("none", "crop", "crop_flip"),
+        "schedule": one_of("constant", "cosine", "onecycle")}),
+    "student": fields_of(rc.StudentCfg, {
+        "conv": list_of(CONV), "hidden": list_of(WIDTH),
+        "neuron": ({"i_decay": DECAY, "v_decay": DECAY, "threshold": THRESHOLD}, ()),
+        "readout": BOOL, "recurrent": BOOL, "init_gain": declared(rc.StudentCfg, "init_gain"),
+        "thresholds": list_of(THRESHOLD)}),
+    "distill": fields_of(rc.DistillCfg, {
+        "epochs": EPOCHS, "lr": LR, "batch_size": BATCH, "seed": SEED,
+        "weight_decay": declared(rc.DistillCfg, "weight_decay"), "chain": list_of(chain_rule),
+        "validate_every": declared(rc.DistillCfg, "validate_every"),
+        "losses": list_of(loss_rule, nonempty=True)}),
+    "energy": fields_of(rc.EnergyCfg, {"preset": preset_ok}),
 }
 
 
@@ -344,17 +379,18 @@ def recipe_problem(d) -> str | None:
     return check_dict(d, RECIPE, ("name",), "recipe")
 
 
-FIG = F(0, 1e6)
 PRESET = {"name": STR, "source": STR, "kind": lambda v: isinstance(v, str),
-          "note": lambda v: isinstance(v, str), "static_w": F(0, 1e3),
-          "mapping": lambda v: v in ("brief", "compiler"),
-          **{k: FIG for k in ("synaptic_op_pj", "neuron_active_pj", "neuron_inactive_pj",
-                              "spike_out_pj", "synaptic_op_ns", "neuron_active_ns",
-                              "neuron_inactive_ns", "spike_out_ns", "barrier_ns")}}
+          "note": lambda v: isinstance(v, str), "mapping": lambda v: v in ("brief", "compiler"),
+          **{k: declared(presets.Preset, k)                                   # the figures
+             for k, spec in presets.Preset.model_json_schema()["properties"].items()
+             if any(s.get("type") == "number" for s in spec.get("anyOf", [spec]))}}
 
 
 def preset_problem(d) -> str | None:
     return check_dict(d, PRESET, ("name", "source", "synaptic_op_pj"), "preset")
+
+
+COUNT, PJ = declared(report_file.Count), declared(report_file.Baseline, "per_inference_pj")
 
 
 def report_problem(r) -> str | None:
@@ -369,14 +405,14 @@ def report_problem(r) -> str | None:
         return "report.layers: not a non-empty list"
     for row in layers:
         bad = check_dict(row, {"name": STR, "kind": lambda v: v in ("dense", "conv"),
-                               "neurons": I(1, 2 ** 40), "synapses": I(0, 2 ** 50),
-                               "inputs": I(1, 2 ** 40), "macs": I(0, 2 ** 50),
-                               "nonzero_synapses": I(0, 2 ** 50), "fan_in": I(1, 2 ** 40)},
+                               **{k: declared(report_file.Layer, k) for k in (
+                                   "neurons", "synapses", "inputs", "macs", "nonzero_synapses",
+                                   "fan_in")}},
                          ("name", "neurons", "synapses"), "report.layers[]", strict=False)
         if bad:
             return bad
     if acc is None:              # a record without labels (sigma-delta): T from `timesteps`
-        acc = [0.0] * r["timesteps"] if I(1, 4096)(r.get("timesteps")) else []
+        acc = [0.0] * r["timesteps"] if T(r.get("timesteps")) else []
     if not isinstance(acc, list) or not acc or not all(F(0, 1)(a) for a in acc):
         return "report.accuracy_by_timestep: not a list of accuracies"
     if not isinstance(counts, dict):
@@ -384,12 +420,12 @@ def report_problem(r) -> str | None:
     for k in ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes"):
         v = counts.get(k)
         if not (isinstance(v, list) and len(v) == len(layers) and all(
-                isinstance(row, list) and len(row) == len(acc) and all(F(0, 1e15)(x) for x in row)
+                isinstance(row, list) and len(row) == len(acc) and all(COUNT(x) for x in row)
                 for row in v)):
             return f"report.counts.{k}: not [layers][timesteps] of finite counts >= 0"
     base = r["ann_baselines"]
     if not isinstance(base, list) or not all(
-            isinstance(b, dict) and STR(b.get("name")) and F(0, 1e18)(b.get("per_inference_pj"))
+            isinstance(b, dict) and STR(b.get("name")) and PJ(b.get("per_inference_pj"))
             and all(fin(b[k]) and b[k] >= 0 for k in ("macs", "memory_pj") if k in b)
             for b in base):
         return "report.ann_baselines: malformed"
@@ -867,12 +903,12 @@ def metadata_problem(m) -> str | None:
     """The metadata that says how to feed the network (timesteps, encoding, dataset)."""
     if not isinstance(m, dict):
         return "metadata is not an object"
-    if "timesteps" in m and not I(1, 4096)(m["timesteps"]):
+    if "timesteps" in m and not T(m["timesteps"]):
         return "timesteps"
     enc = m.get("encoding")
     if enc is not None and not (isinstance(enc, dict) and enc.get("name") in ("rate", "thermometer")
-                                and I(1, 4096)(enc.get("timesteps", 1))
-                                and I(1, 256)(enc.get("levels", 1))):
+                                and T(enc.get("timesteps", 1))
+                                and declared(Levels)(enc.get("levels", 1))):
         return "encoding"
     ds = m.get("dataset")
     if ds is not None and not (isinstance(ds, dict) and ds.get("name") in ("digits", "fashion-mnist")

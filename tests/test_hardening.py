@@ -3,6 +3,7 @@ and training that survives kill -9 (issue 10)."""
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from neurodeploy.artifacts import Manifest
 from neurodeploy.backends.record import provenance
 from neurodeploy.backends.shards import merge, run_chunks
 from neurodeploy.backends.torch_exact import simulate_torch
@@ -20,6 +22,7 @@ from neurodeploy.cli import main
 from neurodeploy.errors import UserError
 from neurodeploy.netx import write_netx
 from neurodeploy.neurons import CubaParams, IntLayer, IntNetwork
+from neurodeploy.schema import written
 
 ROOT = Path(__file__).parent.parent
 DIGITS = ROOT / "export" / "digits" / "network.net"
@@ -175,6 +178,19 @@ def test_a_network_that_its_manifest_does_not_describe_is_refused(checkpoint, tm
         (out / "manifest.json").read_text()) | {"architecture": None})
     code, err = _cli(capsys, "simulate", out / "network.net", "--backend", "torch")
     assert code == 2 and _one_line(err) and "manifest.json lists" in err
+
+
+def test_a_manifest_is_read_with_the_model_it_is_written_with(tmp_path, capsys):
+    for name in ("network.net", "manifest.json"):
+        shutil.copyfile(DIGITS.parent / name, tmp_path / name)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert written(Manifest, manifest) == manifest        # the shipped one dumps back as it is
+    manifest["network"]["neurons"] = "ten"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    code, err = _cli(capsys, "simulate", tmp_path / "network.net", "--backend", "torch",
+                     "--samples", "4")
+    assert code == 2 and _one_line(err) and str(tmp_path / "manifest.json") in err
+    assert "field network.neurons: must be an integer, got 'ten'; the manifest is damaged" in err
 
 
 @pytest.mark.parametrize("verb", ["simulate", "parity", "export", "energy", "distill", "run",

@@ -18,9 +18,11 @@ from neurodeploy.cli import main
 from neurodeploy.energy import PRESETS, load_preset
 from neurodeploy.energy.ann import ann_baselines
 from neurodeploy.energy.estimate import price
+from neurodeploy.energy.report_file import Report
 from neurodeploy.errors import UserError
 from neurodeploy.report.summary import reprice
 from neurodeploy.recipe import MODELS_DIR, load_recipe, recipe_from_dict
+from neurodeploy.schema import written
 
 SHIPPED = sorted(MODELS_DIR.glob("*.yaml"))
 FUZZ = settings(max_examples=40, deadline=None,
@@ -233,7 +235,17 @@ REPORT_CASES = [     # (dotted key, new value, words in the message)
     ("ann_baselines", [{"name": "x"}], "ann_baselines[0].source: missing"),
     ("ann_baselines", {"a": 1}, "ann_baselines: must be a list"),
     ("network", "abc", "network: must be a mapping"),
+    ("samples", "ten", "samples: must be an integer, got 'ten'"),
+    ("generated", {"date": 1}, "generated.date: must be a string"),
 ]
+
+
+def test_a_report_is_written_as_the_model_that_reads_it():
+    """What the writer builds passes the reader's model; a section the model does not declare
+    cannot be written; defaults the writer did not set are not added."""
+    assert written(Report, small_report()) == small_report()
+    with pytest.raises(ValueError, match=r"sections \['typo'\] are not declared"):
+        written(Report, {**small_report(), "typo": 1})
 
 
 @pytest.mark.parametrize("key, value, message", REPORT_CASES,

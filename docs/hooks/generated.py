@@ -85,12 +85,19 @@ def _table(title: str, schema: dict, level: str) -> list[str]:
 
 
 def _comments(model) -> dict[str, str]:
-    """Field -> the comment after it in the class body, for fields with no description."""
-    try:
-        source = inspect.getsource(model)
-    except (OSError, TypeError):
-        return {}
-    return {m[1]: m[2].strip() for m in re.finditer(r"^    (\w+): [^#\n]*#\s*(.+)$", source, re.M)}
+    """Field -> the comment after it in the class body (or in a base class of ours, for an
+    inherited field), for fields with no description."""
+    notes = {}
+    for cls in reversed(getattr(model, "__mro__", (model,))):
+        if not cls.__module__.startswith("neurodeploy"):
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        notes |= {m[1]: m[2].strip()
+                  for m in re.finditer(r"^    (\w+): [^#\n]*#\s*(.+)$", source, re.M)}
+    return notes
 
 
 def _describe(schema: dict, model) -> None:

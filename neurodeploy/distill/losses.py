@@ -235,7 +235,7 @@ class CompositeLoss(nn.Module):
 
 # Ranges of the loss parameters a recipe may set; a value outside turns into NaN or a
 # meaningless objective during training, so it is refused when the recipe is read.
-_RANGES = {"weight": (0.0, 1e3), "temperature": (1e-3, 1e3), "alpha": (0.0, 1e3),
+RANGES = {"weight": (0.0, 1e3), "temperature": (1e-3, 1e3), "alpha": (0.0, 1e3),
            "beta": (0.0, 1e3), "noise": (0.0, 1e3), "mix": (0.0, 1.0), "p": (1e-3, 16.0),
            "stage": (-64, 63), "window": (1, 100_000)}
 _CHOICES = {"variant": ("paper", "code")}
@@ -253,7 +253,7 @@ def _check_value(key: str, value, default) -> None:
     if isinstance(value, bool) or not numeric or not math.isfinite(value):
         kind = "an integer" if wants_int else "a finite number"
         raise ValueError(f"{key} must be {kind}, got {value!r}")
-    lo, hi = _RANGES.get(key, (-1e6, 1e6))
+    lo, hi = RANGES.get(key, (-1e6, 1e6))
     if not lo <= value <= hi:
         raise ValueError(f"{key} must be in [{lo:g}, {hi:g}], got {value!r}")
 

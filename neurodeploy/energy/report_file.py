@@ -1,5 +1,6 @@
-"""The part of report.json (or simulate.json) that `neurodeploy energy` reprices, as a pydantic
-schema.
+"""report.json and simulate.json as pydantic schemas, one per file for writing and reading:
+`report.summary` builds them and writes their dump (`Report`; `Record`, or `PricedRecord` when
+priced), `neurodeploy energy` validates a file with them before repricing.
 
 Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
 negative, NaN or infinite energies: the sections that pricing reads are checked for type,
@@ -15,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurodeploy.errors import UserError
-from neurodeploy.schema import MAX_TIMESTEPS, Timesteps, one_line, read_text
+from neurodeploy.schema import MAX_TIMESTEPS, Generated, Section, Timesteps, one_line, read_text
 
 FIX = "re-run `neurodeploy run` to write a fresh report"
 FIX_RECORD = "re-run `neurodeploy simulate` to write a fresh simulate.json"
@@ -73,7 +74,7 @@ class Network(BaseModel):
 
 
 class PricedReport(BaseModel):
-    """What `report.summary.priced` reads from a report; the rest is kept as it is."""
+    """What `report.summary.priced` reads from a report (required) and what it gives."""
     model_config = _OPEN
     timesteps: Timesteps
     layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
@@ -81,6 +82,10 @@ class PricedReport(BaseModel):
     accuracy_by_timestep: list[Annotated[float, Field(ge=0, le=1)]] | None  # None: no labels
     ann_baselines: list[Baseline]
     network: Network | None = None
+    energy: Section | None = None                 # priced: energy.estimate.price
+    per_timestep: list[Section] | None = None
+    timestep_sweep: list[Section] | None = None
+    resources: Section | None = None
 
     @model_validator(mode="after")
     def _shapes(self):
@@ -106,8 +111,51 @@ class Provenance(BaseModel):
     network_sha256: str
 
 
-class PricedRecord(PricedReport):
-    """simulate.json: the same sections; the network is its path, its hash in provenance."""
+class Report(PricedReport):
+    """report.json, as `run` and `explore` write it. Only what pricing reads is required, so
+    an older report (or a hand-made one) still reprices; the rest is checked where present."""
+    recipe: str | None = None
+    dataset: Section | None = None                # the netx metadata's, as exported
+    encoding: Section | None = None
+    backend: str | None = None                    # the backend that ran the deployed record
+    provenance: Provenance | None = None          # backends.record.provenance
+    timing: dict[str, float] | None = None        # seconds per stage of `run`
+    training: Section | None = None
+    artifacts: dict[str, str] | None = None       # the run folder's files, by role
+    samples: Annotated[int, Field(ge=0)] | None = None
+    accuracy: dict[str, float | None] | None = None   # student_deployed (older: student_lava)
+    parity: Section | None = None                 # parity.compare: deployed vs exact record
+    source_parity: Section | None = None          # parity.compare_source, or {"skipped": why}
+    neurobench: Section | None = None             # energy.neurobench.neurobench_metrics
+    generated: Generated | None = None
+    raster: dict[str, list[list[int]]] | None = None   # (t, neuron) spikes of sample 0
+
+
+class Record(BaseModel):
+    """simulate.json, as `simulate` and `merge` write it (`report.summary.record_summary`):
+    one record's accuracy and spikes. Every section is optional for a reader, as in Report."""
+    model_config = _OPEN
+    backend: str | None = None
+    samples: Annotated[int, Field(ge=0)] | None = None
+    timesteps: Annotated[int, Field(ge=1)] | None = None
+    accuracy: float | None = None
+    network: str | None = None                    # the file simulated, as given
+    shard: str | None = None                      # "i/n": the i-th of n equal slices
+    merged: list[str] | None = None               # `merge`: the chunk directories joined
+    provenance: Section | None = None             # backends.record.provenance
+    quantization: list[Section] | None = None     # what lowering a NIR graph rounded
+    warnings: list[str] | None = None
+    reset: str | None = None                      # a foreign graph's reset assumption
+    generated: Generated | None = None
+    spikes_per_layer: dict[str, int] | None = None
+    spikes_per_layer_timestep: dict[str, list[float]] | None = None   # mean per inference
+    predictions: list[int] | None = None
+    labels: list[int] | None = None
+
+
+class PricedRecord(PricedReport, Record):
+    """simulate.json with the energy sections (`simulate`'s, and a sigma-delta network's):
+    the network is its path, its hash in provenance."""
     network: str
     provenance: Provenance
 
@@ -151,7 +199,7 @@ def read_report(path: str | Path) -> dict:
         raise UserError(f"{path}: field counts: missing, so there is nothing to price (a "
                         "simulate.json of an older neurodeploy, or of `merge`); "
                         f"{FIX_RECORD}")
-    schema = PricedRecord if record else PricedReport
+    schema = PricedRecord if record else Report
     try:
         schema.model_validate(data)
     except ValidationError as e:

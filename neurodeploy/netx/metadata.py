@@ -40,7 +40,7 @@ _OPEN = ConfigDict(strict=True, extra="allow")
 class Encoding(BaseModel):
     """How intensities become spikes (data/encoding.py); its T is the network's `timesteps`."""
     model_config = _OPEN
-    name: str = "rate"
+    name: str = "rate"                      # rate | thermometer (data/encoding.py)
     levels: Levels = None                   # thermometer only
 
     @field_validator("name")
@@ -111,22 +111,28 @@ class Metadata(BaseModel):
     def _one_t(cls, data):
         """Drop the copies of T that older files hold, refusing one that is not a valid T or
         disagrees with `timesteps`."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for section, key in COPIES_OF_T:
-            part = data.get(section)
-            if not isinstance(part, dict) or key not in part:
-                continue
-            copy, t = part[key], data.get("timesteps")
-            if not _is_t(copy):
-                raise ValueError(f"field '{section}.{key}': must be an integer in "
-                                 f"1..{MAX_TIMESTEPS}, got {copy!r}")
-            if _is_t(t) and copy != t:
-                raise ValueError(f"field '{section}.{key}' is {copy} but 'timesteps' is {t}; a "
-                                 "network has one T")
-            data[section] = {k: v for k, v in part.items() if k != key}
+        return without_copies_of_t(data)
+
+
+def without_copies_of_t(data):
+    """`data` without its copies of T (COPIES_OF_T), after refusing one that is not a valid T
+    or disagrees with `timesteps` (a ValueError, inside a validator)."""
+    if not isinstance(data, dict):
         return data
+    data = dict(data)
+    for section, key in COPIES_OF_T:
+        part = data.get(section)
+        if not isinstance(part, dict) or key not in part:
+            continue
+        copy, t = part[key], data.get("timesteps")
+        if not _is_t(copy):
+            raise ValueError(f"field '{section}.{key}': must be an integer in "
+                             f"1..{MAX_TIMESTEPS}, got {copy!r}")
+        if _is_t(t) and copy != t:
+            raise ValueError(f"field '{section}.{key}' is {copy} but 'timesteps' is {t}; a "
+                             "network has one T")
+        data[section] = {k: v for k, v in part.items() if k != key}
+    return data
 
 
 def _is_t(value) -> bool:

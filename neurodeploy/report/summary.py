@@ -21,12 +21,14 @@ from neurodeploy.energy import (accuracy_by_timestep, ann_baselines, count_event
 from neurodeploy.energy.counting import GRADED_INPUT_NOTE, RESONATE_NOTE, count_messages
 from neurodeploy.energy.neurobench import neurobench_metrics
 from neurodeploy.energy.presets import Preset
-from neurodeploy.energy.report_file import network_digest, read_report
-from neurodeploy.files import file_digest, package_versions
+from neurodeploy.energy.report_file import (PricedRecord, Record, Report, network_digest,
+                                            read_report)
+from neurodeploy.files import file_digest, versions
 from neurodeploy.errors import UserError
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork
 from neurodeploy.recipe import EnergyCfg
+from neurodeploy.schema import written
 from neurodeploy.report.plots import FIGURES, RECORD_FIGURES
 
 DEFAULT_PRESET = EnergyCfg().preset   # what `run` prices with unless a recipe names another
@@ -43,7 +45,8 @@ def duration(us: float, micro: str = "µs") -> str:
 def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, labels: np.ndarray,
            preset_name: str, teacher_sizes: list[int] | None = None,
            extra: dict | None = None) -> dict:
-    """report.json: accuracy, parity, counted events and their price, resources, baselines.
+    """report.json (energy.report_file.Report): accuracy, parity, counted events and their
+    price, resources, baselines; `extra`: the caller's sections, declared by Report too.
 
     The counts (means per inference, per layer and timestep) are kept in the report, so
     `reprice` can apply another preset without simulating again.
@@ -51,7 +54,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     par = compare(reference, deployed, labels)
     sections = energy_sections(net, deployed, labels, load_preset(preset_name), teacher_sizes)
     source = source_parity(net, deployed, labels)
-    return {
+    return written(Report, {
         **(extra or {}),
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
@@ -70,7 +73,7 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
                    for name, s in zip(deployed.layer_names, deployed.layers)},
         **sections,
-    }
+    })
 
 
 def energy_sections(net: IntNetwork | SDNetwork, record: SpikeRecord, labels: np.ndarray | None,
@@ -119,15 +122,16 @@ def source_parity(net: IntNetwork, deployed: SpikeRecord, labels: np.ndarray) ->
 
 def record_summary(record: SpikeRecord, labels: np.ndarray, **extra) -> dict:
     """simulate.json (of `simulate` and `merge`): the record's accuracy, spikes per layer (and
-    per timestep, for the page's figure), predictions and labels, with `extra` sections."""
-    return {"backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
-            "accuracy": record.accuracy(labels), **extra, "generated": generated(),
-            "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names,
-                                                                  record.layers)},
-            "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
-                n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
-                for n, s in zip(record.layer_names, record.layers)},
-            "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()}
+    per timestep, for the page's figure), predictions and labels, with `extra` sections; a
+    PricedRecord when they are the energy sections, else a Record (energy.report_file)."""
+    return written(PricedRecord if "counts" in extra else Record, {
+        "backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
+        "accuracy": record.accuracy(labels), **extra, "generated": generated(),
+        "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names, record.layers)},
+        "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
+            n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
+            for n, s in zip(record.layer_names, record.layers)},
+        "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()})
 
 
 def remove_reports(out_dir: Path, network_sha256: str | None = None) -> None:
@@ -152,9 +156,8 @@ def deployed_accuracy(report: dict) -> float:
 
 def generated() -> dict:
     """When and with what a report was made (its provenance block shows it)."""
-    versions = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir", "numpy"))
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions}
+            "versions": versions()}
 
 
 def priced(result: dict, preset) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from neurodeploy.files import package_versions
+from neurodeploy.files import versions as stack
 from neurodeploy.report.summary import deployed_accuracy, duration
 
 AFTER_RUN = "runs/digits/: what `neurodeploy run` writes in the current directory"
@@ -79,8 +79,7 @@ EXAMPLES = {
 
 def versions() -> str:
     """One line for bug reports: this package and the stack it is tested against."""
-    found = package_versions(("neurodeploy", "torch", "lava-nc", "lava-dl", "nir"))
-    return ", ".join(f"{name} {v or 'not installed'}" for name, v in found.items())
+    return ", ".join(f"{name} {v or 'not installed'}" for name, v in stack().items())
 
 
 
