@@ -225,12 +225,11 @@ def distill_sweep_table(data: dict) -> str:
     """The current sweep protocol (readout students, ann_ceiling rows, a machine per row)."""
     recipe = data["recipe"]
     methods = list(dict.fromkeys(r["method"] for r in data["runs"]))
-    # every method over the same seeds: a seed enters the table once all its rows exist
-    seeds = sorted(set.intersection(*({r["seed"] for r in data["runs"] if r["method"] == m}
-                                      for m in methods)))
-    runs = [r for r in data["runs"] if r["seed"] in seeds]
-    pending = len(data["runs"]) - len(runs)
+    # each method over every seed it has; the seeds column says how many (a sweep in progress)
+    runs = data["runs"]
     by = {m: [r for r in runs if r["method"] == m] for m in methods}
+    most = max(len(rs) for rs in by.values())
+    fewer = [f"{m} ({len(rs)} of {most})" for m, rs in by.items() if len(rs) < most]
     snn = [r for r in runs if r["method"] != "ann_ceiling"]
     t, readouts = snn[0]["T"], len(snn[0]["accuracy_by_readout_T"])
     machines = sorted({f"{r['machine']['cpu']} ({r['machine']['threads']} threads"
@@ -273,9 +272,9 @@ def distill_sweep_table(data: dict) -> str:
     if longer:
         lines.append(f"- {', '.join(longer)}: trained on {by[longer[0]][0]['train_timesteps']} "
                      f"steps per sample (distill.timesteps), deployed at T = {t}.")
-    if pending:
-        lines.append(f"- Seeds {', '.join(map(str, seeds))} complete; {pending} rows of further "
-                     "seeds are in the results file and enter the table when their seed is.")
+    if fewer:
+        lines.append(f"- Still running (resumable), so over fewer seeds than the others: "
+                     f"{', '.join(fewer)}; their means are not yet comparable to within a std.")
     lines += _findings(curve, t)
     if "lava_check" in data:
         c = data["lava_check"]
