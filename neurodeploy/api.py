@@ -12,11 +12,15 @@ same one-line `UserError`s. The command line only parses arguments and prints wh
 `simulate` and `parity` write their files only when given `out` (a folder, or True: the one
 the command line picks by default), `energy` when given a folder; each returns what it writes
 (with the records, and `wrote`: the paths).
+
+Nothing here prints (see neurodeploy/progress.py): a result to distrust is warned through
+`warnings` (NeurodeployWarning), progress and notices (a reused checkpoint, resumed chunks)
+are logged under the logger "neurodeploy". `progress` on the long verbs: True a tqdm bar,
+False lines logged at INFO, None nothing.
 """
 from __future__ import annotations
 
 import contextlib
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,8 +84,9 @@ def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = 
 
 def distill(recipe: Recipe | dict | str | Path | None, out: str | Path | None = None,
             teacher: nn.Module | str | Path | None = None, data=None,
-            overrides: dict | None = None, progress: bool = False, fresh: bool = False,
-            device: str | None = None, *, place: str = "another `out`") -> Path:
+            overrides: dict | None = None, progress: bool | None = False,
+            fresh: bool = False, device: str | None = None, *,
+            place: str = "another `out`") -> Path:
     """`neurodeploy distill`: distill the recipe's student into out/checkpoint.pt (returned;
     `out` by default runs/<recipe name>).
 
@@ -201,8 +206,9 @@ def _write(verb: str, result: dict, folder: Path | None) -> list[Path]:
 
 def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
              samples: int | None = None, timesteps: int | None = None,
-             dt: float | None = None, progress: bool = False, preset: str = DEFAULT_PRESET, *,
-             device: str = "cpu", input_shape: tuple[int, ...] | None = None,
+             dt: float | None = None, progress: bool | None = False,
+             preset: str = DEFAULT_PRESET, *, device: str = "cpu",
+             input_shape: tuple[int, ...] | None = None,
              timeout: float | None = None, shard: str | None = None, chunk: int = 1000,
              out: str | Path | bool | None = None, quiet: bool = False,
              input_bits: int | None = None) -> dict:
@@ -213,12 +219,15 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     Returns simulate.json's content (backend, samples, timesteps, accuracy, warnings such as an
     output layer that never spiked, the energy sections ...) with the labels, the SpikeRecord
     (spikes of every layer at every step, named as the file names them) and `wrote`: the files
-    written into `out`, where a resumable backend also keeps its chunks (a rerun resumes them;
-    `quiet`: no line per chunk). `input_bits` N: integer inputs are graded input spikes of
+    written into `out`, where a resumable backend also keeps its chunks (a rerun resumes them).
+    `progress`: True a bar, False lines through logging, None (or `quiet`) nothing: see
+    neurodeploy/progress.py; an output layer that never spiked is also warned
+    (NeurodeployWarning). `input_bits` N: integer inputs are graded input spikes of
     N bits (netx's input_message_bits), events in 0..2**N - 1, on every backend.
     A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
     .npz with x) and returns simulate.json's content (simulation.stream) with its record."""
     shard = parse_shard(shard)
+    progress = None if quiet else progress
     device = resolve_device(device)       # what this machine lacks fails first, in one line
     check_backend(backend)
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
@@ -235,7 +244,7 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
                 frames, _ = _inputs(meta, net, data, samples, timesteps, network, input_bits,
                                     inputs)
                 result, records = simulation.stream(network, net, frames, [backend], prices,
-                                                    timeout)
+                                                    timeout, progress)
                 return {**result, "record": records[0],
                         "wrote": _write("simulate", result, folder)}
             simulation.missing_options(network, meta, dt, data, timesteps)
@@ -252,16 +261,13 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
                                            input_bits=input_bits)
             if folder and BACKENDS[backend].resumable:      # slow: resumable chunks on disk
                 record, indices = run_chunks(run_on, spikes, labels, folder / "chunks", chunk,
-                                             shard, timeout, progress=progress, provenance=prov,
-                                             lines=not quiet)      # lines where no bars
+                                             shard, timeout, progress=progress, provenance=prov)
                 labels = labels[indices]
             else:
                 lo, hi = shard_range(len(spikes), shard)
                 record, labels = run_on(spikes[lo:hi], timeout_s=timeout), labels[lo:hi]
     simulation.user_names(record, net)
-    warnings = [w for w in [simulation.silent_output([record], network)] if w]
-    for warning in warnings:
-        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
+    warnings = simulation.silent_output([record], network)
     result = record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
                             quantization=quantization, provenance=prov, network=str(network),
                             warnings=warnings, reset=reset_assumption(network),
@@ -286,7 +292,7 @@ def merge(dirs: list[str | Path], out: str | Path | None = None) -> dict:
 
 
 def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
-           samples: int | None = None, dt: float | None = None, progress: bool = False,
+           samples: int | None = None, dt: float | None = None, progress: bool | None = False,
            reference: str | Path | None = None, *, timesteps: int | None = None,
            input_shape: tuple[int, ...] | None = None, device: str = "cpu",
            timeout: float | None = None, out: str | Path | bool | None = None,
@@ -321,7 +327,7 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path | None = None, 
          headroom: str | float = "auto", losses: list[dict] | None = None,
          redraw: float = TuneOptions.redraw, presets: tuple[str, ...] = TuneOptions.presets,
          device: str | None = None,
-         progress: bool = False, fresh: bool = False) -> dict:
+         progress: bool | None = False, fresh: bool = False) -> dict:
     """`neurodeploy tune`: distill a NIR graph trained elsewhere onto Loihi's grid (see
     distill/tune.py) with the spike trains of `inputs` (a .npz with x [N, T, ...] and, when
     known, labels y); writes student.nir, network.net, manifest.json, tune.json and tune.html
@@ -365,12 +371,12 @@ def energy(report: str | Path, preset: str = DEFAULT_PRESET,
 
 
 def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
-        progress: bool = True, backend: str = DEFAULT_BACKEND, overrides: dict | None = None,
+        progress: bool | None = True, backend: str = DEFAULT_BACKEND, overrides: dict | None = None,
         fresh: bool = False, device: str | None = None) -> tuple[dict, Path]:
     """`neurodeploy run`: the whole pipeline for one recipe (distill, export, simulate,
     report); returns the report and the run directory.
 
-    A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`, and
+    A checkpoint.pt of the same recipe is reused (and said so through logging) unless `fresh`, and
     another recipe's is refused, never overwritten (see distill); `overrides`: dotted recipe
     keys set before validation (see recipe.override); `device`: where to train."""
     recipe = load_recipe(recipe_name, overrides)

@@ -93,9 +93,17 @@ def test_a_malformed_set_is_a_command_line_error(assignment, capsys):
     assert exit_.value.code == 2 and err.count("\n") == 1 and "--set" in err, err
 
 
-def test_logs_carry_no_progress_bars_when_stderr_is_not_a_terminal(tiny_run):
+def test_logs_carry_progress_lines_not_bars_when_stderr_is_not_a_terminal(tiny_run):
+    """A log or CI gets no escape codes, yet no long step is silent: a line per epoch."""
     err = (tiny_run / "stderr.txt").read_text()     # progress at its default, stderr a file
     assert "\r" not in err and "\x1b" not in err, err[:500]
+    lines = err.splitlines()
+    assert [ln.split(",")[0] for ln in lines if ln.startswith("teacher: ")] == \
+        [f"teacher: {e}/5 epochs" for e in range(1, 6)], err
+    distilled = [ln for ln in lines if ln.startswith("distill: ")]
+    assert [ln.split(",")[0] for ln in distilled] == \
+        [f"distill: {e}/3 epochs" for e in range(1, 4)], err
+    assert "validation 0." in distilled[-1] and "left" in distilled[0], err
 
 
 def test_history_has_one_line_per_epoch_and_stage(tiny_run):

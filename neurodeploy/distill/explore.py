@@ -126,7 +126,7 @@ def _train(spec: dict, folder: str, teachers: str, device: str, threads: int) ->
     """One run's distillation (in a worker process when jobs > 1)."""
     torch.set_num_threads(threads)
     recipe = recipe_from_dict(spec, "explore")
-    return str(distill(recipe, Path(folder), progress=False, teachers=Path(teachers),
+    return str(distill(recipe, Path(folder), progress=None, teachers=Path(teachers),
                        device=device))
 
 
@@ -171,7 +171,7 @@ def measure(recipe: Recipe, folder: Path, presets: list[str], lava_samples: int,
     exact = simulate_torch(net, spikes, device=device)
     deployed = _window(exact, steps)
     n = min(lava_samples, len(labels))
-    lava = simulate(folder / "network.net", deployed.inputs[:n], "lava", progress=False)
+    lava = simulate(folder / "network.net", deployed.inputs[:n], "lava", progress=None)
     checked = compare(_window(deployed, steps, n), lava, labels[:n])
     result = report(net, deployed, deployed, labels, presets[0], extra={
         "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
