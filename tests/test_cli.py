@@ -148,3 +148,20 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130():
     done = subprocess.run([sys.executable, "-c", press], capture_output=True, text=True,
                           timeout=600)
     assert (done.returncode, done.stderr, done.stdout) == (130, "neurodeploy: interrupted\n", "")
+
+
+def test_progress_is_a_bar_lines_or_nothing(caplog):
+    """progress.py decides alone: lines (False) carry the count, the facts and the time left,
+    None says nothing, and a throttled step that ends quickly says nothing either."""
+    from neurodeploy.progress import Progress
+    caplog.set_level("INFO", logger="neurodeploy.progress")
+    for mode in (False, None):
+        with Progress("distill", 2, "epoch", mode, every=0) as shown:
+            shown.update(1, validation="0.912")
+            shown.update(2, validation="0.950")
+    assert [r.getMessage().split(", about")[0] for r in caplog.records] == \
+        ["distill: 1/2 epochs, validation 0.912", "distill: 2/2 epochs, validation 0.950"]
+    caplog.clear()
+    with Progress("lava", 10, "sample", False) as shown:
+        shown.update(10)
+    assert not caplog.records
