@@ -117,6 +117,9 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool | No
     if unknown:
         raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
                         f"{', '.join(BACKENDS)}")
+    twice = [b for i, b in enumerate(backends) if b in backends[:i]]
+    if twice:            # its records would share one name, and one key in parity.json
+        raise UserError(f"--backends: {twice[0]} is given twice; name each backend once")
     own = {b: backend_named(b).reads == "own" for b in backends}   # float: the file as trained
     if len(backends) < 2 and not reference:
         raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "

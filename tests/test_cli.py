@@ -165,3 +165,14 @@ def test_progress_is_a_bar_lines_or_nothing(caplog):
     with Progress("lava", 10, "sample", False) as shown:
         shown.update(10)
     assert not caplog.records
+
+
+def test_a_backend_named_twice_is_refused(tmp_path, capsys):
+    """Its two records would share one name, and one key of parity.json."""
+    from pathlib import Path
+    net = Path(__file__).parent.parent / "export" / "digits" / "network.net"
+    assert main(["parity", str(net), "--backends", "torch,emulator,torch", "--samples", "2",
+                 "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--backends: torch is given twice" in err, err
+    assert not (tmp_path / "p").exists()

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from neurodeploy import artifacts
 from neurodeploy.backends.record import SpikeRecord, provenance
+from neurodeploy.backends.registry import EXACT_BACKEND
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import load_checkpoint
 from neurodeploy.distill.losses import build_loss
@@ -178,7 +179,7 @@ def measure(recipe: Recipe, folder: Path, presets: list[str], lava_samples: int,
         "network": {**manifest["network"], "sha256": manifest["files"]["network.net"]},
         "backend": deployed.backend, "training": manifest["training"],
         "provenance": provenance(folder / "network.net", deployed.inputs, labels,
-                                 deployed.backend),
+                                 EXACT_BACKEND),     # the registry's name, as run's
         "accuracy": {"teacher": manifest["accuracy"]["teacher"]},
         "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
                       "netx": "network.net", "manifest": "manifest.json"}})
