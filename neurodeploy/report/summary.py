@@ -70,6 +70,9 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "generated": generated(),
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
                    for name, s in zip(deployed.layer_names, deployed.layers)},
+        # a readout layer never spikes: it decides by its summed voltage, [T, classes] here
+        **({"readout_voltage": deployed.readout[0].tolist()}
+           if deployed.readout is not None else {}),
         **sections,
     }
 
