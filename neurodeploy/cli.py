@@ -191,10 +191,11 @@ def cmd_tune(args) -> int:
 
 
 def _run_options(args) -> dict:
-    """What simulate and parity share: the inputs, the file's missing facts, where to write."""
-    return dict(inputs=args.data, samples=args.samples, dt=args.dt, progress=_progress(args),
-                timesteps=args.timesteps, input_shape=args.input_shape, device=args.device,
-                timeout=args.timeout, out=args.out or True, input_bits=args.input_bits)
+    """What simulate and parity share: the inputs, the file's missing facts, how the network
+    runs (one api.Execution), where to write."""
+    return dict(inputs=args.data, samples=args.samples, dt=args.dt, timesteps=args.timesteps,
+                input_shape=args.input_shape, out=args.out or True, input_bits=args.input_bits,
+                execution=api.Execution(args.device, args.timeout, _progress(args)))
 
 
 def cmd_simulate(args) -> int:

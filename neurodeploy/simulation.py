@@ -4,6 +4,7 @@ options a file cannot do without, an output layer that never spiked, layers name
 user's file names them."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import warnings
 from pathlib import Path
@@ -30,6 +31,22 @@ from neurodeploy.parity import (compare, compare_reference, compare_source, mess
                                 read_reference)
 from neurodeploy.preflight import check_backend, resolve_device
 from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections, generated
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a network runs, whatever runs it: the options `simulate` and `parity` share, one
+    object for the command line and the API. Checked when made (the device against this
+    machine), so a mistake is one line before any work."""
+    device: str = "cpu"              # of the torch, emulator and float backends: cpu, cuda:N
+    timeout: float | None = None     # seconds before a Lava run is stopped
+    progress: bool | None = False    # a bar, lines or nothing: see progress.py
+
+    def __post_init__(self):
+        object.__setattr__(self, "device", resolve_device(self.device))
+        if self.timeout is not None and not 0 < self.timeout < float("inf"):
+            raise UserError(f"timeout {self.timeout}: give a positive number of seconds "
+                            "(--timeout S)")
 
 
 def simulate(network: str | Path, spikes: np.ndarray, backend: str,
@@ -101,9 +118,8 @@ def missing_options(network: str | Path, meta: dict | None, dt: float | None,
                         f"{'; '.join(missing)}")
 
 
-def parity(network: str | Path, inputs, backends: list[str], progress: bool | None = False,
-           timeout_s: float | None = None, dt: float | None = None,
-           input_shape: tuple[int, ...] | None = None, device: str = "cpu",
+def parity(network: str | Path, inputs, backends: list[str], run: Execution = Execution(),
+           dt: float | None = None, input_shape: tuple[int, ...] | None = None,
            reference: str | Path | None = None,
            input_bits: int | None = None) -> tuple[dict, list[SpikeRecord]]:
     """Run the same input spikes through several backends of one network file and compare:
@@ -124,7 +140,6 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool | No
     if len(backends) < 2 and not reference:
         raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
                         "float,torch), or one with --reference")
-    device = resolve_device(device)
     for backend in backends:
         check_backend(backend)
     with deployable(network, dt, input_shape) as (lowered, meta, _, net):
@@ -133,18 +148,19 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool | No
             if reference:
                 raise UserError(f"--reference {reference}: a sigma-delta network makes no "
                                 "predictions to compare; drop it")
-            return stream(network, net, spikes, backends, load_preset(DEFAULT_PRESET),
-                          timeout_s, progress)
+            return stream(network, net, spikes, backends, load_preset(DEFAULT_PRESET), run)
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
         records = [user_names(simulate(network if own[b] else lowered, spikes, b,
-                                       progress, timeout_s, device, input_shape=input_shape,
+                                       run.progress, run.timeout, run.device,
+                                       input_shape=input_shape,
                                        dt=dt, input_bits=input_bits), net)
                    for b in backends]
     silent = silent_output(records, network)
     reset = reset_assumption(network)                    # None unless a foreign NIR graph
     floats = [r for b, r in zip(backends, records) if own[b]]
     if reset and floats:                                 # how much the assumption matters
-        reset = {"note": reset, **reset_sensitivity(network, spikes, floats[0], dt, device)}
+        reset = {"note": reset, **reset_sensitivity(network, spikes, floats[0], dt,
+                                                    run.device)}
     deployed = [r for b, r in zip(backends, records) if not own[b]]
     pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
     result = {"network": str(network), "samples": len(labels),
@@ -165,8 +181,7 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool | No
 
 
 def stream(network: str | Path, net: SDNetwork, frames: np.ndarray, backends: list[str],
-           prices: Preset, timeout_s: float | None = None,
-           progress: bool | None = False) -> tuple[dict, list[SpikeRecord]]:
+           prices: Preset, run: Execution = Execution()) -> tuple[dict, list[SpikeRecord]]:
     """Integer frames through a sigma-delta network on each backend: the samples stream back
     to back through one state (Lava cannot reset sigma-delta neurons), every backend is
     compared message for message with the first, and the first one's messages are counted and
@@ -176,7 +191,8 @@ def stream(network: str | Path, net: SDNetwork, frames: np.ndarray, backends: li
     if unknown:
         raise UserError(f"{network}: a sigma-delta network runs on the backends "
                         f"{listed(SDNN_BACKENDS, phrases=True)}, not {unknown[0]!r}")
-    records = [simulate(net if b == EXACT_BACKEND else network, frames, b, progress, timeout_s)
+    records = [simulate(net if b == EXACT_BACKEND else network, frames, b, run.progress,
+                        run.timeout)
                for b in backends]
     first = records[0]
     steps = int(frames.shape[1])
