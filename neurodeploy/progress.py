@@ -47,7 +47,7 @@ class Progress:
     def __init__(self, what: str, total: int, unit: str, progress: bool | None,
                  start: int = 0, every: float = 10.0):
         self.what, self.total, self.unit, self.every = what, total, unit, every
-        self.start = self.done = start
+        self.start = start
         self.lines = progress is False and log.isEnabledFor(logging.INFO)
         self.bar = (tqdm(total=total, initial=start, desc=what, unit=unit, leave=False)
                     if progress else None)
@@ -61,21 +61,20 @@ class Progress:
     def update(self, done: int, head: str | None = None, **facts) -> None:
         """`done` of the total now; `facts` (loss="0.123") follow the count on the bar or in
         the line; `head` replaces the line's start, `what: done/total units`."""
-        self.done = done
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
             if facts:
                 self.bar.set_postfix(facts)
             return
         now = time.monotonic()
-        if not self.lines or (self.every and (done >= self.total    # the step says it is done
+        if not self.lines or (self.every and (done >= self.total   # what follows says it ended
                                               or now - self.said < self.every)):
             return
         self.said = now
         rate = (done - self.start) / max(now - self.began, 1e-9)
         parts = [head or f"{self.what}: {done}/{self.total} {self.unit}s",
                  *(f"{k} {v}" for k, v in facts.items())]
-        if self.unit != "epoch":
+        if self.unit != "epoch":            # epochs per second reads badly; time left says it
             parts.append(f"{rate:.1f} {self.unit}s/s")
         if done < self.total and rate > 0:
             parts.append(f"about {duration((self.total - done) / rate)} left")
