@@ -4,10 +4,12 @@ history.jsonl, and logs without progress-bar escape codes when stderr is not a t
 import argparse
 import json
 import math
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -165,6 +167,12 @@ def test_progress_is_a_bar_lines_or_nothing(caplog):
     with Progress("lava", 10, "sample", False) as shown:
         shown.update(10)
     assert not caplog.records
+    with Progress("lava", 10, "sample", False, every=0.01) as shown:   # a long one
+        time.sleep(0.02)
+        shown.update(5)
+        shown.update(10)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(r"lava: 5/10 samples, [\d.]+ samples/s, about \d+ s left", line), line
 
 
 def test_a_backend_named_twice_is_refused(tmp_path, capsys):
