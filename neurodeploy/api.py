@@ -12,11 +12,15 @@ same one-line `UserError`s. The command line only parses arguments and prints wh
 `simulate` and `parity` write their files only when given `out` (a folder, or True: the one
 the command line picks by default), `energy` when given a folder; each returns what it writes
 (with the records, and `wrote`: the paths).
+
+Nothing here prints (see neurodeploy/progress.py): a result to distrust is warned through
+`warnings` (NeurodeployWarning), progress and notices (a reused checkpoint, resumed chunks)
+are logged under the logger "neurodeploy". `progress` on the long verbs: True a tqdm bar,
+False lines logged at INFO, None nothing.
 """
 from __future__ import annotations
 
 import contextlib
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ from torch import nn
 
 import neurodeploy.artifacts as artifacts
 import neurodeploy.simulation as simulation
+from neurodeploy.simulation import Execution
 from neurodeploy.backends.record import provenance
 from neurodeploy.backends.registry import (BACKENDS, DEFAULT_BACKEND, EXACT_BACKEND,
                                            PARITY_BACKENDS)
@@ -53,8 +58,8 @@ from neurodeploy.report.summary import (DEFAULT_PRESET, energy_sections, record_
                                         reprice)
 from neurodeploy.schema import written
 
-__all__ = ["distill", "energy", "explore", "export", "inspect", "merge", "parity", "report",
-           "run", "simulate", "tune"]
+__all__ = ["Execution", "distill", "energy", "explore", "export", "inspect", "merge", "parity",
+           "report", "run", "simulate", "tune"]
 
 
 def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = None,
@@ -82,8 +87,9 @@ def _recipe(recipe: Recipe | dict | str | Path | None, overrides: dict | None = 
 
 def distill(recipe: Recipe | dict | str | Path | None, out: str | Path | None = None,
             teacher: nn.Module | str | Path | None = None, data=None,
-            overrides: dict | None = None, progress: bool = False, fresh: bool = False,
-            device: str | None = None, *, place: str = "another `out`") -> Path:
+            overrides: dict | None = None, progress: bool | None = False,
+            fresh: bool = False, device: str | None = None, *,
+            place: str = "another `out`") -> Path:
     """`neurodeploy distill`: distill the recipe's student into out/checkpoint.pt (returned;
     `out` by default runs/<recipe name>).
 
@@ -201,13 +207,26 @@ def _write(verb: str, result: dict, folder: Path | None) -> list[Path]:
     return [folder / f"{verb}.json", write_record_html(verb, result, folder)]
 
 
+def _execution(execution: Execution | None, device: str, timeout: float | None,
+               progress: bool | None) -> Execution:
+    """`execution` as given (the command line gives one), or one of the keywords of the same
+    names (a call that sets one or two); both at once is refused: which wins would be a guess."""
+    if execution is None:
+        return Execution(device, timeout, progress)
+    if (device, timeout, progress) != ("cpu", None, False):
+        raise UserError("device, timeout and progress: give them in `execution` or as "
+                        "keywords, not both")
+    return execution
+
+
 def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
              samples: int | None = None, timesteps: int | None = None,
-             dt: float | None = None, progress: bool = False, preset: str = DEFAULT_PRESET, *,
-             device: str = "cpu", input_shape: tuple[int, ...] | None = None,
+             dt: float | None = None, progress: bool | None = False,
+             preset: str = DEFAULT_PRESET, *, device: str = "cpu",
+             input_shape: tuple[int, ...] | None = None,
              timeout: float | None = None, shard: str | None = None, chunk: int = 1000,
              out: str | Path | bool | None = None, quiet: bool = False,
-             input_bits: int | None = None) -> dict:
+             input_bits: int | None = None, execution: Execution | None = None) -> dict:
     """`neurodeploy simulate`: run a .net (or any .nir, lowered) on one backend (see
     backends/registry.py). `inputs`: None (the test split it was exported for), a dataset name
     or .npz path, or an (x, y) pair. `preset`: the energy preset that prices the counted events
@@ -215,13 +234,15 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     Returns simulate.json's content (backend, samples, timesteps, accuracy, warnings such as an
     output layer that never spiked, the energy sections ...) with the labels, the SpikeRecord
     (spikes of every layer at every step, named as the file names them) and `wrote`: the files
-    written into `out`, where a resumable backend also keeps its chunks (a rerun resumes them;
-    `quiet`: no line per chunk). `input_bits` N: integer inputs are graded input spikes of
+    written into `out`, where a resumable backend also keeps its chunks (a rerun resumes them).
+    `progress`: True a bar, False lines through logging, None (or `quiet`) nothing: see
+    neurodeploy/progress.py; `execution`: device, timeout and progress as one Execution (see
+    _execution). An output layer that never spiked is also warned (NeurodeployWarning). `input_bits` N: integer inputs are graded input spikes of
     N bits (netx's input_message_bits), events in 0..2**N - 1, on every backend.
     A sigma-delta netx file takes integer frames (an [N, T, ...] array, an (x, y) pair or an
     .npz with x) and returns simulate.json's content (simulation.stream) with its record."""
     shard = parse_shard(shard)
-    device = resolve_device(device)       # what this machine lacks fails first, in one line
+    run = _execution(execution, device, timeout, None if quiet else progress)   # first
     check_backend(backend)
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
         data = _data(inputs, Path(tmp))
@@ -237,7 +258,7 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
                 frames, _ = _inputs(meta, net, data, samples, timesteps, network, input_bits,
                                     inputs)
                 result, records = simulation.stream(network, net, frames, [backend], prices,
-                                                    timeout)
+                                                    run)
                 return {**result, "record": records[0],
                         "wrote": _write("simulate", result, folder)}
             simulation.missing_options(network, meta, dt, data, timesteps)
@@ -249,21 +270,19 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
 
             def run_on(x, timeout_s=None):       # the exact mode runs the net read above
                 source = network if own else net if backend == EXACT_BACKEND else path
-                return simulation.simulate(source, x, backend, progress,
-                                           timeout_s, device, input_shape=input_shape, dt=dt,
+                return simulation.simulate(source, x, backend, run.progress,
+                                           timeout_s, run.device, input_shape=input_shape, dt=dt,
                                            input_bits=input_bits)
             if folder and BACKENDS[backend].resumable:      # slow: resumable chunks on disk
                 record, indices = run_chunks(run_on, spikes, labels, folder / "chunks", chunk,
-                                             shard, timeout, progress=progress, provenance=prov,
-                                             lines=not quiet)      # lines where no bars
+                                             shard, run.timeout, progress=run.progress,
+                                             provenance=prov)
                 labels = labels[indices]
             else:
                 lo, hi = shard_range(len(spikes), shard)
-                record, labels = run_on(spikes[lo:hi], timeout_s=timeout), labels[lo:hi]
+                record, labels = run_on(spikes[lo:hi], timeout_s=run.timeout), labels[lo:hi]
     simulation.user_names(record, net)
-    warnings = [w for w in [simulation.silent_output([record], network)] if w]
-    for warning in warnings:
-        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
+    warnings = simulation.silent_output([record], network)
     result = record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
                             quantization=quantization, provenance=prov, network=str(network),
                             warnings=warnings, reset=reset_assumption(network),
@@ -288,18 +307,19 @@ def merge(dirs: list[str | Path], out: str | Path | None = None) -> dict:
 
 
 def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
-           samples: int | None = None, dt: float | None = None, progress: bool = False,
+           samples: int | None = None, dt: float | None = None, progress: bool | None = False,
            reference: str | Path | None = None, *, timesteps: int | None = None,
            input_shape: tuple[int, ...] | None = None, device: str = "cpu",
            timeout: float | None = None, out: str | Path | bool | None = None,
-           input_bits: int | None = None) -> dict:
+           input_bits: int | None = None, execution: Execution | None = None) -> dict:
     """`neurodeploy parity`: the same inputs through several backends, compared spike for
     spike (and the backend that runs the model as trained against the deployed ones). Returns
     parity.json's content; `spike_mismatches` is 0 when the backends agree exactly. `reference`:
     another framework's predictions/output counts for the same inputs (.npz), compared too.
     With the records and `wrote`: parity.json and report.html, when given `out`.
     A sigma-delta netx file is compared message for message on integer frames (as simulate:
-    simulation.stream)."""
+    simulation.stream). `execution`: device, timeout and progress as one Execution."""
+    run = _execution(execution, device, timeout, progress)
     backends = list(backends)
     folder = None
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp, \
@@ -310,8 +330,8 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
             nonlocal folder
             folder = stack.enter_context(_folder(out, "parity", network))
             return _inputs(meta, net, data, samples, timesteps, network, input_bits, inputs)
-        result, records = simulation.parity(network, chosen, backends, progress, timeout, dt,
-                                            input_shape, device, reference, input_bits)
+        result, records = simulation.parity(network, chosen, backends, run, dt, input_shape,
+                                            reference, input_bits)
         streamed = result.get("kind") == "sigma-delta"     # its own sections, not yet a model
         wrote = _write("parity", result if streamed else written(Parity, result), folder)
     return {**result, "records": records, "wrote": wrote}
@@ -324,7 +344,7 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path | None = None, 
          headroom: str | float = "auto", losses: list[dict] | None = None,
          redraw: float = TuneOptions.redraw, presets: tuple[str, ...] = TuneOptions.presets,
          device: str | None = None,
-         progress: bool = False, fresh: bool = False) -> dict:
+         progress: bool | None = False, fresh: bool = False) -> dict:
     """`neurodeploy tune`: distill a NIR graph trained elsewhere onto Loihi's grid (see
     distill/tune.py) with the spike trains of `inputs` (a .npz with x [N, T, ...] and, when
     known, labels y); writes student.nir, network.net, manifest.json, tune.json and tune.html
@@ -368,12 +388,12 @@ def energy(report: str | Path, preset: str = DEFAULT_PRESET,
 
 
 def run(recipe_name: str | None = None, runs_dir: str | Path = "runs",
-        progress: bool = True, backend: str = DEFAULT_BACKEND, overrides: dict | None = None,
+        progress: bool | None = True, backend: str = DEFAULT_BACKEND, overrides: dict | None = None,
         fresh: bool = False, device: str | None = None) -> tuple[dict, Path]:
     """`neurodeploy run`: the whole pipeline for one recipe (distill, export, simulate,
     report); returns the report and the run directory.
 
-    A checkpoint.pt of the same recipe is reused (and said so on stderr) unless `fresh`, and
+    A checkpoint.pt of the same recipe is reused (and said so through logging) unless `fresh`, and
     another recipe's is refused, never overwritten (see distill); `overrides`: dotted recipe
     keys set before validation (see recipe.override); `device`: where to train."""
     recipe = load_recipe(recipe_name, overrides)

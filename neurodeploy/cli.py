@@ -8,10 +8,13 @@ no traceback. Ctrl-C stops any Lava runtime and exits 130; SIGTERM does the same
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -34,7 +37,8 @@ from neurodeploy.backends.registry import (BACKENDS, DEFAULT_BACKEND,  # noqa: E
                                            PARITY_BACKENDS, listed)
 from neurodeploy.checkpoint import training_device  # noqa: E402
 from neurodeploy.distill.tune import TuneOptions  # noqa: E402
-from neurodeploy.errors import UserError  # noqa: E402
+from neurodeploy.errors import NeurodeployWarning, UserError  # noqa: E402
+from neurodeploy.progress import chosen  # noqa: E402
 from neurodeploy.report import text  # noqa: E402
 
 if _SIGINT is not None:     # imported: Ctrl-C is KeyboardInterrupt again (main catches it)
@@ -91,9 +95,41 @@ def _headroom(arg: str) -> str | float:
     return value
 
 
-def _progress(args) -> bool:
-    """Progress bars only on a terminal (CI logs get no escape codes); --progress forces them."""
-    return args.progress or (not args.quiet and sys.stderr.isatty())
+def _progress(args) -> bool | None:
+    return chosen(args.progress, args.quiet)
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a redirect, a test's capture)."""
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+
+@contextlib.contextmanager
+def _reporting():
+    """What the library logs and warns, on stderr as plain lines while a verb runs: notices
+    and progress lines (logger "neurodeploy", INFO) as they are, neurodeploy's warnings as
+    `neurodeploy: warning: ...`; everything as it was afterwards."""
+    log = logging.getLogger("neurodeploy")
+    handler, level, propagate = _Stderr(), log.level, log.propagate
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False                  # once, even where Lava configured the root logger
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *where, **kw):
+            if not issubclass(category, NeurodeployWarning):
+                return shown(message, category, *where, **kw)
+            print(f"neurodeploy: warning: {message}", file=sys.stderr)
+        warnings.showwarning = show
+        warnings.simplefilter("always", NeurodeployWarning)
+        try:
+            yield
+        finally:
+            log.removeHandler(handler)
+            log.setLevel(level)
+            log.propagate = propagate
 
 
 def _note(reset) -> None:
@@ -155,16 +191,16 @@ def cmd_tune(args) -> int:
 
 
 def _run_options(args) -> dict:
-    """What simulate and parity share: the inputs, the file's missing facts, where to write."""
-    return dict(inputs=args.data, samples=args.samples, dt=args.dt, progress=_progress(args),
-                timesteps=args.timesteps, input_shape=args.input_shape, device=args.device,
-                timeout=args.timeout, out=args.out or True, input_bits=args.input_bits)
+    """What simulate and parity share: the inputs, the file's missing facts, how the network
+    runs (one api.Execution), where to write."""
+    return dict(inputs=args.data, samples=args.samples, dt=args.dt, timesteps=args.timesteps,
+                input_shape=args.input_shape, out=args.out or True, input_bits=args.input_bits,
+                execution=api.Execution(args.device, args.timeout, _progress(args)))
 
 
 def cmd_simulate(args) -> int:
     result = api.simulate(args.network, backend=args.backend, preset=args.preset,
-                          shard=args.shard, chunk=args.chunk, quiet=args.quiet,
-                          **_run_options(args))
+                          shard=args.shard, chunk=args.chunk, **_run_options(args))
     _note(result.get("reset"))
     print(text.simulated(result))
     return 0
@@ -267,10 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, epilog=text.EXAMPLES[name],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         bars = p.add_mutually_exclusive_group()
-        bars.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        bars.add_argument("-q", "--quiet", action="store_true",
+                          help="no progress bars or lines (a reused checkpoint or resumed "
+                               "chunks are still said)")
         bars.add_argument("--progress", action="store_true",
                           help="progress bars even when stderr is not a terminal (by default "
-                               "they are shown only on a terminal)")
+                               "they are shown only on a terminal, and plain lines elsewhere)")
         p.set_defaults(fn=fn)
         return p
 
@@ -431,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        with _reporting():
+            return args.fn(args)
     except UserError as e:
         print(f"neurodeploy: error: {e}", file=sys.stderr)
         return 2

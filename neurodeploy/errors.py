@@ -8,3 +8,9 @@ traceback. Everything else is a bug and keeps its traceback.
 
 class UserError(Exception):
     """A problem with the user's input: the message names the file, the problem and the fix."""
+
+
+class NeurodeployWarning(UserWarning):
+    """A result to distrust (an output layer that never spiked, ...), raised with
+    `warnings.warn`: a Python user filters or records it as any warning, and the command line
+    prints it as `neurodeploy: warning: <message>`."""

@@ -4,8 +4,9 @@ options a file cannot do without, an output layer that never spiked, layers name
 user's file names them."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from neurodeploy.backends.registry import (BACKENDS, EXACT_BACKEND, SDNN_BACKEND
 from neurodeploy.data.npz import is_dataset_file
 from neurodeploy.energy import load_preset
 from neurodeploy.energy.presets import Preset
-from neurodeploy.errors import UserError
+from neurodeploy.errors import NeurodeployWarning, UserError
 from neurodeploy.files import file_digest
 from neurodeploy.graph import UNITS, read_nir, reset_assumption
 from neurodeploy.graph.importer import infer_dt
@@ -32,13 +33,31 @@ from neurodeploy.preflight import check_backend, resolve_device
 from neurodeploy.report.summary import DEFAULT_PRESET, energy_sections, generated
 
 
-def simulate(network: str | Path, spikes: np.ndarray, backend: str, progress: bool = True,
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a network runs, whatever runs it: the options `simulate` and `parity` share, one
+    object for the command line and the API. Checked when made (the device against this
+    machine), so a mistake is one line before any work."""
+    device: str = "cpu"              # of the torch, emulator and float backends: cpu, cuda:N
+    timeout: float | None = None     # seconds before a Lava run is stopped
+    progress: bool | None = False    # a bar, lines or nothing: see progress.py
+
+    def __post_init__(self):
+        object.__setattr__(self, "device", resolve_device(self.device))
+        if self.timeout is not None and not 0 < self.timeout < float("inf"):
+            raise UserError(f"timeout {self.timeout}: give a positive number of seconds "
+                            "(--timeout S)")
+
+
+def simulate(network: str | Path, spikes: np.ndarray, backend: str,
+             progress: bool | None = True,
              timeout_s: float | None = None, device: str = "cpu", batch_size: int = EXACT_BATCH,
              input_shape: tuple[int, ...] | None = None, dt: float | None = None,
              input_bits: int | None = None) -> SpikeRecord:
     """Run input spikes [N, T, ...] through a netx file on one backend (`float`: any network
     file, in the semantics it was trained in; `dt` for a foreign NIR graph; `input_bits` N:
-    the inputs are graded events of N bits, netx's input_message_bits)."""
+    the inputs are graded events of N bits, netx's input_message_bits; `progress`: see
+    progress.py)."""
     chosen = backend_named(backend)
     device = resolve_device(device)
     return chosen.run(network, spikes, progress, timeout_s, device, batch_size, input_shape, dt,
@@ -54,17 +73,20 @@ def user_names(record: SpikeRecord, net: IntNetwork) -> SpikeRecord:
     return record
 
 
-def silent_output(records: list[SpikeRecord], source: str | Path) -> str | None:
-    """Why the accuracy of these records says nothing, when their output layer never spiked:
-    every prediction is then class 0 (often a wrong --dt, threshold or input scale)."""
+def silent_output(records: list[SpikeRecord], source: str | Path) -> list[str]:
+    """The result's `warnings`, each also warned (NeurodeployWarning): why the accuracy of
+    these records says nothing, when their output layer never spiked (every prediction is then
+    class 0; often a wrong --dt, threshold or input scale)."""
     silent = [r for r in records if r.readout is None and r.samples and not r.layers[-1].any()]
     if not silent:
-        return None
+        return []
     r = silent[0]
-    return (f"{source}: output layer '{r.layer_names[-1]}' never spiked in {r.samples} samples "
-            f"x {r.timesteps} steps on {', '.join(s.backend for s in silent)}, so every "
-            "prediction is class 0 and the accuracy says nothing about the network; check --dt, "
-            f"the thresholds and the input scale (`neurodeploy inspect {source}`)")
+    message = (f"{source}: output layer '{r.layer_names[-1]}' never spiked in {r.samples} "
+               f"samples x {r.timesteps} steps on {', '.join(s.backend for s in silent)}, so "
+               "every prediction is class 0 and the accuracy says nothing about the network; "
+               f"check --dt, the thresholds and the input scale (`neurodeploy inspect {source}`)")
+    warnings.warn(message, NeurodeployWarning, stacklevel=2)
+    return [message]
 
 
 def missing_options(network: str | Path, meta: dict | None, dt: float | None,
@@ -96,9 +118,8 @@ def missing_options(network: str | Path, meta: dict | None, dt: float | None,
                         f"{'; '.join(missing)}")
 
 
-def parity(network: str | Path, inputs, backends: list[str], progress: bool = False,
-           timeout_s: float | None = None, dt: float | None = None,
-           input_shape: tuple[int, ...] | None = None, device: str = "cpu",
+def parity(network: str | Path, inputs, backends: list[str], run: Execution = Execution(),
+           dt: float | None = None, input_shape: tuple[int, ...] | None = None,
            reference: str | Path | None = None,
            input_bits: int | None = None) -> tuple[dict, list[SpikeRecord]]:
     """Run the same input spikes through several backends of one network file and compare:
@@ -112,11 +133,13 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
     if unknown:
         raise UserError(f"--backends: unknown backend {unknown[0]!r}; choose from "
                         f"{', '.join(BACKENDS)}")
+    twice = [b for i, b in enumerate(backends) if b in backends[:i]]
+    if twice:            # its records would share one name, and one key in parity.json
+        raise UserError(f"--backends: {twice[0]} is given twice; name each backend once")
     own = {b: backend_named(b).reads == "own" for b in backends}   # float: the file as trained
     if len(backends) < 2 and not reference:
         raise UserError("--backends needs at least two backends (e.g. torch,emulator,lava or "
                         "float,torch), or one with --reference")
-    device = resolve_device(device)
     for backend in backends:
         check_backend(backend)
     with deployable(network, dt, input_shape) as (lowered, meta, _, net):
@@ -125,20 +148,19 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
             if reference:
                 raise UserError(f"--reference {reference}: a sigma-delta network makes no "
                                 "predictions to compare; drop it")
-            return stream(network, net, spikes, backends, load_preset(DEFAULT_PRESET),
-                          timeout_s)
+            return stream(network, net, spikes, backends, load_preset(DEFAULT_PRESET), run)
         ref = read_reference(reference, len(labels), net.layers[-1].size) if reference else None
         records = [user_names(simulate(network if own[b] else lowered, spikes, b,
-                                       progress, timeout_s, device, input_shape=input_shape,
+                                       run.progress, run.timeout, run.device,
+                                       input_shape=input_shape,
                                        dt=dt, input_bits=input_bits), net)
                    for b in backends]
-    warnings = [w for w in [silent_output(records, network)] if w]
-    for warning in warnings:
-        print(f"neurodeploy: warning: {warning}", file=sys.stderr)
+    silent = silent_output(records, network)
     reset = reset_assumption(network)                    # None unless a foreign NIR graph
     floats = [r for b, r in zip(backends, records) if own[b]]
     if reset and floats:                                 # how much the assumption matters
-        reset = {"note": reset, **reset_sensitivity(network, spikes, floats[0], dt, device)}
+        reset = {"note": reset, **reset_sensitivity(network, spikes, floats[0], dt,
+                                                    run.device)}
     deployed = [r for b, r in zip(backends, records) if not own[b]]
     pairs = [compare(deployed[0], other, labels) for other in deployed[1:]]
     result = {"network": str(network), "samples": len(labels),
@@ -152,14 +174,14 @@ def parity(network: str | Path, inputs, backends: list[str], progress: bool = Fa
               "spike_mismatches": sum(p["spike_mismatches"] for p in pairs),
               "readout_voltage_mismatches": sum(p["readout_voltage_mismatches"] or 0
                                                 for p in pairs),
-              "warnings": warnings, "reset": reset, "generated": generated()}
+              "warnings": silent, "reset": reset, "generated": generated()}
     if ref is not None:
         result["accuracy"][Path(reference).name] = float((ref["predictions"] == labels).mean())
     return result, records
 
 
 def stream(network: str | Path, net: SDNetwork, frames: np.ndarray, backends: list[str],
-           prices: Preset, timeout_s: float | None = None) -> tuple[dict, list[SpikeRecord]]:
+           prices: Preset, run: Execution = Execution()) -> tuple[dict, list[SpikeRecord]]:
     """Integer frames through a sigma-delta network on each backend: the samples stream back
     to back through one state (Lava cannot reset sigma-delta neurons), every backend is
     compared message for message with the first, and the first one's messages are counted and
@@ -169,7 +191,8 @@ def stream(network: str | Path, net: SDNetwork, frames: np.ndarray, backends: li
     if unknown:
         raise UserError(f"{network}: a sigma-delta network runs on the backends "
                         f"{listed(SDNN_BACKENDS, phrases=True)}, not {unknown[0]!r}")
-    records = [simulate(net if b == EXACT_BACKEND else network, frames, b, False, timeout_s)
+    records = [simulate(net if b == EXACT_BACKEND else network, frames, b, run.progress,
+                        run.timeout)
                for b in backends]
     first = records[0]
     steps = int(frames.shape[1])

@@ -121,3 +121,22 @@ def test_a_dataloader_is_materialized_with_the_same_checks(tmp_path):
     bad = TensorDataset(torch.as_tensor(x_tr * 3), torch.as_tensor(y_tr))
     with pytest.raises(UserError, match="spans"):
         load_file_dataset(save_dataset({"train": bad, "test": bad}, tmp_path / "bad.npz"))
+
+
+def test_simulate_and_parity_share_one_execution_object():
+    """device, timeout and progress: one api.Execution (the command line's) or the keywords,
+    checked when made; both at once is refused rather than one silently winning."""
+    net = Path(__file__).parent.parent / "export" / "digits" / "network.net"
+    run = api.Execution(device="cpu", timeout=60, progress=None)
+    with pytest.raises(Exception, match="frozen|cannot assign"):
+        run.timeout = 1
+    sim = api.simulate(net, backend="torch", samples=3, execution=run)
+    assert sim["accuracy"] == api.simulate(net, backend="torch", samples=3)["accuracy"]
+    assert api.parity(net, backends=("torch", "emulator"), samples=3,
+                      execution=run)["spike_mismatches"] == 0
+    with pytest.raises(UserError, match="not both"):
+        api.simulate(net, backend="torch", samples=3, execution=run, timeout=5)
+    with pytest.raises(UserError, match="timeout -1: give a positive"):
+        api.Execution(timeout=-1)
+    with pytest.raises(UserError, match="--device 'gpu0': not a torch device"):
+        api.Execution(device="gpu0")

@@ -4,10 +4,12 @@ history.jsonl, and logs without progress-bar escape codes when stderr is not a t
 import argparse
 import json
 import math
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,9 +95,17 @@ def test_a_malformed_set_is_a_command_line_error(assignment, capsys):
     assert exit_.value.code == 2 and err.count("\n") == 1 and "--set" in err, err
 
 
-def test_logs_carry_no_progress_bars_when_stderr_is_not_a_terminal(tiny_run):
+def test_logs_carry_progress_lines_not_bars_when_stderr_is_not_a_terminal(tiny_run):
+    """A log or CI gets no escape codes, yet no long step is silent: a line per epoch."""
     err = (tiny_run / "stderr.txt").read_text()     # progress at its default, stderr a file
     assert "\r" not in err and "\x1b" not in err, err[:500]
+    lines = err.splitlines()
+    assert [ln.split(",")[0] for ln in lines if ln.startswith("teacher: ")] == \
+        [f"teacher: {e}/5 epochs" for e in range(1, 6)], err
+    distilled = [ln for ln in lines if ln.startswith("distill: ")]
+    assert [ln.split(",")[0] for ln in distilled] == \
+        [f"distill: {e}/3 epochs" for e in range(1, 4)], err
+    assert "validation 0." in distilled[-1] and "left" in distilled[0], err
 
 
 def test_history_has_one_line_per_epoch_and_stage(tiny_run):
@@ -140,3 +150,37 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130():
     done = subprocess.run([sys.executable, "-c", press], capture_output=True, text=True,
                           timeout=600)
     assert (done.returncode, done.stderr, done.stdout) == (130, "neurodeploy: interrupted\n", "")
+
+
+def test_progress_is_a_bar_lines_or_nothing(caplog):
+    """progress.py decides alone: lines (False) carry the count, the facts and the time left,
+    None says nothing, and a throttled step that ends quickly says nothing either."""
+    from neurodeploy.progress import Progress
+    caplog.set_level("INFO", logger="neurodeploy.progress")
+    for mode in (False, None):
+        with Progress("distill", 2, "epoch", mode, every=0) as shown:
+            shown.update(1, validation="0.912")
+            shown.update(2, validation="0.950")
+    assert [r.getMessage().split(", about")[0] for r in caplog.records] == \
+        ["distill: 1/2 epochs, validation 0.912", "distill: 2/2 epochs, validation 0.950"]
+    caplog.clear()
+    with Progress("lava", 10, "sample", False) as shown:
+        shown.update(10)
+    assert not caplog.records
+    with Progress("lava", 10, "sample", False, every=0.01) as shown:   # a long one
+        time.sleep(0.02)
+        shown.update(5)
+        shown.update(10)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(r"lava: 5/10 samples, [\d.]+ samples/s, about \d+ s left", line), line
+
+
+def test_a_backend_named_twice_is_refused(tmp_path, capsys):
+    """Its two records would share one name, and one key of parity.json."""
+    from pathlib import Path
+    net = Path(__file__).parent.parent / "export" / "digits" / "network.net"
+    assert main(["parity", str(net), "--backends", "torch,emulator,torch", "--samples", "2",
+                 "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--backends: torch is given twice" in err, err
+    assert not (tmp_path / "p").exists()

@@ -207,6 +207,19 @@ def test_an_output_layer_that_never_spikes_is_warned_about(tmp_path, capsys):
     assert code == 0 and "warning" not in err, err
 
 
+def test_the_api_warns_through_warnings_and_prints_nothing(tmp_path, capsys):
+    """A Python user gets the same warning as a NeurodeployWarning (to filter or record as
+    any warning), and nothing on stderr: only the command line prints."""
+    from neurodeploy import api
+    from neurodeploy.errors import NeurodeployWarning
+    graph = _graph(tmp_path / "silent.nir",
+                   w2=-np.abs(np.random.default_rng(1).normal(size=(10, 12))))
+    with pytest.warns(NeurodeployWarning, match="'fc2' never spiked in 20 samples"):
+        result = api.simulate(graph, "digits", "torch", samples=20, timesteps=8, dt=1e-4)
+    assert "never spiked" in result["warnings"][0]
+    assert capsys.readouterr().err == ""
+
+
 # --- item 9: a run that never started leaves nothing, and its advice fits ----------------
 
 def test_a_run_that_cannot_start_leaves_no_folder_and_fitting_advice(tmp_path, capsys,

@@ -131,3 +131,22 @@ def test_readout_recipe_runs_on_lava_bit_exactly(tmp_path, run_recipe):
         floating = student.step_logits(student(x)).sum(1).argmax(1)
     _, volts = run_exact(student.to_integer(), torch.as_tensor(spikes[:200]), voltage=True)
     assert (floating == volts.sum(1).argmax(1)).double().mean().item() >= 0.95
+
+
+def test_the_report_plots_a_readout_layers_voltage_not_an_empty_raster():
+    """A readout layer never spikes: report.json keeps its voltage for the first sample, and
+    the raster's last panel draws it (an empty spike panel said nothing)."""
+    from neurodeploy.backends.torch_exact import simulate_torch
+    from neurodeploy.report.plots import raster
+    from neurodeploy.report.summary import DEFAULT_PRESET, report
+    net = _net(True).to_integer()
+    record = simulate_torch(net, _inputs().numpy().astype(np.uint8))
+    labels = record.predictions
+    result = json.loads(json.dumps(report(net, record, record, labels, DEFAULT_PRESET)))
+    assert np.array_equal(result["readout_voltage"], record.readout[0])
+    assert result["raster"][record.layer_names[-1]] == []          # what the panel showed
+    assert raster(result).startswith(b"\x89PNG")
+    plain = _net(False).to_integer()
+    assert "readout_voltage" not in report(plain, simulate_torch(plain, record.inputs),
+                                           simulate_torch(plain, record.inputs), labels,
+                                           DEFAULT_PRESET)

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.errors import UserError
 from neurodeploy.netx import read_netx, read_sdnn
 from neurodeploy.neurons import IntLayer, IntNetwork
 from neurodeploy.neurons.sigma_delta import SDLayer, SDNetwork
+from neurodeploy.progress import Progress
 
 U_WRAP, V_LIMIT, CONV_WRAP = 2 ** 23, 2 ** 23 - 1, 2 ** 23
 
@@ -154,7 +154,7 @@ def _rf_step(layer: IntLayer, re: torch.Tensor, im: torch.Tensor, a_re: torch.Te
 
 
 def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
-                      batch_size: int = 1000, device: str = "cpu", progress: bool = False,
+                      batch_size: int = 1000, device: str = "cpu", progress: bool | None = False,
                       input_shape: tuple[int, ...] | None = None) -> SpikeRecord:
     """Run input spikes [N, T, n_in] (binary, or graded input events: non-negative integers,
     as Lava's Dense takes them with netx's input_message_bits) through a netx network (or an
@@ -170,13 +170,13 @@ def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
         raise UserError("inputs must be binary spikes (0 or 1) or graded input events "
                         "(non-negative integers); encode them first")
     chunks, volts = [], []
-    with torch.no_grad():
-        for i in tqdm(range(0, n, batch_size), desc="emulator", disable=not progress,
-                      leave=False):
+    with torch.no_grad(), Progress("emulator", n, "sample", progress) as shown:
+        for i in range(0, n, batch_size):
             x = torch.as_tensor(spikes[i:i + batch_size], device=device)
             windows, v = _batch(net, x)
             chunks.append([w.cpu().numpy() for w in windows])
             volts.append(v.cpu().numpy())
+            shown.update(min(n, i + batch_size))
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
     return SpikeRecord(backend=f"emulator ({device})", inputs=record_inputs(spikes),
                        layers=layers, layer_names=[layer.name for layer in net.layers],

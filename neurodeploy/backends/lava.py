@@ -24,7 +24,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord, record_inputs
 from neurodeploy.backends.watchdog import LavaTimeout, Watchdog, lava_names
@@ -34,6 +33,7 @@ from neurodeploy.files import file_digest
 from neurodeploy.netx import read_netx, write_netx
 from neurodeploy.netx.metadata import RESET_OFFSET     # also in every manifest's `execution`
 from neurodeploy.neurons import IntNetwork
+from neurodeploy.progress import Progress
 
 __all__ = ["LavaTimeout", "lava_file", "lava_reads", "simulate_lava"]
 
@@ -155,7 +155,7 @@ def _buffer_clears(net, spec, n: int, t: int) -> dict[int, list]:
 
 
 def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = False,
-                  chunk_steps: int = 2048, progress: bool = True,
+                  chunk_steps: int = 2048, progress: bool | None = True,
                   timeout_s: float | None = None,
                   input_shape: tuple[int, ...] | None = None,
                   input_bits: int | None = None,
@@ -238,8 +238,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
         where = lambda step: (f"after {min(n, max(0, step - 1 - lead) // t)} of {n} "  # noqa
                               "samples")
         with running(net), Watchdog(net, str(netx_path), clock, where, names, timeout_s), \
-                tqdm(total=n, unit="sample", desc="lava", disable=not progress,
-                     leave=False) as bar:
+                Progress("lava", n, "sample", progress) as shown:
             done = 0
             while done < steps:
                 stop = bisect.bisect_right(stops, done)     # the next buffer clear
@@ -253,7 +252,7 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
                         kept[:, 0] = var.get()[:, 0]
                     var.set(kept)
                 interruption_point()
-                bar.update(min(n, done // t) - bar.n)
+                shown.update(min(n, done // t))
         layers = []
         for i, (path, spec) in enumerate(zip(sink_paths, net_spec.layers)):
             out = np.memmap(path, dtype=np.uint8, mode="r", shape=(steps, spec.size))

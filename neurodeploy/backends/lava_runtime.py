@@ -68,7 +68,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from neurodeploy.errors import UserError
+from neurodeploy.errors import NeurodeployWarning, UserError
 
 _SLAYER_STUB = "lava.lib.dl.slayer.object_detection"
 _live: list = []         # processes whose runtime may still be running
@@ -175,7 +175,7 @@ def registry_root() -> Path | None:
         return None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         warnings.warn(f"{root}: not a private directory of this user, so runs killed with "
-                      "kill -9 are not cleaned up; remove it", stacklevel=2)
+                      "kill -9 are not cleaned up; remove it", NeurodeployWarning, stacklevel=2)
         return None
     return root
 

@@ -28,6 +28,7 @@ from neurodeploy.backends.lava_runtime import import_lava, interruption_point, r
 from neurodeploy.errors import UserError
 from neurodeploy.files import file_digest
 from neurodeploy.netx.sdnn import read_sdnn, write_sdnn
+from neurodeploy.progress import Progress
 
 BACKEND = "lava (Loihi2SimCfg fixed_pt, SDNN)"
 
@@ -41,9 +42,11 @@ def _flat(data: np.ndarray) -> np.ndarray:
 
 def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
                        timeout_s: float | None = None,
-                       chunk_steps: int = 1024, sparse_synapses: bool = False) -> SpikeRecord:
+                       chunk_steps: int = 1024, sparse_synapses: bool = False,
+                       progress: bool | None = False) -> SpikeRecord:
     """Stream integer inputs [N, T, *input_shape] (or [N, T, n]) through the SDNN on Lava;
-    `sparse_synapses`: dense layers as Lava Sparse synapses (netx's sparse_fc_layer)."""
+    `sparse_synapses`: dense layers as Lava Sparse synapses (netx's sparse_fc_layer);
+    `progress`: chip steps run, see progress.py."""
     net_spec = read_sdnn(netx_path)            # validates the file; gives shapes
     with_bits = _message_bits_given(netx_path)
     if with_bits:
@@ -93,13 +96,15 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
         names = lava_names(net.layers, [layer.name for layer in net_spec.layers])
         names[source.id] = "the input source"
         where = lambda step: f"at step {max(0, step - 1)} of {steps}"  # noqa: E731
-        with running(net), Watchdog(net, str(netx_path), clock, where, names, timeout_s):
+        with running(net), Watchdog(net, str(netx_path), clock, where, names, timeout_s), \
+                Progress("lava", steps, "step", progress) as shown:
             done = 0
             while done < steps:
                 todo = min(chunk_steps, steps - done)
                 net.run(condition=lava.RunSteps(num_steps=todo), run_cfg=cfg)
                 done += todo
                 interruption_point()
+                shown.update(done)
             buffers = [np.asarray(sink.data.get()).astype(np.int64) for sink in sinks]
     layers = []
     for i, (data, spec) in enumerate(zip(buffers, net_spec.layers)):

@@ -76,7 +76,7 @@ def _lava(hardware: bool, sparse: bool = False):
         if isinstance(_read(network, input_shape), SDNetwork):    # Lava reads the file
             from neurodeploy.backends.lava_sdnn import simulate_lava_sdnn
             return simulate_lava_sdnn(network, spikes, timeout_s=timeout_s,
-                                      sparse_synapses=sparse)
+                                      sparse_synapses=sparse, progress=progress)
         from neurodeploy.backends.lava import simulate_lava
         return simulate_lava(network, spikes, hardware=hardware, progress=progress,
                              timeout_s=timeout_s, input_shape=input_shape,

@@ -12,16 +12,18 @@ and `merge` refuses to join chunks that disagree.
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
 
 from neurodeploy.backends.record import SpikeRecord, inputs_digest, provenance_difference
 from neurodeploy.errors import UserError
+from neurodeploy.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -41,26 +43,16 @@ def shard_range(samples: int, shard: tuple[int, int]) -> tuple[int, int]:
     return samples * i // n, samples * (i + 1) // n
 
 
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
 def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels: np.ndarray,
                out_dir: str | Path, chunk: int = 1000, shard: tuple[int, int] = (0, 1),
-               timeout_s: float | None = None, progress: bool = True,
-               provenance: dict | None = None, lines: bool = False,
-               ) -> tuple[SpikeRecord, np.ndarray]:
-    """Run this shard's samples chunk by chunk, reusing chunks already on disk.
+               timeout_s: float | None = None, progress: bool | None = True,
+               provenance: dict | None = None) -> tuple[SpikeRecord, np.ndarray]:
+    """Run this shard's samples chunk by chunk, reusing chunks already on disk (and saying
+    so). `progress` (see progress.py): as lines, one per finished chunk with the rate and the
+    time left, so a long run in a log is never silent.
 
     `provenance` (see record.provenance) is stored in every chunk; chunks on disk with any other
-    provenance are refused. Without it, the inputs' hash alone is checked. `lines`: where no
-    progress bar is shown (stderr is no terminal: a log, CI), one plain line on stderr per
-    finished chunk instead, so a long run is never silent."""
+    provenance are refused. Without it, the inputs' hash alone is checked."""
     if chunk < 1:
         raise UserError(f"--chunk {chunk}: a chunk holds at least one sample")
     out_dir = Path(out_dir)
@@ -76,45 +68,39 @@ def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels:
     bounds = [(s, min(s + chunk, hi)) for s in range(lo, hi, chunk)]
     paths = [out_dir / f"chunk-{start:07d}-{stop:07d}.npz" for start, stop in bounds]
     if reused := sum(p.exists() for p in paths):
-        print(f"resuming: {reused} of {len(paths)} chunks already in {out_dir}", file=sys.stderr)
-    lines = lines and not progress
+        log.info(f"resuming: {reused} of {len(paths)} chunks already in {out_dir}")
     todo = sum(stop - start for (start, stop), p in zip(bounds, paths) if not p.exists())
-    if lines and todo:
-        print(f"simulating {todo} samples in chunks of up to {chunk}; a line after each chunk",
-              file=sys.stderr, flush=True)
-    started = time.monotonic()
+    shown = Progress("chunks", todo, "sample", progress, every=0)
+    if todo:
+        shown.say(f"simulating {todo} samples in chunks of up to {chunk}; a line after each "
+                  "chunk")
     records, indices = [], []
-    simulated = 0
-    for number, ((start, stop), path) in enumerate(tqdm(
-            list(zip(bounds, paths)), desc="chunks", unit="chunk", disable=not progress,
-            leave=False), 1):
-        if not path.exists():
-            remaining = None
-            if timeout_s is not None:
-                remaining = timeout_s - (time.monotonic() - started)
-            try:
-                if remaining is not None and remaining <= 0:
-                    raise UserError("time is up")
-                record = simulate(spikes[start:stop], timeout_s=remaining)
-            except UserError as e:
-                done = sum(len(r.layers[0]) for r in records)
-                raise UserError(f"{e}; {done} samples of this shard are kept in {out_dir}: run "
-                                "the same command again to resume") from None
-            record.info = {**record.info, "provenance": prov}
-            record.save(path, indices=np.arange(start, stop), labels=labels[start:stop],
-                        total=np.array(len(spikes)))
-            simulated += stop - start
-            if lines:
-                rate = simulated / max(time.monotonic() - started, 1e-9)
-                left = (f", about {_duration((todo - simulated) / rate)} left"
-                        if simulated < todo else "")
-                print(f"chunk {number}/{len(paths)} done (samples {start}..{stop - 1}): "
-                      f"{simulated}/{todo} simulated, {rate:.1f} samples/s{left}",
-                      file=sys.stderr, flush=True)
-        record, extra = SpikeRecord.load(path)
-        _check_chunk(path, record, extra, start, stop)
-        records.append(record)
-        indices.append(extra["indices"])
+    simulated, started = 0, time.monotonic()
+    with shown:
+        for number, ((start, stop), path) in enumerate(zip(bounds, paths), 1):
+            if not path.exists():
+                remaining = None
+                if timeout_s is not None:
+                    remaining = timeout_s - (time.monotonic() - started)
+                try:
+                    if remaining is not None and remaining <= 0:
+                        raise UserError("time is up")
+                    record = simulate(spikes[start:stop], timeout_s=remaining)
+                except UserError as e:
+                    done = sum(len(r.layers[0]) for r in records)
+                    raise UserError(f"{e}; {done} samples of this shard are kept in {out_dir}: "
+                                    "run the same command again to resume") from None
+                record.info = {**record.info, "provenance": prov}
+                record.save(path, indices=np.arange(start, stop), labels=labels[start:stop],
+                            total=np.array(len(spikes)))
+                simulated += stop - start
+                shown.update(simulated, head=f"chunk {number}/{len(paths)} done (samples "
+                                             f"{start}..{stop - 1}): {simulated}/{todo} "
+                                             "simulated")
+            record, extra = SpikeRecord.load(path)
+            _check_chunk(path, record, extra, start, stop)
+            records.append(record)
+            indices.append(extra["indices"])
     if not records:
         raise UserError(f"shard {shard[0]}/{shard[1]} of {len(spikes)} samples is empty; use "
                         "fewer shards")

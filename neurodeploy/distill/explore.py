@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from neurodeploy import artifacts
 from neurodeploy.backends.record import SpikeRecord, provenance
+from neurodeploy.backends.registry import EXACT_BACKEND
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.checkpoint import load_checkpoint
 from neurodeploy.distill.losses import build_loss
@@ -126,7 +127,7 @@ def _train(spec: dict, folder: str, teachers: str, device: str, threads: int) ->
     """One run's distillation (in a worker process when jobs > 1)."""
     torch.set_num_threads(threads)
     recipe = recipe_from_dict(spec, "explore")
-    return str(distill(recipe, Path(folder), progress=False, teachers=Path(teachers),
+    return str(distill(recipe, Path(folder), progress=None, teachers=Path(teachers),
                        device=device))
 
 
@@ -171,14 +172,14 @@ def measure(recipe: Recipe, folder: Path, presets: list[str], lava_samples: int,
     exact = simulate_torch(net, spikes, device=device)
     deployed = _window(exact, steps)
     n = min(lava_samples, len(labels))
-    lava = simulate(folder / "network.net", deployed.inputs[:n], "lava", progress=False)
+    lava = simulate(folder / "network.net", deployed.inputs[:n], "lava", progress=None)
     checked = compare(_window(deployed, steps, n), lava, labels[:n])
     result = report(net, deployed, deployed, labels, presets[0], extra={
         "recipe": recipe.name, "dataset": manifest["dataset"], "encoding": manifest["encoding"],
         "network": {**manifest["network"], "sha256": manifest["files"]["network.net"]},
         "backend": deployed.backend, "training": manifest["training"],
         "provenance": provenance(folder / "network.net", deployed.inputs, labels,
-                                 deployed.backend),
+                                 EXACT_BACKEND),     # the registry's name, as run's
         "accuracy": {"teacher": manifest["accuracy"]["teacher"]},
         "artifacts": {"checkpoint": "checkpoint.pt", "nir": "student.nir",
                       "netx": "network.net", "manifest": "manifest.json"}})

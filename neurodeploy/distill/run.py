@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from neurodeploy.files import atomic_path, writable_dir, zip_damage
 from neurodeploy.preflight import device_name, resolve_device
 from neurodeploy.recipe import Recipe, architecture
 from neurodeploy.report.summary import remove_reports
+
+logger = logging.getLogger(__name__)
 
 
 def _digest(spec) -> str:
@@ -54,7 +56,7 @@ def _teacher(recipe: Recipe, data) -> torch.nn.Module:
     return mlp_teacher(data.features, recipe.teacher.hidden, data.num_classes)
 
 
-def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
+def distill(recipe: Recipe, out_dir: Path, progress: bool | None = True,
             teachers: Path | None = None, teacher_model: torch.nn.Module | None = None,
             fresh: bool = False, device: str | None = None, place: str = "--out") -> Path:
     """Train the teacher, distill the student, write out_dir/checkpoint.pt (resumable).
@@ -65,7 +67,8 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
     A checkpoint.pt already in out_dir is reused when the same recipe made it from the same
     data and teacher, and another recipe's is refused (never overwritten) unless `fresh`,
     which also discards resumable training states; `place` names the option that moves the
-    run elsewhere in that message. `device`: where to train (None: CUDA when available)."""
+    run elsewhere in that message (both said through logging). `device`: where to train (None:
+    CUDA when available); `progress`: a bar, a line or nothing per epoch (see progress.py)."""
     device = resolve_device(device)
     out_dir = writable_dir(out_dir, place)
     data = subset(load_data(recipe.dataset), recipe.dataset.train_samples,
@@ -87,11 +90,10 @@ def distill(recipe: Recipe, out_dir: Path, progress: bool = True,
         why = _reuse(path, recipe, sources, place)
         if why is None:
             if is_main():
-                print(f"reusing {path} (same recipe); delete it or pass --fresh to retrain",
-                      file=sys.stderr)
+                logger.info(f"reusing {path} (same recipe); delete it or pass --fresh to retrain")
             return path
         if is_main():
-            print(f"retraining: {why}", file=sys.stderr)
+            logger.info(f"retraining: {why}")
     loss_fn = build_loss(recipe.distill.losses, f"recipe {recipe.name}: distill",
                          architecture(recipe))
     t0 = time.perf_counter()

@@ -24,12 +24,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path, zip_damage
 from neurodeploy.neurons import SpikingNet, run_exact
 from neurodeploy.neurons.network import EXACT_BATCH
+from neurodeploy.progress import Progress
 
 
 @dataclass
@@ -164,7 +164,7 @@ def _scheduler(opt, schedule: str, lr: float, total_steps: int):
 
 
 def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: int, lr: float,
-                  batch_size: int, seed: int, progress: bool = True,
+                  batch_size: int, seed: int, progress: bool | None = True,
                   checkpoint: Path | None = None, key: str | None = None,
                   weight_decay: float = 0.0, augment: str = "none", schedule: str = "constant",
                   image_shape: tuple[int, ...] | None = None,
@@ -193,7 +193,9 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
         gen.set_state(state["generator"])
         hist, best, start = state["history"], state["best"], state["epoch"] + 1
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    for epoch in tqdm(range(start, epochs), desc="teacher", disable=not progress, leave=False):
+    shown = Progress("teacher", epochs, "epoch", progress if is_main() else None, start,
+                     every=0)
+    for epoch in range(start, epochs):
         net.train()
         losses = []
         for idx in _batches(len(x), batch_size, gen):
@@ -222,9 +224,11 @@ def train_teacher(model: nn.Module, x_train, y_train, x_val, y_val, *, epochs: i
         if acc > hist.best_val_accuracy or hist.best_epoch < 0:
             hist.best_epoch, hist.best_val_accuracy = epoch, acc
             best = copy.deepcopy(model.state_dict())
+        shown.update(epoch + 1, loss=f"{hist.train_loss[-1]:.3f}", validation=f"{acc:.3f}")
         _save_state(checkpoint, key, epoch=epoch, model=model.state_dict(), best=best,
                     optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                     generator=gen.get_state(), history=hist)
+    shown.close()
     model.load_state_dict(best)
     return model.cpu().eval(), hist
 
@@ -276,7 +280,7 @@ def exact_accuracy(student: SpikingNet, spikes: np.ndarray, labels: np.ndarray) 
 def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_spikes,
                     train_x, train_y, val_spikes, val_y, epochs: int, lr: float,
                     batch_size: int, seed: int, weight_decay: float = 0.0,
-                    checkpoint: Path | None = None, progress: bool = True,
+                    checkpoint: Path | None = None, progress: bool | None = True,
                     key: str | None = None, validate_every: int = 1,
                     device: str | None = None, keep_start: bool = False,
                     augment=None) -> History:
@@ -330,9 +334,9 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
     if keep_start and start == 0:
         hist.best_val_accuracy = exact_accuracy(student, val_spikes, val_y)
     net = nn.parallel.DistributedDataParallel(student) if world > 1 else student
-    bar = tqdm(range(start, epochs), desc="distill", disable=not progress or not is_main(),
-               leave=False)
-    for epoch in bar:
+    shown = Progress("distill", epochs, "epoch", progress if is_main() else None, start,
+                     every=0)
+    for epoch in range(start, epochs):
         student.train()
         losses = []
         for idx in _batches(len(s_train), batch_size, gen):
@@ -380,10 +384,12 @@ def distill_student(student: SpikingNet, teacher: nn.Module, loss_fn, *, train_s
                                                           and not keep_start)):
             hist.best_epoch, hist.best_val_accuracy = epoch, acc
             best = copy.deepcopy(student.state_dict())
-        bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val=f"{acc:.3f}")
+        shown.update(epoch + 1, loss=f"{hist.train_loss[-1]:.3f}",
+                     **({"validation": f"{acc:.3f}"} if validate else {}))
         _save_state(checkpoint, key, epoch=epoch, student=student.state_dict(), best=best,
                     loss=loss_fn.state_dict() if learned else None, optimizer=opt.state_dict(),
                     scheduler=sched.state_dict(), generator=gen.get_state(), history=hist)
+    shown.close()
     student.load_state_dict(best)
     for module in (student, teacher, loss_fn):
         if isinstance(module, nn.Module):

@@ -164,7 +164,7 @@ def _record_stats(net, record, reference, matched, labels, presets) -> dict:
 
 
 def tune(source: str | Path, inputs: str | Path, out: str | Path,
-         options: TuneOptions = TuneOptions(), progress: bool = False,
+         options: TuneOptions = TuneOptions(), progress: bool | None = False,
          fresh: bool = False) -> dict:
     """Distill the float NIR graph `source` onto Loihi's grid with the spike trains in
     `inputs`; writes out/student.nir, network.net, manifest.json, tune.json (returned) and

@@ -129,6 +129,7 @@ class Report(PricedReport):
     neurobench: Section | None = None             # energy.neurobench.neurobench_metrics
     generated: Generated | None = None
     raster: dict[str, list[list[int]]] | None = None   # (t, neuron) spikes of sample 0
+    readout_voltage: list[list[int | float]] | None = None   # a readout's [T, classes], sample 0
 
 
 class Record(BaseModel):

@@ -204,7 +204,8 @@ def render(report: dict, images: dict[str, bytes], out_dir: Path | None = None) 
     compared = par.get("neuron_steps_compared", par["spikes_compared"])
     sizes = "-".join(str(s) for s in report["network"]["sizes"])
     source = report.get("source_parity") or {}
-    cards = [("student on " + _e(report["backend"].split(" ")[0]),
+    cards = [("student on " + _e((report.get("provenance") or {}).get("backend")
+                                 or report["backend"].split(" ")[0]),
               f"{deployed_accuracy(report):.4f}",
               f"torch exact {acc['student_torch']:.4f} · teacher "
               + (f"{acc['teacher']:.4f}" if acc.get("teacher") is not None else "none")

@@ -31,14 +31,27 @@ def spikes_per_layer(report: dict) -> bytes:
 
 
 def raster(report: dict) -> bytes:
+    """The first test sample's spikes per layer; a readout layer's panel shows its voltage per
+    output neuron instead (it never spikes), the one whose summed voltage wins drawn bold."""
     names = list(report["raster"])
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
     for ax, name, layer in zip(axes[0], names, report["layers"]):
+        if name == names[-1] and report.get("readout_voltage") is not None:
+            volts = np.asarray(report["readout_voltage"], dtype=float)      # [T, classes]
+            winner = int(volts.sum(axis=0).argmax())
+            for i, trace in enumerate(volts.T):
+                ax.plot(trace, lw=2 if i == winner else 0.8,
+                        color="k" if i == winner else "0.6")
+            ax.set(xlim=(-0.5, report["timesteps"] - 0.5), xlabel="timestep t",
+                   ylabel="voltage", title=f"{name}: readout, class {winner} wins")
+            continue
         events = np.asarray(report["raster"][name]).reshape(-1, 2)
         ax.scatter(events[:, 0], events[:, 1], s=6, marker="|", color="k")
         ax.set(xlim=(-0.5, report["timesteps"] - 0.5), ylim=(-0.5, layer["neurons"] - 0.5),
                xlabel="timestep t", ylabel="neuron", title=f"{name}: {len(events)} spikes")
-    fig.suptitle("Spike raster of the first test sample", y=1.02)
+    fig.suptitle("Spike raster of the first test sample"
+                 + (" (the readout layer: its voltage)" if "readout_voltage" in report else ""),
+                 y=1.02)
     return _png(fig)
 
 

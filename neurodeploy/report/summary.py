@@ -54,12 +54,13 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
     par = compare(reference, deployed, labels)
     sections = energy_sections(net, deployed, labels, load_preset(preset_name), teacher_sizes)
     source = source_parity(net, deployed, labels)
+    float_side = source.get("backends", [None])[0]          # whatever its record calls it
     return written(Report, {
         **(extra or {}),
         "samples": deployed.samples,
         "accuracy": {"student_torch": reference.accuracy(labels),
                      "student_deployed": deployed.accuracy(labels),   # on `backend`
-                     "student_float": (source.get("accuracy") or {}).get("float"),
+                     "student_float": (source.get("accuracy") or {}).get(float_side),
                      **(extra or {}).get("accuracy", {})},
         "parity": {k: par[k] for k in ("spike_mismatches", "readout_voltage_mismatches",
                                        "prediction_agreement",
@@ -72,6 +73,9 @@ def report(net: IntNetwork, reference: SpikeRecord, deployed: SpikeRecord, label
         "generated": generated(),
         "raster": {name: np.argwhere(s[0]).tolist()            # (t, neuron) of sample 0
                    for name, s in zip(deployed.layer_names, deployed.layers)},
+        # a readout layer never spikes: it decides by its summed voltage, [T, classes] here
+        **({"readout_voltage": deployed.readout[0].tolist()}
+           if deployed.readout is not None else {}),
         **sections,
     })
 
