@@ -154,10 +154,32 @@ class Record(BaseModel):
 
 
 class PricedRecord(PricedReport, Record):
-    """simulate.json with the energy sections (`simulate`'s, and a sigma-delta network's):
-    the network is its path, its hash in provenance."""
+    """simulate.json with the energy sections (`simulate`'s): the network is its path, its
+    hash in provenance."""
     network: str
     provenance: Provenance
+
+
+class SigmaDeltaRecord(PricedRecord):
+    """simulate.json and parity.json of a sigma-delta network (simulation.stream): integer
+    frames streamed through one state on each backend, the first one's graded messages
+    counted and priced as spikes, and with more than one backend each compared with the first
+    message for message (parity.message_mismatches)."""
+    kind: Literal["sigma-delta"]
+    activity: Section                             # neurons.sigma_delta.activity
+    messages_per_layer: dict[str, int]            # non-zero messages, over every sample
+    comparisons: dict[str, Section] | None = None   # "<first>-<other>": message_mismatches
+    message_mismatches: Section | None = None     # over the comparisons: total, compared, first
+
+
+class Priced(BaseModel):
+    """`energy-<preset>.json`, what `neurodeploy energy --out` writes: the sections of a report
+    or record that the preset prices (report.summary.priced)."""
+    model_config = _OPEN
+    energy: Section
+    per_timestep: list[Section]
+    timestep_sweep: list[Section]
+    resources: Section
 
 
 def is_record(data: dict) -> bool:
@@ -199,7 +221,8 @@ def read_report(path: str | Path) -> dict:
         raise UserError(f"{path}: field counts: missing, so there is nothing to price (a "
                         "simulate.json of an older neurodeploy, or of `merge`); "
                         f"{FIX_RECORD}")
-    schema = PricedRecord if record else Report
+    schema = (SigmaDeltaRecord if data.get("kind") == "sigma-delta" else
+              PricedRecord if record else Report)
     try:
         schema.model_validate(data)
     except ValidationError as e:
