@@ -1,6 +1,7 @@
 """report.json and simulate.json as pydantic schemas, one per file for writing and reading:
 `report.summary` builds them and writes their dump (`Report`; `Record`, or `PricedRecord` when
-priced), `neurodeploy energy` validates a file with them before repricing.
+priced; a sigma-delta network's simulate.json and parity.json are `SigmaDeltaRecord`s),
+`neurodeploy energy` validates a file with them before repricing, and writes `Priced`.
 
 Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
 negative, NaN or infinite energies: the sections that pricing reads are checked for type,
