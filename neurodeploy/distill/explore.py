@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from neurodeploy import artifacts
 from neurodeploy.backends.record import SpikeRecord, provenance
@@ -48,16 +48,15 @@ from neurodeploy.recipe import Recipe, architecture, override, recipe_from_dict
 from neurodeploy.report import write_html
 from neurodeploy.report.front import Front, write_front
 from neurodeploy.report.summary import energy_sections, generated, priced, report
-from neurodeploy.schema import Section, written
+from neurodeploy.schema import OPEN, Section, written
 from neurodeploy.simulation import simulate
 
 COSTS = {"energy": "energy_pj", "latency": "latency_us"}    # what a front point minimises
-_FILE = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
 
 class Readout(BaseModel):
     """The deployed student read out at one T'."""
-    model_config = _FILE
+    model_config = OPEN
     accuracy: float
     energy_pj: dict[str, float]                   # per inference, by preset
     latency_us: dict[str, float | None]           # None: the preset models no latency
@@ -65,7 +64,7 @@ class Readout(BaseModel):
 
 class LavaCheck(BaseModel):
     """The Lava sample that checks the exact mode spike for spike."""
-    model_config = _FILE
+    model_config = OPEN
     samples: int
     spike_mismatches: int
     backend: str | None = None
@@ -74,7 +73,7 @@ class LavaCheck(BaseModel):
 
 class Measured(BaseModel):
     """What `measure` finds of one trained run; what the front reads is required."""
-    model_config = _FILE
+    model_config = OPEN
     T: int
     test_samples: int
     by_readout: dict[str, Readout]                # T' (as text): the student read out there
@@ -95,7 +94,7 @@ class Measured(BaseModel):
 class ExploreRun(BaseModel):
     """explore.json, one per run folder: the run's variant and what was measured, and `key`
     (what it was measured from: recipe, presets, Lava samples), so a rerun skips it."""
-    model_config = _FILE
+    model_config = OPEN
     key: str
     variant: str
     settings: dict[str, Any]

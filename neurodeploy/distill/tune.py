@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from neurodeploy.artifacts import write_deployment
 from neurodeploy.backends.float_mode import float_record as record_of
@@ -46,7 +46,7 @@ from neurodeploy.netx.metadata import check_metadata
 from neurodeploy.neurons.tunable import TunableNet
 from neurodeploy.preflight import resolve_device
 from neurodeploy.report.html import write_tune_html
-from neurodeploy.schema import Section, written
+from neurodeploy.schema import OPEN, Section, written
 
 DEFAULT_LOSSES = ({"name": "logit_kd", "weight": 1.0, "temperature": 2.0},
                   {"name": "layer_spikes", "weight": 4.0, "window": 16},
@@ -58,12 +58,11 @@ RESET_NOTE = ("NIR cannot state the reset mechanism; the float model used the on
               "reset_mechanism=\"zero\", reset_delay=False).")
 MIN_SAMPLES = 10              # in each of the tuning and held-out parts
 STATE = "tune_state.pt"
-_FILE = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
 
 class HeldOut(BaseModel):
     """One network's numbers on the held-out inputs against the float model (_record_stats)."""
-    model_config = _FILE
+    model_config = OPEN
     prediction_agreement: float
     accuracy: float | None                        # None: the inputs have no labels
     layers: list[Section]                         # per matched layer: spike agreement, counts
@@ -74,7 +73,7 @@ class HeldOut(BaseModel):
 class TuneReport(BaseModel):
     """tune.json, as `tune` writes it (and tune.html shows): what was tuned on what, how,
     and the held-out numbers before and after."""
-    model_config = _FILE
+    model_config = OPEN
     source: Section                               # the float NIR graph: file, sha256
     inputs: Section                               # the spike trains: file, sha256, samples ...
     split: Section                                # seed, fraction, sizes of both parts

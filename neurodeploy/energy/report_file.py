@@ -17,11 +17,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurodeploy.errors import UserError
-from neurodeploy.schema import MAX_TIMESTEPS, Generated, Section, Timesteps, one_line, read_text
+from neurodeploy.schema import (MAX_TIMESTEPS, OPEN, Generated, Section, Timesteps, one_line,
+                                read_text)
 
 FIX = "re-run `neurodeploy run` to write a fresh report"
 FIX_RECORD = "re-run `neurodeploy simulate` to write a fresh simulate.json"
-_OPEN = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)   # other keys pass through
 # Mean events per inference in one layer and step: Loihi 2 chips hold 1.2e8 synapses, so 1e12
 # is far beyond any real count and keeps count x figure (<= 1e6 pJ) a finite number.
 Count = Annotated[float, Field(ge=0, le=1e12)]
@@ -31,7 +31,7 @@ KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
 
 
 class Counts(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     layers: Annotated[list[str], Field(min_length=1, max_length=1024)]
     synaptic_ops: Rows
     neuron_active: Rows
@@ -70,13 +70,13 @@ class Baseline(BaseModel):
 
 
 class Network(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     sha256: str | None = None
 
 
 class PricedReport(BaseModel):
     """What `report.summary.priced` reads from a report (required) and what it gives."""
-    model_config = _OPEN
+    model_config = OPEN
     timesteps: Timesteps
     layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
     counts: Counts
@@ -108,7 +108,7 @@ class PricedReport(BaseModel):
 
 
 class Provenance(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     network_sha256: str
 
 
@@ -135,7 +135,7 @@ class Report(PricedReport):
 class Record(BaseModel):
     """simulate.json, as `simulate` and `merge` write it (`report.summary.record_summary`):
     one record's accuracy and spikes. Every section is optional for a reader, as in Report."""
-    model_config = _OPEN
+    model_config = OPEN
     backend: str | None = None
     samples: Annotated[int, Field(ge=0)] | None = None
     timesteps: Annotated[int, Field(ge=1)] | None = None
@@ -176,7 +176,7 @@ class SigmaDeltaRecord(PricedRecord):
 class Priced(BaseModel):
     """`energy-<preset>.json`, what `neurodeploy energy --out` writes: the sections of a report
     or record that the preset prices (report.summary.priced)."""
-    model_config = _OPEN
+    model_config = OPEN
     energy: Section
     per_timestep: list[Section]
     timestep_sweep: list[Section]

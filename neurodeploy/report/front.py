@@ -11,19 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from neurodeploy.files import atomic_path
 from neurodeploy.report.html import CSS, _e, _pj, _table
 from neurodeploy.report.plots import _png, plt
-from neurodeploy.schema import Generated
+from neurodeploy.schema import OPEN, Generated
 
-_FILE = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
 
 class Spread(BaseModel):
     """A figure over seeds: mean, sample standard deviation (0 for one seed), each seed's."""
-    model_config = _FILE
+    model_config = OPEN
     mean: float
     std: float
     per_seed: list[float]
@@ -31,7 +30,7 @@ class Spread(BaseModel):
 
 class Point(BaseModel):
     """One variant read out at one T', over its seeds (distill.explore.front)."""
-    model_config = _FILE
+    model_config = OPEN
     variant: str
     settings: dict[str, Any]                      # the grid's values for this variant
     readout_T: int                                # T' (T unless full_range_kd)
@@ -57,7 +56,7 @@ class Point(BaseModel):
 
 class Front(BaseModel):
     """front.json, what `explore` writes (and front.html shows): every point of the grid."""
-    model_config = _FILE
+    model_config = OPEN
     recipe: str
     recipe_digest: str
     grid: dict[str, list[Any] | tuple[Any, ...]]  # dotted recipe key: its values
