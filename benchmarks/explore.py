@@ -22,14 +22,13 @@ front's figure goes to docs/assets/explore_<name>.png (README, results page) wit
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 from distill_fmnist import METHODS, PROTOCOL, machine
 from neurodeploy import api
-from neurodeploy.distill.explore import _key, front, variants
+from neurodeploy.distill.explore import _done, _key, front, variants
 from neurodeploy.distill.run import _digest
 from neurodeploy.files import atomic_path, write_json
 from neurodeploy.recipe import load_recipe
@@ -72,8 +71,7 @@ def collect(work: Path, setup: dict, seeds: list[int], jobs: int) -> dict:
     """The results file: the front over the grid's runs finished so far in `work`."""
     expected = {v["folder"]: _key(v["recipe"], PRESETS, LAVA_SAMPLES) for v in variants(
         load_recipe(setup["recipe"], setup["overrides"]), setup["grid"], seeds)}
-    runs = [r for p in sorted(work.glob("*/explore.json"))
-            if expected.get((r := json.loads(p.read_text()))["folder"]) == r["key"]]
+    runs = [r for folder, key in sorted(expected.items()) if (r := _done(work / folder, key))]
     grid_runs = len(expected)
     return {"recipe": setup["recipe"], "overrides": setup["overrides"], "grid": setup["grid"],
             "seeds": seeds, "presets": PRESETS, "front_preset": PRESETS[0],

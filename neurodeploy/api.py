@@ -43,6 +43,7 @@ from neurodeploy.distill import run as distilling
 from neurodeploy.distill import tune as tuning
 from neurodeploy.distill.tune import TuneOptions
 from neurodeploy.energy import load_preset
+from neurodeploy.energy.report_file import Priced, SigmaDeltaRecord
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir, write_json
 from neurodeploy.graph import reset_assumption
@@ -260,7 +261,7 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
                 result, records = simulation.stream(network, net, frames, [backend], prices,
                                                     run)
                 return {**result, "record": records[0],
-                        "wrote": _write("simulate", result, folder)}
+                        "wrote": _write("simulate", written(SigmaDeltaRecord, result), folder)}
             simulation.missing_options(network, meta, dt, data, timesteps)
             spikes, labels = _inputs(meta, net, data, samples, timesteps, network, input_bits,
                                      inputs)
@@ -332,8 +333,8 @@ def parity(network: str | Path, inputs=None, backends=PARITY_BACKENDS,
             return _inputs(meta, net, data, samples, timesteps, network, input_bits, inputs)
         result, records = simulation.parity(network, chosen, backends, run, dt, input_shape,
                                             reference, input_bits)
-        streamed = result.get("kind") == "sigma-delta"     # its own sections, not yet a model
-        wrote = _write("parity", result if streamed else written(Parity, result), folder)
+        streamed = result.get("kind") == "sigma-delta"
+        wrote = _write("parity", written(SigmaDeltaRecord if streamed else Parity, result), folder)
     return {**result, "records": records, "wrote": wrote}
 
 
@@ -382,8 +383,7 @@ def energy(report: str | Path, preset: str = DEFAULT_PRESET,
     wrote = []
     if folder:
         wrote = [folder / f"energy-{Path(result['energy']['preset']).stem}.json"]
-        write_json(wrote[0], {k: result[k] for k in ("energy", "per_timestep", "timestep_sweep",
-                                                     "resources")})
+        write_json(wrote[0], written(Priced, {k: result[k] for k in Priced.model_fields}))
     return {**result, "wrote": wrote}
 
 

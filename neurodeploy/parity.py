@@ -7,17 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.errors import UserError
-from neurodeploy.schema import Generated, Section
+from neurodeploy.schema import OPEN, Generated, Section
 
 
 class Parity(BaseModel):
     """parity.json, as `parity` writes it: simulation.parity computes it, api.parity writes
     the dump of this model (schema.written) of it."""
-    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+    model_config = OPEN
     network: str                                  # the file compared, as given
     samples: int
     provenance: Section                           # backends.record.provenance

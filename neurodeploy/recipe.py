@@ -17,8 +17,7 @@ from neurodeploy.data.encoding import encoding_spec
 from neurodeploy.distill.losses import build_loss, check_term
 from neurodeploy.energy.presets import load_preset
 from neurodeploy.errors import UserError
-from neurodeploy.neurons import CubaParams
-from neurodeploy.neurons.cuba import THRESHOLD_MAX
+from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX
 from neurodeploy.netx.metadata import DatasetRef, Encoding
 from neurodeploy.schema import Levels, Timesteps, one_line, read_yaml
 
@@ -129,16 +128,15 @@ class TeacherCfg(BaseModel):
         return self
 
 
+Decay = Annotated[int, Field(ge=0, le=DECAY_UNITY)]
+Threshold = Annotated[int, Field(ge=1, le=THRESHOLD_MAX)]   # Loihi's 17-bit vThMant, as netx
+
+
 class NeuronCfg(BaseModel):
     model_config = STRICT
-    i_decay: int = 1024
-    v_decay: int = 256
-    threshold: int = 128
-
-    @model_validator(mode="after")
-    def _loihi_range(self):
-        CubaParams(self.i_decay, self.v_decay, self.threshold)      # ValueError names the field
-        return self
+    i_decay: Decay = 1024
+    v_decay: Decay = 256
+    threshold: Threshold = 128
 
 
 class StudentCfg(BaseModel):
@@ -148,8 +146,7 @@ class StudentCfg(BaseModel):
     neuron: NeuronCfg = NeuronCfg()
     readout: bool = False   # true: non-spiking last layer, predictions from summed voltage
     # per-layer thresholds (one per conv, hidden and output layer) instead of neuron.threshold
-    thresholds: Annotated[list[Annotated[int, Field(ge=1, le=THRESHOLD_MAX)]],
-                          Field(max_length=129)] = []
+    thresholds: Annotated[list[Threshold], Field(max_length=129)] = []
     init_gain: Annotated[float, Field(gt=0, le=100)] = 1.0   # x Kaiming: use the 8-bit grid
     recurrent: bool = False   # true: each hidden dense layer also gets its own spikes, 1 step late
 

@@ -22,6 +22,9 @@ MAX_TIMESTEPS = 4096        # steps per sample, wherever T is given: recipes, fi
 Timesteps = typing.Annotated[int, Field(ge=1, le=MAX_TIMESTEPS)]
 Levels = typing.Annotated[int, Field(ge=1, le=256)]     # thermometer channels per input
 Section = dict[str, typing.Any]   # a file's section, built and described where it is computed
+# A written file's models: strict types, no NaN or Infinity (not JSON), other keys pass through
+# (`written` refuses undeclared sections; a reader takes an older file's extra keys).
+OPEN = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
 
 class Generated(BaseModel):

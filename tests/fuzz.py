@@ -56,7 +56,6 @@ from neurodeploy.cli import main as cli_main  # noqa: E402
 from neurodeploy.distill.losses import RANGES as LOSS_RANGES  # noqa: E402
 from neurodeploy.energy import presets, report_file  # noqa: E402
 from neurodeploy.errors import UserError  # noqa: E402
-from neurodeploy.neurons.cuba import DECAY_UNITY, THRESHOLD_MAX  # noqa: E402
 from neurodeploy.schema import Levels, Timesteps  # noqa: E402
 
 SEED_RUN = Path(os.environ.get("FUZZ_SEED_DIR", "/tmp/fuzzseed"))
@@ -315,7 +314,7 @@ def seed_rule(v):
 SEED, WIDTH, SMALL, T = (declared(rc.Seed), declared(rc.Width), declared(rc.Small),
                          declared(Timesteps))
 EPOCHS, LR, BATCH = declared(rc.Epochs), declared(rc.LearningRate), declared(rc.BatchSize)
-DECAY, THRESHOLD = I(0, DECAY_UNITY), I(1, THRESHOLD_MAX)
+DECAY, THRESHOLD = declared(rc.Decay), declared(rc.Threshold)
 CONV = lambda v: check_dict(v, {"channels": WIDTH, "kernel": SMALL, "stride": SMALL,  # noqa
                                 "padding": declared(rc.ConvSpec, "padding")},
                             ("channels", "kernel")) is None

@@ -37,7 +37,7 @@ CASES = [
     (("run", "{d}/typo.yaml"), "unknown key 'hiden'"),
     (("run", "{d}/badloss.yaml"), "unknown loss 'kd_magic'; available: attention, ce,"),
     (("run", "{d}/badparam.yaml"), "unknown parameter(s) temprature; allowed: temperature"),
-    (("run", "{d}/badneuron.yaml"), "threshold=999999 is outside Loihi's integer range"),
+    (("run", "{d}/badneuron.yaml"), "student.neuron.threshold: must be <= 131071"),
     (("run", "{d}/notyaml.yaml"), "notyaml.yaml: not valid YAML"),
     (("run", "no-such-recipe"), "no such recipe; available in models/: digits"),
 ]

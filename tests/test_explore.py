@@ -147,3 +147,43 @@ def test_bad_options_in_python_are_one_line_and_no_folder(tmp_path, option):
     with pytest.raises(UserError, match=r"give"):
         api.explore("digits", {"encoding.timesteps": [4]}, tmp_path / "front", **option)
     assert not (tmp_path / "front").exists()
+
+
+RUN = {"key": "k", "variant": "hidden-16", "settings": {"student.hidden": [16]}, "seed": 0,
+       "folder": "digits-hidden-16-s0", "recipe_digest": "d" * 64,
+       "measured": {"T": 4, "test_samples": 10, "by_readout": {"4": {
+           "accuracy": 0.5, "energy_pj": {"loihi2-proxy": 1000.0},
+           "latency_us": {"loihi2-proxy": None}}},
+           "val_accuracy": 0.6, "cores": 1, "chips": 1, "backend": "torch",
+           "lava": {"samples": 2, "spike_mismatches": 0}}}
+
+
+def test_a_run_is_skipped_only_when_its_explore_json_is_one_measured_from_its_key(tmp_path):
+    """explore.json is read with the model it is written with (ExploreRun): a damaged one,
+    or one measured from another recipe, is measured again rather than put on the front."""
+    from neurodeploy.distill.explore import _done
+    (tmp_path / "explore.json").write_text(json.dumps(RUN))
+    assert _done(tmp_path, "k") == RUN and _done(tmp_path, "other") is None
+    for damaged in ({**RUN, "measured": {**RUN["measured"], "cores": "one"}}, [RUN],
+                    {k: v for k, v in RUN.items() if k != "measured"}):
+        (tmp_path / "explore.json").write_text(json.dumps(damaged))
+        assert _done(tmp_path, "k") is None
+    (tmp_path / "explore.json").write_text("{")
+    assert _done(tmp_path, "k") is None
+
+
+def test_front_json_is_written_as_its_model():
+    """front()'s points are Front's; a section Front does not declare cannot be written."""
+    from neurodeploy.distill.explore import ExploreRun, front
+    from neurodeploy.report.front import Front
+    from neurodeploy.report.summary import generated
+    from neurodeploy.schema import written
+    assert written(ExploreRun, RUN) == RUN
+    data = {"recipe": "digits", "recipe_digest": "d" * 64, "grid": {"student.hidden": [[16]]},
+            "seeds": [0], "presets": ["loihi2-proxy"], "front_preset": "loihi2-proxy",
+            "lava_samples": 2, "points": front([RUN], ["loihi2-proxy"]),
+            "generated": generated(), "selection": "validation-best epoch"}
+    assert written(Front, data) == data
+    assert data["points"][0]["front"] == {"energy": True, "latency": None}
+    with pytest.raises(ValueError, match=r"sections \['typo'\] are not declared"):
+        written(Front, {**data, "typo": 1})

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from neurodeploy.artifacts import Manifest
-from neurodeploy.backends.record import provenance
+from neurodeploy.backends.record import SpikeRecord, provenance
 from neurodeploy.backends.shards import merge, run_chunks
 from neurodeploy.backends.torch_exact import simulate_torch
 from neurodeploy.cli import main
@@ -97,6 +97,48 @@ def test_chunks_of_other_inputs_backend_or_T_are_refused_and_never_merged(tmp_pa
                provenance=provenance(tmp_path / "b.net", spikes, labels, "lava"))
     with pytest.raises(UserError, match="comes from another run"):
         merge([tmp_path / "s0", tmp_path / "s1"])
+
+
+def _readout_sim(chunks_with_readout: int):
+    """A backend of a readout network (3 classes) whose first chunks record voltages."""
+    calls = []
+
+    def sim(x, timeout_s=None):
+        calls.append(x)
+        n, t = x.shape[:2]
+        voltages = np.arange(n * t * 3).reshape(n, t, 3)
+        return SpikeRecord("lava", x, [np.zeros((n, t, 3), bool)], ["out"], {},
+                           voltages if len(calls) <= chunks_with_readout else None)
+    return sim
+
+
+def test_a_chunk_whose_readout_voltages_were_edited_is_refused(tmp_path):
+    """The zip's CRC-32 and the provenance cannot see a chunk rewritten with other voltages:
+    the sha256 of its arrays, saved with it, does."""
+    spikes, labels = np.zeros((4, 2, 5), bool), np.array([0, 1, 2, 0])
+    run_chunks(_readout_sim(2), spikes, labels, tmp_path / "c", chunk=2, progress=False)
+    path = sorted((tmp_path / "c").glob("chunk-*.npz"))[1]
+    assert merge([tmp_path / "c"])[0].readout.shape == (4, 2, 3)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["readout"][0, 0, 0] += 1
+    np.savez_compressed(path, **arrays)
+    for again in (lambda: merge([tmp_path / "c"]),
+                  lambda: run_chunks(_readout_sim(2), spikes, labels, tmp_path / "c", chunk=2,
+                                     progress=False)):
+        with pytest.raises(UserError, match=f"^{path}: its arrays do not match the sha256 "
+                                            ".*; delete it and simulate again$"):
+            again()
+
+
+def test_chunks_with_and_without_readout_voltages_name_the_chunk(tmp_path):
+    spikes, labels = np.zeros((4, 2, 5), bool), np.array([0, 1, 2, 0])
+    with pytest.raises(UserError) as e:
+        run_chunks(_readout_sim(1), spikes, labels, tmp_path / "c", chunk=2, progress=False)
+    first, second = sorted((tmp_path / "c").glob("chunk-*.npz"))
+    assert str(e.value) == (f"{second}: records no readout voltages, unlike {first}: the chunks "
+                            f"come from different networks; delete {tmp_path / 'c'} and "
+                            "simulate again")
 
 
 class _Payload:

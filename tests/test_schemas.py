@@ -69,6 +69,10 @@ RECIPE_CASES = [     # (file text, the field named in the message, a word of the
     ("name: x\ndistill: {seed: -3}\n", "distill.seed", ">= 0"),
     ("name: x\nstudent: {hidden: [100000000]}\n", "student.hidden[0]", "65536"),
     ("name: x\nstudent: {hidden: [0]}\n", "student.hidden[0]", ">= 1"),
+    ("name: x\nstudent: {neuron: {threshold: 131072}}\n", "student.neuron.threshold",
+     "must be <= 131071, got 131072"),        # the thresholds list's and netx's bound
+    ("name: x\nstudent: {thresholds: [131072]}\n", "student.thresholds[0]", "<= 131071"),
+    ("name: x\nstudent: {neuron: {v_decay: 4097}}\n", "student.neuron.v_decay", "<= 4096"),
     ("name: x\nteacher: {conv: [99999999]}\n", "teacher.conv[0]", "65536"),
     ("name: x\nstudent: {hidden: 16}\n", "student.hidden", "list"),
     ("name: x\nstudent: {conv: [{channels: 8}]}\n", "student.conv[0].kernel", "missing"),

@@ -278,3 +278,27 @@ def test_either_kind_takes_only_the_inputs_it_can_run(dense_file, tmp_path):
     cuba = Path(__file__).parents[1] / "export" / "digits" / "network.net"   # names its data
     with pytest.raises(UserError, match="network.net: inputs without labels; pass an .x, y. "):
         api.simulate(cuba, np.zeros((2, 16, 64), dtype=bool))
+
+
+def test_sigma_delta_files_are_written_and_read_with_one_model(dense_file, tmp_path):
+    """simulate.json and parity.json of a sigma-delta network are the dump of
+    SigmaDeltaRecord, which `energy` reads back to reprice them."""
+    import json
+
+    from neurodeploy import api
+    from neurodeploy.energy.report_file import Priced, SigmaDeltaRecord, read_report
+    from neurodeploy.schema import written
+    x = inputs(read_sdnn(dense_file).input_shape, 2, 5, 256)
+    api.simulate(dense_file, x, out=tmp_path / "s")
+    api.parity(dense_file, x, backends=("torch", "emulator"), out=tmp_path / "p")
+    for path in (tmp_path / "s" / "simulate.json", tmp_path / "p" / "parity.json"):
+        data = json.loads(path.read_text())
+        assert read_report(path) == data == json.loads(json.dumps(written(SigmaDeltaRecord,
+                                                                          data)))
+    assert data["message_mismatches"]["total"] == 0
+    with pytest.raises(ValueError, match=r"sections \['typo'\] are not declared"):
+        written(SigmaDeltaRecord, {**data, "typo": 1})
+    wrote = api.energy(tmp_path / "p" / "parity.json", "loihi2-proxy", out=tmp_path / "e")[
+        "wrote"]
+    priced = json.loads(wrote[0].read_text())         # energy-<preset>.json: Priced's sections
+    assert list(priced) == list(Priced.model_fields) and written(Priced, priced) == priced

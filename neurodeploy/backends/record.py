@@ -72,6 +72,17 @@ def provenance_difference(expected: dict, found: dict | None) -> str | None:
     return None
 
 
+def _arrays_digest(arrays: dict) -> str:
+    """sha256 of a saved record's arrays (name, dtype, shape, values): a record edited after it
+    was written (spikes, readout voltages, indices, labels) no longer matches the one it keeps;
+    the zip's CRC-32 only catches damaged bytes, and provenance only the inputs."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode() + a.tobytes())
+    return h.hexdigest()
+
+
 def _checked_info(info, path) -> dict:
     """A saved record's `info`: a mapping whose provenance, when present, is a mapping too."""
     if not isinstance(info, dict) or not isinstance(info.get("provenance", {}), dict):
@@ -140,12 +151,13 @@ class SpikeRecord:
                 arrays[f"layer{i}_graded"] = layer.astype(np.int64)
         if self.readout is not None:
             arrays["readout"] = self.readout.astype(np.int32)
+        arrays |= {k: np.asarray(v) for k, v in extra.items()}
         meta = json.dumps({"backend": self.backend, "layer_names": self.layer_names,
                            "widths": [self.inputs.shape[-1]] + [s.shape[-1] for s in self.layers],
-                           "info": self.info})
+                           "info": self.info, "sha256": _arrays_digest(arrays)})
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, meta=np.array(meta), **arrays, **extra)
+                np.savez_compressed(f, meta=np.array(meta), **arrays)
 
     @staticmethod
     def read_info(path: str | Path) -> dict:
@@ -189,10 +201,16 @@ class SpikeRecord:
                 extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "inputs_graded", "readout")
                          and not k.startswith("layer")}
                 info = meta["info"]
+                intact = meta.get("sha256") == _arrays_digest(
+                    {k: z[k] for k in z.files if k != "meta"})
                 record = cls(meta["backend"], inputs, layers, meta["layer_names"], info, readout)
         except Exception as e:      # a damaged file can fail inside numpy, zipfile or json
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
                             "delete it and simulate again") from None
+        if not intact:
+            raise UserError(f"{path}: its arrays do not match the sha256 saved with them (changed "
+                            "after it was written, or by an older neurodeploy); delete it and "
+                            "simulate again")
         _checked_info(info, path)
         if inputs.ndim != 3 or (readout is not None and readout.shape[:2] != inputs.shape[:2]):
             raise UserError(f"{path}: the record's arrays have inconsistent shapes; delete it and "

@@ -104,7 +104,7 @@ def run_chunks(simulate: Callable[..., SpikeRecord], spikes: np.ndarray, labels:
     if not records:
         raise UserError(f"shard {shard[0]}/{shard[1]} of {len(spikes)} samples is empty; use "
                         "fewer shards")
-    return _concat(records), np.concatenate(indices)
+    return _concat(records, paths), np.concatenate(indices)
 
 
 def _check_chunk(path: Path, record: SpikeRecord, extra: dict, start: int | None = None,
@@ -125,13 +125,15 @@ def _check_chunk(path: Path, record: SpikeRecord, extra: dict, start: int | None
                         "file and simulate again")
 
 
-def _concat(records: list[SpikeRecord]) -> SpikeRecord:
+def _concat(records: list[SpikeRecord], paths: list[Path]) -> SpikeRecord:
     """One record of several chunks' samples (readout voltages included: without them a
     readout network's predictions would silently fall back to its never-firing spikes)."""
     first = records[0]
-    if any((r.readout is None) != (first.readout is None) for r in records):
-        raise UserError("some chunks record readout voltages and others do not; they come from "
-                        "different networks: simulate again into a fresh --out")
+    for path, r in zip(paths, records):
+        if (r.readout is None) != (first.readout is None):
+            raise UserError(f"{path}: {'records no' if r.readout is None else 'records'} readout "
+                            f"voltages, unlike {paths[0]}: the chunks come from different "
+                            f"networks; delete {path.parent} and simulate again")
     readout = (None if first.readout is None
                else np.concatenate([r.readout for r in records]))
     return SpikeRecord(first.backend, np.concatenate([r.inputs for r in records]),
@@ -182,7 +184,7 @@ def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:
         missing = sorted(set(range(total)) - set(indices.tolist()))[:5]
         raise UserError(f"{', '.join(map(str, dirs))}: the records have gaps (e.g. samples "
                         f"{missing}); run the missing shards first")
-    record = _concat([r for r, _ in loaded])
+    record = _concat([r for r, _ in loaded], files)
     record.inputs = record.inputs[order]
     record.layers = [layer[order] for layer in record.layers]
     if record.readout is not None:

@@ -26,6 +26,7 @@ import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,11 +47,63 @@ from neurodeploy.netx import read_netx
 from neurodeploy.parity import compare
 from neurodeploy.recipe import Recipe, architecture, override, recipe_from_dict
 from neurodeploy.report import write_html
-from neurodeploy.report.front import write_front
+from neurodeploy.report.front import Front, write_front
 from neurodeploy.report.summary import energy_sections, generated, priced, report
+from neurodeploy.schema import OPEN, Section, written
 from neurodeploy.simulation import simulate
 
 COSTS = {"energy": "energy_pj", "latency": "latency_us"}    # what a front point minimises
+
+
+class Readout(BaseModel):
+    """The deployed student read out at one T'."""
+    model_config = OPEN
+    accuracy: float
+    energy_pj: dict[str, float]                   # per inference, by preset
+    latency_us: dict[str, float | None]           # None: the preset models no latency
+
+
+class LavaCheck(BaseModel):
+    """The Lava sample that checks the exact mode spike for spike."""
+    model_config = OPEN
+    samples: int
+    spike_mismatches: int
+    backend: str | None = None
+    readout_voltage_mismatches: int | None = None
+
+
+class Measured(BaseModel):
+    """What `measure` finds of one trained run; what the front reads is required."""
+    model_config = OPEN
+    T: int
+    test_samples: int
+    by_readout: dict[str, Readout]                # T' (as text): the student read out there
+    val_accuracy: float | None
+    cores: int
+    chips: int
+    backend: str
+    lava: LavaCheck
+    accuracy_deployed: float | None = None        # at T, from the manifest
+    epoch_selected: int | None = None             # the validation-best epoch kept
+    synapses: int | None = None
+    sizes: list[int] | None = None
+    training: Section | None = None
+    train_seconds: float | None = None
+    measure_seconds: float | None = None
+
+
+class ExploreRun(BaseModel):
+    """explore.json, one per run folder: the run's variant and what was measured, and `key`
+    (what it was measured from: recipe, presets, Lava samples), so a rerun skips it."""
+    model_config = OPEN
+    key: str
+    variant: str
+    settings: dict[str, Any]
+    seed: int
+    folder: str
+    recipe_digest: str
+    measured: Measured
+
 DERIVED = {"name": "each run's name is <recipe>-<variant>-s<seed>",
            "distill.seed": "pass seeds (--seeds N) instead"}
 
@@ -215,11 +268,14 @@ def _key(recipe: Recipe, presets: list[str], lava_samples: int) -> str:
 
 
 def _done(folder: Path, key: str) -> dict | None:
+    """The run's explore.json when it is one (ExploreRun) measured from `key`; else None, and
+    the run is measured again."""
     try:
         found = json.loads((folder / "explore.json").read_text())
-    except (OSError, ValueError):
+        ExploreRun.model_validate(found)
+    except (OSError, ValueError):          # a ValidationError is a ValueError
         return None
-    return found if isinstance(found, dict) and found.get("key") == key else None
+    return found if found["key"] == key else None
 
 
 def _mean_std(values: list[float]) -> dict:
@@ -311,7 +367,7 @@ def explore(base: Recipe, grid: dict[str, list], out: Path, *, seeds: list[int] 
               "points": front(runs, presets), "generated": generated(),
               "selection": "each run's checkpoint is its validation-best epoch; accuracy on "
                            "the whole test split, exact integer mode (= Lava)"}
-    write_json(out / "front.json", result)
+    write_json(out / "front.json", written(Front, result))
     write_front(result, out)
     return result
 
@@ -325,10 +381,10 @@ def _measured(run: dict, out: Path, presets: list[str], lava_samples: int, devic
     folder, started = out / run["folder"], time.perf_counter()
     measured = measure(run["recipe"], folder, presets, lava_samples, device)
     measured["measure_seconds"] = time.perf_counter() - started
-    write_json(folder / "explore.json", {
+    write_json(folder / "explore.json", written(ExploreRun, {
         "key": run["key"], "variant": run["variant"], "settings": run["settings"],
         "seed": run["seed"], "folder": run["folder"], "recipe_digest": run["recipe_digest"],
-        "measured": measured})
+        "measured": measured}))
     t = str(measured["T"])
     say(f"  {run['folder']}: deployed {measured['accuracy_deployed']:.4f}, "
         f"{measured['by_readout'][t]['energy_pj'][presets[0]] / 1e6:.3g} uJ, "

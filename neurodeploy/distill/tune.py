@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from neurodeploy.artifacts import write_deployment
 from neurodeploy.backends.float_mode import float_record as record_of
@@ -45,6 +46,7 @@ from neurodeploy.netx.metadata import check_metadata
 from neurodeploy.neurons.tunable import TunableNet
 from neurodeploy.preflight import resolve_device
 from neurodeploy.report.html import write_tune_html
+from neurodeploy.schema import OPEN, Section, written
 
 DEFAULT_LOSSES = ({"name": "logit_kd", "weight": 1.0, "temperature": 2.0},
                   {"name": "layer_spikes", "weight": 4.0, "window": 16},
@@ -56,6 +58,35 @@ RESET_NOTE = ("NIR cannot state the reset mechanism; the float model used the on
               "reset_mechanism=\"zero\", reset_delay=False).")
 MIN_SAMPLES = 10              # in each of the tuning and held-out parts
 STATE = "tune_state.pt"
+
+
+class HeldOut(BaseModel):
+    """One network's numbers on the held-out inputs against the float model (_record_stats)."""
+    model_config = OPEN
+    prediction_agreement: float
+    accuracy: float | None                        # None: the inputs have no labels
+    layers: list[Section]                         # per matched layer: spike agreement, counts
+    spikes_per_sample: float
+    energy: dict[str, dict[str, float | None]]    # preset: per_inference_pj, dynamic_pj, ...
+
+
+class TuneReport(BaseModel):
+    """tune.json, as `tune` writes it (and tune.html shows): what was tuned on what, how,
+    and the held-out numbers before and after."""
+    model_config = OPEN
+    source: Section                               # the float NIR graph: file, sha256
+    inputs: Section                               # the spike trains: file, sha256, samples ...
+    split: Section                                # seed, fraction, sizes of both parts
+    reset: Section                                # the reset assumed, and whether Loihi runs it
+    losses: list[Section]
+    training: Section                             # epochs, lr, best epoch, histories
+    float: Section                                # the float model on the held-out inputs
+    headroom: dict[str, float]                    # per layer: the scale headroom started from
+    before: HeldOut                               # the lowering, untuned
+    after: HeldOut                                # what was kept
+    kept: str
+    seconds: float
+    files: dict[str, str]                         # manifest.json's: name -> sha256
 
 
 @dataclass(frozen=True)
@@ -258,7 +289,7 @@ def tune(source: str | Path, inputs: str | Path, out: str | Path,
         "inputs": report["inputs"], "tune": {k: report[k] for k in ("split", "losses",
                                                                      "training", "kept")}})
     report["files"] = manifest["files"]
-    write_json(out / "tune.json", report)
+    write_json(out / "tune.json", written(TuneReport, report))
     write_tune_html(report, out)
     return report
 

@@ -1,6 +1,7 @@
 """report.json and simulate.json as pydantic schemas, one per file for writing and reading:
 `report.summary` builds them and writes their dump (`Report`; `Record`, or `PricedRecord` when
-priced), `neurodeploy energy` validates a file with them before repricing.
+priced; a sigma-delta network's simulate.json and parity.json are `SigmaDeltaRecord`s),
+`neurodeploy energy` validates a file with them before repricing, and writes `Priced`.
 
 Repricing trusts the counts in a report, so a hand-edited or damaged report must not turn into
 negative, NaN or infinite energies: the sections that pricing reads are checked for type,
@@ -16,11 +17,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurodeploy.errors import UserError
-from neurodeploy.schema import MAX_TIMESTEPS, Generated, Section, Timesteps, one_line, read_text
+from neurodeploy.schema import (MAX_TIMESTEPS, OPEN, Generated, Section, Timesteps, one_line,
+                                read_text)
 
 FIX = "re-run `neurodeploy run` to write a fresh report"
 FIX_RECORD = "re-run `neurodeploy simulate` to write a fresh simulate.json"
-_OPEN = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)   # other keys pass through
 # Mean events per inference in one layer and step: Loihi 2 chips hold 1.2e8 synapses, so 1e12
 # is far beyond any real count and keeps count x figure (<= 1e6 pJ) a finite number.
 Count = Annotated[float, Field(ge=0, le=1e12)]
@@ -30,7 +31,7 @@ KINDS = ("synaptic_ops", "neuron_active", "neuron_inactive", "spikes")
 
 
 class Counts(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     layers: Annotated[list[str], Field(min_length=1, max_length=1024)]
     synaptic_ops: Rows
     neuron_active: Rows
@@ -69,13 +70,13 @@ class Baseline(BaseModel):
 
 
 class Network(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     sha256: str | None = None
 
 
 class PricedReport(BaseModel):
     """What `report.summary.priced` reads from a report (required) and what it gives."""
-    model_config = _OPEN
+    model_config = OPEN
     timesteps: Timesteps
     layers: Annotated[list[Layer], Field(min_length=1, max_length=1024)]
     counts: Counts
@@ -107,7 +108,7 @@ class PricedReport(BaseModel):
 
 
 class Provenance(BaseModel):
-    model_config = _OPEN
+    model_config = OPEN
     network_sha256: str
 
 
@@ -135,7 +136,7 @@ class Report(PricedReport):
 class Record(BaseModel):
     """simulate.json, as `simulate` and `merge` write it (`report.summary.record_summary`):
     one record's accuracy and spikes. Every section is optional for a reader, as in Report."""
-    model_config = _OPEN
+    model_config = OPEN
     backend: str | None = None
     samples: Annotated[int, Field(ge=0)] | None = None
     timesteps: Annotated[int, Field(ge=1)] | None = None
@@ -155,10 +156,32 @@ class Record(BaseModel):
 
 
 class PricedRecord(PricedReport, Record):
-    """simulate.json with the energy sections (`simulate`'s, and a sigma-delta network's):
-    the network is its path, its hash in provenance."""
+    """simulate.json with the energy sections (`simulate`'s): the network is its path, its
+    hash in provenance."""
     network: str
     provenance: Provenance
+
+
+class SigmaDeltaRecord(PricedRecord):
+    """simulate.json and parity.json of a sigma-delta network (simulation.stream): integer
+    frames streamed through one state on each backend, the first one's graded messages
+    counted and priced as spikes, and with more than one backend each compared with the first
+    message for message (parity.message_mismatches)."""
+    kind: Literal["sigma-delta"]
+    activity: Section                             # neurons.sigma_delta.activity
+    messages_per_layer: dict[str, int]            # non-zero messages, over every sample
+    comparisons: dict[str, Section] | None = None   # "<first>-<other>": message_mismatches
+    message_mismatches: Section | None = None     # over the comparisons: total, compared, first
+
+
+class Priced(BaseModel):
+    """`energy-<preset>.json`, what `neurodeploy energy --out` writes: the sections of a report
+    or record that the preset prices (report.summary.priced)."""
+    model_config = OPEN
+    energy: Section
+    per_timestep: list[Section]
+    timestep_sweep: list[Section]
+    resources: Section
 
 
 def is_record(data: dict) -> bool:
@@ -200,7 +223,8 @@ def read_report(path: str | Path) -> dict:
         raise UserError(f"{path}: field counts: missing, so there is nothing to price (a "
                         "simulate.json of an older neurodeploy, or of `merge`); "
                         f"{FIX_RECORD}")
-    schema = PricedRecord if record else Report
+    schema = (SigmaDeltaRecord if data.get("kind") == "sigma-delta" else
+              PricedRecord if record else Report)
     try:
         schema.model_validate(data)
     except ValidationError as e:

@@ -8,12 +8,65 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
+
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from pydantic import BaseModel
 
 from neurodeploy.files import atomic_path
 from neurodeploy.report.html import CSS, _e, _pj, _table
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
 from neurodeploy.report.plots import _png, plt
+from neurodeploy.schema import OPEN, Generated
+
+
+
+class Spread(BaseModel):
+    """A figure over seeds: mean, sample standard deviation (0 for one seed), each seed's."""
+    model_config = OPEN
+    mean: float
+    std: float
+    per_seed: list[float]
+
+
+class Point(BaseModel):
+    """One variant read out at one T', over its seeds (distill.explore.front)."""
+    model_config = OPEN
+    variant: str
+    settings: dict[str, Any]                      # the grid's values for this variant
+    readout_T: int                                # T' (T unless full_range_kd)
+    label: str                                    # the settings, for plots
+    T: int
+    seeds: list[int]
+    accuracy: Spread                              # deployed, on the whole test split
+    val_accuracy: Spread
+    energy_pj: float                              # per inference, by front_preset
+    latency_us: float | None                      # None: the preset models no latency
+    energy_pj_by_preset: dict[str, float]
+    latency_us_by_preset: dict[str, float | None]
+    cores: int
+    fits_one_chip: bool
+    lava_spike_mismatches: int                    # over the Lava samples of every seed's run
+    lava_samples: int
+    runs: list[str]                               # run folders, under the explore folder
+    recipe_digests: list[str]
+    backend: str
+    test_samples: int
+    front: dict[str, bool | None]                 # per cost: non-dominated (None: no cost)
+
+
+class Front(BaseModel):
+    """front.json, what `explore` writes (and front.html shows): every point of the grid."""
+    model_config = OPEN
+    recipe: str
+    recipe_digest: str
+    grid: dict[str, list[Any] | tuple[Any, ...]]  # dotted recipe key: its values
+    seeds: list[int]
+    presets: list[str]
+    front_preset: str                             # the preset energy_pj and latency_us are by
+    lava_samples: int                             # per run, checked spike for spike
+    points: list[Point]                           # by energy, then accuracy
+    generated: Generated
+    selection: str                                # which epoch, which split, which mode
 
 AXES = (("energy", "energy_pj", 1e-6, "energy per inference (uJ)"),
         ("latency", "latency_us", 1.0, "latency per inference (us)"))
