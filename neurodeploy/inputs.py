@@ -8,22 +8,22 @@ from pathlib import Path
 import numpy as np
 
 from neurodeploy.data import encode, load_dataset
-from neurodeploy.data.datasets import dataset_of
+from neurodeploy.data.datasets import encoded_test
 from neurodeploy.data.npz import is_dataset_file, read_inputs
 from neurodeploy.errors import UserError
 from neurodeploy.netx.metadata import input_encoding
 
 
-def encoded_test_split(metadata: dict, source: str = "the network") -> tuple[np.ndarray,
-                                                                             np.ndarray]:
-    """The encoded test split a network was exported for (from its own metadata)."""
+def encoded_test_split(metadata: dict, source: str = "the network",
+                       samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded test split a network was exported for (from its own metadata), its first
+    `samples` where given."""
     try:
-        data = dataset_of(metadata["dataset"])
-        encoding = input_encoding(metadata, source)
+        dataset, encoding = metadata["dataset"], input_encoding(metadata, source)
     except (KeyError, TypeError):
         raise UserError(f"{source}: its metadata names no dataset/timesteps; pass --data "
                         "explicitly or re-export it with `neurodeploy export`") from None
-    return data.encoded("test", encoding), data.test.y
+    return encoded_test(dataset, encoding, samples)
 
 
 INPUT_BITS = (1, 24)   # graded spikes on Loihi 2 carry at most 24 bits (sigma_delta.MESSAGE_BITS)
@@ -64,7 +64,7 @@ def load_inputs(metadata: dict, data: str | None = None, samples: int | None = N
     if samples is not None and samples < 1:
         raise UserError(f"--samples {samples}: give a positive number of samples")
     if data is None:
-        spikes, labels = encoded_test_split(metadata, source)
+        spikes, labels = encoded_test_split(metadata, source, samples)
     elif not data.endswith(".npz") or is_dataset_file(data):     # its test split
         if not metadata.get("timesteps"):
             raise UserError("the network does not record its timesteps; pass --timesteps or "

@@ -63,3 +63,21 @@ def test_an_unwritable_cache_only_costs_the_decode(tmp_path, monkeypatch):
     source = _idx_gz(tmp_path / "x-idx3-ubyte.gz", images)
     assert np.array_equal(_decoded(source), images)
     assert np.array_equal(_decoded(source), images)
+
+
+@pytest.mark.parametrize("dataset", [{"name": "digits", "split_seed": 0},
+                                     {"name": "fashion-mnist", "split_seed": 0}])
+def test_the_first_samples_of_a_test_split_are_the_whole_split_encoded_then_cut(dataset):
+    """simulate --samples N encodes only N samples (and reads Fashion-MNIST's test set alone):
+    the same spikes and labels as the whole split encoded, then cut."""
+    from neurodeploy.data.datasets import dataset_of, encoded_test
+    from neurodeploy.errors import UserError
+    for encoding in ({"name": "rate", "timesteps": 5},
+                     {"name": "thermometer", "timesteps": 3, "levels": 4}):
+        try:
+            x, y = encoded_test(dataset, encoding, 37)
+        except UserError as e:                       # Fashion-MNIST is installed by `make data`
+            pytest.skip(str(e))
+        whole = dataset_of(dataset)
+        assert np.array_equal(x, whole.encoded("test", encoding)[:37])
+        assert np.array_equal(y, whole.test.y[:37]) and len(y) == 37

@@ -18,7 +18,7 @@ def record_inputs(spikes: np.ndarray) -> np.ndarray:
     """The inputs a record keeps: booleans for binary spikes, int32 values for graded input
     events (netx's input_message_bits), which differ from spikes in what they carry."""
     spikes = np.asarray(spikes)
-    if spikes.dtype == bool or np.isin(spikes, (0, 1)).all():
+    if _binary(spikes):
         return spikes.astype(bool)
     return spikes.astype(np.int32)
 

@@ -128,13 +128,13 @@ def record_summary(record: SpikeRecord, labels: np.ndarray, **extra) -> dict:
     """simulate.json (of `simulate` and `merge`): the record's accuracy, spikes per layer (and
     per timestep, for the page's figure), predictions and labels, with `extra` sections; a
     PricedRecord when they are the energy sections, else a Record (energy.report_file)."""
+    per_step = {n: s.sum(axis=(0, 2)) for n, s in zip(record.layer_names, record.layers)}
     return written(PricedRecord if "counts" in extra else Record, {
         "backend": record.backend, "samples": record.samples, "timesteps": record.timesteps,
         "accuracy": record.accuracy(labels), **extra, "generated": generated(),
-        "spikes_per_layer": {n: int(s.sum()) for n, s in zip(record.layer_names, record.layers)},
+        "spikes_per_layer": {n: int(s.sum()) for n, s in per_step.items()},
         "spikes_per_layer_timestep": {   # mean per inference, for the page's figure
-            n: (s.sum(axis=(0, 2)) / max(1, record.samples)).tolist()
-            for n, s in zip(record.layer_names, record.layers)},
+            n: (s / max(1, record.samples)).tolist() for n, s in per_step.items()},
         "predictions": record.predictions.tolist(), "labels": np.asarray(labels).tolist()})
 
 
