@@ -267,11 +267,11 @@ def main(argv=None) -> int:
     parser.add_argument("--redo", nargs="*", default=[], help="rows to run again")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args(argv)
-    from neurodeploy.files import package_versions, write_json
+    from neurodeploy.files import versions, write_json
     results = json.loads(OUT.read_text()) if OUT.exists() else {"rows": {}}
     results["machine"] = f"{os.cpu_count()} CPU cores (torch threads {torch.get_num_threads()})"
-    results["versions"] = package_versions(("neurodeploy", "torch", "snntorch", "nir",
-                                            "lava-nc", "lava-dl"))
+    from importlib.metadata import version
+    results["versions"] = {**versions(), "snntorch": version("snntorch")}
     ran = set()
     for name in args.only or ROWS:
         if name in results["rows"] and name not in args.redo:
