@@ -97,17 +97,19 @@ def float_record(model: FloatGraph, spikes: np.ndarray, device: str = "cpu",
     model = model.to(device)
     spikes = np.asarray(spikes)
     n, t = spikes.shape[:2]
-    outs = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
+    outs, last = [], len(model.blocks) - 1
+    with torch.no_grad():       # spikes kept as bools batch by batch: float64 for every layer
+        for start in range(0, n, batch_size):      # of 60,000 inputs took 19 GB
             x = torch.as_tensor(spikes[start:start + batch_size].reshape(-1, t, model.net.input_size))
-            outs.append([o.cpu().numpy() for o in model(x.to(device))])
+            outs.append([o.cpu().numpy() if model.readout and i == last
+                         else o.cpu().numpy().astype(bool)
+                         for i, o in enumerate(model(x.to(device)))])
     layers = [np.concatenate([o[i] for o in outs]) for i in range(len(model.blocks))]
     readout = None
     if model.readout:        # deployed units: float voltage x the layer's weight scale x 64
         readout = layers[-1] * model.readout_scale * _UNIT
         layers[-1] = np.zeros(readout.shape, bool)
-    layers = [layer.astype(bool) for layer in layers]
+    layers = [layer.astype(bool, copy=False) for layer in layers]
     names = [b["name"] for b in model.blocks]
     net = model.net
     on = lambda k: np.ones((n, t, k), bool)  # noqa: E731
