@@ -174,7 +174,8 @@ class SpikeRecord:
     def load(cls, path: str | Path) -> tuple["SpikeRecord", dict[str, np.ndarray]]:
         """Read a record written by `save`; anything else is refused with one line."""
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with np.load(path, allow_pickle=False) as npz:
+                z = {k: npz[k] for k in npz.files}      # each read decompresses: read once
                 meta = json.loads(str(z["meta"]))
                 widths = meta["widths"]
                 if not isinstance(meta["layer_names"], list) or not isinstance(widths, list) \
@@ -184,25 +185,26 @@ class SpikeRecord:
                         or not all(isinstance(n, str) for n in meta["layer_names"]):
                     raise ValueError("fields widths, layer_names or backend are malformed")
                 unpack = lambda key, w: np.unpackbits(z[key], axis=-1, count=w).astype(bool)  # noqa
-                if "inputs_graded" in z.files:          # graded input events, as they were
+                if "inputs_graded" in z:                # graded input events, as they were
                     inputs = z["inputs_graded"]
                     if inputs.dtype.kind not in "iu" or inputs.shape[-1:] != (widths[0],):
                         raise ValueError("graded inputs are not integers of the stated width")
                     inputs = inputs.astype(np.int32)
                 else:
                     inputs = unpack("inputs", widths[0])
-                layers = [z[f"layer{i}_graded"].astype(np.int64) if f"layer{i}_graded" in z.files
+                layers = [z[f"layer{i}_graded"].astype(np.int64) if f"layer{i}_graded" in z
                           else unpack(f"layer{i}", w) for i, w in enumerate(widths[1:])]
-                readout = z["readout"] if "readout" in z.files else None
+                readout = z.get("readout")
                 if readout is not None and (readout.dtype == bool
                                             or not np.issubdtype(readout.dtype, np.integer)):
                     raise ValueError("readout voltages are not integers")
                 readout = None if readout is None else readout.astype(np.int64)
-                extra = {k: z[k] for k in z.files if k not in ("meta", "inputs", "inputs_graded", "readout")
+                extra = {k: v for k, v in z.items() if k not in ("meta", "inputs", "inputs_graded",
+                                                                 "readout")
                          and not k.startswith("layer")}
                 info = meta["info"]
                 intact = meta.get("sha256") == _arrays_digest(
-                    {k: z[k] for k in z.files if k != "meta"})
+                    {k: v for k, v in z.items() if k != "meta"})
                 record = cls(meta["backend"], inputs, layers, meta["layer_names"], info, readout)
         except Exception as e:      # a damaged file can fail inside numpy, zipfile or json
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
