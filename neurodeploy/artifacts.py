@@ -34,7 +34,7 @@ from neurodeploy.netx.write import check_deployable
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.neurons.sigma_delta import SDNetwork, describe
 from neurodeploy.report.summary import remove_reports
-from neurodeploy.schema import Section, Timesteps, problem, written
+from neurodeploy.schema import Section, Timesteps, first_problem, written
 
 _OPEN = ConfigDict(strict=True, extra="allow")
 
@@ -193,9 +193,7 @@ def check_manifest(network: Path) -> None:
     try:
         Manifest.model_validate(manifest)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        field, what = problem(err, Manifest, yaml=False)
-        what = "missing" if err["type"] == "missing" else what
+        field, what = first_problem(e, Manifest)
         raise UserError(f"{path}: {f'field {field}: ' if field else ''}{what}; the manifest is "
                         "damaged: export again") from None
 

@@ -190,6 +190,14 @@ def problem(err: dict, model: type, yaml: bool = True) -> tuple[str, str]:
     return dotted(loc), f"{message[:1].lower()}{message[1:]}{got}"
 
 
+def first_problem(error: ValidationError, model: type) -> tuple[str, str]:
+    """(dotted path, what is wrong) of a JSON file's first validation problem: a missing field
+    is just "missing" (the field path already names it)."""
+    err = error.errors(include_url=False)[0]
+    path, what = problem(err, model, yaml=False)
+    return path, "missing" if err["type"] == "missing" else what
+
+
 def one_line(error: ValidationError, where: str, model: type, hints: dict | None = None,
              last: tuple = ()) -> str:
     """`<where>: <field.path>: <what is wrong>[; <why/fix>]` for the first problem.

@@ -23,7 +23,7 @@ from neurodeploy.data.encoding import ENCODINGS, encoding_spec
 from neurodeploy.errors import UserError
 from neurodeploy.netx.fields import REEXPORT
 from neurodeploy.neurons.cuba import WEIGHT_MAX, WEIGHT_MIN
-from neurodeploy.schema import MAX_TIMESTEPS, Levels, Timesteps, one_of, problem
+from neurodeploy.schema import MAX_TIMESTEPS, Levels, Timesteps, first_problem, one_of
 
 if TYPE_CHECKING:
     from neurodeploy.neurons import IntNetwork
@@ -153,9 +153,7 @@ def check_metadata(meta, source: str) -> dict:
     try:
         Metadata.model_validate(meta)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        path, what = problem(err, Metadata, yaml=False)
-        what = "missing" if err["type"] == "missing" else what
+        path, what = first_problem(e, Metadata)
         raise UserError(f"{source}: metadata {f'field {path!r}: ' if path else ''}{what}; fix "
                         f"it or {REEXPORT}") from None
     return meta
