@@ -85,7 +85,7 @@ def snntorch_rows(samples: int = 1000) -> list[dict]:
     nir.write(graph, export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0]))
     _, float_s = timed(lambda: tune.run_snntorch(model, x, shape), 3)
     spikes = x.reshape(len(x), x.shape[1], *shape)
-    api.simulate(graph, (spikes, y))                                  # warm: lowering cached?
+    api.simulate(graph, (spikes, y))                 # warm-up: imports, caches, allocator
     _, api_s = timed(lambda: api.simulate(graph, (spikes, y)), 3)
     return [{"network": SNNTORCH, "backend": "snnTorch float forward (its own)", "batch": 500,
              "samples": samples, "samples_per_s": samples / float_s},
