@@ -7,8 +7,9 @@
 The campaign: the shipped exports and the netx corpus on the CUDA exact mode against the CPU
 exact mode and Lava (spikes or graded messages, every layer and step: 0 mismatches expected),
 the emulator on CUDA against the CPU, the float backend's CUDA predictions against its CPU
-ones, the throughput of every backend on both devices in the same run, and a one-process
-nccl DistributedDataParallel smoke of `distill`. Each check is appended to the results file
+ones, the throughput of every backend on both devices in the same run, `tune` of the NIR
+paper's Braille RSNN on both devices (seconds, agreement), and a one-process nccl
+DistributedDataParallel smoke of `distill`. Each check is appended to the results file
 as it finishes, so a run cut off by the GPU's time limit keeps what it measured; the machine
 is named in the file. `--sweep` runs benchmarks/distill_fmnist.py (all methods, full data,
 validation-selected) as one process per method on the one GPU, each into its own resumable
@@ -139,6 +140,35 @@ def corpus(log: Log, device: str, dry: bool) -> None:
         log.add({"check": f"corpus/{path.name}", "mismatches": mism})
 
 
+def tune_check(log: Log, device: str, dry: bool) -> None:
+    """`tune` of the NIR paper's subtract-reset Braille RSNN (benchmarks/tune.py's row, fewer
+    epochs) on the CPU and on the GPU, same seed and inputs: seconds on each, and the
+    agreement of each tuned network with the float model on inputs not used for tuning."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from nir_corpus import braille_shaped
+
+    from neurodeploy import api
+    from neurodeploy.backends.float_mode import simulate_float_nir
+    from neurodeploy.backends.torch_exact import simulate_torch
+    graph = ROOT / "tests" / "data" / "nir_paper" / "braille_noDelay_noBias_subtract.nir"
+    samples, reported, epochs = (48, 16, 1) if dry else (1600, 400, 3)
+    reference = braille_shaped(reported, seed=2)
+    flt = simulate_float_nir(graph, reference, reset="subtract").predictions
+    with tempfile.TemporaryDirectory() as work:
+        inputs = Path(work) / "inputs.npz"
+        np.savez(inputs, x=braille_shaped(samples, seed=0))
+        check = {"check": "tune braille_noDelay_noBias_subtract", "samples": samples,
+                 "epochs": epochs, "reported_on": reported}
+        for where, dev in (("cpu", "cpu"), ("gpu", device)):
+            report, seconds = _timed(lambda: api.tune(
+                graph, inputs, Path(work) / where, reset="subtract", epochs=epochs, lr=0.01,
+                device=dev))
+            tuned = read_netx(Path(work) / where / "network.net")[0]
+            check[where] = {"seconds": seconds, "kept": report["kept"], "agreement": float(
+                (simulate_torch(tuned, reference).predictions == flt).mean())}
+        log.add(check)
+
+
 def ddp_smoke(log: Log, device: str, dry: bool) -> None:
     """`distill` under torchrun with one process: nccl on CUDA, gloo on the CPU."""
     with tempfile.TemporaryDirectory() as out:
@@ -192,7 +222,7 @@ def main() -> int:
     out = args.out or RESULTS / ("gpu_dry.json" if args.dry_run else "gpu.json")
     log = Log(out, {"machine": machine(device), "dry_run": args.dry_run,
                     "date": time.strftime("%Y-%m-%d")})
-    for part in (exports, corpus, ddp_smoke):
+    for part in (exports, corpus, tune_check, ddp_smoke):
         part(log, device, args.dry_run)
     bad = [c["check"] for c in log.data["checks"]
            if any(c.get("mismatches", {}).values()) or c.get("exit", 0)]

@@ -24,13 +24,17 @@ def test_dry_run_measures_every_check_with_zero_mismatches(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(out.read_text())
     names = [c["check"] for c in result["checks"]]
-    assert {"export/digits", "export/fmnist_conv", "ddp distill (1 process)"} <= set(names)
+    assert {"export/digits", "export/fmnist_conv", "ddp distill (1 process)",
+            "tune braille_noDelay_noBias_subtract"} <= set(names)
     assert any(n.startswith("corpus/") for n in names)
     assert result["dry_run"] and result["machine"]["device"] == "cpu"
     exported = next(c for c in result["checks"] if c["check"] == "export/digits")
     assert set(exported["mismatches"].values()) == {0}
     assert {"torch (gpu)", "emulator (gpu)", "float (gpu)", "lava (cpu)"} <= set(
         exported["samples_per_s"])
+    tuned = next(c for c in result["checks"] if c["check"].startswith("tune "))
+    assert all(0 <= tuned[where]["agreement"] <= 1 and tuned[where]["seconds"] > 0
+               for where in ("cpu", "gpu"))
 
 
 @pytest.mark.gpu                  # skipped without CUDA (conftest.py)
