@@ -492,7 +492,10 @@ def tune_table(data: dict) -> str:
              "tuned | tune (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in data["rows"].values():
         lava, stable = row.get("lava") or {}, row["stability"]
-        times = [s["tune_s"] for s in row["seeds"]]
+        whole = [s["tune_s"] for s in row["seeds"] if not s.get("resumed")]
+        times = f"{min(whole):.0f}–{max(whole):.0f}" if whole else "—"
+        if len(whole) < len(row["seeds"]):
+            times += f" ({len(row['seeds']) - len(whole)} resumed seed(s) not timed)"
         lines.append(
             f"| {row['name']} ({row['reset']}) | {row['reported_on']} | "
             f"{pct(row['untuned']['agreement'])} | "
@@ -501,7 +504,7 @@ def tune_table(data: dict) -> str:
             f"{pct(row.get('snntorch_accuracy'))} | {pct(stable['stable_fraction'])} | "
             f"{pct(stable['untuned_on_stable'])} | {pm(stable['tuned_on_stable'])} | "
             f"{lava.get('spike_mismatches', '—')} of {lava.get('neuron_steps', '—'):,} "
-            f"neuron-steps | {min(times):.0f}–{max(times):.0f} |")
+            f"neuron-steps | {times} |")
     seeds = sorted({len(r["seeds"]) for r in data["rows"].values()})
     copies = sorted({r["stability"]["copies"] for r in data["rows"].values()})
     equal = [f"{r['name']} {100 * r['float_model_equals_snntorch']:.2f}%"
@@ -522,7 +525,9 @@ def tune_table(data: dict) -> str:
                           for r in data["rows"].values())
               + ". Tune time: fastest–slowest "
               f"seed, {data['machine']}; other jobs shared the cores during parts of this run, "
-              "so the fastest seed is the closest to an idle machine."]
+              "so the fastest seed is the closest to an idle machine. A seed resumed after a "
+              "cut-off run (--resume) is not timed: its time covers only the part after the "
+              "resume."]
     return "\n".join(lines)
 
 

@@ -126,9 +126,11 @@ def _tune_seeds(row: dict, graph, inputs, work: Path, seeds: int, x, reference, 
     from neurodeploy import api
     for seed in range(seeds):
         out = work / f"tuned-{seed}"
+        resumed = RESUME and (out / "tune_state.pt").exists()   # then tune_s is only the rest
         t0 = time.perf_counter()
         report = api.tune(graph, inputs, out, seed=seed, fresh=not RESUME, **tuning)
         row["seeds"].append({"seed": seed, "tune_s": round(time.perf_counter() - t0, 1),
+                             **({"resumed": True} if resumed else {}),
                              "kept": report["kept"], "headroom": report["headroom"],
                              **_deployed(out / "network.net", x, reference, y),
                              "energy_pj": {"untuned": report["before"]["energy"],
@@ -183,8 +185,8 @@ def snntorch_row(kind: str, seeds: int, train_epochs: int, tune_samples: int | N
                        reset="subtract", reset_delay=True, **tuning)
 
 
-def paper_row(name: str, kind: str, seeds: int, samples: int, reset: str = "zero",
-              **tuning) -> dict:
+def paper_row(name: str, kind: str, seeds: int, samples: int, reported: int,
+              reset: str = "zero", **tuning) -> dict:
     """A NIR paper graph on seeded stand-in inputs: tuned on seed 0's, reported on seed 2's
     (agreement with the graph's own float model, reset as the paper trained it)."""
     from neurodeploy import api
@@ -195,7 +197,7 @@ def paper_row(name: str, kind: str, seeds: int, samples: int, reset: str = "zero
     work.mkdir(parents=True, exist_ok=True)
     inputs = work / "tune_inputs.npz"
     np.savez(inputs, x=draw(samples, seed=0))
-    x_report = draw(samples // 2, seed=2)
+    x_report = draw(reported, seed=2)
     x_report = x_report.reshape(len(x_report), x_report.shape[1], -1)
     graph = PAPER / f"{name}.nir"
     flt = simulate_float_nir(graph, x_report, reset=reset).predictions
@@ -212,20 +214,22 @@ def paper_row(name: str, kind: str, seeds: int, samples: int, reset: str = "zero
 
 # Long sequences (Braille: 256 steps through a recurrent layer) get a smaller learning rate:
 # each weight step moves more decisions there (lr 0.1 fell below its start, 0.01 improved).
+# The subtract-reset Braille RSNN tunes on 1,600 inputs: on 800 it stayed at 96.9% agreement
+# (seeds 97.25 / 97.0 / 96.5%); a probe of seed 2 on 1,600 reached 98.0%.
 ROWS = {
     "digits_mlp": lambda a: snntorch_row("digits_mlp", a.seeds, 10, 1257),
     "digits_rleaky": lambda a: snntorch_row("digits_rleaky", a.seeds, 10, 1257),
     "braille_noDelay_bias_zero": lambda a: paper_row("braille_noDelay_bias_zero", "braille",
-                                                     a.seeds, 800, epochs=15, lr=0.01),
+                                                     a.seeds, 800, 400, epochs=15, lr=0.01),
     "braille_noDelay_noBias_subtract": lambda a: paper_row(
-        "braille_noDelay_noBias_subtract", "braille", a.seeds, 800, reset="subtract",
+        "braille_noDelay_noBias_subtract", "braille", a.seeds, 1600, 400, reset="subtract",
         epochs=15, lr=0.01),
     # all 60,000 training images, redrawn (snnTorch trained on 12,000 of them): on 2,000
     # tuning lowered the agreement on the float model's stable decisions (it fit the inputs,
     # not the model); on 12,000 it stayed 0.6 points short of snnTorch's accuracy
     "fmnist_conv": lambda a: snntorch_row("fmnist_conv", a.seeds, 3, None, epochs=8,
                                           redraw=0.1),
-    "cnn_sinabs": lambda a: paper_row("cnn_sinabs", "nmnist", a.seeds, 400, epochs=15),
+    "cnn_sinabs": lambda a: paper_row("cnn_sinabs", "nmnist", a.seeds, 400, 200, epochs=15),
 }
 
 
@@ -296,8 +300,12 @@ def main(argv=None) -> int:
             continue
         ran.add(name)
         print(f"{name} ...", file=sys.stderr, flush=True)
-        results["rows"][name] = ROWS[name](args)
-        write_json(OUT, results)            # each row as it comes: the run is resumable
+        row = ROWS[name](args)
+        # each row as it comes (the run is resumable), into the file as it is now: another
+        # run of this script (--only another row) may have written its row meanwhile
+        results["rows"] = {**json.loads(OUT.read_text())["rows"], name: row} \
+            if OUT.exists() else {name: row}
+        write_json(OUT, results)
     for name, row in results["rows"].items():
         if "stability" not in row or name in ran:     # it reads the tuned networks
             row.pop("float_noise_agreement", None)
