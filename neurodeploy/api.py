@@ -46,7 +46,7 @@ from neurodeploy.energy import load_preset
 from neurodeploy.energy.report_file import Priced, SigmaDeltaRecord
 from neurodeploy.errors import UserError
 from neurodeploy.files import writable_dir, write_json
-from neurodeploy.graph import reset_assumption
+from neurodeploy.graph import read_nir, reset_assumption
 from neurodeploy.inputs import check_input_bits, encoded_test_split, load_frames, load_inputs
 from neurodeploy.netx import read_netx
 from neurodeploy.neurons import SpikingNet
@@ -247,13 +247,15 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     check_backend(backend)
     with tempfile.TemporaryDirectory(prefix="neurodeploy-") as tmp:
         data = _data(inputs, Path(tmp))
-        if Path(network).suffix == ".nir":      # every missing option at once, before lowering
-            simulation.missing_options(network, None, dt, data, timesteps)
+        graph = read_nir(network) if Path(network).suffix == ".nir" else None   # read once
+        if graph is not None:                   # every missing option at once, before lowering
+            simulation.missing_options(network, None, dt, data, timesteps, graph)
         try:                                    # a wrong preset fails before the simulation
             prices = load_preset(preset or DEFAULT_PRESET)
         except UserError as e:
             raise UserError(f"--preset: {e}") from None
-        with artifacts.deployable(network, dt, input_shape) as (path, meta, quantization, net), \
+        with artifacts.deployable(network, dt, input_shape, graph) as (path, meta, quantization,
+                                                                      net), \
                 _folder(out, "simulate", network, backend) as folder:
             if isinstance(net, SDNetwork):
                 frames, _ = _inputs(meta, net, data, samples, timesteps, network, input_bits,
@@ -286,7 +288,9 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     warnings = simulation.silent_output([record], network)
     result = record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
                             quantization=quantization, provenance=prov, network=str(network),
-                            warnings=warnings, reset=reset_assumption(network),
+                            warnings=warnings,
+                            reset=reset_assumption(network if graph is None else graph,
+                                                   str(network)),
                             **energy_sections(net, record, labels, prices))
     return {**result, "labels": labels, "record": record,
             "wrote": _write("simulate", result, folder)}

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Iterator
 
+import nir
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -80,18 +81,19 @@ class Manifest(Metadata):
 
 @contextlib.contextmanager
 def deployable(network: str | Path, dt: float | None = None,
-               input_shape: tuple[int, ...] | None = None
+               input_shape: tuple[int, ...] | None = None, graph: nir.NIRGraph | None = None
                ) -> Iterator[tuple[Path, dict, list, IntNetwork | SDNetwork]]:
     """A netx file for `network`: the file itself for .net (of either kind: read_network);
-    for .nir (ours or another tool's) the graph lowered to Loihi integers in a temporary netx
-    file. Yields (path, metadata, quantization report, the network as read)."""
+    for .nir (ours or another tool's) the graph (`graph`: already read from it) lowered to
+    Loihi integers in a temporary netx file. Yields (path, metadata, quantization report,
+    the network as read)."""
     path = Path(network)
     if path.suffix != ".nir":
         net, meta = read_network(path, input_shape)
         check_manifest(path)
         yield path, meta, [], net
         return
-    graph = read_nir(path)
+    graph = read_nir(path) if graph is None else graph
     net, quantization = lower_nir(graph, str(path), dt)
     meta = graph_metadata(graph, str(path))
     check_deployable(net, str(path))     # named by the user's file, not the temporary one

@@ -9,6 +9,7 @@ import hashlib
 import warnings
 from pathlib import Path
 
+import nir
 import numpy as np
 
 from neurodeploy.artifacts import deployable
@@ -90,14 +91,15 @@ def silent_output(records: list[SpikeRecord], source: str | Path) -> list[str]:
 
 
 def missing_options(network: str | Path, meta: dict | None, dt: float | None,
-                    data: str | None, timesteps: int | None) -> None:
+                    data: str | None, timesteps: int | None,
+                    graph: nir.NIRGraph | None = None) -> None:
     """Refuse, in one message, every option a network cannot do without: --dt for a foreign
     NIR graph that does not record its time step, --data when its metadata names no dataset,
     --timesteps when nothing says how many steps to encode. `meta`: the network's metadata
-    (None: read the .nir graph here, before it is lowered, which needs dt)."""
+    (None: from the .nir graph, `graph` or read here, before it is lowered, which needs dt)."""
     missing, path = [], Path(network)
     if meta is None:
-        graph = read_nir(path)
+        graph = read_nir(path) if graph is None else graph
         meta = graph_metadata(graph, str(path))
         units = (graph.metadata or {}).get("units")
         if dt is None and (units.decode(errors="replace") if isinstance(units, bytes)

@@ -106,9 +106,11 @@ def _spikes(x: np.ndarray) -> bool:
     """Spike trains: bool, or integers / floats that are all exactly 0 or 1, with a time axis."""
     if x.dtype == bool:
         return True
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+    if x.ndim < 3:
         return False
-    return x.ndim >= 3 and bool(np.isin(x, (0, 1)).all())
+    if np.issubdtype(x.dtype, np.integer):      # by its extremes: np.isin sorts a copy
+        return x.size == 0 or bool(x.min() >= 0 and x.max() <= 1)
+    return np.issubdtype(x.dtype, np.floating) and bool(((x == 0) | (x == 1)).all())
 
 
 def read_dataset(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
