@@ -50,7 +50,7 @@ def counts() -> tuple[dict, list[dict]]:
     first = dataclasses.replace(net.layers[0], bias=frame.astype(np.int64))
     net = dataclasses.replace(net, layers=(first, *net.layers[1:]))
     spikes = run_exact(net, torch.zeros(1, STEPS, net.input_size))
-    record = SpikeRecord(backend="torch-exact (cpu)",
+    record = SpikeRecord(backend="torch", detail="exact mode, cpu",
                          inputs=np.zeros((1, STEPS, net.input_size), dtype=bool),
                          layers=[s.numpy() for s in spikes],
                          layer_names=[layer.name for layer in net.layers])

@@ -83,7 +83,7 @@ def silent_output(records: list[SpikeRecord], source: str | Path) -> list[str]:
         return []
     r = silent[0]
     message = (f"{source}: output layer '{r.layer_names[-1]}' never spiked in {r.samples} "
-               f"samples x {r.timesteps} steps on {', '.join(s.backend for s in silent)}, so "
+               f"samples x {r.timesteps} steps on {', '.join(s.label for s in silent)}, so "
                "every prediction is class 0 and the accuracy says nothing about the network; "
                f"check --dt, the thresholds and the input scale (`neurodeploy inspect {source}`)")
     warnings.warn(message, NeurodeployWarning, stacklevel=2)

@@ -115,16 +115,16 @@ def test_parity_cli_reports_the_distance_from_the_model_as_trained(tmp_path, cap
                  "--out", str(tmp_path / "p"), "-q"])
     assert code == 0
     result = json.loads((tmp_path / "p" / "parity.json").read_text())
-    assert [c["backends"][0] for c in result["comparisons"]] == ["torch-exact (cpu)"]
+    assert [c["backends"][0] for c in result["comparisons"]] == ["torch"]
     source = result["source"][0]
-    assert source["backends"] == ["float", "torch-exact (cpu)"]
+    assert source["backends"] == ["float", "torch"]
     ours = compare_source(simulate_float(net, spikes), exact, np.arange(16) % 5)
     assert source["layers"] == json.loads(json.dumps(ours["layers"]))
     assert [r["layer"] for r in source["layers"]] == ["fc0", "fc1"]
     assert set(source) >= {"prediction_agreement", "gap", "divergence_starts_at"}
     ref = {r["backends"][1]: r for r in result["reference"]}
-    assert ref["torch-exact (cpu)"]["prediction_agreement"] == 1.0
-    assert ref["torch-exact (cpu)"]["output_counts"]["samples_identical"] == 1.0
+    assert ref["torch"]["prediction_agreement"] == 1.0
+    assert ref["torch"]["output_counts"]["samples_identical"] == 1.0
     assert (tmp_path / "p" / "report.html").exists()
     assert "as trained" in capsys.readouterr().out
 

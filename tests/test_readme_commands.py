@@ -104,7 +104,7 @@ def test_every_digits_command_of_the_readme_runs(workdir, capsys):
     for command in (c for c in readme_commands() if not _needs_fmnist(c)):
         _run(_fill(_small(shlex.split(command))), command)
     out = capsys.readouterr().out
-    assert "neurodeploy run: digits" in out and "lava (Loihi2SimCfg fixed_pt)" in out
+    assert "neurodeploy run: digits" in out and "| lava 0." in out
     for name in ("checkpoint.pt", "network.net", "manifest.json", "report.json"):
         assert (workdir / "runs" / "digits" / name).is_file(), name
     assert (workdir / "runs" / "digits" / "energy-loihi2-proxy.json").is_file()

@@ -178,7 +178,7 @@ def simulate_emulator(network: str | Path | IntNetwork, spikes: np.ndarray,
             volts.append(v.cpu().numpy())
             shown.update(min(n, i + batch_size))
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
-    return SpikeRecord(backend=f"emulator ({device})", inputs=record_inputs(spikes),
+    return SpikeRecord(backend="emulator", detail=device, inputs=record_inputs(spikes),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
                        info={"batch_size": batch_size, "device": device},
                        readout=np.concatenate(volts) if net.readout else None)
@@ -251,6 +251,6 @@ def simulate_emulator_sdnn(network: str | Path | SDNetwork, inputs: np.ndarray) 
             sent = now
     # input step j reaches layer i at chip step j + 1 + i (row j + i)
     layers = [m[i:i + n * t].reshape(n, t, -1) for i, m in enumerate(chip)]
-    return SpikeRecord(backend="emulator (chip time, SDNN)", inputs=rows.reshape(n, t, -1),
+    return SpikeRecord(backend="emulator", detail="chip time, SDNN", inputs=rows.reshape(n, t, -1),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
                        info={"chip_steps": steps, "stream": True})

@@ -39,7 +39,7 @@ __all__ = ["LavaTimeout", "lava_file", "lava_reads", "simulate_lava"]
 
 
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
-SPARSE = ", Sparse synapses"     # how a record names a run with netx's sparse_fc_layer
+SPARSE = ", Sparse synapses"     # how a record details a run with netx's sparse_fc_layer
 
 
 def loihi2_missing() -> str | None:
@@ -265,7 +265,9 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             start = RESET_OFFSET + depth - 1
             readout = np.array(volts[start:start + n * t]).reshape(n, t, size).astype(np.int64)
             del volts
-    return SpikeRecord(backend=("loihi2" if hardware else "lava (Loihi2SimCfg fixed_pt)")
+    return SpikeRecord(backend=("loihi2" if hardware else "lava-sparse" if sparse_synapses
+                                else "lava"),
+                       detail=("" if hardware else "Loihi2SimCfg fixed_pt")
                        + (SPARSE if sparse_synapses else ""),
                        inputs=record_inputs(spikes), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],

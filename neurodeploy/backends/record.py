@@ -99,7 +99,9 @@ class SpikeRecord:
     neurodeploy.neurons.network): booleans for spikes; integers for graded events (a
     sigma-delta network's messages, int64; graded input events, int32: `record_inputs`).
     Predictions are the argmax of output spike counts, ties going to the lowest class index,
-    identically on every backend.
+    identically on every backend. `backend` is the backend's name (backends/registry.py), the
+    key a record has in every JSON file; `detail` says what exactly ran (device, Lava's run
+    configuration), for text: `label`.
     """
 
     backend: str
@@ -108,6 +110,12 @@ class SpikeRecord:
     layer_names: list[str]
     info: dict = field(default_factory=dict)
     readout: np.ndarray | None = None   # [N, T, classes] voltages of a non-spiking last layer
+    detail: str = ""                    # e.g. "exact mode, cpu", "Loihi2SimCfg fixed_pt"
+
+    @property
+    def label(self) -> str:
+        """The backend as text shows it: "lava (Loihi2SimCfg fixed_pt)"."""
+        return f"{self.backend} ({self.detail})" if self.detail else self.backend
 
     def __post_init__(self):
         n, t = self.inputs.shape[:2]
@@ -152,7 +160,8 @@ class SpikeRecord:
         if self.readout is not None:
             arrays["readout"] = self.readout.astype(np.int32)
         arrays |= {k: np.asarray(v) for k, v in extra.items()}
-        meta = json.dumps({"backend": self.backend, "layer_names": self.layer_names,
+        meta = json.dumps({"backend": self.backend, "detail": self.detail,
+                           "layer_names": self.layer_names,
                            "widths": [self.inputs.shape[-1]] + [s.shape[-1] for s in self.layers],
                            "info": self.info, "sha256": _arrays_digest(arrays)})
         with atomic_path(path) as tmp:
@@ -205,7 +214,8 @@ class SpikeRecord:
                 info = meta["info"]
                 intact = meta.get("sha256") == _arrays_digest(
                     {k: v for k, v in z.items() if k != "meta"})
-                record = cls(meta["backend"], inputs, layers, meta["layer_names"], info, readout)
+                record = cls(meta["backend"], inputs, layers, meta["layer_names"], info, readout,
+                             str(meta.get("detail", "")))
         except Exception as e:      # a damaged file can fail inside numpy, zipfile or json
             raise UserError(f"{path}: not a readable spike record ({type(e).__name__}); "
                             "delete it and simulate again") from None

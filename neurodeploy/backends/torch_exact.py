@@ -23,7 +23,7 @@ def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
                 volts.append(v.cpu().numpy())
             chunks.append([s.cpu().numpy() for s in out])
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
-    return SpikeRecord(backend=f"torch-exact ({device})", inputs=record_inputs(spikes),
+    return SpikeRecord(backend="torch", detail=f"exact mode, {device}", inputs=record_inputs(spikes),
                        layers=layers, layer_names=[layer.name for layer in net.layers],
                        info={"device": device},
                        readout=np.concatenate(volts) if net.readout else None)
@@ -33,6 +33,7 @@ def simulate_torch_sdnn(net: SDNetwork, frames: np.ndarray) -> SpikeRecord:
     """Integer frames [N, T, ...] streamed through a sigma-delta network in exact mode, back to
     back through one state as Lava runs them (it cannot reset sigma-delta neurons)."""
     frames = np.asarray(frames)
-    return SpikeRecord(backend="torch-exact (cpu)", inputs=frames.reshape(*frames.shape[:2], -1),
+    return SpikeRecord(backend="torch", detail="exact mode, cpu",
+                       inputs=frames.reshape(*frames.shape[:2], -1),
                        layers=run_stream(net, frames),
                        layer_names=[layer.name for layer in net.layers], info={"stream": True})
