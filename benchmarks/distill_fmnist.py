@@ -313,13 +313,16 @@ def main() -> int:
         for method in args.methods.split(","):
             if (method, seed) in done or (args.max_rows is not None and new >= args.max_rows):
                 continue
+            # a row that resumes a cut-off run's training times only the rest of it
+            resumed = method != "ann_ceiling" and (
+                WORK / f"fmnist_{protocol}_{method}_s{seed}" / "distill_state.pt").exists()
             t0, cpu0 = time.perf_counter(), time.process_time()
             row = run_row(method, seed, protocol, args.epochs)
             entry = {"method": method, "seed": seed, "protocol": protocol, **row,
                      "recipe_digest": row_digest(method, seed, protocol, args.epochs),
                      "seconds": time.perf_counter() - t0,
                      "cpu_seconds": time.process_time() - cpu0,   # shared hosts
-                     "machine": machine()}
+                     **({"resumed": True} if resumed else {}), "machine": machine()}
             results["runs"] = sorted([*results["runs"], entry],
                                      key=lambda r: (r["seed"], ROW_ORDER.index(r["method"])))
             write_json(out, results)           # after every row: a killed sweep resumes

@@ -252,17 +252,20 @@ def distill_sweep_table(data: dict) -> str:
     curve = _curves(by, [m for m in methods if m != "ann_ceiling"])
     for m in methods:
         rs = by[m]
-        cpu = sum(r["cpu_seconds"] for r in rs) / len(rs)
+        whole = [r["cpu_seconds"] for r in rs if not r.get("resumed")]   # resumed: partial
+        cpu = f"{sum(whole) / len(whole):.0f}" if whole else "—"
+        if len(whole) < len(rs):
+            cpu += f" ({len(rs) - len(whole)} resumed, not timed)"
         if m == "ann_ceiling":
             lines.append(f"| ann_ceiling (the student's layers as a float ReLU ANN) | {len(rs)} | "
                          f"{_mean_std([r['accuracy_float'] for r in rs])} (float"
                          f"{_ann_samples(rs, snn)}) | — | "
-                         f"{cpu:.0f} | " + " | ".join("" for _ in range(readouts)) + " |")
+                         f"{cpu} | " + " | ".join("" for _ in range(readouts)) + " |")
             continue
         teacher = [r["teacher_accuracy"] for r in rs if r["teacher_accuracy"] is not None]
         lines.append(
             f"| {m} | {len(rs)} | {_mean_std([r['accuracy_deployed'] for r in rs])} | "
-            f"{_mean_std(teacher) if teacher else '—'} | {cpu:.0f} | "
+            f"{_mean_std(teacher) if teacher else '—'} | {cpu} | "
             + " | ".join(f"{100 * a:.1f}" for a in curve[m]) + " |")
     lines += ["", f"T' columns: mean accuracy when the output is read after T' steps of one "
               f"{readouts}-step run (the thermometer frame repeats, so T' > T is defined). "
