@@ -139,7 +139,7 @@ def _concat(records: list[SpikeRecord], paths: list[Path]) -> SpikeRecord:
     return SpikeRecord(first.backend, np.concatenate([r.inputs for r in records]),
                        [np.concatenate([r.layers[i] for r in records])
                         for i in range(len(first.layers))], first.layer_names, first.info,
-                       readout)
+                       readout, first.detail)
 
 
 def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:

@@ -198,7 +198,8 @@ def _window(record: SpikeRecord, steps: int, samples: int | None = None) -> Spik
     n = slice(None, samples)
     return SpikeRecord(record.backend, record.inputs[n, :steps],
                        [s[n, :steps] for s in record.layers], record.layer_names, record.info,
-                       None if record.readout is None else record.readout[n, :steps])
+                       None if record.readout is None else record.readout[n, :steps],
+                       record.detail)
 
 
 def readout_steps(recipe: Recipe) -> list[int]:
