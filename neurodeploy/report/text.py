@@ -219,7 +219,7 @@ def compared(result: dict) -> str:
     first = result["records"][0]
     lines = [f"parity of {result['network']} on {result['samples']} samples "
              f"({first.timesteps} steps, {len(first.layers)} layers)"]
-    width = max(32, *map(len, result["accuracy"]))
+    width = max(map(len, result["accuracy"]))
     lines += [f"  {backend:{width}s} accuracy {acc:.4f}"
               for backend, acc in result["accuracy"].items()]
     for p in result["comparisons"]:
