@@ -289,8 +289,8 @@ def simulate(network: str | Path, inputs=None, backend: str = EXACT_BACKEND,
     result = record_summary(record, labels, shard=f"{shard[0]}/{shard[1]}",
                             quantization=quantization, provenance=prov, network=str(network),
                             warnings=warnings,
-                            reset=reset_assumption(network if graph is None else graph,
-                                                   str(network)),
+                            reset=None if graph is None else reset_assumption(graph,
+                                                                              str(network)),
                             **energy_sections(net, record, labels, prices))
     return {**result, "labels": labels, "record": record,
             "wrote": _write("simulate", result, folder)}

@@ -35,11 +35,18 @@ from neurodeploy.netx.metadata import RESET_OFFSET     # also in every manifest'
 from neurodeploy.neurons import IntNetwork
 from neurodeploy.progress import Progress
 
-__all__ = ["LavaTimeout", "lava_file", "lava_reads", "simulate_lava"]
+__all__ = ["LavaTimeout", "lava_file", "lava_reads", "record_names", "simulate_lava"]
 
 
 _LOIHI2_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
-SPARSE = ", Sparse synapses"     # how a record details a run with netx's sparse_fc_layer
+
+
+def record_names(config: str | None, sparse: bool) -> dict[str, str]:
+    """A Lava run's record name and detail: Lava's run configuration (None: Loihi 2 itself)
+    and whether dense layers ran as Sparse synapses (netx's sparse_fc_layer)."""
+    backend = "loihi2" if config is None else "lava-sparse" if sparse else "lava"
+    return {"backend": backend,
+            "detail": ", ".join(p for p in (config, "Sparse synapses" if sparse else "") if p)}
 
 
 def loihi2_missing() -> str | None:
@@ -265,10 +272,8 @@ def simulate_lava(netx_path: str | Path, spikes: np.ndarray, hardware: bool = Fa
             start = RESET_OFFSET + depth - 1
             readout = np.array(volts[start:start + n * t]).reshape(n, t, size).astype(np.int64)
             del volts
-    return SpikeRecord(backend=("loihi2" if hardware else "lava-sparse" if sparse_synapses
-                                else "lava"),
-                       detail=("" if hardware else "Loihi2SimCfg fixed_pt")
-                       + (SPARSE if sparse_synapses else ""),
+    return SpikeRecord(**record_names(None if hardware else "Loihi2SimCfg fixed_pt",
+                                      sparse_synapses),
                        inputs=record_inputs(spikes), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],
                        info={"chip_steps": steps, "reset_interval": t,

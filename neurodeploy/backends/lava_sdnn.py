@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.backends.lava import SPARSE, lava_reads
+from neurodeploy.backends.lava import lava_reads, record_names
 from neurodeploy.backends.record import SpikeRecord
 from neurodeploy.backends.watchdog import Watchdog, lava_names
 from neurodeploy.backends.lava_runtime import import_lava, interruption_point, run_tempdir, running
@@ -30,7 +30,6 @@ from neurodeploy.files import file_digest
 from neurodeploy.netx.sdnn import read_sdnn, write_sdnn
 from neurodeploy.progress import Progress
 
-DETAIL = "Loihi2SimCfg fixed_pt, SDNN"
 
 
 def _flat(data: np.ndarray) -> np.ndarray:
@@ -110,8 +109,7 @@ def simulate_lava_sdnn(netx_path: str | Path, inputs: np.ndarray,
     for i, (data, spec) in enumerate(zip(buffers, net_spec.layers)):
         msgs = _flat(data)                    # sink row k holds chip step k + 1
         layers.append(msgs[i:i + n * t].reshape(n, t, spec.size))
-    return SpikeRecord(backend="lava-sparse" if sparse_synapses else "lava",
-                       detail=DETAIL + (SPARSE if sparse_synapses else ""),
+    return SpikeRecord(**record_names("Loihi2SimCfg fixed_pt, SDNN", sparse_synapses),
                        inputs=flat.reshape(n, t, -1), layers=layers,
                        layer_names=[layer.name for layer in net_spec.layers],
                        info={"chip_steps": steps, "stream": True, "lava_read": read,

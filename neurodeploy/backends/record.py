@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodeploy.data.npz import all_binary
 from neurodeploy.errors import UserError
 from neurodeploy.files import atomic_path, file_digest
 
@@ -18,19 +19,9 @@ def record_inputs(spikes: np.ndarray) -> np.ndarray:
     """The inputs a record keeps: booleans for binary spikes, int32 values for graded input
     events (netx's input_message_bits), which differ from spikes in what they carry."""
     spikes = np.asarray(spikes)
-    if _binary(spikes):
+    if all_binary(spikes):
         return spikes.astype(bool)
     return spikes.astype(np.int32)
-
-
-def _binary(spikes: np.ndarray) -> bool:
-    """All 0 or 1. Integers by their extremes: np.isin over a whole input set took longer
-    than counting its events."""
-    if spikes.dtype == bool:
-        return True
-    if np.issubdtype(spikes.dtype, np.integer):
-        return spikes.size == 0 or bool(spikes.min() >= 0 and spikes.max() <= 1)
-    return bool(np.isin(spikes, (0, 1)).all())
 
 
 def inputs_digest(spikes: np.ndarray, labels: np.ndarray | None = None) -> str:
@@ -38,7 +29,7 @@ def inputs_digest(spikes: np.ndarray, labels: np.ndarray | None = None) -> str:
     int64 values) and labels: what a record saw."""
     h = hashlib.sha256()
     spikes = np.asarray(spikes)
-    graded = not _binary(spikes)
+    graded = not all_binary(spikes)
     h.update(json.dumps(list(spikes.shape)).encode())
     if graded:
         h.update(b"graded" + np.ascontiguousarray(spikes, dtype=np.int64).tobytes())

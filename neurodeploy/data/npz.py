@@ -102,15 +102,19 @@ def is_dataset_file(path: str | Path) -> bool:
         return False
 
 
-def _spikes(x: np.ndarray) -> bool:
-    """Spike trains: bool, or integers / floats that are all exactly 0 or 1, with a time axis."""
+def all_binary(x: np.ndarray) -> bool:
+    """Every value exactly 0 or 1: bools, integers (by their extremes: np.isin sorts a copy)
+    or floats."""
     if x.dtype == bool:
         return True
-    if x.ndim < 3:
-        return False
-    if np.issubdtype(x.dtype, np.integer):      # by its extremes: np.isin sorts a copy
+    if np.issubdtype(x.dtype, np.integer):
         return x.size == 0 or bool(x.min() >= 0 and x.max() <= 1)
     return np.issubdtype(x.dtype, np.floating) and bool(((x == 0) | (x == 1)).all())
+
+
+def _spikes(x: np.ndarray) -> bool:
+    """Spike trains: bool, or integers / floats that are all exactly 0 or 1, with a time axis."""
+    return x.dtype == bool or (x.ndim >= 3 and all_binary(x))
 
 
 def read_dataset(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
