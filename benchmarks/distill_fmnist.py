@@ -315,7 +315,8 @@ def main() -> int:
                 continue
             # a row that resumes a cut-off run's training times only the rest of it
             resumed = method != "ann_ceiling" and (
-                WORK / f"fmnist_{protocol}_{method}_s{seed}" / "distill_state.pt").exists()
+                WORK / variant(method, seed, protocol, args.epochs).name
+                / "distill_state.pt").exists()
             t0, cpu0 = time.perf_counter(), time.process_time()
             row = run_row(method, seed, protocol, args.epochs)
             entry = {"method": method, "seed": seed, "protocol": protocol, **row,

@@ -144,13 +144,12 @@ def tune_check(log: Log, device: str, dry: bool) -> None:
     """`tune` of the NIR paper's subtract-reset Braille RSNN (benchmarks/tune.py's row, fewer
     epochs) on the CPU and on the GPU, same seed and inputs: seconds on each, and the
     agreement of each tuned network with the float model on inputs not used for tuning."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from nir_corpus import braille_shaped
+    from nir_corpus import braille_shaped       # benchmarks/, this script's folder
+    from tune import PAPER, _deployed
 
     from neurodeploy import api
     from neurodeploy.backends.float_mode import simulate_float_nir
-    from neurodeploy.backends.torch_exact import simulate_torch
-    graph = ROOT / "tests" / "data" / "nir_paper" / "braille_noDelay_noBias_subtract.nir"
+    graph = PAPER / "braille_noDelay_noBias_subtract.nir"
     samples, reported, epochs = (48, 16, 1) if dry else (1600, 400, 3)
     reference = braille_shaped(reported, seed=2)
     flt = simulate_float_nir(graph, reference, reset="subtract").predictions
@@ -163,9 +162,8 @@ def tune_check(log: Log, device: str, dry: bool) -> None:
             report, seconds = _timed(lambda: api.tune(
                 graph, inputs, Path(work) / where, reset="subtract", epochs=epochs, lr=0.01,
                 device=dev))
-            tuned = read_netx(Path(work) / where / "network.net")[0]
-            check[where] = {"seconds": seconds, "kept": report["kept"], "agreement": float(
-                (simulate_torch(tuned, reference).predictions == flt).mean())}
+            check[where] = {"seconds": seconds, "kept": report["kept"], "agreement": _deployed(
+                Path(work) / where / "network.net", reference, flt)["agreement"]}
         log.add(check)
 
 

@@ -252,10 +252,9 @@ def distill_sweep_table(data: dict) -> str:
     curve = _curves(by, [m for m in methods if m != "ann_ceiling"])
     for m in methods:
         rs = by[m]
-        whole = [r["cpu_seconds"] for r in rs if not r.get("resumed")]   # resumed: partial
-        cpu = f"{sum(whole) / len(whole):.0f}" if whole else "—"
-        if len(whole) < len(rs):
-            cpu += f" ({len(rs) - len(whole)} resumed, not timed)"
+        whole, resumed = _timed(rs, "cpu_seconds")
+        cpu = (f"{sum(whole) / len(whole):.0f}" if whole else "—") + (
+            f" ({resumed} resumed, not timed)" if resumed else "")
         if m == "ann_ceiling":
             lines.append(f"| ann_ceiling (the student's layers as a float ReLU ANN) | {len(rs)} | "
                          f"{_mean_std([r['accuracy_float'] for r in rs])} (float"
@@ -479,6 +478,13 @@ def demo_summary_block(data: dict) -> str:
         "with it (weights that round to zero)."])
 
 
+def _timed(runs: list[dict], key: str) -> tuple[list[float], int]:
+    """The times `key` of the runs timed whole, and how many resumed a cut-off run (their
+    time covers only the rest)."""
+    whole = [r[key] for r in runs if not r.get("resumed")]
+    return whole, len(runs) - len(whole)
+
+
 def tune_table(data: dict) -> str:
     """Before / after `tune`, from benchmarks/results/tune.json (benchmarks/tune.py)."""
     def pm(values):
@@ -495,10 +501,9 @@ def tune_table(data: dict) -> str:
              "tuned | tune (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in data["rows"].values():
         lava, stable = row.get("lava") or {}, row["stability"]
-        whole = [s["tune_s"] for s in row["seeds"] if not s.get("resumed")]
-        times = f"{min(whole):.0f}–{max(whole):.0f}" if whole else "—"
-        if len(whole) < len(row["seeds"]):
-            times += f" ({len(row['seeds']) - len(whole)} resumed seed(s) not timed)"
+        whole, resumed = _timed(row["seeds"], "tune_s")
+        times = (f"{min(whole):.0f}–{max(whole):.0f}" if whole else "—") + (
+            f" ({resumed} resumed seed(s) not timed)" if resumed else "")
         lines.append(
             f"| {row['name']} ({row['reset']}) | {row['reported_on']} | "
             f"{pct(row['untuned']['agreement'])} | "

@@ -160,22 +160,16 @@ def snntorch_row(kind: str, seeds: int, train_epochs: int, tune_samples: int | N
     theirs = run_snntorch(net, x_test, shape).argmax(1)
     float_model = simulate_float_nir(graph, x_test, reset="subtract", reset_delay=True)
     inputs = work / "tune_inputs.npz"
-    if tune_samples is None:     # every training image, not only the ones snnTorch saw
-        from neurodeploy.data import load_dataset, rate_encode
-        d = load_dataset("fashion-mnist")
-        x_all = np.concatenate([d.train.x, d.val.x])
-        x_tune = rate_encode(x_all.reshape(len(x_all), -1), int(x_train.shape[1]))
-        y_tune = np.concatenate([d.train.y, d.val.y])
-    else:
-        x_tune, y_tune = x_train[:tune_samples], y_train[:tune_samples]
     if not (RESUME and inputs.exists()):       # the same file, so a resumed state matches
-        np.savez(inputs, x=x_tune, y=y_tune)
+        np.savez(inputs, **tune_inputs(x_train, y_train, tune_samples))
+    with np.load(inputs) as kept:
+        tuned_on = len(kept["y"])
     untuned = work / "untuned"
     api.export(graph, untuned, timesteps=int(x_test.shape[1]))
     row = {"name": kind, "source": "snnTorch 1.0.0, default Leaky (reset by subtraction, one "
                                    "step late), trained here; snnTorch's NIR exporter",
            "reset": "subtract, one step late", "epochs_snntorch": train_epochs,
-           "timesteps": int(x_test.shape[1]), "tuned_on": f"{len(y_tune)} training samples",
+           "timesteps": int(x_test.shape[1]), "tuned_on": f"{tuned_on} training samples",
            "reported_on": f"the {len(y_test)} test samples",
            "snntorch_accuracy": float((theirs == y_test).mean()),
            "float_model_equals_snntorch": float((float_model.predictions == theirs).mean()),
@@ -183,6 +177,18 @@ def snntorch_row(kind: str, seeds: int, train_epochs: int, tune_samples: int | N
            "train_snntorch_s": round(trained_s, 1), "tuning": tuning, "seeds": []}
     return _tune_seeds(row, graph, inputs, work, seeds, x_test, theirs, y_test,
                        reset="subtract", reset_delay=True, **tuning)
+
+
+def tune_inputs(x_train, y_train, samples: int | None) -> dict:
+    """The first `samples` of the training split snnTorch trained on, or (None) every
+    Fashion-MNIST training image, rate-encoded as the split is."""
+    if samples is not None:
+        return {"x": x_train[:samples], "y": y_train[:samples]}
+    from neurodeploy.data import load_dataset, rate_encode
+    d = load_dataset("fashion-mnist")
+    x_all = np.concatenate([d.train.x, d.val.x])
+    return {"x": rate_encode(x_all.reshape(len(x_all), -1), int(x_train.shape[1])),
+            "y": np.concatenate([d.train.y, d.val.y])}
 
 
 def paper_row(name: str, kind: str, seeds: int, samples: int, reported: int,
