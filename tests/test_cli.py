@@ -184,3 +184,17 @@ def test_a_backend_named_twice_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--backends: torch is given twice" in err, err
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("path", ["export/digits/network.net", "tests/data/lava_dl/netx_mnist.net",
+                                  "tests/data/intel_ndns/ndns_delays.net"])
+def test_inspect_prints_every_network_in_one_readable_layout(capsys, path):
+    """CUBA and sigma-delta files alike: a header, facts one per line (no JSON), one row per
+    layer as `name kind [in] -> [out] synapses; neuron`."""
+    assert main(["inspect", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{path}: ") and "netx network" in lines[0]
+    assert not any("{" in ln for ln in lines), lines          # no raw JSON
+    rows = [ln for ln in lines if re.match(r"  \S+\s+\S.* -> \[.*; ", ln)]
+    assert len(rows) == int(lines[0].split(", ")[-1].split()[0]), lines   # "<n> layers"
+    assert all(len(ln) < 160 for ln in lines if not ln.startswith("  Loihi 2 (sparse")), lines

@@ -71,7 +71,7 @@ def test_inspect_and_records_say_what_netx_clamped(tmp_path, capsys):
     path = delayed_sdnn(tmp_path / "sd.net")
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
-    assert f"warning: {CLAMPED}" in out and "max_delay 62" in out
+    assert f"warning: {CLAMPED}" in out and "delays up to 62 steps" in out
     np.savez(tmp_path / "x.npz", x=np.random.default_rng(1).integers(0, 256, (1, 70, 12)))
     assert main(["simulate", str(path), "--backend", "emulator", "--data",
                  str(tmp_path / "x.npz"), "--out", str(tmp_path / "s")]) == 0

@@ -3,7 +3,6 @@ returns (report.json, simulate.json, parity.json, inspect's description), and ea
 examples for its --help (tests parse every one)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from neurodeploy.files import versions as stack
@@ -271,49 +270,89 @@ def repriced(result: dict) -> str:
 
 
 def described(info: dict) -> str:
-    """`inspect`: a file's layers, parameter ranges, quantization cost and Loihi 2 resources."""
-    path = info["file"]
-    if info["kind"] == "sigma-delta":
-        return "\n".join([f"{path}: sigma-delta (SDNN) netx network",
-                          *("  " + ", ".join(f"{k} {v}" for k, v in row.items())
-                            for row in info["layers"]),
-                          *_loihi2(info),
-                          *(f"  warning: {w}" for w in info.get("warnings", ()))])
-    lines = []
-    if info["kind"] == "nir":
-        lines.append(f"{path}: NIR graph, {len(info['nodes'])} nodes, {info['edges']} edges")
+    """`inspect`: one layout for every kind of file: what it is, its facts one per line
+    (metadata, metrics), a row per layer (shape, synapses, neuron constants), what
+    quantization cost (NIR) and the Loihi 2 resource estimate."""
+    path, kind = info["file"], info["kind"]
+    if kind == "nir":
+        lines = [f"{path}: NIR graph, {len(info['nodes'])} nodes, {info['edges']} edges"]
         if info["reset"]:
             lines.append(f"  note: {info['reset']}")
         for name, node in info["nodes"].items():
             ranges = ", ".join(f"{k} {a['shape']} [{a['range'][0]:.3g}, {a['range'][1]:.3g}]"
                                for k, a in node["arrays"].items())
             lines.append(f"  {name:10s} {node['type']:9s} {ranges}")
-    elif info["kind"] == "checkpoint":
+    elif kind == "checkpoint":
         metrics = {k: v for k, v in info["metrics"].items() if k != "student_val_curve"}
-        lines.append(f"{path}: checkpoint of recipe {info['recipe']['name']!r}; metrics "
-                     f"{json.dumps(metrics)}")
+        lines = [f"{path}: checkpoint of recipe {info['recipe']['name']!r}",
+                 f"  metrics: {_compact(metrics)}"]
     else:
-        lines.append(f"{path}: netx network; metadata {json.dumps(info['metadata'])}")
-    for row in info["layers"]:
-        kind = (f"conv {row['kernel'][0]}x{row['kernel'][1]}/{row['stride'][0]}"
-                if row["kernel"] else row["type"])
-        lines.append(f"  {row['name']:6s} {kind:10s} {str(row['input_shape']):>12s} -> "
-                     f"{str(row['shape']):<12s} weights [{row['weight_range'][0]}, "
-                     f"{row['weight_range'][1]}], {row['nonzero_weights']} non-zero; "
-                     + (f"{row['neuron']}" if "neuron" in row else
-                        f"iDecay {row['i_decay']} vDecay {row['v_decay']}")
-                     + f" vThMant {row['threshold']}")
-        if row["type"] not in ("dense", "conv") or "delays" in row["describe"] \
-                or "neuron" in row:
+        meta = {k: v for k, v in (info.get("metadata") or {}).items()
+                if k not in ("architecture", "quantization")}     # the layer rows show them
+        lines = [f"{path}: {'sigma-delta ' if kind == 'sigma-delta' else ''}netx network, "
+                 f"{len(info['layers'])} layers",
+                 *(f"  {k}: {_compact(v)}" for k, v in meta.items())]
+        if kind == "netx" and not meta:
+            lines.append("  metadata: none (give --timesteps and --data when running it)")
+    rows = info["layers"] if kind != "sigma-delta" else _sigma_delta_rows(info["layers"])
+    for row in rows:
+        lines.append(_layer_line(row))
+        if row.get("describe") and (row["type"] not in ("dense", "conv")
+                                    or "delays" in row["describe"] or "neuron" in row):
             lines.append(f"    {row['describe']}")
-    for row in info["quantization"]:
+    for row in info.get("quantization", ()):
         lines.append(
             f"  quantization {row['layer']}: scale {row['scale']:.4g}, weight RMS error "
             f"{100 * row['weight_rel_rms_error']:.2f}%, threshold {row['threshold']['float']:.4g}"
             f" -> {row['threshold']['int']}, iDecay {row['i_decay']['exact']:.2f} -> "
             f"{row['i_decay']['int']}, vDecay {row['v_decay']['exact']:.2f} -> "
             f"{row['v_decay']['int']}")
-    return "\n".join([*lines, *_loihi2(info)])
+    return "\n".join([*lines, *_loihi2(info),
+                      *(f"  warning: {w}" for w in info.get("warnings", ()))])
+
+
+def _compact(value) -> str:
+    """A metadata or metrics value on one readable line: mappings as `key value, ...`,
+    numbers to 4 significant digits."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_compact(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_compact, value)) + "]"
+    return str(value)
+
+
+def _sigma_delta_rows(layers: list[dict]) -> list[dict]:
+    """sigma_delta.describe's rows in the layout of a CUBA layer's (each layer's input is
+    the previous one's output; the delta input layer's is its own shape)."""
+    rows, shape = [], layers[0]["shape"] if layers else []
+    for layer in layers:
+        neuron = [f"{layer['kind']}"] + ([f"vThMant {layer['vth']}"] if layer["vth"] is not None
+                                         else []) + [f"{layer['message_bits']}-bit messages"]
+        if layer["bias"]:
+            neuron.append("bias")
+        if layer["max_delay"] is not None:
+            neuron.append(f"delays up to {layer['max_delay']} steps")
+        rows.append({"name": layer["name"], "type": layer["synapse"] or "input",
+                     "input_shape": shape, "shape": layer["shape"],
+                     "synapses": f"{layer['synapses']} synapses", "neuron": ", ".join(neuron)})
+        shape = layer["shape"]
+    return rows
+
+
+def _layer_line(row: dict) -> str:
+    """inspect's row of one layer: name, kind, input -> output shape, synapses, neuron."""
+    kind = (f"conv {row['kernel'][0]}x{row['kernel'][1]}/{row['stride'][0]}"
+            if row.get("kernel") else row["type"])
+    synapses = row.get("synapses") or (
+        f"weights [{row['weight_range'][0]}, {row['weight_range'][1]}], "
+        f"{row['nonzero_weights']} non-zero")
+    neuron = row.get("neuron") or f"iDecay {row['i_decay']} vDecay {row['v_decay']}"
+    if "threshold" in row:
+        neuron += f" vThMant {row['threshold']}"
+    return (f"  {row['name']:6s} {kind:10s} {str(row['input_shape']):>12s} -> "
+            f"{str(row['shape']):<12s} {synapses}; {neuron}")
 
 
 def _loihi2(info: dict) -> list[str]:
