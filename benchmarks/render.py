@@ -485,6 +485,17 @@ def _timed(runs: list[dict], key: str) -> tuple[list[float], int]:
     return whole, len(runs) - len(whole)
 
 
+def _paired(row: dict) -> str:
+    """One row's paired accuracy differences, tuned minus snnTorch, per seed (tune_table)."""
+    parts = []
+    for s in row["seeds"]:
+        n, a, b = (s["paired"][k] for k in ("samples", "only_reference_right",
+                                            "only_deployed_right"))
+        se = ((a + b) - (b - a) ** 2 / n) ** 0.5 / n
+        parts.append(f"{100 * (b - a) / n:+.2f} ± {100 * se:.2f}")
+    return f"{row['name']} {', '.join(parts)} points"
+
+
 def tune_table(data: dict) -> str:
     """Before / after `tune`, from benchmarks/results/tune.json (benchmarks/tune.py)."""
     def pm(values):
@@ -502,7 +513,8 @@ def tune_table(data: dict) -> str:
     for row in data["rows"].values():
         lava, stable = row.get("lava") or {}, row["stability"]
         whole, resumed = _timed(row["seeds"], "tune_s")
-        times = (f"{min(whole):.0f}–{max(whole):.0f}" if whole else "—") + (
+        span = sorted({f"{min(whole):.0f}", f"{max(whole):.0f}"}, key=float) if whole else []
+        times = ("–".join(span) if whole else "—") + (
             f" ({resumed} resumed seed(s) not timed)" if resumed else "")
         lines.append(
             f"| {row['name']} ({row['reset']}) | {row['reported_on']} | "
@@ -515,6 +527,8 @@ def tune_table(data: dict) -> str:
             f"neuron-steps | {times} |")
     seeds = sorted({len(r["seeds"]) for r in data["rows"].values()})
     copies = sorted({r["stability"]["copies"] for r in data["rows"].values()})
+    paired = [_paired(r) for r in data["rows"].values()
+              if all("paired" in s for s in r["seeds"])]
     equal = [f"{r['name']} {100 * r['float_model_equals_snntorch']:.2f}%"
              for r in data["rows"].values() if "float_model_equals_snntorch" in r]
     lines += ["", f"Mean ± std over {', '.join(map(str, seeds))} tuning seeds (split and "
@@ -536,6 +550,11 @@ def tune_table(data: dict) -> str:
               "so the fastest seed is the closest to an idle machine. A seed resumed after a "
               "cut-off run (--resume) is not timed: its time covers only the part after the "
               "resume."]
+    if paired:
+        lines += ["", "Accuracy tuned minus in snnTorch, on the same test samples, per seed, with "
+                  "its standard error from the samples only one of the two gets right (paired; "
+                  "the seeds share the test set, so their mean is no more certain than one "
+                  "seed): " + "; ".join(paired) + "."]
     return "\n".join(lines)
 
 

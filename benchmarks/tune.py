@@ -115,8 +115,14 @@ def _deployed(network: Path, x: np.ndarray, reference: np.ndarray, y=None) -> di
     from neurodeploy.backends.torch_exact import simulate_torch
     from neurodeploy.netx import read_netx
     record = simulate_torch(read_netx(network)[0], x)
-    return {"agreement": float((record.predictions == reference).mean()),
-            "accuracy": None if y is None else record.accuracy(y)}
+    out = {"agreement": float((record.predictions == reference).mean()),
+           "accuracy": None if y is None else record.accuracy(y)}
+    if y is not None:           # the paired comparison with the reference on the same samples
+        ours, theirs = record.predictions == y, np.asarray(reference) == y
+        out["paired"] = {"samples": int(len(y)), "only_reference_right":
+                         int((theirs & ~ours).sum()), "only_deployed_right":
+                         int((ours & ~theirs).sum())}
+    return out
 
 
 def _tune_seeds(row: dict, graph, inputs, work: Path, seeds: int, x, reference, y=None,
