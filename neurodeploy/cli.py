@@ -436,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "name or a preset YAML file (default: loihi1-davies2018, "
                                     "as `run`); reprice later with `neurodeploy energy`")
     p = verb("merge", cmd_merge, "join the Lava chunk records of several shards")
-    p.add_argument("dirs", nargs="+", help="the chunks/ directories of the shards")
+    p.add_argument("dirs", nargs="+", help="the shards' chunks/ directories, or the "
+                                          "simulate --out directories holding them")
     p.add_argument("--out", help="directory for record.npz and simulate.json (default: "
                                  "runs/merge/<network sha8>-<inputs sha8>)")
     p = verb("parity", cmd_parity, "compare backends spike for spike (exit 1 on any mismatch)")

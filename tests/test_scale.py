@@ -55,6 +55,17 @@ def test_chunks_resume_and_shards_merge(net, data, tmp_path):
     assert list(idx) == list(range(23)) and (merged_labels == labels).all()
     for a, b in zip(merged.layers, whole.layers):
         np.testing.assert_array_equal(a, b)
+    # the folders `simulate --out` writes (their chunks/ inside) merge the same
+    for i in range(3):
+        (tmp_path / f"out{i}").mkdir()
+        (tmp_path / f"s{i}").rename(tmp_path / f"out{i}" / "chunks")
+    again, idx_again, _ = merge([tmp_path / f"out{i}" for i in range(3)])
+    assert list(idx_again) == list(range(23)) and all(
+        (a == b).all() for a, b in zip(again.layers, merged.layers))
+    for i in range(3):
+        (tmp_path / f"out{i}" / "chunks").rename(tmp_path / f"s{i}")
+    with pytest.raises(UserError, match="nor in their chunks/"):
+        merge([tmp_path / "out0"])
     with pytest.raises(UserError, match="gaps"):
         merge([tmp_path / "s0", tmp_path / "s2"])
     with pytest.raises(UserError, match="overlap"):

@@ -143,16 +143,18 @@ def _concat(records: list[SpikeRecord], paths: list[Path]) -> SpikeRecord:
 
 
 def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:
-    """Join the chunk records found in `dirs`, in sample order; refuse gaps, overlaps and chunks
-    of different provenance (network, inputs, backend, T)."""
+    """Join the chunk records found in `dirs` (chunks/ folders, or the `simulate --out` folders
+    holding them), in sample order; refuse gaps, overlaps and chunks of different provenance
+    (network, inputs, backend, T)."""
     for d in dirs:
         if not Path(d).is_dir():
             raise UserError(f"{d}: no such directory of chunks; pass the chunks/ directories "
                             "written by `neurodeploy simulate --backend lava --out DIR`")
-    files = sorted(f for d in dirs for f in Path(d).glob("chunk-*.npz"))
+    files = sorted(f for d in dirs for f in (sorted(Path(d).glob("chunk-*.npz"))
+                                             or Path(d, "chunks").glob("chunk-*.npz")))
     if not files:
-        raise UserError(f"no chunk-*.npz records in {', '.join(map(str, dirs))}; run "
-                        "`neurodeploy simulate ... --out DIR` first")
+        raise UserError(f"no chunk-*.npz records in {', '.join(map(str, dirs))} (nor in their "
+                        "chunks/); run `neurodeploy simulate ... --backend lava --out DIR` first")
     loaded = [SpikeRecord.load(f) for f in files]
     first = loaded[0][0].info.get("provenance")
     for f, (record, extra) in zip(files, loaded):
