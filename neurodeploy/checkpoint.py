@@ -121,7 +121,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingNet, Recipe, dict]:
         raise UserError(f"{path}: field 'metrics.teacher_test_accuracy' is {teacher_acc!r}, not "
                         "an accuracy in [0, 1] or null; re-run `neurodeploy distill`")
     recipe = recipe_from_dict(ckpt["recipe"], f"{path}: recipe")
-    expected = encoded_shape(DATASETS[recipe.dataset.name][1] or shape,
+    expected = encoded_shape(DATASETS[recipe.dataset.name].shape or shape,
                              recipe.encoding.metadata())   # a file's: checked at export
     if recipe.dataset.file is None and tuple(shape) != tuple(expected):
         raise UserError(f"{path}: field 'input_shape' {shape} is not what its recipe's dataset "

@@ -10,6 +10,7 @@ import gzip
 import os
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def _decoded(path: Path) -> np.ndarray:
     return data
 
 
-def _fashion_part(kind: str) -> tuple[np.ndarray, np.ndarray]:
+def _fashion_part(part: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's official "train" (60,000) or "test" (10,000) images and labels."""
+    kind = {"train": "train", "test": "t10k"}[part]
     files = {}
     for part in ("images-idx3", "labels-idx1"):
         name = f"{kind}-{part}-ubyte"
@@ -144,9 +147,19 @@ def _fashion_part(kind: str) -> tuple[np.ndarray, np.ndarray]:
     return files["images-idx3"].reshape(-1, 28 * 28), files["labels-idx1"].astype(np.int64)
 
 
-# "file": the user's own dataset .npz, named by the recipe's dataset.file
-DATASETS = {"digits": (_digits, (1, 8, 8)), "fashion-mnist": (None, (1, 28, 28)),
-            "file": (None, None)}
+@dataclass(frozen=True)
+class BuiltIn:
+    """A dataset the tool reads itself: its image shape, and either all its samples (split
+    here, seeded: `whole`) or its official parts (`part("train" | "test")`, the test part
+    kept whole and readable alone). "file" stands for the user's own .npz (dataset.file)."""
+    shape: tuple[int, int, int] | None
+    whole: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    part: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
+
+
+DATASETS = {"digits": BuiltIn((1, 8, 8), whole=_digits),
+            "fashion-mnist": BuiltIn((1, 28, 28), part=_fashion_part),
+            "file": BuiltIn(None)}
 
 
 def input_source(data: str) -> str:
@@ -215,22 +228,25 @@ def load_dataset(name: str, split_seed: int = 0, test_fraction: float = 0.2,
     if name not in DATASETS or name == "file":
         raise UserError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))} "
                         "(file: a dataset .npz, named by dataset.file)")
-    loader, shape = DATASETS[name]
-    if name == "fashion-mnist":
-        x_rest, y_rest = _fashion_part("train")
-        x_test, y_test = _fashion_part("t10k")
+    built_in = DATASETS[name]
+    if built_in.part:
+        (x_rest, y_rest), (x_test, y_test) = built_in.part("train"), built_in.part("test")
         val_share = val_fraction
     else:
-        x, y = loader()
+        x, y = built_in.whole()
         x_rest, x_test, y_rest, y_test = train_test_split(
             x, y, test_size=test_fraction, stratify=y, random_state=split_seed)
         val_share = val_fraction / (1 - test_fraction)
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=val_share, stratify=y_rest, random_state=split_seed)
-    x_train, x_val, x_test = (x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
-                              for x in (x_train, x_val, x_test))     # bytes split: 4x less copied
+    x_train, x_val, x_test = map(_intensities, (x_train, x_val, x_test))  # bytes split: 4x less
     return Dataset(name, Split(x_train, y_train), Split(x_val, y_val), Split(x_test, y_test),
-                   num_classes=int(y_rest.max()) + 1, shape=shape)
+                   num_classes=int(y_rest.max()) + 1, shape=built_in.shape)
+
+
+def _intensities(x: np.ndarray) -> np.ndarray:
+    """Pixel bytes as float32 in [0, 1]; other arrays are intensities already."""
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
 
 
 def _arrays(source, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -284,13 +300,14 @@ def save_dataset(data, path: str | Path, split_seed: int = 0,
 def encoded_test(metadata: dict, encoding: dict,
                  samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The first `samples` (default all) of the test split of the dataset a network records
-    ({name, split_seed[, file, sha256]}), encoded, and their labels. Fashion-MNIST's official
-    test set is read alone: decoding and splitting its 60,000 training images cost `simulate`
-    more than the simulation. The encodings are per sample, so encoding a prefix gives the
-    prefix of the encoded whole."""
-    if metadata.get("name") == "fashion-mnist" and not metadata.get("file"):
-        x, y = _fashion_part("t10k")
-        return encode(x[:samples].astype(np.float32) / 255.0, encoding), y[:samples]
+    ({name, split_seed[, file, sha256]}), encoded, and their labels. A dataset's official
+    test part is read alone: decoding and splitting Fashion-MNIST's 60,000 training images
+    cost `simulate` more than the simulation. The encodings are per sample, so encoding a
+    prefix gives the prefix of the encoded whole."""
+    built_in = DATASETS.get(metadata.get("name"))
+    if built_in and built_in.part and not metadata.get("file"):
+        x, y = built_in.part("test")
+        return encode(_intensities(x[:samples]), encoding), y[:samples]
     data = dataset_of(metadata)
     return data.encoded("test", encoding)[:samples], data.test.y[:samples]
 
