@@ -60,6 +60,7 @@ def main() -> int:
     write_json(OUT, {
         "benchmark": "energy", "network": "export/digits/network.net",
         "samples": len(labels), "record_backend": lava.backend,
+        "record_detail": lava.detail,
         "presets": rows,
         "ann_baselines": [{k: b[k] for k in ("name", "per_inference_pj", "source")}
                           for b in base["ann_baselines"]],

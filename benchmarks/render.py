@@ -50,7 +50,9 @@ def _pj(pj):
 
 def energy_table(data: dict) -> str:
     lines = [f"The committed digits student ({data['samples']} test samples, counted on "
-             f"{data['record_backend']}), priced by every preset; repricing a 10,000-sample "
+             f"{data['record_backend']}"
+             + (f", {data['record_detail']}" if data.get("record_detail") else "")
+             + "), priced by every preset; repricing a 10,000-sample "
              f"record takes {1e3 * data['reprice_10000_samples_s_median']:.1f} ms (median of 5).",
              "", "| preset | kind | per inference | dynamic | static | latency |",
              "|---|---|---|---|---|---|"]
