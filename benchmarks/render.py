@@ -515,8 +515,8 @@ def tune_table(data: dict) -> str:
     for row in data["rows"].values():
         lava, stable = row.get("lava") or {}, row["stability"]
         whole, resumed = _timed(row["seeds"], "tune_s")
-        span = sorted({f"{min(whole):.0f}", f"{max(whole):.0f}"}, key=float) if whole else []
-        times = ("–".join(span) if whole else "—") + (
+        low, high = (f"{min(whole):.0f}", f"{max(whole):.0f}") if whole else ("—", "—")
+        times = (low if low == high else f"{low}–{high}") + (
             f" ({resumed} resumed seed(s) not timed)" if resumed else "")
         lines.append(
             f"| {row['name']} ({row['reset']}) | {row['reported_on']} | "

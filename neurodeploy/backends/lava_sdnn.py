@@ -31,7 +31,6 @@ from neurodeploy.netx.sdnn import read_sdnn, write_sdnn
 from neurodeploy.progress import Progress
 
 
-
 def _flat(data: np.ndarray) -> np.ndarray:
     """Lava's (..., steps) sink buffer in WHC -> [steps, flat CHW]."""
     if data.ndim == 4:

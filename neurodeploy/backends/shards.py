@@ -148,8 +148,9 @@ def merge(dirs: list[str | Path]) -> tuple[SpikeRecord, np.ndarray, np.ndarray]:
     (network, inputs, backend, T)."""
     for d in dirs:
         if not Path(d).is_dir():
-            raise UserError(f"{d}: no such directory of chunks; pass the chunks/ directories "
-                            "written by `neurodeploy simulate --backend lava --out DIR`")
+            raise UserError(f"{d}: no such directory of chunks; pass the --out directories "
+                            "of `neurodeploy simulate --backend lava --out DIR` (or their "
+                            "chunks/)")
     files = sorted(f for d in dirs for f in (sorted(Path(d).glob("chunk-*.npz"))
                                              or Path(d, "chunks").glob("chunk-*.npz")))
     if not files:

@@ -24,7 +24,8 @@ def simulate_torch(net: IntNetwork, spikes: np.ndarray, device: str = "cpu",
             chunks.append([s.cpu().numpy() for s in out])
     layers = [np.concatenate([c[i] for c in chunks]) for i in range(len(net.layers))]
     return SpikeRecord(backend="torch", detail=f"exact mode, {device}",
-                       inputs=record_inputs(spikes), layers=layers, layer_names=[layer.name for layer in net.layers],
+                       inputs=record_inputs(spikes), layers=layers,
+                       layer_names=[layer.name for layer in net.layers],
                        info={"device": device},
                        readout=np.concatenate(volts) if net.readout else None)
 

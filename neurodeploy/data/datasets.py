@@ -136,14 +136,14 @@ def _fashion_part(part: str) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST's official "train" (60,000) or "test" (10,000) images and labels."""
     kind = {"train": "train", "test": "t10k"}[part]
     files = {}
-    for part in ("images-idx3", "labels-idx1"):
-        name = f"{kind}-{part}-ubyte"
+    for what in ("images-idx3", "labels-idx1"):
+        name = f"{kind}-{what}-ubyte"
         found = [FASHION_DIR / f"{name}{ext}" for ext in (".gz", "")
                  if (FASHION_DIR / f"{name}{ext}").is_file()]
         if not found:
             raise UserError(f"Fashion-MNIST not found: {FASHION_DIR}/{name}.gz is missing; "
                             f"{FASHION_HINT}")
-        files[part] = _decoded(found[0])
+        files[what] = _decoded(found[0])
     return files["images-idx3"].reshape(-1, 28 * 28), files["labels-idx1"].astype(np.int64)
 
 
